@@ -1,0 +1,86 @@
+"""What every runtime (local processes, Docker containers) agrees on.
+
+A component of the stack is described once, as a ``ServiceSpec``; a runtime turns it into a
+running process or container and reports on it. Nothing outside ``sandbox.runtime`` starts or
+signals processes or talks to Docker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "RuntimeError_",
+    "Runtime",
+    "ServiceSpec",
+    "ServiceState",
+    "ServiceStatus",
+    "StartError",
+]
+
+
+class RuntimeError_(Exception):
+    """Base of the runtime's errors (named so it does not shadow the builtin)."""
+
+
+class StartError(RuntimeError_):
+    """A service could not be started; the message says why and where its log is."""
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One component of the stack, as either runtime needs it.
+
+    ``argv``/``env`` describe the local process; ``image``/``command`` the container.
+    ``port`` is where the component listens (on the settings' host locally, inside the
+    container in compose).
+    """
+
+    name: str
+    argv: tuple[str, ...]
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    # Compose / Docker.
+    image: str | None = None
+    command: tuple[str, ...] = ()
+    container_port: int | None = None
+    volumes: dict[str, str] = field(default_factory=dict)  # host path -> container path
+    gpu: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class ServiceState(str, Enum):
+    RUNNING = "running"
+    EXITED = "exited"  # it was started and has stopped on its own: a crash, usually
+    STOPPED = "stopped"  # never started, or stopped by us
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    state: ServiceState
+    pid: int | None = None
+    exit_code: int | None = None
+    detail: str = ""
+    log_path: Path | None = None
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """Starts, stops and reports on services. Implementations: LocalRuntime, DockerRuntime."""
+
+    def start(self, spec: ServiceSpec) -> ServiceStatus: ...
+
+    def stop(self, name: str, timeout_s: float = 15.0) -> ServiceStatus: ...
+
+    def status(self, name: str) -> ServiceStatus: ...
+
+    def names(self) -> list[str]:
+        """Every service this runtime has a record of (running or not)."""
+        ...
+
+    def log_tail(self, name: str, lines: int = 20) -> str: ...

