@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["free_port", "poll_until"]
+import pytest
+
+from sandbox import stack
+from sandbox.runtime.base import ServiceState
+from sandbox.runtime.local import LocalRuntime, group_alive
+from sandbox.settings import Settings, load_settings
+
+__all__ = [
+    "StackHandle",
+    "free_port",
+    "poll_until",
+    "require_stack_binaries",
+        "start_test_stack",
+    "stop_test_stack",
+    "isolated_settings",
+]
 
 T = TypeVar("T")
 
@@ -42,3 +61,70 @@ def poll_until(
             detail = f"last error: {last_error!r}" if last_error else f"last value: {last_value!r}"
             raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {description} ({detail})")
         time.sleep(interval_s)
+
+
+@dataclass(frozen=True)
+class StackHandle:
+    settings: Settings
+    runtime: LocalRuntime
+    owned: bool  # False when reusing a stack someone else started: never stop it
+
+    @property
+    def engine_url(self) -> str:
+        return self.settings.engine_url
+
+    @property
+    def prometheus_url(self) -> str:
+        return self.settings.prometheus_url
+
+    @property
+    def alertmanager_url(self) -> str:
+        return self.settings.alertmanager_url
+
+    @classmethod
+    def from_running(cls) -> StackHandle:
+        settings = load_settings()
+        return cls(settings, LocalRuntime(settings.run_dir), owned=False)
+
+
+def require_stack_binaries(settings: Settings) -> None:
+    """Skip (with the reason) where vLLM or Prometheus is missing, but never in CI: CI installs them."""
+    missing = []
+    if not Path(settings.engine_python).exists():
+        missing.append(f"vLLM ({settings.engine_python})")
+    for binary in (settings.prometheus_bin, settings.alertmanager_bin):
+        if shutil.which(binary) is None:
+            missing.append(binary)
+    if not missing:
+        return
+    reason = f"not installed: {', '.join(missing)} (run `make setup`)"
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the real stack, but {reason}")
+    pytest.skip(reason)
+
+
+def isolated_settings(run_dir: Path, **overrides: object) -> Settings:
+    """Settings for a stack of its own: a temporary run directory and free ports."""
+    ports = {
+        f"{name}_port": free_port()
+        for name in ("engine", "gateway", "retriever", "loadgen", "trace_sink", "prometheus", "alertmanager", "alert_webhook")
+    }
+    return load_settings(run_dir=run_dir, **{**ports, **overrides})
+
+
+def start_test_stack(run_dir: Path) -> StackHandle:
+    settings = isolated_settings(run_dir)
+    require_stack_binaries(settings)
+    runtime = LocalRuntime(settings.run_dir)
+    stack.up(settings, runtime, progress=lambda message: print(f"[stack] {message}"))
+    return StackHandle(settings, runtime, owned=True)
+
+
+def stop_test_stack(handle: StackHandle) -> None:
+    if not handle.owned:
+        return
+    pids = [s.pid for s in (handle.runtime.status(n) for n in handle.runtime.names()) if s.pid]
+    stack.down(handle.settings, handle.runtime, progress=lambda message: print(f"[stack] {message}"))
+    leftovers = [pid for pid in pids if group_alive(pid)]
+    assert not leftovers, f"process groups left running after down: {leftovers}"
+    assert all(handle.runtime.status(n).state is ServiceState.STOPPED for n in ("engine", "prometheus"))

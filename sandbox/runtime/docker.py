@@ -8,9 +8,11 @@ after a crash.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sandbox.runtime.base import ServiceSpec, ServiceState, ServiceStatus, StartError
+from sandbox.runtime.base import RuntimeError_, ServiceSpec, ServiceState, ServiceStatus, StartError
 
 __all__ = ["DockerRuntime", "docker_available", "LABEL"]
 
@@ -29,6 +31,22 @@ def docker_available(timeout_s: float = 2.0) -> bool:
             client.close()
     except Exception:  # noqa: BLE001 - any failure means "no usable engine"
         return False
+
+
+@contextmanager
+def _engine_errors() -> Iterator[None]:
+    """Translate "no engine" failures into one error that says what to do."""
+    import docker.errors
+    import requests
+
+    try:
+        yield
+    except docker.errors.NotFound:
+        raise
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        raise RuntimeError_(
+            f"the Docker engine did not answer ({exc}); start it, or run without Docker: SANDBOX_MODE=local"
+        ) from exc
 
 
 class DockerRuntime:
@@ -91,10 +109,11 @@ class DockerRuntime:
         import docker.errors
 
         try:
-            container = self.client.containers.get(self.container_name(name))
+            with _engine_errors():
+                container = self.client.containers.get(self.container_name(name))
+                container.reload()
         except docker.errors.NotFound:
             return ServiceStatus(name, ServiceState.STOPPED)
-        container.reload()
         state = container.attrs.get("State", {})
         if container.status == "running":
             return ServiceStatus(name, ServiceState.RUNNING, pid=state.get("Pid") or None)
@@ -116,7 +135,8 @@ class DockerRuntime:
         return ServiceStatus(name, ServiceState.STOPPED)
 
     def names(self) -> list[str]:
-        containers = self.client.containers.list(all=True, filters={"label": LABEL})
+        with _engine_errors():
+            containers = self.client.containers.list(all=True, filters={"label": LABEL})
         return sorted(c.labels[LABEL] for c in containers)
 
     def log_tail(self, name: str, lines: int = 20) -> str:

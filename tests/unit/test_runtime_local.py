@@ -1,0 +1,117 @@
+"""The local runtime against real processes (short Python children), no mocks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sandbox.runtime.base import ServiceSpec, ServiceState
+from sandbox.runtime.local import LocalRuntime, group_alive
+from tests.support import poll_until
+
+SLEEPER = (sys.executable, "-c", "import time; print('up', flush=True); time.sleep(600)")
+# A child that forks a grandchild, like vLLM's API server and its engine-core process.
+FORKER = (
+    sys.executable, "-c",
+    "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); time.sleep(600)",
+)
+
+
+def spec(name: str, argv: tuple[str, ...] = SLEEPER) -> ServiceSpec:
+    return ServiceSpec(name=name, argv=argv, port=0)
+
+
+@pytest.fixture()
+def runtime(tmp_path: Path):  # type: ignore[no-untyped-def]
+    rt = LocalRuntime(tmp_path)
+    yield rt
+    for name in rt.names():
+        rt.stop(name, timeout_s=2)
+
+
+def test_start_status_stop(runtime: LocalRuntime) -> None:
+    started = runtime.start(spec("sleeper"))
+    assert started.state is ServiceState.RUNNING and started.pid
+    assert runtime.status("sleeper").state is ServiceState.RUNNING
+    poll_until(lambda: "up" in runtime.log_tail("sleeper"), "the child's output in its log", 10)
+    assert runtime.names() == ["sleeper"]
+    runtime.stop("sleeper", timeout_s=5)
+    assert not group_alive(started.pid)
+    assert runtime.status("sleeper").state is ServiceState.STOPPED
+    assert runtime.names() == []
+
+
+def test_start_is_idempotent(runtime: LocalRuntime) -> None:
+    first = runtime.start(spec("once"))
+    second = runtime.start(spec("once"))
+    assert first.pid == second.pid
+
+
+def test_a_child_that_dies_is_reported_with_its_exit_code(runtime: LocalRuntime) -> None:
+    runtime.start(spec("crasher", (sys.executable, "-c", "import sys; print('boom'); sys.exit(3)")))
+    status = poll_until(
+        lambda: (s := runtime.status("crasher")).state is ServiceState.EXITED and s, "the crash to be seen", 10
+    )
+    assert status.exit_code == 3
+    assert "exited with code 3" in status.detail
+    assert "boom" in runtime.log_tail("crasher")
+
+
+def test_stop_reaches_grandchildren(runtime: LocalRuntime) -> None:
+    started = runtime.start(spec("forker", FORKER))
+    poll_until(lambda: _group_size(started.pid) >= 3, "supervisor, child and grandchild", 10)
+    runtime.stop("forker", timeout_s=5)
+    assert not group_alive(started.pid)
+
+
+def test_stop_after_the_supervisor_was_killed(runtime: LocalRuntime) -> None:
+    """A crash of the supervisor leaves its children; stop (what `down` does) still ends them."""
+    started = runtime.start(spec("orphaned", FORKER))
+    poll_until(lambda: _group_size(started.pid) >= 3, "supervisor, child and grandchild", 10)
+    os.kill(started.pid, signal.SIGKILL)
+    poll_until(lambda: runtime.status("orphaned").state is ServiceState.EXITED, "the supervisor's death", 10)
+    assert group_alive(started.pid), "the children should still run before stop"
+    runtime.stop("orphaned", timeout_s=5)
+    assert not group_alive(started.pid)
+
+
+def test_a_recycled_pid_is_not_mistaken_for_ours(runtime: LocalRuntime) -> None:
+    # A pid file left by a crash, whose pid now belongs to another process (this test's).
+    runtime.pid_dir.mkdir(parents=True, exist_ok=True)
+    record = {"name": "stale", "pid": os.getpid(), "start_time": 1}
+    (runtime.pid_dir / "stale.json").write_text(json.dumps(record))
+    assert runtime.status("stale").state is ServiceState.EXITED
+    assert runtime._is_ours(os.getpid(), record) is False
+    (runtime.pid_dir / "stale.json").unlink()
+
+
+def test_stop_twice_and_unknown_names_are_harmless(runtime: LocalRuntime) -> None:
+    runtime.start(spec("twice"))
+    runtime.stop("twice", timeout_s=5)
+    runtime.stop("twice", timeout_s=5)
+    assert runtime.stop("never-started").state is ServiceState.STOPPED
+
+
+def test_a_service_that_ignores_sigterm_is_killed(runtime: LocalRuntime) -> None:
+    stubborn = (
+        sys.executable, "-c",
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(600)",
+    )
+    started = runtime.start(spec("stubborn", stubborn))
+    poll_until(lambda: "ready" in runtime.log_tail("stubborn"), "the child to ignore SIGTERM", 10)
+    begin = time.monotonic()
+    runtime.stop("stubborn", timeout_s=1)
+    assert not group_alive(started.pid)
+    assert time.monotonic() - begin < 10
+
+
+def _group_size(pgid: int) -> int:
+    from sandbox.runtime.local import _group_members
+
+    return len(_group_members(pgid))

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sandbox.settings import Mode, SettingsError, load_settings
+
+
+def test_defaults_work_out_of_the_box(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SANDBOX_ENGINE_PORT", "SANDBOX_MODE", "SANDBOX_RUN_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert settings.host == "127.0.0.1"
+    assert settings.engine_url == "http://127.0.0.1:8100"
+    assert settings.mode is Mode.AUTO
+    assert (settings.model_dir / "config.json").exists()
+    assert settings.targets_dir == settings.run_dir / "targets"
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SANDBOX_ENGINE_PORT", "18100")
+    monkeypatch.setenv("SANDBOX_RUN_DIR", str(tmp_path))
+    monkeypatch.setenv("SANDBOX_KV_BLOCKS", "24")
+    monkeypatch.setenv("SANDBOX_MODE", "local")
+    settings = load_settings()
+    assert settings.engine_port == 18100
+    assert settings.run_dir == tmp_path
+    assert settings.kv_blocks == 24
+    assert settings.resolve_mode() is Mode.LOCAL
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("SANDBOX_ENGINE_PORT", "eighty"), ("SANDBOX_ENGINE_PORT", "70000"), ("SANDBOX_MODE", "kubernetes"), ("SANDBOX_KV_BLOCKS", "0")],
+)
+def test_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as excinfo:
+        load_settings()
+    assert variable in str(excinfo.value)
+    assert value in str(excinfo.value)
+
+
+def test_settings_are_immutable() -> None:
+    settings = load_settings()
+    with pytest.raises(Exception):
+        settings.engine_port = 1  # type: ignore[misc]
