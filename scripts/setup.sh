@@ -31,10 +31,12 @@ stamp=".venv/.setup-$(cat pyproject.toml | sha256sum | cut -c1-12)"
 if [ -f "$stamp" ]; then
   say "sandbox environment .venv is up to date"
 else
-  say "installing the sandbox into .venv (about 1 minute)"
+  say "installing the sandbox into .venv (about 2 minutes)"
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
   .venv/bin/pip install --upgrade --quiet pip 2>&1 | quiet_pip
-  .venv/bin/pip install -e '.[dev]' 2>&1 | quiet_pip | grep -E "^(Successfully|ERROR)" || true
+  extra=(); [ -n "$TORCH_INDEX" ] && extra=(--extra-index-url "$TORCH_INDEX")
+  # The retriever's embedding model needs torch too (the same CPU build as the engine's).
+  .venv/bin/pip install "${extra[@]}" -e '.[dev]' 2>&1 | quiet_pip | grep -E "^(Successfully|ERROR)" || true
   .venv/bin/python -c "import sandbox.cli" || die "the sandbox did not install into .venv (see pip's errors above)"
   rm -f .venv/.setup-*; touch "$stamp"
 fi
