@@ -13,7 +13,7 @@ from sandbox.settings import REPO_ROOT, Settings
 __all__ = ["RETRIEVER_IMAGE", "retriever_component"]
 
 # The project's own image (built from the repository's Dockerfile) in compose.
-RETRIEVER_IMAGE = "llm-incident-sandbox:local"
+RETRIEVER_IMAGE = "llm-sandbox/app:0.1.0"
 CONTAINER_PORT = 8200
 
 

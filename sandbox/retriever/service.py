@@ -64,12 +64,24 @@ class Retriever:
     # -- Start-up -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Load the model and build the index (blocking; run it off the event loop)."""
+        """Read the corpus, load the model, build the index (blocking; run it off the event loop).
+
+        The corpus is read first: a missing corpus fails in milliseconds, not after the model load.
+        """
+        options = self.options
         try:
             with self.tracer.start_as_current_span("retriever.startup"):
+                read_started = time.perf_counter()
+                passages = load_corpus(options.corpus_root, options.corpus_globs, options.chunk_chars)
+                if not passages:
+                    raise RuntimeError(
+                        f"no passages: nothing matches {list(options.corpus_globs)} under {options.corpus_root}"
+                    )
+                read_s = time.perf_counter() - read_started
+
                 self.state = State.LOADING_MODEL
                 with self.tracer.start_as_current_span("retriever.load_model"):
-                    self._embedder = Embedder(self.options.torch_threads)
+                    self._embedder = Embedder(options.torch_threads)
                 self.model_load_s = self._embedder.load_seconds
                 self.metrics.startup_seconds.labels(step="model_load").set(self.model_load_s)
                 log.info("model loaded", extra={"seconds": round(self.model_load_s, 3)})
@@ -77,21 +89,11 @@ class Retriever:
                 self.state = State.BUILDING_INDEX
                 with self.tracer.start_as_current_span("retriever.build_index") as span:
                     started = time.perf_counter()
-                    passages = load_corpus(
-                        self.options.corpus_root, self.options.corpus_globs, self.options.chunk_chars
-                    )
-                    if not passages:
-                        raise RuntimeError(
-                            f"no passages: nothing matches {list(self.options.corpus_globs)} "
-                            f"under {self.options.corpus_root}"
-                        )
                     vectors = self._embedder.encode([p.text for p in passages])
-                    store = VectorStore(
-                        self.options.collection, path=self.options.qdrant_path, url=self.options.qdrant_url
-                    )
+                    store = VectorStore(options.collection, path=options.qdrant_path, url=options.qdrant_url)
                     store.rebuild(passages, vectors)
                     self._store = store
-                    self.index_build_s = time.perf_counter() - started
+                    self.index_build_s = read_s + time.perf_counter() - started
                     span.set_attribute("sandbox.retriever.passages", len(passages))
                 self.metrics.startup_seconds.labels(step="index_build").set(self.index_build_s)
                 self.metrics.index_passages.set(len(passages))

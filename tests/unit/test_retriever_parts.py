@@ -136,3 +136,28 @@ def test_exposition_follows_the_accept_header() -> None:
 def test_buckets_are_fine_below_100ms_and_reach_minutes() -> None:
     assert sum(1 for b in LATENCY_BUCKETS_S if b <= 0.1) >= 8
     assert LATENCY_BUCKETS_S[-1] >= 120 and list(LATENCY_BUCKETS_S) == sorted(LATENCY_BUCKETS_S)
+
+
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_vector_store_returns_nearest_passages(tmp_path: Path, on_disk: bool) -> None:
+    import numpy as np
+
+    from sandbox.retriever.corpus import Passage
+    from sandbox.retriever.store import VectorStore
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(50, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    passages = [Passage(f"text {i}", f"doc.md#p{i}") for i in range(50)]
+    store = VectorStore("test", path=tmp_path / "qdrant" if on_disk else None)
+    try:
+        store.rebuild(passages, vectors)
+        store.rebuild(passages, vectors)  # a rebuild replaces the collection, it does not add to it
+        assert store.size == 50
+        found = store.search(vectors[17], limit=3)
+        assert found[0].source == "doc.md#p17" and found[0].score == pytest.approx(1.0, abs=1e-4)
+        assert len(found) == 3 and found[0].score >= found[1].score >= found[2].score
+    finally:
+        store.close()
+    if on_disk:
+        assert any((tmp_path / "qdrant").iterdir())
