@@ -36,11 +36,8 @@ class Embedder:
 
         torch.set_num_threads(torch_threads)
         self._model: Any = SentenceTransformer(model_path(), device="cpu")
-        # sentence-transformers 6 renamed the method; accept both names.
-        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
-        self.dimension = int(dimension())
         # The first encode pays for lazy initialisation; do it here, not in a user's request.
-        self.encode(["warm-up"])
+        self.dimension = int(self.encode(["warm-up"]).shape[1])
         self.load_seconds = time.perf_counter() - started
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:

@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Candidate", "STOP_WORDS", "rerank", "terms"]
+__all__ = ["STOP_WORDS", "Candidate", "rerank", "terms"]
 
 STOP_WORDS = frozenset(
     "a an and are as at be by can do does for from how i in is it its of on or so that the this "

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Span, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-__all__ = ["extract_context", "exemplar_of", "setup_tracing"]
+__all__ = ["exemplar_of", "extract_context", "setup_tracing"]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 
