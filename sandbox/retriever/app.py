@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -129,6 +130,9 @@ def create_app(options: RetrieverOptions, start: bool = True) -> FastAPI:
             result = await retriever.search(body.query, body.k)
         except NotReadyError as exc:
             return _error(503, f"retriever not ready: {exc}", None, "not_ready")
+        span = trace.get_current_span()
+        span.set_attribute("sandbox.retriever.k", body.k)
+        span.set_attribute("sandbox.retriever.results", len(result.passages))
         log.info(
             "search",
             extra={"k": body.k, "results": len(result.passages),

@@ -266,6 +266,7 @@ def test_phase_spans_are_children_of_the_callers_trace(service: Service) -> None
     by_name = {s.name: s for s in spans}
     server = by_name["POST /search"]
     assert server.parent_span_id == parent_id and server.service == "sandbox-retriever"
+    assert server.attributes["sandbox.retriever.k"] == 3 and server.attributes["sandbox.retriever.results"] == 3
     for phase in PHASES:
         assert by_name[f"retrieval.{phase}"].parent_span_id == server.span_id
     # The request's duration exemplar points at this trace.
