@@ -1,0 +1,209 @@
+"""Telemetry wiring every sandbox service shares (gateway, retriever, loadgen).
+
+Two jobs, one small API:
+
+* **Traces**: ``configure_tracing("gateway", settings)`` builds an OpenTelemetry SDK tracer
+  provider whose spans leave through a ``BatchSpanProcessor`` and the OTLP/HTTP exporter. Where
+  they go, first match wins:
+
+  1. the ``endpoint`` argument (a service's ``--otlp-endpoint`` flag; ``""`` or ``"none"``
+     turns export off);
+  2. the standard variables: ``OTEL_SDK_DISABLED=true`` or ``OTEL_TRACES_EXPORTER=none`` turn
+     export off; ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_ENDPOINT`` are
+     honoured by the exporter itself (compose points them at the OTel Collector);
+  3. the local trace sink from ``Settings``: ``http://<host>:<trace_sink_port>/v1/traces``;
+  4. without settings either, no export.
+
+  Spans are created in every case, so exemplars and logs always carry a real trace id. A sink
+  that is down costs a logged export error and nothing else: export happens on the processor's
+  thread, with a short timeout, and never blocks or fails a request.
+
+* **Metrics**: ``render_metrics`` answers a scrape in the format the scraper asked for;
+  OpenMetrics (what Prometheus asks for) is the only one that carries histogram exemplars
+  (``{trace_id="...",span_id="..."}``), the link from a slow bucket to its trace.
+  ``serve_metrics`` runs that on a port of its own for a process without an HTTP app (loadgen).
+
+Trace propagation is W3C ``traceparent``: ``extract_context`` reads it from incoming headers,
+``inject_context`` writes it into outgoing ones.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
+
+from opentelemetry import context as otel_context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Span, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+
+if TYPE_CHECKING:
+    from sandbox.settings import Settings
+
+__all__ = [
+    "EXPORT_TIMEOUT_S",
+    "MetricsServer",
+    "Tracing",
+    "configure_tracing",
+    "exemplar_of",
+    "extract_context",
+    "inject_context",
+    "render_metrics",
+    "serve_metrics",
+    "trace_endpoint",
+    "trace_id_of",
+]
+
+# One export may take this long before it is dropped: a sink that hangs must not pile up spans.
+EXPORT_TIMEOUT_S = 3.0
+# Between exports: a learner sees a request's trace a moment after it ends.
+EXPORT_DELAY_MS = 500
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+_OFF = {"", "none", "off", "false"}
+
+
+@dataclass(frozen=True)
+class Tracing:
+    """A service's tracer and the provider behind it (``shutdown`` flushes pending spans)."""
+
+    provider: TracerProvider
+    tracer: Tracer
+    endpoint: str | None  # where spans go; None when they are not exported
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        return self.provider.force_flush(int(timeout_s * 1000))
+
+
+def trace_endpoint(settings: Settings | None, endpoint: str | None = None) -> str | None:
+    """Where spans are exported (see the module docstring for the order); None = nowhere."""
+    if endpoint is not None:
+        return None if endpoint.strip().lower() in _OFF else endpoint
+    if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return None
+    if os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() in _OFF:
+        return None
+    if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        return os.environ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"].rstrip("/") + "/v1/traces"
+    if settings is not None:
+        return f"{settings.url(settings.trace_sink_port)}/v1/traces"
+    return None
+
+
+def configure_tracing(
+    service_name: str,
+    settings: Settings | None = None,
+    *,
+    endpoint: str | None = None,
+    set_global: bool = False,
+) -> Tracing:
+    """A tracer provider for one service, exporting OTLP/HTTP in batches.
+
+    The provider is the service's own (not the global one) unless ``set_global``: tests build
+    many apps in one process, and each must export to its own sink.
+    """
+    resource = Resource.create({"service.name": f"sandbox-{service_name}", "service.namespace": "sandbox"})
+    provider = TracerProvider(resource=resource)
+    target = trace_endpoint(settings, endpoint)
+    if target is not None:
+        # Imported here: a service that exports nothing does not pay for requests/protobuf.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter(endpoint=target, timeout=EXPORT_TIMEOUT_S)
+        provider.add_span_processor(
+            BatchSpanProcessor(exporter, schedule_delay_millis=EXPORT_DELAY_MS, export_timeout_millis=int(EXPORT_TIMEOUT_S * 1000))
+        )
+    if set_global:
+        from opentelemetry import trace
+
+        trace.set_tracer_provider(provider)
+    return Tracing(provider, provider.get_tracer(f"sandbox.{service_name}"), target)
+
+
+# -- Propagation --------------------------------------------------------------------------
+
+
+def extract_context(headers: Mapping[str, str]) -> otel_context.Context:
+    """The caller's trace context from a W3C ``traceparent`` header (empty without one)."""
+    return _PROPAGATOR.extract(carrier={k.lower(): v for k, v in headers.items()})
+
+
+def inject_context(headers: MutableMapping[str, str], context: otel_context.Context | None = None) -> MutableMapping[str, str]:
+    """Add ``traceparent`` (and ``tracestate``) for ``context`` (the current one by default)."""
+    _PROPAGATOR.inject(headers, context=context)
+    return headers
+
+
+def trace_id_of(span: Span) -> str | None:
+    ctx = span.get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+def exemplar_of(span: Span) -> dict[str, str] | None:
+    """Exemplar labels linking a histogram observation to ``span``'s trace (None if unsampled)."""
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return None
+    return {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
+
+
+# -- Metrics exposition ---------------------------------------------------------------------
+
+
+def render_metrics(registry: CollectorRegistry, accept: str | None, openmetrics: bool = False) -> tuple[bytes, str]:
+    """The exposition the scraper asked for; ``openmetrics`` forces the format with exemplars."""
+    if openmetrics:
+        return generate_openmetrics(registry), OPENMETRICS_CONTENT_TYPE
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type
+
+
+class MetricsServer:
+    """``GET /metrics`` for one registry on its own thread (for processes without a web app)."""
+
+    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                if self.path.split("?")[0] != "/metrics":
+                    self.send_error(404, "only /metrics here")
+                    return
+                payload, content_type = render_metrics(registry, self.headers.get("Accept"))
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass  # a scrape every few seconds is not worth a log line
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-server", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def serve_metrics(registry: CollectorRegistry, host: str = "127.0.0.1", port: int = 0) -> MetricsServer:
+    """Serve ``registry`` at ``http://host:port/metrics`` (port 0 picks a free one: see ``.port``)."""
+    return MetricsServer(registry, host, port)
