@@ -17,7 +17,7 @@ __all__ = ["main"]
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--host", default=None, help="address to bind [SANDBOX_HOST]")
 @click.option("--port", type=int, default=None, help="port to bind [SANDBOX_RETRIEVER_PORT]")
-@click.option("--otlp-endpoint", default=None, help="OTLP/HTTP traces URL (…/v1/traces); none: spans are not exported")
+@click.option("--otlp-endpoint", default=None, help="OTLP/HTTP traces URL (…/v1/traces); 'none' exports nothing [default: OTEL_* variables, then the local trace sink]")
 @click.option("--qdrant-path", type=click.Path(path_type=Path), default=None, help="keep the index on disk here (embedded Qdrant)")
 @click.option("--qdrant-url", default=None, help="use a Qdrant server instead of the embedded store")
 @click.option("--corpus-root", type=click.Path(path_type=Path, file_okay=False), default=None, help="folder the corpus globs are read from")
@@ -55,7 +55,7 @@ def main(
         "starting", extra={"options": options.model_dump(mode="json")}
     )
     uvicorn.run(
-        create_app(options),
+        create_app(options, settings),
         host=options.host,
         port=options.port,
         log_config=None,

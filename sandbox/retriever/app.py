@@ -25,10 +25,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandbox.retriever.config import RetrieverOptions
 from sandbox.retriever.faults import FaultError, FaultState, parse_fault
-from sandbox.retriever.metrics import PHASES, RetrieverMetrics, render
+from sandbox.retriever.metrics import PHASES, RetrieverMetrics
 from sandbox.retriever.protocol import Passage, SearchRequest, SearchResponse, Timings, error_body
 from sandbox.retriever.service import NotReadyError, Retriever, State
-from sandbox.retriever.tracing import exemplar_of, extract_context, setup_tracing
+from sandbox.settings import Settings
+from sandbox.telemetry import configure_tracing, exemplar_of, extract_context, render_metrics
 
 __all__ = ["create_app"]
 
@@ -54,10 +55,15 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
     return _error(400, message, problems[0][0] if problems else None, "invalid_value")
 
 
-def create_app(options: RetrieverOptions, start: bool = True) -> FastAPI:
-    """The app; with ``start`` the model and index load in a background thread at start-up."""
+def create_app(options: RetrieverOptions, settings: Settings | None = None, start: bool = True) -> FastAPI:
+    """The app; with ``start`` the model and index load in a background thread at start-up.
+
+    Spans go to ``options.otlp_endpoint``, else where ``sandbox.telemetry`` finds an endpoint
+    (OTEL_* variables, then the local trace sink of ``settings``), else nowhere.
+    """
     metrics = RetrieverMetrics()
-    tracer, provider = setup_tracing(options.service_name, options.otlp_endpoint)
+    tracing = configure_tracing(options.service_name, settings, endpoint=options.otlp_endpoint)
+    tracer = tracing.tracer
     faults = FaultState(on_change=lambda phase, mean: metrics.injected[phase].set(mean))
     retriever = Retriever(options, metrics, tracer, faults)
 
@@ -69,7 +75,7 @@ def create_app(options: RetrieverOptions, start: bool = True) -> FastAPI:
             threading.Thread(target=retriever.start, name="retriever-startup", daemon=True).start()
         yield
         retriever.close()
-        provider.shutdown()
+        tracing.shutdown()
 
     app = FastAPI(title="sandbox retriever", lifespan=lifespan)
     app.state.retriever = retriever
@@ -164,7 +170,7 @@ def create_app(options: RetrieverOptions, start: bool = True) -> FastAPI:
     @app.get("/metrics")
     async def metrics_endpoint(request: Request) -> Response:
         faults.active()  # lets an expired fault clear itself, so the gauge is current
-        payload, content_type = render(metrics.registry, request.headers.get("accept"))
+        payload, content_type = render_metrics(metrics.registry, request.headers.get("accept"))
         return Response(payload, media_type=content_type)
 
     @app.get("/admin/fault")

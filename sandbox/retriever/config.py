@@ -42,8 +42,9 @@ class RetrieverOptions(BaseModel):
     # torch's intra-op threads: one query is a few milliseconds on one thread, and the two
     # cores are shared with vLLM.
     torch_threads: int = Field(1, ge=1, le=64)
-    # OTLP/HTTP traces endpoint (…/v1/traces); None sends no spans (they are still created,
-    # so exemplars and logs carry trace ids).
+    # OTLP/HTTP traces endpoint (…/v1/traces); "none" exports nothing; None lets
+    # sandbox.telemetry choose (OTEL_* variables, then the local trace sink). Spans are created
+    # either way, so exemplars and logs carry trace ids.
     otlp_endpoint: str | None = None
     service_name: str = "retriever"
 

@@ -9,9 +9,8 @@ OpenMetrics exposition, which ``render`` picks when the scraper asks for it (Pro
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import choose_encoder
 
-__all__ = ["LATENCY_BUCKETS_S", "PHASES", "STATUS_CLASSES", "RetrieverMetrics", "render"]
+__all__ = ["LATENCY_BUCKETS_S", "PHASES", "STATUS_CLASSES", "RetrieverMetrics"]
 
 # The retrieval parts, in the order a request goes through them.
 PHASES: tuple[str, ...] = ("embed", "search", "rerank")
@@ -86,8 +85,3 @@ class RetrieverMetrics:
         for gauge in self.injected.values():
             gauge.set(0.0)
 
-
-def render(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, str]:
-    """The exposition the scraper asked for (OpenMetrics, with exemplars, or the text format)."""
-    encoder, content_type = choose_encoder(accept or "")
-    return encoder(registry), content_type

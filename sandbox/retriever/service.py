@@ -20,7 +20,7 @@ from sandbox.retriever.faults import FaultState
 from sandbox.retriever.metrics import RetrieverMetrics
 from sandbox.retriever.rerank import Candidate, rerank
 from sandbox.retriever.store import VectorStore
-from sandbox.retriever.tracing import exemplar_of
+from sandbox.telemetry import exemplar_of
 
 __all__ = ["NotReadyError", "Retriever", "SearchResult", "State"]
 

@@ -12,8 +12,9 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from sandbox.retriever.corpus import chunk_markdown, load_corpus
 from sandbox.retriever.faults import FaultError, FaultState, HeavyTailParams, JitterParams, _Sampler, parse_fault
-from sandbox.retriever.metrics import LATENCY_BUCKETS_S, RetrieverMetrics, render
+from sandbox.retriever.metrics import LATENCY_BUCKETS_S, RetrieverMetrics
 from sandbox.retriever.rerank import Candidate, rerank, terms
+from sandbox.telemetry import render_metrics
 
 DOC = """# Title
 
@@ -121,7 +122,7 @@ def test_state_tracks_faults_and_reports_changes() -> None:
 def test_exposition_follows_the_accept_header() -> None:
     metrics = RetrieverMetrics()
     metrics.phase["search"].observe(0.003, {"trace_id": "ab" * 16})
-    openmetrics, content_type = render(metrics.registry, "application/openmetrics-text; version=1.0.0")
+    openmetrics, content_type = render_metrics(metrics.registry, "application/openmetrics-text; version=1.0.0")
     assert content_type.startswith("application/openmetrics-text")
     families = {f.name: f for f in text_string_to_metric_families(openmetrics.decode())}
     bucket = next(
@@ -129,7 +130,7 @@ def test_exposition_follows_the_accept_header() -> None:
         if s.labels.get("phase") == "search" and s.labels.get("le") == "0.005"
     )
     assert bucket.value == 1 and bucket.exemplar is not None and bucket.exemplar.labels["trace_id"] == "ab" * 16
-    text, content_type = render(metrics.registry, None)
+    text, content_type = render_metrics(metrics.registry, None)
     assert content_type.startswith("text/plain") and b"trace_id" not in text
 
 
