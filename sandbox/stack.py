@@ -21,8 +21,10 @@ from sandbox.components.alertmanager import alertmanager_component
 from sandbox.components.base import Component, Readiness, ScrapeTarget
 from sandbox.components.engine import engine_component
 from sandbox.components.prometheus import prometheus_component
+from sandbox.retriever.component import retriever_component
 from sandbox.runtime.base import Runtime, ServiceState, StartError
 from sandbox.settings import Settings
+from sandbox.tracesink.component import trace_sink_component
 
 __all__ = [
     "ComponentStatus",
@@ -54,7 +56,13 @@ class ComponentStatus:
 
 def default_components() -> list[Component]:
     """The local stack of `make up`, in start order."""
-    components = [engine_component(), alertmanager_component(), prometheus_component()]
+    components = [
+        trace_sink_component(),
+        engine_component(),
+        retriever_component(),
+        alertmanager_component(),
+        prometheus_component(),
+    ]
     return sorted(components, key=lambda c: c.order)
 
 

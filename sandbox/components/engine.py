@@ -30,6 +30,9 @@ def engine_argv(settings: Settings, port: int) -> list[str]:
     ]
     if settings.kv_blocks is not None:
         argv += ["--num-gpu-blocks-override", str(settings.kv_blocks)]
+    # vLLM's llm_request spans join the caller's trace (it honours traceparent), and its
+    # start-up spans (loading, KV-cache allocation) show where a cold start spends its time.
+    argv += ["--otlp-traces-endpoint", f"{settings.url(settings.trace_sink_port)}/v1/traces"]
     return argv
 
 
@@ -40,6 +43,8 @@ def engine_env(settings: Settings) -> dict[str, str]:
         "TRANSFORMERS_OFFLINE": "1",
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": "1",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",  # vLLM defaults to gRPC
+        "OTEL_SERVICE_NAME": "vllm",
     }
     if settings.engine_threads_bind:
         env["VLLM_CPU_OMP_THREADS_BIND"] = settings.engine_threads_bind
