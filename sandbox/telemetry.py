@@ -29,14 +29,19 @@ Trace propagation is W3C ``traceparent``: ``extract_context`` reads it from inco
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import sys
 import threading
+import time
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
+from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -52,8 +57,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXPORT_TIMEOUT_S",
+    "JsonLogFormatter",
     "MetricsServer",
     "Tracing",
+    "configure_logging",
     "configure_tracing",
     "exemplar_of",
     "extract_context",
@@ -207,3 +214,45 @@ class MetricsServer:
 def serve_metrics(registry: CollectorRegistry, host: str = "127.0.0.1", port: int = 0) -> MetricsServer:
     """Serve ``registry`` at ``http://host:port/metrics`` (port 0 picks a free one: see ``.port``)."""
     return MetricsServer(registry, host, port)
+
+
+# -- Logs -------------------------------------------------------------------------------------
+
+# Fields every LogRecord has; anything else came from ``extra=`` and becomes a field of its own.
+_RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line, with the current trace id (unless ``extra`` gives one)."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        ctx = otel_trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            entry["trace_id"] = format(ctx.trace_id, "032x")
+        entry.update({k: v for k, v in vars(record).items() if k not in _RECORD_FIELDS})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(service: str, level: int = logging.INFO) -> None:
+    """Send every log record (uvicorn's included) to stderr as JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True

@@ -1,0 +1,75 @@
+"""A small client of the gateway's admin API (the CLI, faults and the autoscaler use it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+__all__ = ["GatewayAdmin", "GatewayAdminError", "parse_weights"]
+
+
+class GatewayAdminError(Exception):
+    """The gateway refused or could not be reached; the message says which and why."""
+
+
+def parse_weights(pairs: list[str] | tuple[str, ...]) -> dict[str, float]:
+    """``["stable=90", "canary=10"]`` -> ``{"stable": 90.0, "canary": 10.0}``."""
+    weights: dict[str, float] = {}
+    for pair in pairs:
+        version, sep, value = pair.partition("=")
+        try:
+            if not sep or not version:
+                raise ValueError
+            weights[version] = float(value)
+        except ValueError:
+            raise GatewayAdminError(f"{pair!r}: expected version=weight, e.g. stable=90") from None
+    return weights
+
+
+class GatewayAdmin:
+    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self._client = httpx.Client(timeout=timeout_s)
+
+    def __enter__(self) -> GatewayAdmin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._client.close()
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        try:
+            response = self._client.request(method, f"{self.url}{path}", json=body)
+        except httpx.HTTPError as exc:
+            raise GatewayAdminError(f"gateway at {self.url} unreachable ({type(exc).__name__}); is the stack up?") from exc
+        if response.status_code != 200:
+            try:
+                message = response.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = response.text[:300]
+            raise GatewayAdminError(f"gateway refused {method} {path}: {message}")
+        return response.json()  # type: ignore[no-any-return]
+
+    def state(self) -> dict[str, Any]:
+        return self._call("GET", "/admin/state")
+
+    def set_weights(self, weights: dict[str, float]) -> dict[str, Any]:
+        return self._call("PUT", "/admin/weights", weights)  # type: ignore[arg-type]
+
+    def set_shadow(self, version: str | None, share: float = 0.0) -> dict[str, Any]:
+        if version is None:
+            return self._call("DELETE", "/admin/shadow")
+        return self._call("PUT", "/admin/shadow", {"version": version, "share": share})
+
+    def set_admission(self, **fields: Any) -> dict[str, Any]:
+        return self._call("PUT", "/admin/admission", fields)
+
+    def set_rag(self, **fields: Any) -> dict[str, Any]:
+        return self._call("PUT", "/admin/rag", fields)
+
+    def add_engine(self, name: str, version: str, url: str) -> dict[str, Any]:
+        return self._call("POST", "/admin/engines", {"name": name, "version": version, "url": url})
+
+    def remove_engine(self, name: str) -> dict[str, Any]:
+        return self._call("DELETE", f"/admin/engines/{name}")

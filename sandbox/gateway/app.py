@@ -1,0 +1,198 @@
+"""The gateway's HTTP app: routes only; the logic is in ``serving.Gateway``.
+
+Client routes: ``POST /v1/completions``, ``POST /v1/chat/completions``, ``GET /v1/models``.
+Operations: ``GET /health`` (alive), ``GET /ready`` (an engine is in rotation), ``GET /metrics``
+(OpenMetrics with exemplars when asked, as Prometheus does).
+Admin (run-time changes, used by the CLI, faults and the autoscaler):
+
+- ``GET /admin/state``: engines, weights, shadow, admission limits and usage, RAG options;
+- ``PUT /admin/weights`` ``{"stable": 90, "canary": 10}`` (versions not named get 0);
+- ``PUT /admin/shadow`` ``{"version": "canary", "share": 0.1}``, ``DELETE /admin/shadow``;
+- ``PUT /admin/admission`` with any fields of ``AdmissionOptions`` (``{"enabled": true}``...);
+- ``PUT /admin/rag`` with any fields of ``RagOptions``;
+- ``POST /admin/engines`` ``{"name", "version", "url"}``, ``DELETE /admin/engines/{name}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sandbox.gateway.config import AdmissionOptions, EngineOptions, GatewayOptions, RagOptions, ShadowOptions
+from sandbox.gateway.errors import GatewayError, error_response
+from sandbox.gateway.metrics import GatewayMetrics
+from sandbox.gateway.protocol import CHAT_ROUTE, COMPLETIONS_ROUTE
+from sandbox.gateway.serving import Gateway
+from sandbox.telemetry import Tracing, configure_tracing, render_metrics
+
+__all__ = ["create_app"]
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body())
+    except ValueError as exc:
+        raise GatewayError(400, f"request body is not valid JSON: {exc}", None, "invalid_json") from None
+    if not isinstance(body, dict):
+        raise GatewayError(400, "request body must be a JSON object", None, "invalid_type")
+    return body
+
+
+def _validated(model: type[BaseModel], data: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        param = ".".join(str(p) for p in error["loc"]) or None
+        raise GatewayError(400, f"{param}: {error['msg']}" if param else error["msg"], param, "invalid_value") from None
+
+
+def create_app(options: GatewayOptions, tracing: Tracing | None = None) -> FastAPI:
+    metrics = GatewayMetrics()
+    tracing = tracing or configure_tracing("gateway", None, endpoint="none")
+    gateway = Gateway(options, metrics, tracing.tracer)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await gateway.router.probe(gateway.client)  # know the engines before the first request
+        gateway.publish_routing()
+        prober = asyncio.ensure_future(gateway.run_prober())
+        yield
+        prober.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await prober
+        await gateway.close()
+        tracing.shutdown()
+
+    app = FastAPI(title="sandbox gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.gateway = gateway
+    app.state.metrics = metrics
+
+    @app.exception_handler(GatewayError)
+    async def on_gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        return error_response(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", None, code)
+
+    # -- OpenAI routes ----------------------------------------------------------------------
+
+    @app.post(COMPLETIONS_ROUTE)
+    async def completions(request: Request) -> Response:
+        return await gateway.handle(request, COMPLETIONS_ROUTE)
+
+    @app.post(CHAT_ROUTE)
+    async def chat_completions(request: Request) -> Response:
+        return await gateway.handle(request, CHAT_ROUTE)
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [
+            {"id": name, "object": "model", "created": gateway.started, "owned_by": "sandbox"} for name in options.models
+        ]}
+
+    # -- Operations -----------------------------------------------------------------------
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/ready")
+    async def ready() -> Response:
+        engines = gateway.router.ready()
+        if not engines:
+            return error_response(503, "no engine in rotation", None, "no_engine")
+        return JSONResponse({"status": "ready", "engines": [e.name for e in engines]})
+
+    @app.get("/metrics")
+    async def metrics_endpoint(request: Request) -> Response:
+        payload, content_type = render_metrics(metrics.registry, request.headers.get("accept"))
+        return Response(payload, media_type=content_type)
+
+    # -- Admin ----------------------------------------------------------------------------
+
+    def state() -> dict[str, Any]:
+        admission = gateway.admission
+        return {
+            "engines": [e.describe() for e in gateway.router.engines.values()],
+            "weights": gateway.router.weights,
+            "shadow": gateway.router.shadow.model_dump() if gateway.router.shadow else None,
+            "admission": {**admission.options.model_dump(), "in_flight_tokens": admission.tokens,
+                          "in_flight_sequences": admission.sequences, "queued": admission.queued},
+            "rag": options.rag.model_dump(),
+        }
+
+    @app.get("/admin/state")
+    async def get_state() -> dict[str, Any]:
+        return state()
+
+    @app.put("/admin/weights")
+    async def put_weights(request: Request) -> dict[str, Any]:
+        body = await _json_object(request)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in body.values()):
+            raise GatewayError(400, "weights: every value must be a number", "weights", "invalid_type")
+        try:
+            gateway.router.set_weights({str(k): float(v) for k, v in body.items()})
+        except ValueError as exc:
+            raise GatewayError(400, str(exc), "weights", "invalid_value") from None
+        gateway.publish_routing()
+        return state()
+
+    @app.put("/admin/shadow")
+    async def put_shadow(request: Request) -> dict[str, Any]:
+        shadow = _validated(ShadowOptions, await _json_object(request))
+        try:
+            gateway.router.set_shadow(shadow)
+        except ValueError as exc:
+            raise GatewayError(400, str(exc), "version", "invalid_value") from None
+        return state()
+
+    @app.delete("/admin/shadow")
+    async def delete_shadow() -> dict[str, Any]:
+        gateway.router.set_shadow(None)
+        return state()
+
+    @app.put("/admin/admission")
+    async def put_admission(request: Request) -> dict[str, Any]:
+        merged = {**gateway.admission.options.model_dump(), **await _json_object(request)}
+        gateway.admission.configure(_validated(AdmissionOptions, merged))
+        return state()
+
+    @app.put("/admin/rag")
+    async def put_rag(request: Request) -> dict[str, Any]:
+        merged = {**options.rag.model_dump(), **await _json_object(request)}
+        options.rag = _validated(RagOptions, merged)
+        return state()
+
+    @app.post("/admin/engines")
+    async def post_engine(request: Request) -> dict[str, Any]:
+        engine = _validated(EngineOptions, await _json_object(request))
+        try:
+            gateway.router.add(engine)
+        except ValueError as exc:
+            raise GatewayError(400, str(exc), "name", "invalid_value") from None
+        await gateway.router.probe(gateway.client)
+        gateway.publish_routing()
+        return state()
+
+    @app.delete("/admin/engines/{name}")
+    async def delete_engine(name: str) -> dict[str, Any]:
+        try:
+            gateway.router.remove(name)
+        except KeyError:
+            raise GatewayError(404, f"no engine named {name!r}", "name", "not_found") from None
+        gateway.publish_routing()
+        return state()
+
+    return app
