@@ -270,8 +270,9 @@ class Gateway:
             call.version, call.engine = version, engine
             tried.add(engine.name)
             client_span = self.tracer.start_span(
-                f"POST {call.route} upstream", context=call.ctx, kind=SpanKind.CLIENT,
-                attributes={"sandbox.engine": engine.name, "sandbox.version": version, "server.address": engine.url},
+                "upstream", context=call.ctx, kind=SpanKind.CLIENT,
+                attributes={"sandbox.engine": engine.name, "sandbox.version": version, "server.address": engine.url,
+                            "url.path": call.route},
             )
             headers = inject_context({"content-type": "application/json"}, trace.set_span_in_context(client_span))
             request = self.client.build_request("POST", f"{engine.url}{call.route}", content=payload,
