@@ -495,8 +495,8 @@ class _RelayResponse(StreamingResponse):
                     event, buffer = buffer.split(b"\n\n", 1)
                     if timeline.first_token is None:
                         timeline.mark("upstream_ttft")
-                    if event.startswith(b"data: {") and b'"usage":{' in event:
-                        with contextlib.suppress(ValueError, KeyError, TypeError):
+                    if event.startswith(b"data: {") and b'"usage"' in event:
+                        with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
                             data = json.loads(event[6:])
                             usage = data["usage"]
                             call.prompt_tokens = int(usage["prompt_tokens"])
