@@ -170,9 +170,12 @@ class Gateway:
         if not isinstance(response, _RelayResponse):
             call.status = response.status_code
             self._finish(call)
+        # Which trace and which version answered: what a learner (or a test) needs to follow one request.
         trace_id = trace_id_of(span)
         if trace_id:
             response.headers["x-sandbox-trace-id"] = trace_id
+        if call.version != "none":
+            response.headers["x-sandbox-version"] = call.version
         return response
 
     async def _serve(self, request: Request, call: _Call) -> Response:
