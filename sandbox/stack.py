@@ -21,6 +21,7 @@ from sandbox.components.alertmanager import alertmanager_component
 from sandbox.components.base import Component, Readiness, ScrapeTarget
 from sandbox.components.engine import engine_component
 from sandbox.components.prometheus import prometheus_component
+from sandbox.gateway.component import gateway_component
 from sandbox.retriever.component import retriever_component
 from sandbox.runtime.base import Runtime, ServiceState, StartError
 from sandbox.settings import Settings
@@ -60,6 +61,7 @@ def default_components() -> list[Component]:
         trace_sink_component(),
         engine_component(),
         retriever_component(),
+        gateway_component(),
         alertmanager_component(),
         prometheus_component(),
     ]

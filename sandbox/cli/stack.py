@@ -21,7 +21,7 @@ def _say(message: str) -> None:
 
 @click.command()
 def up() -> None:
-    """Start the engine, Prometheus and Alertmanager and wait until each is usable."""
+    """Start the stack (engine, gateway, retriever, trace sink, Prometheus, Alertmanager); wait until usable."""
     settings = load_settings()
     runtime = runtime_for(settings)
     _say(f"run directory {settings.run_dir}")
@@ -34,9 +34,12 @@ def up() -> None:
         click.echo("interrupted: stopped what was started", err=True)
         sys.exit(130)
     _print_table(rows)
-    click.echo(f"OpenAI base URL  {settings.engine_url}/v1   (model {settings.served_model_name!r})")
+    click.echo(f"OpenAI base URL  {settings.url(settings.gateway_port)}/v1   (the gateway; model {settings.served_model_name!r})")
+    click.echo(f"Engine (direct)  {settings.engine_url}/v1")
+    click.echo(f"Retriever        {settings.url(settings.retriever_port)}")
     click.echo(f"Prometheus       {settings.prometheus_url}")
     click.echo(f"Alertmanager     {settings.alertmanager_url}")
+    click.echo(f"Traces           sandbox traces   ({settings.run_dir / 'traces'})")
     click.echo(f"Logs             {settings.log_dir}")
 
 
