@@ -1,0 +1,118 @@
+"""How a replica of a version is launched, checked, reached and scraped.
+
+``VllmLauncher`` is the real thing: the stack's engine component with the version's settings
+applied, as a local process or (compose mode) a container on the compose network. The deployer
+takes any object with the same methods, which is how unit tests run stand-in HTTP servers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Protocol
+
+import httpx
+
+from sandbox.components.base import Readiness, ScrapeTarget
+from sandbox.components.engine import engine_component
+from sandbox.runtime.base import ServiceSpec
+from sandbox.runtime.docker import DockerRuntime
+from sandbox.settings import Mode, Settings
+
+from sandbox.deploy.state import Replica
+from sandbox.deploy.versions import EngineVersion, version_settings
+
+__all__ = ["CONTAINER_PORT", "Launcher", "VllmLauncher", "in_flight_from_metrics", "scrape_target"]
+
+# The engine's port inside a container (compose's engine service uses the same).
+CONTAINER_PORT = 8000
+CONTAINER_MODEL_DIR = "/models/tiny-llama"
+
+_IN_FLIGHT = re.compile(r"^vllm:num_requests_(?:running|waiting)(?:\{[^}]*\})?\s+(\S+)", re.MULTILINE)
+
+
+class Launcher(Protocol):
+    def spec(self, version: EngineVersion, replica: Replica) -> ServiceSpec: ...
+
+    def url(self, name: str, port: int) -> str:
+        """Where the gateway reaches the replica."""
+        ...
+
+    def address(self, name: str, port: int) -> str:
+        """host:port where Prometheus scrapes it."""
+        ...
+
+    def check(self, version: EngineVersion, replica: Replica, client: httpx.Client) -> Readiness: ...
+
+    def in_flight(self, replica: Replica, client: httpx.Client) -> float | None:
+        """Requests the replica is still working on (None when it cannot tell)."""
+        ...
+
+
+def in_flight_from_metrics(text: str) -> float:
+    """Running plus waiting requests, from vLLM's /metrics exposition."""
+    return sum(float(value) for value in _IN_FLIGHT.findall(text))
+
+
+def scrape_target(replica: Replica, address: str) -> ScrapeTarget:
+    # `version` is the track (stable/canary) as the contract's per-version panels expect;
+    # `config` names the configuration it runs, for telling two canaries apart.
+    return ScrapeTarget("engine", address, {"version": replica.track, "replica": replica.name, "config": replica.version})
+
+
+class VllmLauncher:
+    """Replicas of the real vLLM server; see the module docstring."""
+
+    def __init__(self, settings: Settings, mode: Mode | None = None) -> None:
+        self.settings = settings
+        self.mode = mode or settings.resolve_mode()
+
+    def _compose(self) -> bool:
+        return self.mode is Mode.COMPOSE
+
+    def spec(self, version: EngineVersion, replica: Replica) -> ServiceSpec:
+        settings = version_settings(self.settings, version)
+        base = engine_component(replica.name, replica.track, replica.port).spec(settings)
+        labels = {**base.labels, "sandbox.track": replica.track, "sandbox.version": version.name}
+        argv = (*base.argv, *version.extra_args)
+        command = (*_container_args(base.command, settings), *version.extra_args)
+        return dataclasses.replace(
+            base, argv=argv, command=command, labels=labels, container_port=CONTAINER_PORT,
+            volumes={str(settings.model_dir): CONTAINER_MODEL_DIR},
+        )
+
+    def url(self, name: str, port: int) -> str:
+        if self._compose():
+            return f"http://{DockerRuntime.container_name(name)}:{CONTAINER_PORT}"
+        return self.settings.url(port)
+
+    def address(self, name: str, port: int) -> str:
+        if self._compose():
+            return f"{DockerRuntime.container_name(name)}:{CONTAINER_PORT}"
+        return f"{self.settings.host}:{port}"
+
+    def check(self, version: EngineVersion, replica: Replica, client: httpx.Client) -> Readiness:
+        # From this process the replica answers on the published loopback port in both modes.
+        settings = version_settings(self.settings, version)
+        return engine_component(replica.name, replica.track, replica.port).check(settings, client)
+
+    def in_flight(self, replica: Replica, client: httpx.Client) -> float | None:
+        try:
+            response = client.get(f"{self.settings.url(replica.port)}/metrics")
+        except httpx.HTTPError:
+            return None
+        return in_flight_from_metrics(response.text) if response.status_code == 200 else None
+
+
+def _container_args(args: tuple[str, ...], settings: Settings) -> tuple[str, ...]:
+    """The local argv made right for a container: listen on all interfaces of the container,
+    on the container port, with the model where the volume mounts it."""
+    out = list(args)
+    replace = {"--host": "0.0.0.0", "--port": str(CONTAINER_PORT), "--model": CONTAINER_MODEL_DIR}
+    for i, arg in enumerate(out[:-1]):
+        if arg in replace:
+            out[i + 1] = replace[arg]
+    if "--otlp-traces-endpoint" in out:
+        # The collector's address on the compose network, as the gateway's spec uses.
+        out[out.index("--otlp-traces-endpoint") + 1] = "http://otel-collector:4318/v1/traces"
+    return tuple(out)
