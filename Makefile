@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 SANDBOX := .venv/bin/sandbox
 
-.PHONY: help setup up status down test test-fast clean
+.PHONY: help setup up status down test test-fast traces bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,6 +25,14 @@ test: ## the whole test suite, real stack included (what CI runs)
 
 test-fast: ## unit tests only: no vLLM, seconds not minutes
 	@$(PY) -m pytest -m "not integration"
+
+traces: ## the slowest recent requests as phase waterfalls
+	@$(SANDBOX) traces
+
+bench: ## print the benchmarks' figures (stack start-up, retriever, gateway overhead; a few minutes)
+	@$(PY) bench/stack_startup.py
+	@$(PY) bench/retriever_latency.py
+	@$(PY) bench/gateway_overhead.py
 
 clean: down ## stop the stack and delete the run directory
 	@rm -rf .sandbox
