@@ -1,0 +1,48 @@
+"""The autoscaler's HTTP endpoints: ``/metrics`` (Prometheus), ``/state`` (JSON), ``/health``."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+__all__ = ["serve_http"]
+
+
+def serve_http(
+    host: str, port: int, registry: CollectorRegistry, state: Callable[[], dict[str, Any]]
+) -> ThreadingHTTPServer:
+    """Start serving in a daemon thread; ``shutdown()`` the returned server to stop."""
+    lock = threading.Lock()  # /state reads the deployment files; one reader at a time is plenty
+
+    class Handler(BaseHTTPRequestHandler):
+        def _send(self, code: int, body: bytes, kind: str) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            if self.path == "/metrics":
+                self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+            elif self.path == "/health":
+                self._send(200, b"ok\n", "text/plain")
+            elif self.path == "/state":
+                with lock:
+                    body = json.dumps(state(), default=str, indent=1).encode()
+                self._send(200, body, "application/json")
+            else:
+                self._send(404, b"not found: /metrics, /state, /health\n", "text/plain")
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass  # the decisions are the log
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="autoscaler-http", daemon=True).start()
+    return server
