@@ -1,0 +1,137 @@
+"""Engine configuration changes: restart the engine through the runtime with another setting.
+
+``engine-kv-budget`` (a fault: a smaller ``--num-gpu-blocks-override`` is a bad deploy of the
+engine's memory budget) and ``engine-max-num-seqs`` (an operator change, the tempting "let it
+batch more" reaction to a KV incident) share the mechanism: stop the ``engine`` service, start a
+spec built from the settings with the new value, wait until it serves a completion.
+
+Several such changes can be active at once (one per setting): the engine always runs with the
+settings plus the values of every live engine change, so reverting one restores its setting
+and keeps the others. A revert waits for the engine to be ready again.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from faults.base import Change, ChangeCategory, FaultError, FaultHandle, HandleState, Params, StackContext
+from faults.store import HandleStore
+from sandbox.runtime.base import ServiceState
+
+__all__ = ["EngineKvBudget", "EngineMaxNumSeqs", "engine_overrides", "restart_engine"]
+
+
+def engine_overrides(ctx: StackContext, exclude: str | None = None) -> dict[str, Any]:
+    """Settings the engine must run with because of live engine changes (except ``exclude``)."""
+    overrides: dict[str, Any] = {}
+    for handle in HandleStore(ctx.faults_dir).live():
+        field = handle.undo.get("engine_setting")
+        if field and handle.id != exclude and handle.state is not HandleState.REVERTED:
+            overrides[field] = handle.params[field]
+    return overrides
+
+
+def _stack_running(ctx: StackContext, engine: str) -> bool:
+    return any(
+        ctx.runtime.status(name).state is ServiceState.RUNNING for name in ctx.runtime.names() if name != engine
+    )
+
+
+def restart_engine(ctx: StackContext, overrides: dict[str, Any], why: str) -> None:
+    """Stop the engine service and start it with ``overrides`` on top of the settings; wait until ready."""
+    component = ctx.engine_component
+    settings = ctx.settings.model_copy(update=overrides)
+    ctx.progress(f"restarting {component.name} ({why}) with {overrides or 'the stack settings'}")
+    ctx.runtime.stop(component.name, ctx.settings.stop_timeout_s)
+    ctx.runtime.start(component.spec(settings))
+    start = time.monotonic()
+    deadline = start + ctx.settings.ready_timeout_s
+    last_report = start
+    why_not = ""
+    with ctx.http() as client:
+        while True:
+            status = ctx.runtime.status(component.name)
+            if status.state is not ServiceState.RUNNING:
+                raise FaultError(
+                    f"{component.name} stopped while starting ({status.detail}); last log lines:\n"
+                    f"{ctx.runtime.log_tail(component.name, 15)}"
+                )
+            readiness = component.check(settings, client)
+            if readiness.ready:
+                ctx.progress(f"{component.name} ready after {time.monotonic() - start:.0f} s")
+                return
+            why_not = readiness.why
+            now = time.monotonic()
+            if now > deadline:
+                raise FaultError(f"{component.name} not ready after {now - start:.0f} s: {why_not}")
+            if now - last_report >= 5.0:
+                last_report = now
+                ctx.progress(f"waiting for {component.name} ({now - start:.0f} s): {why_not}")
+            time.sleep(0.5)
+
+
+class _EngineSetting(Change):
+    """Restart the engine with one setting changed (the parameter named like the setting)."""
+
+    setting: ClassVar[str]
+    default_ttl_s = 1800.0
+
+    def target(self, params: Params) -> str:
+        return f"engine:{self.setting}"
+
+    def prepare(self, ctx: StackContext, params: Params) -> dict[str, Any]:
+        engine = ctx.engine_component.name
+        was_running = ctx.runtime.status(engine).state is ServiceState.RUNNING
+        if not was_running:
+            raise FaultError(f"{self.name}: the {engine} service is not running; start the stack first (make up)")
+        return {
+            "engine_setting": self.setting,
+            "engine": engine,
+            "previous": getattr(ctx.settings, self.setting),
+            "was_running": was_running,
+        }
+
+    def apply(self, ctx: StackContext, params: Params, handle: FaultHandle) -> None:
+        overrides = {**engine_overrides(ctx, exclude=handle.id), self.setting: handle.params[self.setting]}
+        restart_engine(ctx, overrides, f"{self.name} {handle.id}")
+
+    def undo(self, ctx: StackContext, handle: FaultHandle) -> None:
+        engine = handle.undo.get("engine", ctx.engine_component.name)
+        engine_running = ctx.runtime.status(engine).state is ServiceState.RUNNING
+        if not engine_running and not _stack_running(ctx, engine):
+            # The stack was taken down (`make down`): the next `make up` starts the engine from
+            # the settings, which is the reverted state. Starting one engine alone would leak it.
+            # (An engine stopped while the rest runs, e.g. a crash mid-restart, is started again.)
+            ctx.runtime.stop(engine, ctx.settings.stop_timeout_s)
+            handle.notes.append("stack down at revert: engine left stopped")
+            return
+        restart_engine(ctx, engine_overrides(ctx, exclude=handle.id), f"revert {handle.id}")
+
+
+class EngineKvBudgetParams(Params):
+    kv_blocks: int = Field(ge=1, le=1_000_000, description="KV cache blocks (--num-gpu-blocks-override; 128 tokens each on CPU)")
+
+
+class EngineKvBudget(_EngineSetting):
+    name = "engine-kv-budget"
+    category = ChangeCategory.FAULT
+    setting = "kv_blocks"
+    summary = "restart the engine with another KV budget (--num-gpu-blocks-override blocks of 128 tokens)"
+    effect = "a small budget: KV usage near 1 under long contexts, preemptions, requests waiting for capacity"
+    params_model = EngineKvBudgetParams
+
+
+class EngineMaxNumSeqsParams(Params):
+    max_num_seqs: int = Field(ge=1, le=4096, description="--max-num-seqs: sequences the engine batches at once")
+
+
+class EngineMaxNumSeqs(_EngineSetting):
+    name = "engine-max-num-seqs"
+    category = ChangeCategory.OPERATOR
+    setting = "max_num_seqs"
+    summary = "restart the engine with another --max-num-seqs (how many sequences it batches at once)"
+    effect = "more sequences compete for the same KV blocks: under a KV shortage, more preemption, not less"
+    params_model = EngineMaxNumSeqsParams

@@ -1,0 +1,161 @@
+"""The life cycle of every change: inject, revert, expire, reset (see the package docstring)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from faults.base import (
+    FaultConflict,
+    FaultError,
+    FaultHandle,
+    HandleState,
+    StackContext,
+    TargetGone,
+)
+from faults.registry import get_change
+from faults.store import HandleStore
+from sandbox.drill.timeline import record_event
+
+__all__ = ["active_handles", "inject", "reap_expired", "reset", "revert"]
+
+
+def _store(ctx: StackContext) -> HandleStore:
+    return HandleStore(ctx.faults_dir)
+
+
+def active_handles(ctx: StackContext) -> list[FaultHandle]:
+    """Every change not yet reverted (active, being injected, or whose revert failed)."""
+    return _store(ctx).live()
+
+
+def _new_id(name: str) -> str:
+    return f"{name}-{time.strftime('%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def inject(
+    ctx: StackContext,
+    name: str,
+    raw_params: Mapping[str, Any],
+    ttl_s: float | None = None,
+    source: str = "cli",
+) -> FaultHandle:
+    """Make a change and return its handle. The same change with the same parameters already
+    active returns that handle; another change on the same target is a ``FaultConflict``."""
+    change = get_change(name)
+    params = change.parse(raw_params)
+    ttl = change.default_ttl_s if ttl_s is None else float(ttl_s)
+    if ttl <= 0:
+        raise FaultError(f"{name}: ttl_s must be above 0 (got {ttl_s})")
+    reap_expired(ctx)
+    store = _store(ctx)
+    target = change.target(params)
+    dumped = params.model_dump(mode="json")
+    with store.locked():
+        for existing in store.live():
+            if existing.target != target:
+                continue
+            if existing.change == name and existing.params == dumped and existing.state is HandleState.ACTIVE:
+                ctx.progress(f"{name} is already active as {existing.id}; nothing to do")
+                return existing
+            raise FaultConflict(
+                f"{name}: {target} is already changed by {existing.id} ({existing.change}, {existing.state.value}); "
+                f"revert it first: sandbox faults revert {existing.id}"
+            )
+        undo = change.prepare(ctx, params)
+        now = time.time()
+        handle = FaultHandle(
+            id=_new_id(name), change=name, category=change.category, target=target, params=dumped,
+            undo=undo, source=source, created_at=now, ttl_s=ttl, expires_at=now + ttl,
+            notes=[f"injected by pid {os.getpid()}"],
+        )
+        # The handle is on disk before anything changes: a crash from here on leaves it to revert.
+        store.write(handle)
+    try:
+        change.apply(ctx, params, handle)
+    except BaseException as exc:
+        ctx.progress(f"{name}: inject failed ({exc}); undoing what was done")
+        try:
+            revert(ctx, handle.id, reason=f"inject failed: {exc}")
+        except FaultError as undo_exc:
+            ctx.progress(f"{name}: undo failed too ({undo_exc}); `sandbox reset` will retry")
+        if isinstance(exc, FaultError):
+            raise
+        if isinstance(exc, Exception):
+            raise FaultError(f"{name}: inject failed: {type(exc).__name__}: {exc}") from exc
+        raise
+    with store.locked():
+        current = store.read(handle.id)
+        if current is None or current.state is not HandleState.INJECTING:
+            # Reverted while we were applying (a reset from another process): undo our late change.
+            reverted_meanwhile = True
+        else:
+            reverted_meanwhile = False
+            handle.state = HandleState.ACTIVE
+            store.write(handle)
+    if reverted_meanwhile:
+        change.undo(ctx, handle)
+        raise FaultError(f"{name}: reverted by another process while it was being injected")
+    record_event(ctx.settings.run_dir, "fault.inject", {
+        "id": handle.id, "change": name, "category": handle.category.value, "params": dumped,
+        "ttl_s": ttl, "source": source,
+    })
+    return handle
+
+
+def revert(ctx: StackContext, handle_id: str, reason: str = "requested") -> FaultHandle:
+    """Undo a change. Reverting a reverted handle does nothing; a target that is no longer
+    running counts as reverted (its in-memory change died with it), noted on the handle."""
+    store = _store(ctx)
+    with store.locked():
+        handle = store.read(handle_id)
+        if handle is None:
+            raise FaultError(f"no fault handle {handle_id!r} in {store.dir}; `sandbox faults revert` lists them")
+        if handle.state is HandleState.REVERTED:
+            return handle
+        change = get_change(handle.change)
+        handle.state = HandleState.REVERTING
+        store.write(handle)
+        try:
+            change.undo(ctx, handle)
+        except TargetGone as exc:
+            handle.notes.append(f"target gone at revert: {exc}")
+        except Exception as exc:
+            handle.state = HandleState.FAILED
+            handle.notes.append(f"revert failed at {time.strftime('%H:%M:%S')}: {exc}")
+            store.write(handle)
+            raise FaultError(f"{handle.id}: revert failed: {exc}; retry with `sandbox reset`") from exc
+        handle.state = HandleState.REVERTED
+        handle.reverted_at = time.time()
+        handle.notes.append(f"reverted ({reason})")
+        store.archive(handle)
+    record_event(ctx.settings.run_dir, "fault.revert", {"id": handle.id, "change": handle.change, "reason": reason})
+    ctx.progress(f"reverted {handle.id} ({reason})")
+    return handle
+
+
+def reap_expired(ctx: StackContext, now: float | None = None) -> list[FaultHandle]:
+    """Revert every handle whose TTL has passed (also ones a crashed injector left)."""
+    reverted = []
+    for handle in _store(ctx).live():
+        if handle.expired(now):
+            try:
+                reverted.append(revert(ctx, handle.id, reason="ttl expired"))
+            except FaultError as exc:
+                ctx.progress(f"TTL revert of {handle.id} failed: {exc}")
+    return reverted
+
+
+def reset(ctx: StackContext) -> tuple[list[FaultHandle], list[str]]:
+    """Revert every live handle, newest first (the reverse of the order they were made).
+    Returns what was reverted and the errors of what could not be."""
+    reverted, errors = [], []
+    for handle in reversed(_store(ctx).live()):
+        try:
+            reverted.append(revert(ctx, handle.id, reason="reset"))
+        except FaultError as exc:
+            errors.append(str(exc))
+    return reverted, errors

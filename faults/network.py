@@ -1,0 +1,122 @@
+"""network-latency: a slower path between the gateway and one engine.
+
+Chosen mechanism: a delaying TCP proxy of our own (``faults.delay_proxy``), started through the
+runtime as service ``netdelay-<engine>``; the gateway's engine is re-registered through its admin
+API to go through the proxy (the proxied entry is added before the direct one is removed, so no
+request finds no engine). The engine, its metrics and its own TTFT are untouched: only what the
+gateway sees (``network`` and ``upstream_ttft``) slows, as with a congested or far-away link.
+Undo re-registers the direct URL, removes the proxied entry and stops the proxy.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field
+
+from faults.base import Change, ChangeCategory, FaultError, FaultHandle, Params, StackContext
+from faults.endpoints import GATEWAY_ENGINE_PATH, GATEWAY_ENGINES_PATH, GATEWAY_STATE_PATH
+from faults.http import HttpStatusError, call
+from sandbox.runtime.base import ServiceSpec, ServiceState
+from sandbox.settings import REPO_ROOT
+
+__all__ = ["NetworkLatency", "NetworkLatencyParams"]
+
+PROXY_READY_TIMEOUT_S = 15.0
+
+
+class NetworkLatencyParams(Params):
+    engine: str = Field("engine", min_length=1, description="the gateway's name for the engine whose path slows")
+    delay_s: float = Field(gt=0, le=30, description="added one-way latency per chunk, seconds")
+    jitter_s: float = Field(0.0, ge=0, le=30, description="uniform +/- jitter on the delay, seconds")
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _listening(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+class NetworkLatency(Change):
+    name = "network-latency"
+    category = ChangeCategory.FAULT
+    summary = "route the gateway's traffic to one engine through a delaying TCP proxy (latency, not bandwidth)"
+    effect = "gateway network and upstream TTFT rise; vLLM's own queue, prefill and TTFT stay normal"
+    params_model = NetworkLatencyParams
+
+    def target(self, params: Params) -> str:
+        assert isinstance(params, NetworkLatencyParams)
+        return f"network:{params.engine}"
+
+    def prepare(self, ctx: StackContext, params: Params) -> dict[str, Any]:
+        assert isinstance(params, NetworkLatencyParams)
+        state = call(ctx, "GET", ctx.endpoints.gateway_url + GATEWAY_STATE_PATH, what="gateway state")
+        engines = {e["name"]: e for e in state.get("engines", [])}
+        if params.engine not in engines:
+            raise FaultError(
+                f"network-latency: param 'engine': the gateway has no engine {params.engine!r} "
+                f"(it has {', '.join(sorted(engines)) or 'none'})"
+            )
+        original = {k: engines[params.engine][k] for k in ("name", "version", "url")}
+        host = ctx.settings.host
+        return {
+            "original": original,
+            "proxy_service": f"netdelay-{params.engine}",
+            "proxy_name": f"{params.engine}-netdelay",
+            "proxy_port": _free_port(host),
+        }
+
+    def apply(self, ctx: StackContext, params: Params, handle: FaultHandle) -> None:
+        assert isinstance(params, NetworkLatencyParams)
+        undo = handle.undo
+        upstream = urlsplit(undo["original"]["url"])
+        host, port = ctx.settings.host, int(undo["proxy_port"])
+        spec = ServiceSpec(
+            name=undo["proxy_service"],
+            argv=(
+                sys.executable, "-m", "faults.delay_proxy", "--listen-host", host, "--listen-port", str(port),
+                "--upstream", f"{upstream.hostname}:{upstream.port or 80}",
+                "--delay-s", f"{params.delay_s}", "--jitter-s", f"{params.jitter_s}",
+            ),
+            port=port,
+            cwd=REPO_ROOT,
+        )
+        ctx.runtime.start(spec)
+        deadline = time.monotonic() + PROXY_READY_TIMEOUT_S
+        while not _listening(host, port):
+            if ctx.runtime.status(spec.name).state is not ServiceState.RUNNING or time.monotonic() > deadline:
+                raise FaultError(f"network-latency: the delay proxy did not start; log:\n{ctx.runtime.log_tail(spec.name)}")
+            time.sleep(0.1)
+        gateway = ctx.endpoints.gateway_url
+        proxied = {"name": undo["proxy_name"], "version": undo["original"]["version"], "url": f"http://{host}:{port}"}
+        call(ctx, "POST", gateway + GATEWAY_ENGINES_PATH, json=proxied, what="gateway engines")
+        call(ctx, "DELETE", gateway + GATEWAY_ENGINE_PATH.format(name=params.engine), what="gateway engines")
+        ctx.progress(f"gateway -> {params.engine} now goes through {proxied['url']} (+{params.delay_s}s)")
+
+    def undo(self, ctx: StackContext, handle: FaultHandle) -> None:
+        undo = handle.undo
+        gateway = ctx.endpoints.gateway_url
+        try:
+            try:
+                call(ctx, "POST", gateway + GATEWAY_ENGINES_PATH, json=undo["original"], what="gateway engines")
+            except HttpStatusError as exc:
+                if exc.status != 400 or "already" not in str(exc):
+                    raise
+            try:
+                call(ctx, "DELETE", gateway + GATEWAY_ENGINE_PATH.format(name=undo["proxy_name"]), what="gateway engines")
+            except HttpStatusError as exc:
+                if exc.status != 404:
+                    raise
+        finally:
+            # Whatever the gateway says, the proxy process is ours to stop.
+            ctx.runtime.stop(undo["proxy_service"], ctx.settings.stop_timeout_s)

@@ -1,0 +1,367 @@
+"""Faults against real small HTTP servers and a real LocalRuntime: inject, revert, TTL,
+idempotence, the handle written before the change, and `sandbox reset` after a crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import faults
+from faults import FaultConflict, FaultError, HandleState, ParamError, StackContext
+from faults.endpoints import Endpoints
+from sandbox.components.base import Component, ScrapeTarget, http_ready
+from sandbox.runtime.base import ServiceSpec, ServiceState
+from sandbox.runtime.local import LocalRuntime, group_alive
+from sandbox.settings import REPO_ROOT, Settings, load_settings
+from tests.support import free_port, poll_until
+from tests.unit.fault_targets import STANDIN_ENGINE, AdminServer, start_admin_server
+
+REPO = str(REPO_ROOT)
+
+
+@pytest.fixture
+def admin(tmp_path: Path) -> Iterator[AdminServer]:
+    server = start_admin_server(tmp_path / "run" / "faults")
+    server.tenants["long_context"] = {"enabled": False, "rate_per_s": 0.5, "prompt_tokens": 200, "output_tokens": 64}
+    server.engines["engine"] = {"name": "engine", "version": "stable", "url": "http://127.0.0.1:9", "ready": True}
+    yield server
+    server.stop()
+
+
+def _settings(tmp_path: Path, admin: AdminServer, **extra: object) -> Settings:
+    return load_settings(
+        run_dir=tmp_path / "run", gateway_port=admin.port, retriever_port=admin.port, loadgen_port=admin.port,
+        engine_port=free_port(), stop_timeout_s=3.0, ready_timeout_s=20.0, **extra,
+    )
+
+
+def _ctx(settings: Settings) -> StackContext:
+    return StackContext(
+        settings=settings, runtime=LocalRuntime(settings.run_dir), endpoints=Endpoints.from_settings(settings),
+        engine_component=_standin_engine(), progress=lambda message: None,
+    )
+
+
+def _standin_engine() -> Component:
+    def spec(settings: Settings) -> ServiceSpec:
+        argv = [sys.executable, "-c", STANDIN_ENGINE, "--port", str(settings.engine_port),
+                "--max-num-seqs", str(settings.max_num_seqs)]
+        if settings.kv_blocks is not None:
+            argv += ["--num-gpu-blocks-override", str(settings.kv_blocks)]
+        return ServiceSpec(name="engine", argv=tuple(argv), port=settings.engine_port)
+
+    return Component(
+        name="engine", spec=spec, url=lambda s: s.engine_url,
+        check=lambda s, client: http_ready(client, f"{s.engine_url}/health", "stand-in engine"),
+        scrape=lambda s: [ScrapeTarget("engine", f"{s.host}:{s.engine_port}", {})],
+    )
+
+
+# -- parameters ------------------------------------------------------------------------------
+
+def test_bad_params_name_the_field(tmp_path: Path, admin: AdminServer) -> None:
+    ctx = _ctx(_settings(tmp_path, admin))
+    with pytest.raises(ParamError) as info:
+        faults.inject(ctx, "retriever-latency", {"kind": "fixed", "delay_s": -1})
+    assert "delay_s" in str(info.value) and info.value.problems[0][0] == "delay_s"
+    with pytest.raises(ParamError, match="kind fixed needs delay_s"):
+        faults.inject(ctx, "retriever-latency", {"kind": "fixed"})
+    with pytest.raises(ParamError, match="'colour'"):
+        faults.inject(ctx, "traffic-tenant", {"tenant": "x", "enabled": True, "colour": "red"})
+    with pytest.raises(ParamError, match="at least one of"):
+        faults.inject(ctx, "traffic-tenant", {"tenant": "x"})
+    with pytest.raises(FaultError, match="no fault named 'nope'"):
+        faults.inject(ctx, "nope", {})
+    assert admin.calls == [] and faults.active_handles(ctx) == []
+
+
+# -- inject / revert / idempotence -----------------------------------------------------------
+
+def test_retriever_latency_inject_revert_and_handle_written_first(tmp_path: Path, admin: AdminServer) -> None:
+    ctx = _ctx(_settings(tmp_path, admin))
+    handle = faults.inject(ctx, "retriever-latency", {"median_s": 0.5, "sigma": 1.2}, ttl_s=60)
+    assert handle.state is HandleState.ACTIVE
+    assert (ctx.faults_dir / f"{handle.id}.json").exists()
+    assert admin.retriever_faults["search"]["kind"] == "heavy_tail"
+    assert admin.retriever_faults["search"]["params"] == {"median_s": 0.5, "sigma": 1.2}
+    # The retriever's own TTL backs ours up, with a margin.
+    assert admin.retriever_faults["search"]["ttl_s"] > 60
+    # Every state-changing call found the handle already on disk.
+    assert admin.calls and all(on_disk for _, _, _, on_disk in admin.calls)
+
+    again = faults.inject(ctx, "retriever-latency", {"median_s": 0.5, "sigma": 1.2})
+    assert again.id == handle.id and len(admin.calls) == 1  # idempotent: no second PUT
+    with pytest.raises(FaultConflict, match=handle.id):
+        faults.inject(ctx, "retriever-latency", {"median_s": 2.0})
+
+    reverted = faults.revert(ctx, handle.id)
+    assert reverted.state is HandleState.REVERTED and admin.retriever_faults == {}
+    assert not (ctx.faults_dir / f"{handle.id}.json").exists()
+    assert (ctx.faults_dir / "done" / f"{handle.id}.json").exists()
+    calls = len(admin.calls)
+    assert faults.revert(ctx, handle.id).state is HandleState.REVERTED  # twice: harmless, no call
+    assert len(admin.calls) == calls
+    kinds = [json.loads(line)["kind"] for line in (ctx.settings.run_dir / "timeline.jsonl").read_text().splitlines()]
+    assert kinds == ["fault.inject", "fault.revert"]
+
+
+def test_retriever_latency_restores_a_fault_set_by_hand(tmp_path: Path, admin: AdminServer) -> None:
+    ctx = _ctx(_settings(tmp_path, admin))
+    by_hand = {"phase": "search", "kind": "fixed", "params": {"delay_s": 0.1}}
+    admin.retriever_faults["search"] = by_hand
+    handle = faults.inject(ctx, "retriever-latency", {"kind": "fixed", "delay_s": 3})
+    faults.revert(ctx, handle.id)
+    assert admin.retriever_faults["search"] == by_hand
+
+
+def test_traffic_tenant_changes_and_restores(tmp_path: Path, admin: AdminServer) -> None:
+    ctx = _ctx(_settings(tmp_path, admin))
+    handle = faults.inject(ctx, "traffic-tenant", {"tenant": "long_context", "enabled": True, "prompt_tokens": 2000})
+    assert admin.tenants["long_context"]["enabled"] is True and admin.tenants["long_context"]["prompt_tokens"] == 2000
+    assert admin.tenants["long_context"]["rate_per_s"] == 0.5  # untouched
+    faults.revert(ctx, handle.id)
+    assert admin.tenants["long_context"] == {"enabled": False, "rate_per_s": 0.5, "prompt_tokens": 200, "output_tokens": 64}
+    with pytest.raises(FaultError, match="'tenant': 'ghost' is not in the running profile"):
+        faults.inject(ctx, "traffic-tenant", {"tenant": "ghost", "enabled": True})
+    assert faults.active_handles(ctx) == []
+
+
+def test_gateway_operator_changes_restore_previous_values(tmp_path: Path, admin: AdminServer) -> None:
+    ctx = _ctx(_settings(tmp_path, admin))
+    adm = faults.inject(ctx, "gateway-admission", {"max_in_flight_tokens": 3000})
+    rag = faults.inject(ctx, "gateway-rag-timeout", {"timeout_s": 0.3})
+    assert admin.admission["enabled"] is True and admin.admission["max_in_flight_tokens"] == 3000
+    assert admin.rag["timeout_s"] == 0.3
+    reverted, errors = faults.reset(ctx)
+    assert errors == [] and [h.id for h in reverted] == [rag.id, adm.id]  # newest first
+    assert admin.admission["enabled"] is False and admin.admission["max_in_flight_tokens"] == 65536
+    assert admin.rag["timeout_s"] == 2.0
+
+
+def test_unreachable_target_fails_inject_cleanly(tmp_path: Path, admin: AdminServer) -> None:
+    settings = _settings(tmp_path, admin).model_copy(update={"retriever_port": free_port()})
+    ctx = _ctx(settings)
+    with pytest.raises(FaultError, match="nothing listens"):
+        faults.inject(ctx, "retriever-latency", {"median_s": 0.5})
+    assert faults.active_handles(ctx) == []
+
+
+# -- TTL ----------------------------------------------------------------------------------
+
+def test_ttl_reverts_on_reap_and_on_the_next_cli_call(tmp_path: Path, admin: AdminServer) -> None:
+    settings = _settings(tmp_path, admin)
+    ctx = _ctx(settings)
+    handle = faults.inject(ctx, "retriever-latency", {"median_s": 0.5}, ttl_s=0.5)
+    assert faults.reap_expired(ctx, now=handle.created_at + 0.1) == []
+    assert "search" in admin.retriever_faults
+    time.sleep(0.6)
+    # Any CLI call reaps expired handles first: run a real one in another process.
+    result = _cli(settings, "faults", "active")
+    assert result.returncode == 0, result.stderr
+    assert f"TTL expired: reverted {handle.id}" in result.stdout and "no active fault" in result.stdout
+    assert admin.retriever_faults == {}
+    done = json.loads((ctx.faults_dir / "done" / f"{handle.id}.json").read_text())
+    assert done["state"] == "reverted" and "reverted (ttl expired)" in done["notes"]
+
+
+def test_zero_ttl_is_refused(tmp_path: Path, admin: AdminServer) -> None:
+    with pytest.raises(FaultError, match="ttl_s must be above 0"):
+        faults.inject(_ctx(_settings(tmp_path, admin)), "retriever-latency", {"median_s": 0.5}, ttl_s=0)
+
+
+# -- crash and reset ----------------------------------------------------------------------
+
+_CRASHING_INJECTOR = """
+import sys, time
+from faults import StackContext, inject
+from sandbox.settings import load_settings
+ctx = StackContext.from_settings(load_settings(), progress=lambda m: None)
+print("injecting", flush=True)
+handle = inject(ctx, "retriever-latency", {"kind": "fixed", "delay_s": 2}, ttl_s=600, source="drill:test")
+print("INJECTED", handle.id, flush=True)
+time.sleep(120)
+"""
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    return {
+        **os.environ, "PYTHONPATH": REPO, "SANDBOX_RUN_DIR": str(settings.run_dir),
+        "SANDBOX_RETRIEVER_PORT": str(settings.retriever_port), "SANDBOX_GATEWAY_PORT": str(settings.gateway_port),
+        "SANDBOX_LOADGEN_PORT": str(settings.loadgen_port), "SANDBOX_ENGINE_PORT": str(settings.engine_port),
+    }
+
+
+def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from sandbox.cli import main; main()", *args],
+        env=_env(settings), cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+
+
+def _spawn_injector(settings: Settings) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _CRASHING_INJECTOR], env=_env(settings), cwd=REPO,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def _read_until(process: subprocess.Popen[str], marker: str, timeout_s: float = 30.0) -> str:
+    found: list[str] = []
+
+    def reader() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith(marker):
+                found.append(line)
+                return
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    assert found, f"the injector never printed {marker!r}"
+    return found[0]
+
+
+def test_reset_after_the_injector_is_killed(tmp_path: Path, admin: AdminServer) -> None:
+    settings = _settings(tmp_path, admin)
+    process = _spawn_injector(settings)
+    try:
+        handle_id = _read_until(process, "INJECTED").split()[1]
+        assert "search" in admin.retriever_faults
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    assert (settings.run_dir / "faults" / f"{handle_id}.json").exists()
+    result = _cli(settings, "reset")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "reset: 1 change(s) reverted" in result.stdout
+    assert admin.retriever_faults == {}
+    assert _cli(settings, "reset").stdout.strip() == "nothing to reset: no active fault"
+
+
+def test_reset_after_a_kill_in_the_middle_of_inject(tmp_path: Path, admin: AdminServer) -> None:
+    settings = _settings(tmp_path, admin)
+    admin.block_puts = threading.Event()  # the PUT arrives, then hangs: kill the injector there
+    process = _spawn_injector(settings)
+    try:
+        poll_until(lambda: any(m == "PUT" for m, *_ in admin.calls), "the injector's PUT", timeout_s=30)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    admin.block_puts.set()
+    admin.block_puts = None
+    live = faults.active_handles(_ctx(settings))
+    assert [h.state for h in live] == [HandleState.INJECTING]
+    result = _cli(settings, "reset")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert admin.calls[-1][:2] == ("DELETE", "/admin/fault")
+    assert admin.retriever_faults == {} and faults.active_handles(_ctx(settings)) == []
+
+
+def test_reset_with_the_target_gone_counts_as_reverted(tmp_path: Path, admin: AdminServer) -> None:
+    ctx = _ctx(_settings(tmp_path, admin))
+    handle = faults.inject(ctx, "retriever-latency", {"median_s": 0.5})
+    admin.stop()  # the retriever died: its in-memory fault died with it
+    reverted, errors = faults.reset(ctx)
+    assert errors == [] and reverted[0].id == handle.id
+    assert any("target gone" in note for note in reverted[0].notes)
+
+
+# -- engine restarts through the runtime ----------------------------------------------------
+
+def _engine_argv(settings: Settings) -> list[str]:
+    return list(httpx.get(f"{settings.engine_url}/argv", timeout=5).json()["argv"])
+
+
+def test_engine_kv_budget_restarts_and_reverts(tmp_path: Path, admin: AdminServer) -> None:
+    settings = _settings(tmp_path, admin)
+    ctx = _ctx(settings)
+    runtime = ctx.runtime
+    runtime.start(ctx.engine_component.spec(settings))
+    try:
+        poll_until(lambda: http_ready(httpx.Client(), f"{settings.engine_url}/health", "e").ready, "stand-in engine", 20)
+        first_pid = runtime.status("engine").pid
+        kv = faults.inject(ctx, "engine-kv-budget", {"kv_blocks": 24})
+        argv = _engine_argv(settings)
+        assert argv[argv.index("--num-gpu-blocks-override") + 1] == "24"
+        assert runtime.status("engine").pid != first_pid and not group_alive(first_pid)  # type: ignore[arg-type]
+        # A second engine setting composes with the first.
+        seqs = faults.inject(ctx, "engine-max-num-seqs", {"max_num_seqs": 128})
+        argv = _engine_argv(settings)
+        assert argv[argv.index("--num-gpu-blocks-override") + 1] == "24"
+        assert argv[argv.index("--max-num-seqs") + 1] == "128"
+        faults.revert(ctx, kv.id)
+        argv = _engine_argv(settings)
+        assert "--num-gpu-blocks-override" not in argv  # back to the settings (no override)
+        assert argv[argv.index("--max-num-seqs") + 1] == "128"
+        faults.revert(ctx, seqs.id)
+        argv = _engine_argv(settings)
+        assert argv[argv.index("--max-num-seqs") + 1] == str(settings.max_num_seqs)
+        assert runtime.status("engine").state is ServiceState.RUNNING
+    finally:
+        faults.reset(ctx)
+        pid = runtime.status("engine").pid
+        runtime.stop("engine", 3.0)
+        assert pid is None or not group_alive(pid)
+
+
+def test_engine_change_needs_a_running_engine(tmp_path: Path, admin: AdminServer) -> None:
+    ctx = _ctx(_settings(tmp_path, admin))
+    with pytest.raises(FaultError, match="not running"):
+        faults.inject(ctx, "engine-kv-budget", {"kv_blocks": 24})
+
+
+def test_engine_revert_after_stack_down_leaves_it_stopped(tmp_path: Path, admin: AdminServer) -> None:
+    settings = _settings(tmp_path, admin)
+    ctx = _ctx(settings)
+    ctx.runtime.start(ctx.engine_component.spec(settings))
+    try:
+        poll_until(lambda: http_ready(httpx.Client(), f"{settings.engine_url}/health", "e").ready, "stand-in engine", 20)
+        handle = faults.inject(ctx, "engine-kv-budget", {"kv_blocks": 16})
+        # `make down` stopped everything: revert must not start a lone engine.
+        ctx.runtime.stop("engine", 3.0)
+        reverted = faults.revert(ctx, handle.id)
+        assert ctx.runtime.status("engine").state is ServiceState.STOPPED
+        assert any("stack down" in note for note in reverted.notes)
+    finally:
+        ctx.runtime.stop("engine", 3.0)
+
+
+# -- network latency: a real delaying proxy through the runtime --------------------------------
+
+def test_network_latency_proxy_delays_and_reverts(tmp_path: Path, admin: AdminServer) -> None:
+    settings = _settings(tmp_path, admin)
+    ctx = _ctx(settings)
+    ctx.runtime.start(ctx.engine_component.spec(settings))
+    admin.engines["engine"]["url"] = settings.engine_url
+    try:
+        poll_until(lambda: http_ready(httpx.Client(), f"{settings.engine_url}/health", "e").ready, "stand-in engine", 20)
+        handle = faults.inject(ctx, "network-latency", {"delay_s": 0.3})
+        assert set(admin.engines) == {"engine-netdelay"}
+        proxied = admin.engines["engine-netdelay"]["url"]
+        start = time.monotonic()
+        response = httpx.get(f"{proxied}/health", timeout=10)
+        elapsed = time.monotonic() - start
+        assert response.status_code == 200
+        assert 0.55 <= elapsed < 3.0, elapsed  # request and response each wait 0.3 s
+        proxy_pid = ctx.runtime.status("netdelay-engine").pid
+        faults.revert(ctx, handle.id)
+        assert set(admin.engines) == {"engine"} and admin.engines["engine"]["url"] == settings.engine_url
+        assert ctx.runtime.status("netdelay-engine").state is ServiceState.STOPPED
+        assert proxy_pid is not None and not group_alive(proxy_pid)
+        with pytest.raises(FaultError, match="no engine 'nope'"):
+            faults.inject(ctx, "network-latency", {"engine": "nope", "delay_s": 0.1})
+    finally:
+        faults.reset(ctx)
+        ctx.runtime.stop("netdelay-engine", 3.0)
+        ctx.runtime.stop("engine", 3.0)
