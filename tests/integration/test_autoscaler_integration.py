@@ -1,0 +1,111 @@
+"""The autoscaler service on the real local stack: under load it adds a real vLLM replica (the
+decision-to-ready time is measured and printed), the gateway and Prometheus get it once ready,
+and after the load it drains and removes it. One extra engine at a time (two cores)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from sandbox.autoscaler.component import autoscaler_component
+from sandbox.autoscaler.options import AutoscalerOptions
+from sandbox.deploy import Deployer, HttpGatewayRouting, ReplicaState
+from sandbox.deploy.targets import read_job_targets
+from sandbox.deploy.timeline import read_timeline
+from tests.integration.gateway_support import prom_scalar
+from tests.support import StackHandle, free_port, poll_until
+
+pytestmark = pytest.mark.integration
+
+
+class Load:
+    """`streams` clients sending long completions back to back through the gateway."""
+
+    def __init__(self, gateway: str, streams: int) -> None:
+        self.stop = threading.Event()
+        self.codes: list[int] = []
+        self.threads = [threading.Thread(target=self._run, args=(gateway,), daemon=True) for _ in range(streams)]
+        for thread in self.threads:
+            thread.start()
+
+    def _run(self, gateway: str) -> None:
+        with httpx.Client(timeout=120) as client:
+            while not self.stop.is_set():
+                try:
+                    response = client.post(f"{gateway}/v1/completions", json={
+                        "model": "tiny", "prompt": "scale me", "max_tokens": 96, "ignore_eos": True})
+                    self.codes.append(response.status_code)
+                except httpx.HTTPError:
+                    self.codes.append(0)
+
+    def end(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(130)
+
+
+@pytest.fixture
+def autoscaler(local_stack: StackHandle) -> Iterator[str]:
+    settings = local_stack.settings
+    port = free_port()
+    options = AutoscalerOptions(
+        # vLLM's running requests per replica: on two cores a queue would take >32 streams.
+        signal="running", target=2.0, min_replicas=1, max_replicas=2, interval_s=2,
+        scale_up_cooldown_s=5, scale_down_cooldown_s=10, scale_down_stabilization_s=10,
+        ready_timeout_s=300, drain_timeout_s=20, port=port,
+    )
+    component = autoscaler_component(options)
+    local_stack.runtime.start(component.spec(settings))
+    url = f"http://127.0.0.1:{port}"
+    deployer = Deployer(settings, local_stack.runtime, HttpGatewayRouting(settings.url(settings.gateway_port)))
+    try:
+        poll_until(lambda: httpx.get(f"{url}/health", timeout=2).status_code == 200, "the autoscaler", timeout_s=30)
+        yield url
+    finally:
+        local_stack.runtime.stop("autoscaler", 10)
+        deployer.remove_all()
+        deployer.close()
+        print(local_stack.runtime.log_tail("autoscaler", 5))
+
+
+def test_adds_a_real_engine_under_load_and_removes_it_after(local_stack: StackHandle, autoscaler: str) -> None:
+    settings = local_stack.settings
+    gateway = settings.url(settings.gateway_port)
+    started = time.time()
+    load = Load(gateway, streams=8)
+    try:
+        state = poll_until(lambda: (s := httpx.get(f"{autoscaler}/state").json())["counts"]["starting"] == 1 and s,
+                           "a scale-up decision", timeout_s=90, interval_s=1)
+        [up] = [e for e in read_timeline(settings.run_dir, since=started, kind_prefix="autoscaler.scale_up")]
+        assert up["detail"]["signal"] == "running" and up["detail"]["desired"] == 2
+        assert state["counts"]["ready"] == 1  # the stack's engine
+        replica = up["detail"]["replica"]
+        poll_until(lambda: httpx.get(f"{autoscaler}/state").json()["counts"]["ready"] == 2,
+                   "the new replica ready", timeout_s=330, interval_s=2)
+        ready = Deployer(settings, local_stack.runtime, None).state().get(replica)
+        seconds = (ready.ready_at or 0) - ready.created_at
+        print(f"scale-up decision -> ready: {seconds:.1f} s (under load)")
+        assert ready.registered
+        assert replica in {e["name"] for e in httpx.get(f"{gateway}/admin/state").json()["engines"]}
+        assert replica in {t.labels["replica"] for t in read_job_targets(settings, "engine")}
+        metrics = httpx.get(f"{autoscaler}/metrics").text
+        assert "sandbox_autoscaler_scale_up_to_ready_seconds_count 1.0" in metrics
+        # The new replica takes traffic: its own vLLM counts finished requests.
+        poll_until(lambda: (prom_scalar(local_stack.prometheus_url,
+                                        f'sum(vllm:request_success_total{{replica="{replica}"}})') or 0) > 0,
+                   "requests served by the new replica", timeout_s=90, interval_s=2)
+    finally:
+        load.end()
+    assert load.codes and all(code == 200 for code in load.codes), set(load.codes)
+
+    poll_until(lambda: Deployer(settings, local_stack.runtime, None).state().get(replica).state is ReplicaState.STOPPED,
+               "the replica removed after the load", timeout_s=120, interval_s=2)
+    assert replica not in {e["name"] for e in httpx.get(f"{gateway}/admin/state").json()["engines"]}
+    assert replica not in {t.labels["replica"] for t in read_job_targets(settings, "engine")}
+    assert local_stack.runtime.status(replica).state.value == "stopped"
+    downs = read_timeline(settings.run_dir, since=started, kind_prefix="autoscaler.scale_down")
+    assert [d["detail"]["replica"] for d in downs] == [replica]
