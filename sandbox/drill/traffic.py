@@ -1,0 +1,67 @@
+"""The incident's traffic: the load generator, started through the runtime with a profile.
+
+This is the one seam between the drill and the load generator (``sandbox.loadgen``): the drill
+asks ``sandbox.loadgen.component.loadgen_component(profile=...)`` for a ``Component`` and runs
+it as service ``loadgen``. The generator must serve its control API (``faults.endpoints``) and
+its ``/metrics`` on ``Settings.loadgen_port``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+
+from sandbox.components.base import Component
+from sandbox.runtime.base import Runtime, ServiceState
+from sandbox.settings import Settings
+
+__all__ = ["TrafficError", "loadgen_available", "start_traffic", "stop_traffic"]
+
+
+class TrafficError(Exception):
+    """The incident's traffic could not be started; the message says why."""
+
+
+def loadgen_available() -> str | None:
+    """None when the load generator can be used, else why not."""
+    try:
+        from sandbox.loadgen.component import loadgen_component  # noqa: F401
+    except ImportError as exc:
+        return f"the load generator is missing (sandbox.loadgen.component.loadgen_component: {exc})"
+    return None
+
+
+def _component(profile: str) -> Component:
+    missing = loadgen_available()
+    if missing:
+        raise TrafficError(missing)
+    from sandbox.loadgen.component import loadgen_component
+
+    return loadgen_component(profile=profile)  # type: ignore[no-any-return]
+
+
+def start_traffic(settings: Settings, runtime: Runtime, profile: str, progress: Callable[[str], None],
+                  timeout_s: float = 60.0) -> Component:
+    """(Re)start the load generator with ``profile`` and wait until its component is ready."""
+    component = _component(profile)
+    runtime.stop(component.name, settings.stop_timeout_s)  # a generator of another drill/profile
+    status = runtime.start(component.spec(settings))
+    progress(f"started traffic (profile {profile}, pid {status.pid})")
+    start = time.monotonic()
+    with httpx.Client(timeout=5.0) as client:
+        while True:
+            if runtime.status(component.name).state is not ServiceState.RUNNING:
+                raise TrafficError(f"the load generator stopped:\n{runtime.log_tail(component.name, 15)}")
+            readiness = component.check(settings, client)
+            if readiness.ready:
+                return component
+            if time.monotonic() - start > timeout_s:
+                raise TrafficError(f"the load generator is not ready after {timeout_s:.0f} s: {readiness.why}")
+            time.sleep(0.5)
+
+
+def stop_traffic(settings: Settings, runtime: Runtime, component: Component | None) -> None:
+    if component is not None:
+        runtime.stop(component.name, settings.stop_timeout_s)
