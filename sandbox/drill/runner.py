@@ -23,10 +23,11 @@ from typing import Any, Literal
 import faults
 from faults import FaultConflict, FaultError, FaultHandle, StackContext
 from sandbox.components.base import Component
-from sandbox.drill.grading import DiagnosisGrade, MitigationAttempt, Score, grade_answer, score_drill
+from sandbox.drill.grading import DiagnosisGrade, MitigationAttempt, Score, score_drill
 from sandbox.drill.manifest import Check, Incident, Mitigation, RevertFault
 from sandbox.drill.prom import PromClient, PromError
 from sandbox.drill.prompts import GiveUp, Prompter
+from sandbox.drill.quiz import ask_diagnosis, ask_mitigation
 from sandbox.drill.signature import CheckResult, current_breaches, evaluate, format_value
 from sandbox.drill.timeline import read_events, record_event
 from sandbox.drill.traffic import TrafficError, start_traffic, stop_traffic
@@ -399,21 +400,14 @@ class Drill:
 
         prompter = self.prompter_factory(on_hint=hint, on_status=status)
         prompter.wait_ready("\nInvestigate (dashboards, traces). Enter = answer the diagnosis, h = hint, s = signals: ")
-        grades = []
-        for question in self.m.diagnosis:
-            choice = prompter.choose(question.question, [(c.id, c.text) for c in question.choices])
-            grade = grade_answer(question, choice)
-            grades.append(grade)
-            mark = "right" if grade.points >= 1 else ("partly right" if grade.points > 0 else "wrong")
-            prompter.say(f"  {mark}: {grade.explanation}")
-        self.result.diagnosis = DiagnosisGrade(grades)
+        self.result.diagnosis = ask_diagnosis(prompter, self.m.diagnosis)
         self.result.diagnosed_at = time.time()
         self._event("drill.diagnosed", fraction=round(self.result.diagnosis.fraction, 2))
         self._signature(until=time.time())
         remaining = list(self.m.mitigations)
         while remaining:
-            key = prompter.choose("Which mitigation do you apply?", [(str(i + 1), m.title) for i, m in enumerate(remaining)])
-            mitigation = remaining.pop(int(key) - 1)
+            mitigation = ask_mitigation(prompter, remaining)
+            remaining.remove(mitigation)
             attempt = self._apply(mitigation)
             self.result.attempts.append(attempt)
             prompter.say(("  it worked. " if attempt.recovered else "  it did not bring recovery. ") + mitigation.why.strip())
