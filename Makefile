@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 SANDBOX := .venv/bin/sandbox
 
-.PHONY: help setup up status down test test-fast traces bench clean
+.PHONY: help setup up status down test test-fast incident incidents reset traces bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,6 +25,18 @@ test: ## the whole test suite, real stack included (what CI runs)
 
 test-fast: ## unit tests only: no vLLM, seconds not minutes
 	@$(PY) -m pytest -m "not integration"
+
+INCIDENT ?= random
+MODE ?= interactive
+SEED ?=
+incident: ## run a drill: make incident INCIDENT=kv-exhaustion [MODE=auto] [SEED=n]
+	@$(SANDBOX) incident run $(INCIDENT) --mode $(MODE) $(if $(SEED),--seed $(SEED))
+
+incidents: ## the incident catalog
+	@$(SANDBOX) incidents list
+
+reset: ## revert every active fault (also after a crashed drill)
+	@$(SANDBOX) reset
 
 traces: ## the slowest recent requests as phase waterfalls
 	@$(SANDBOX) traces
