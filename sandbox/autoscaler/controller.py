@@ -147,7 +147,7 @@ class Controller:
     def _act(self, decision: Decision) -> str | None:
         o = self.options
         run_dir = self.deployer.settings.run_dir
-        detail = {"signal": o.signal, **decision.to_dict()}
+        detail = {**decision.to_dict(), "signal_name": o.signal, "query": o.promql()}
         try:
             if decision.direction is Direction.UP:
                 replica = self.deployer.start_replica(

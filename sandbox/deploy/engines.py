@@ -8,6 +8,7 @@ takes any object with the same methods, which is how unit tests run stand-in HTT
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from typing import Protocol
 
@@ -75,9 +76,14 @@ class VllmLauncher:
         base = engine_component(replica.name, replica.track, replica.port).spec(settings)
         labels = {**base.labels, "sandbox.track": replica.track, "sandbox.version": version.name}
         argv = (*base.argv, *version.extra_args)
+        env = dict(base.env)
+        if version.threads_bind is None and not self._compose() and (os.cpu_count() or 1) > 1:
+            # Left alone, vLLM binds every engine to core 0 ("auto"), so a second engine on the
+            # same host would only share the first one's core; the last core is the other one.
+            env["VLLM_CPU_OMP_THREADS_BIND"] = str((os.cpu_count() or 1) - 1)
         command = (*_container_args(base.command, settings), *version.extra_args)
         return dataclasses.replace(
-            base, argv=argv, command=command, labels=labels, container_port=CONTAINER_PORT,
+            base, argv=argv, command=command, env=env, labels=labels, container_port=CONTAINER_PORT,
             volumes={str(settings.model_dir): CONTAINER_MODEL_DIR},
         )
 

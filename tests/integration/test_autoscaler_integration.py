@@ -37,7 +37,7 @@ class Load:
             while not self.stop.is_set():
                 try:
                     response = client.post(f"{gateway}/v1/completions", json={
-                        "model": "tiny", "prompt": "scale me", "max_tokens": 96, "ignore_eos": True})
+                        "model": "tiny", "prompt": "scale me", "max_tokens": 64, "ignore_eos": True})
                     self.codes.append(response.status_code)
                 except httpx.HTTPError:
                     self.codes.append(0)
@@ -54,9 +54,11 @@ def autoscaler(local_stack: StackHandle) -> Iterator[str]:
     port = free_port()
     options = AutoscalerOptions(
         # vLLM's running requests per replica: on two cores a queue would take >32 streams.
-        signal="running", target=2.0, min_replicas=1, max_replicas=2, interval_s=2,
-        scale_up_cooldown_s=5, scale_down_cooldown_s=10, scale_down_stabilization_s=10,
-        ready_timeout_s=300, drain_timeout_s=20, port=port,
+        # The down window outlasts a replica's start-up on a busy CPU, so the running count's
+        # dips between requests do not remove a replica that is still loading.
+        signal="running", target=1.5, min_replicas=1, max_replicas=2, interval_s=2,
+        scale_up_cooldown_s=5, scale_down_cooldown_s=20, scale_down_stabilization_s=60,
+        ready_timeout_s=420, drain_timeout_s=20, port=port,
     )
     component = autoscaler_component(options)
     local_stack.runtime.start(component.spec(settings))
@@ -76,16 +78,16 @@ def test_adds_a_real_engine_under_load_and_removes_it_after(local_stack: StackHa
     settings = local_stack.settings
     gateway = settings.url(settings.gateway_port)
     started = time.time()
-    load = Load(gateway, streams=8)
+    load = Load(gateway, streams=4)  # light: the new engine's start-up shares the two cores
     try:
         state = poll_until(lambda: (s := httpx.get(f"{autoscaler}/state").json())["counts"]["starting"] == 1 and s,
                            "a scale-up decision", timeout_s=90, interval_s=1)
         [up] = [e for e in read_timeline(settings.run_dir, since=started, kind_prefix="autoscaler.scale_up")]
-        assert up["detail"]["signal"] == "running" and up["detail"]["desired"] == 2
+        assert up["detail"]["signal_name"] == "running" and up["detail"]["desired"] == 2 and up["detail"]["signal"] > 1.5
         assert state["counts"]["ready"] == 1  # the stack's engine
         replica = up["detail"]["replica"]
         poll_until(lambda: httpx.get(f"{autoscaler}/state").json()["counts"]["ready"] == 2,
-                   "the new replica ready", timeout_s=330, interval_s=2)
+                   "the new replica ready", timeout_s=450, interval_s=2)
         ready = Deployer(settings, local_stack.runtime, None).state().get(replica)
         seconds = (ready.ready_at or 0) - ready.created_at
         print(f"scale-up decision -> ready: {seconds:.1f} s (under load)")
@@ -103,7 +105,7 @@ def test_adds_a_real_engine_under_load_and_removes_it_after(local_stack: StackHa
     assert load.codes and all(code == 200 for code in load.codes), set(load.codes)
 
     poll_until(lambda: Deployer(settings, local_stack.runtime, None).state().get(replica).state is ReplicaState.STOPPED,
-               "the replica removed after the load", timeout_s=120, interval_s=2)
+               "the replica removed after the load", timeout_s=180, interval_s=2)
     assert replica not in {e["name"] for e in httpx.get(f"{gateway}/admin/state").json()["engines"]}
     assert replica not in {t.labels["replica"] for t in read_job_targets(settings, "engine")}
     assert local_stack.runtime.status(replica).state.value == "stopped"
