@@ -1,0 +1,252 @@
+"""Shared defaults and small panel builders for every dashboard.
+
+Queries read the recording rules of ``stack/prometheus/rules/recording.yml`` wherever one exists,
+filtered by the template variables, so a panel and an alert read the same SLI. Latency panels
+always show p50, p95 and p99 (``percentiles``): an average hides the tail that pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import prometheus, stat, timeseries
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as model
+
+__all__ = [
+    "DATASOURCE",
+    "ENGINE",
+    "GATEWAY",
+    "PERCENTILES",
+    "Query",
+    "Unit",
+    "annotations",
+    "percentiles",
+    "stat_panel",
+    "timeseries_panel",
+    "variables",
+]
+
+DATASOURCE = common.DataSourceRef(type_val="prometheus", uid="prometheus")
+
+# Label selectors of the template variables, one constant per source of series.
+GATEWAY = 'version=~"$version", tenant=~"$tenant"'
+ENGINE = 'version=~"$version", replica=~"$engine"'
+CLIENT = 'tenant=~"$tenant"'
+
+PERCENTILES: tuple[tuple[float, str], ...] = ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))
+
+# SLOs drawn as threshold lines (the same numbers as stack/prometheus/rules/slo-alerts.yml).
+TTFT_SLO_S = 2.0
+TPOT_SLO_S = 0.25
+ERROR_BUDGET = 0.01
+
+
+class Unit:
+    """Grafana unit ids used here (the renderer knows each of them)."""
+
+    SECONDS = "s"
+    RATIO = "percentunit"
+    REQUESTS_PER_S = "reqps"
+    EVENTS_PER_S = "suffix: /s"
+    TOKENS_PER_S = "suffix: tok/s"
+    TOKENS = "suffix: tok"
+    COUNT = "short"
+
+
+@dataclass(frozen=True)
+class Query:
+    expr: str
+    legend: str
+
+
+def percentiles(bucket_rate: str, selector: str = "", by: Sequence[str] = (), name: str = "") -> list[Query]:
+    """p50/p95/p99 of a recorded bucket rate, optionally split by labels ``by``."""
+    keep = ", ".join(("le", *by))
+    split = " ".join("{{" + label + "}}" for label in by)
+    prefix = f"{name} " if name else ""
+    return [
+        Query(
+            f"histogram_quantile({q}, sum by ({keep}) ({bucket_rate}{{{selector}}}))",
+            f"{prefix}{label}{(' ' + split) if split else ''}",
+        )
+        for q, label in PERCENTILES
+    ]
+
+
+def _targets(queries: Sequence[Query]) -> list[prometheus.Dataquery]:
+    return [
+        prometheus.Dataquery().expr(q.expr).legend_format(q.legend).ref_id(chr(ord("A") + i)).datasource(DATASOURCE)
+        for i, q in enumerate(queries)
+    ]
+
+
+def _thresholds(steps: Sequence[tuple[float | None, str]]) -> dash.ThresholdsConfig:
+    return dash.ThresholdsConfig().mode(model.ThresholdsMode.ABSOLUTE).steps(
+        [model.Threshold(value=value, color=colour) for value, colour in steps]
+    )
+
+
+def slo_line(limit: float) -> list[tuple[float | None, str]]:
+    """Green below the limit, red from it (a threshold line on a time series)."""
+    return [(None, "green"), (limit, "red")]
+
+
+def timeseries_panel(
+    panel_id: int,
+    title: str,
+    description: str,
+    unit: str,
+    queries: Sequence[Query],
+    *,
+    width: int = 12,
+    height: int = 8,
+    thresholds: Sequence[tuple[float | None, str]] | None = None,
+    stacked: bool = False,
+    unstacked_regexp: str | None = None,
+    max_value: float | None = None,
+) -> timeseries.Panel:
+    panel = (
+        timeseries.Panel()
+        .id(panel_id)
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .min(0)
+        .span(width)
+        .height(height)
+        .line_width(1)
+        .fill_opacity(25 if stacked else 0)
+        .legend(common_builders.VizLegendOptions().display_mode(common.LegendDisplayMode.LIST).placement(common.LegendPlacement.BOTTOM).show_legend(True))
+        .tooltip(common_builders.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI).sort(common.SortOrder.DESCENDING))
+        .targets(_targets(queries))
+    )
+    if max_value is not None:
+        panel = panel.max(max_value)
+    if thresholds:
+        panel = panel.thresholds(_thresholds(thresholds)).thresholds_style(
+            common_builders.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.DASHED)
+        )
+    if stacked:
+        panel = panel.stacking(common_builders.StackingConfig().mode(common.StackingMode.NORMAL).group("A"))
+    if unstacked_regexp:
+        # Lines drawn over a stack (e.g. percentiles over a stacked budget) must not be stacked.
+        panel = panel.override_by_regexp(unstacked_regexp, [
+            model.DynamicConfigValue(id_val="custom.stacking", value={"mode": "none", "group": "A"}),
+            model.DynamicConfigValue(id_val="custom.fillOpacity", value=0),
+            model.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]}),
+        ])
+    return panel
+
+
+def stat_panel(
+    panel_id: int,
+    title: str,
+    description: str,
+    unit: str,
+    query: Query,
+    *,
+    thresholds: Sequence[tuple[float | None, str]] = ((None, "green"),),
+    width: int = 4,
+    height: int = 4,
+    decimals: int | None = None,
+) -> stat.Panel:
+    panel = (
+        stat.Panel()
+        .id(panel_id)
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .span(width)
+        .height(height)
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.AREA)
+        .thresholds(_thresholds(thresholds))
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]))
+        .targets(_targets([query]))
+    )
+    return panel.decimals(decimals) if decimals is not None else panel
+
+
+def variables() -> list[dash.QueryVariable]:
+    """version, engine (vLLM replica) and tenant; each multi-valued with All = every value."""
+
+    def variable(name: str, label: str, query: str, description: str) -> dash.QueryVariable:
+        return (
+            dash.QueryVariable(name)
+            .label(label)
+            .description(description)
+            .datasource(DATASOURCE)
+            .query(query)
+            .definition(query)
+            .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .sort(model.VariableSort.ALPHABETICAL_ASC)
+            .multi(True)
+            .include_all(True)
+            .all_value(".*")
+            .current(model.VariableOption(selected=True, text="All", value="$__all"))
+        )
+
+    return [
+        variable("version", "Model version", "label_values(sandbox_gateway_requests_total, version)",
+                 "Model version the gateway routed to (stable, canary, shadow)."),
+        variable("engine", "Engine replica", "label_values(vllm:num_requests_running, replica)",
+                 "vLLM replica (the `replica` label of the engine targets)."),
+        variable("tenant", "Tenant", "label_values(sandbox_gateway_requests_total, tenant)",
+                 "Tenant from the X-Sandbox-Tenant header (unknown tenants are `other`)."),
+    ]
+
+
+def annotations() -> list[dash.AnnotationQuery]:
+    """Drill events and pages on every time series panel.
+
+    ``sandbox_drill_events_total{kind}`` is the drill's counter of timeline events (fault
+    injected, page, mitigation, recovered); ``ALERTS`` is Prometheus' own series of alerts.
+    """
+    return [
+        dash.AnnotationQuery()
+        .name("Drill events")
+        .datasource(DATASOURCE)
+        .enable(True)
+        .icon_color("purple")
+        .expr("sum by (kind) (increase(sandbox_drill_events_total[30s])) > 0")
+        .step("15s")
+        .title_format("{{kind}}")
+        .text_format("drill: {{kind}}")
+        .tag_keys("kind"),
+        dash.AnnotationQuery()
+        .name("Pages")
+        .datasource(DATASOURCE)
+        .enable(True)
+        .icon_color("red")
+        .expr('max by (alertname) (ALERTS{alertstate="firing", severity="page"})')
+        .step("15s")
+        .title_format("{{alertname}}")
+        .text_format("page: {{alertname}}")
+        .tag_keys("alertname"),
+    ]
+
+
+def dashboard(uid: str, title: str, description: str, panels: Sequence[object]) -> dash.Dashboard:
+    """A dashboard with the shared time range, variables, annotations and tags."""
+    board = (
+        dash.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(["llm-serving", "sandbox"])
+        .editable()
+        .tooltip(model.DashboardCursorSync.CROSSHAIR)
+        .time("now-30m", "now")
+        .refresh("10s")
+        .timezone("browser")
+        .variables(variables())
+        .annotations(annotations())
+    )
+    for panel in panels:
+        board = board.with_panel(panel)  # type: ignore[arg-type]
+    return board
