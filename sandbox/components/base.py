@@ -57,14 +57,19 @@ class Component:
 
 
 def http_ready(client: httpx.Client, url: str, what: str) -> Readiness:
-    """Ready when GET url answers 200; otherwise say what answered instead."""
+    """Ready when GET url answers 200; otherwise say what answered instead (the message of an
+    OpenAI-style error body when the service gives one, as ours do on /ready)."""
     try:
         response = client.get(url)
     except httpx.HTTPError as exc:
         return Readiness.no(f"{what}: {type(exc).__name__} on {url}")
-    if response.status_code != 200:
-        return Readiness.no(f"{what}: {url} answered {response.status_code}")
-    return Readiness.ok()
+    if response.status_code == 200:
+        return Readiness.ok()
+    try:
+        why = str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        why = f"{url} answered {response.status_code}"
+    return Readiness.no(f"{what}: {why}")
 
 
 def write_generated_yaml(out: Path, config: dict[str, Any], source: Path) -> Path:

@@ -6,7 +6,7 @@ import sys
 
 import httpx
 
-from sandbox.components.base import Component, Readiness, ScrapeTarget
+from sandbox.components.base import Component, Readiness, ScrapeTarget, http_ready
 from sandbox.runtime.base import ServiceSpec
 from sandbox.settings import REPO_ROOT, Settings
 
@@ -50,18 +50,7 @@ def _spec(settings: Settings) -> ServiceSpec:
 
 
 def _check(settings: Settings, client: httpx.Client) -> Readiness:
-    url = f"{gateway_url(settings)}/ready"
-    try:
-        response = client.get(url)
-    except httpx.HTTPError as exc:
-        return Readiness.no(f"gateway /ready: {type(exc).__name__} on {url}")
-    if response.status_code == 200:
-        return Readiness.ok()
-    try:
-        why = response.json()["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        why = response.text[:200]
-    return Readiness.no(f"gateway: {why}")
+    return http_ready(client, f"{gateway_url(settings)}/ready", "gateway")
 
 
 def gateway_component() -> Component:

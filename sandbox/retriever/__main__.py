@@ -36,7 +36,7 @@ def main(
 
     from sandbox.retriever.app import create_app
     from sandbox.retriever.config import RetrieverOptions
-    from sandbox.retriever.logs import configure_logging
+    from sandbox.telemetry import configure_logging
     from sandbox.settings import load_settings
 
     settings = load_settings()

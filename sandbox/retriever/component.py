@@ -6,7 +6,7 @@ import sys
 
 import httpx
 
-from sandbox.components.base import Component, Readiness, ScrapeTarget
+from sandbox.components.base import Component, Readiness, ScrapeTarget, http_ready
 from sandbox.runtime.base import ServiceSpec
 from sandbox.settings import REPO_ROOT, Settings
 
@@ -44,18 +44,7 @@ def _spec(settings: Settings) -> ServiceSpec:
 
 
 def _check(settings: Settings, client: httpx.Client) -> Readiness:
-    url = f"{settings.url(settings.retriever_port)}/ready"
-    try:
-        response = client.get(url)
-    except httpx.HTTPError as exc:
-        return Readiness.no(f"retriever /ready: {type(exc).__name__} on {url}")
-    if response.status_code == 200:
-        return Readiness.ok()
-    try:
-        why = response.json()["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        why = response.text[:200]
-    return Readiness.no(f"retriever: {why}")
+    return http_ready(client, f"{settings.url(settings.retriever_port)}/ready", "retriever")
 
 
 def retriever_component() -> Component:
