@@ -21,6 +21,7 @@ from sandbox.components.alertmanager import alertmanager_component
 from sandbox.components.base import Component, Readiness, ScrapeTarget
 from sandbox.components.engine import engine_component
 from sandbox.components.prometheus import prometheus_component
+from sandbox.deploy.state import StateStore
 from sandbox.gateway.component import gateway_component
 from sandbox.retriever.component import retriever_component
 from sandbox.runtime.base import Runtime, ServiceState, StartError
@@ -226,4 +227,5 @@ def down(settings: Settings, runtime: Runtime, progress: Progress = print) -> li
         progress(f"stopped {name}" + (f" (pid {service.pid})" if service.pid else ""))
     if settings.targets_dir.is_dir():
         write_targets(settings, [])
+    StateStore(settings.run_dir).clear()  # deployed replicas were among the services stopped
     return stopped

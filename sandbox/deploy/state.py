@@ -138,6 +138,10 @@ class StateStore:
         except FileNotFoundError:
             return DeploymentState()
 
+    def clear(self) -> None:
+        """Forget every replica: `down` has stopped them all, and none must look "died while ready"."""
+        self.path.unlink(missing_ok=True)
+
     def _save(self, state: DeploymentState) -> None:
         state.prune()
         tmp = self.path.with_suffix(".tmp")
