@@ -71,10 +71,10 @@ def rag_dashboard() -> Dashboard:
         UID, "RAG retrieval",
         "Where a RAG request's retrieval time goes: embed, search, rerank; timeouts, fallbacks, and its share of end-to-end time.",
         [
-            retrieval_phase_timeseries(),
+            retrieval_phase_timeseries(), retriever_duration_timeseries(),
             part_timeseries(2, "embed", "Embedding the query with the sentence-transformer (CPU)."),
             part_timeseries(3, "search", "Vector search in Qdrant."),
             part_timeseries(4, "rerank", "Reranking the candidates."),
-            retriever_duration_timeseries(), fallbacks_timeseries(), retrieval_share_timeseries(), searches_timeseries(),
+            fallbacks_timeseries(), retrieval_share_timeseries(), searches_timeseries(),
         ],
     )
