@@ -108,6 +108,7 @@ class Runner:
         self._recent_ttft: deque[float] = deque(maxlen=500)
         self._rngs = {name: np.random.default_rng(self.rng.integers(2**63)) for name in profile.tenants}
         self._client: httpx.AsyncClient | None = None
+        self._errors = 0  # finished requests with an outcome other than ok or cancelled
         self.started = threading.Event()
 
     # -- Control (any thread) ---------------------------------------------------------------
@@ -158,8 +159,9 @@ class Runner:
     # -- Time ------------------------------------------------------------------------------
 
     def now_s(self) -> float:
-        assert self._loop is not None
-        return self._loop.time() - self._t0
+        # perf_counter, not loop.time(): uvloop's clock has millisecond steps and is read once
+        # per loop turn, too coarse for TPOT and for start-time errors.
+        return time.perf_counter() - self._t0
 
     async def _sleep_until(self, tenant: str, at_s: float) -> bool:
         """Sleep until ``at_s`` (run time); False when woken early by a change or a stop."""
@@ -168,13 +170,21 @@ class Runner:
             return False
         fut: asyncio.Future[None] = self._loop.create_future()
         self._wake[tenant] = fut
-        handle = self._loop.call_at(self._t0 + at_s, lambda: fut.done() or fut.set_result(None))
+        handle = self._loop.call_later(max(0.0, at_s - self.now_s()), lambda: fut.done() or fut.set_result(None))
         try:
             await fut
         finally:
             handle.cancel()
             self._wake.pop(tenant, None)
-        return not self._stop.is_set() and self._loop.time() >= self._t0 + at_s - 0.0005
+        if self._stop.is_set():
+            return False
+        early = at_s - self.now_s()
+        if early > 0.002:
+            return False  # woken by a change, not by the timer
+        if early > 0:
+            # Timers have millisecond granularity and may fire a little early: wait out the rest.
+            await asyncio.sleep(early)
+        return True
 
     # -- Planning --------------------------------------------------------------------------
 
@@ -353,6 +363,8 @@ class Runner:
                 m.tpot.observe(r.tpot_s)
             if r.e2e_s is not None:
                 m.e2e.observe(r.e2e_s)
+        if r.outcome not in ("ok", "cancelled"):
+            self._errors += 1
         self.results.append(r)
         if self._log is not None:
             self._log.write(r.to_json() + "\n")
@@ -364,7 +376,7 @@ class Runner:
         if self._loop is None:
             return {"state": "starting"}
         elapsed = max(self.now_s(), 1e-9)
-        errors = sum(1 for r in self.results if r.outcome not in ("ok", "cancelled"))
+        errors = self._errors
         ttft = sorted(self._recent_ttft)
         rates = {}
         for name, tenant in self.tenants().items():
@@ -417,7 +429,7 @@ class Runner:
         wall_start = time.time()
         async with httpx.AsyncClient(base_url=self.options.target, limits=limits, timeout=timeout) as client:
             self._client = client
-            self._t0 = self._loop.time() + START_LEAD_S
+            self._t0 = time.perf_counter() + START_LEAD_S
             self._end_s = duration if duration is not None else float("inf")
             tasks = [asyncio.ensure_future(self._open_loop(name, client)) for name in self.profile.tenants]
             for name, tenant in self.profile.tenants.items():
@@ -476,10 +488,10 @@ class Runner:
         """Let requests in flight finish (unless cancelled); what is left after drain_s is cancelled."""
         assert self._loop is not None
         drain = self.options.drain_s if self.options.drain_s is not None else self.profile.request_timeout_s
-        deadline = self._loop.time() + drain
+        deadline = time.perf_counter() + drain
         # Short waits, so a stop(cancel=True) during the drain is seen quickly.
-        while self._in_flight and not self._cancel and self._loop.time() < deadline:
-            await asyncio.wait(set(self._in_flight), timeout=min(0.2, deadline - self._loop.time()))
+        while self._in_flight and not self._cancel and time.perf_counter() < deadline:
+            await asyncio.wait(set(self._in_flight), timeout=min(0.2, deadline - time.perf_counter()))
 
 
 def _has_token(chunk: dict[str, Any]) -> bool:
