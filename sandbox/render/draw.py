@@ -104,7 +104,7 @@ def _draw_timeseries(figure: Figure, panel: PanelSpec, series: Sequence[DrawnSer
     elif drawn == 0:
         axes.set_ylim(top=1.0)
     axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: format_value(v, panel.unit)))
-    axes.xaxis.set_major_formatter(DateFormatter("%H:%M"))
+    axes.xaxis.set_major_formatter(DateFormatter("%H:%M" if end - start > 1200 else "%H:%M:%S"))
     axes.set_ylabel(unit_label(panel.unit), fontsize=7)
     axes.grid(True, color="#dddddd", linewidth=0.5)
     for spine in ("top", "right"):

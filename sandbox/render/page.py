@@ -12,7 +12,7 @@ from pathlib import Path
 from sandbox.render.draw import COLUMN_PX, ROW_PX, Annotation
 from sandbox.render.model import DashboardSpec, PanelSpec
 
-__all__ = ["write_page"]
+__all__ = ["write_composite", "write_page"]
 
 _CSS = f"""
 body {{ font-family: sans-serif; margin: 16px; background: #f4f5f5; color: #222; }}
@@ -31,6 +31,22 @@ def _cell(panel: PanelSpec, image: Path) -> str:
     title = html.escape(f"{panel.title}: {panel.description}")
     return (f'<div class="panel" id="panel-{panel.id}" style="{style}" title="{title}">'
             f'<img alt="{html.escape(panel.title)}" src="data:image/png;base64,{data}"></div>')
+
+
+def write_composite(path: Path, images: Sequence[tuple[PanelSpec, Path]]) -> Path:
+    """The whole dashboard as one PNG (panels pasted at their grid positions), for a README or a report."""
+    from PIL import Image
+
+    width = 24 * COLUMN_PX
+    height = max((p.y + p.h for p, _ in images), default=1) * ROW_PX
+    canvas = Image.new("RGB", (width, height), (244, 245, 245))
+    for panel, image in images:
+        with Image.open(image) as tile:
+            canvas.paste(tile.convert("RGB").resize((panel.w * COLUMN_PX - 4, panel.h * ROW_PX - 4)),
+                         (panel.x * COLUMN_PX + 2, panel.y * ROW_PX + 2))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path
 
 
 def write_page(path: Path, name: str, spec: DashboardSpec, images: Sequence[tuple[PanelSpec, Path]],

@@ -14,7 +14,7 @@ import httpx
 
 from sandbox.render.draw import Annotation, DrawnSeries, draw_panel
 from sandbox.render.model import DashboardSpec, PanelSpec, load_dashboard
-from sandbox.render.page import write_page
+from sandbox.render.page import write_composite, write_page
 from sandbox.render.query import QueryError, legend, query_range, substitute
 
 __all__ = ["RenderResult", "RenderedPanel", "render_dashboard", "step_for"]
@@ -33,15 +33,17 @@ class RenderedPanel:
 
 class RenderResult(tuple):  # type: ignore[type-arg]
     """The PNG paths, one per panel in grid order (so callers that want images just iterate),
-    plus ``html`` (the page), ``panels`` (what each image shows) and ``name``."""
+    plus ``html`` (the page), ``composite`` (the whole dashboard in one PNG), ``panels`` (what
+    each image shows) and ``name``."""
 
     html: Path
+    composite: Path
     panels: tuple[RenderedPanel, ...]
     name: str
 
-    def __new__(cls, name: str, html: Path, panels: Sequence[RenderedPanel]) -> RenderResult:
+    def __new__(cls, name: str, html: Path, composite: Path, panels: Sequence[RenderedPanel]) -> RenderResult:
         result = super().__new__(cls, tuple(p.image for p in panels))
-        result.name, result.html, result.panels = name, html, tuple(panels)
+        result.name, result.html, result.composite, result.panels = name, html, composite, tuple(panels)
         return result
 
     @property
@@ -123,7 +125,8 @@ def render_dashboard(
     timeout_s: float = 15.0,
 ) -> RenderResult:
     """Query every panel of ``dashboard`` (a name like ``overview``, a JSON path, or parsed JSON)
-    over [start, end] and write ``<out_dir>/<name>/panel-<id>.png`` and ``<out_dir>/<name>.html``.
+    over [start, end] and write ``<out_dir>/<name>/panel-<id>.png``, ``<out_dir>/<name>.html`` and
+    the whole dashboard as ``<out_dir>/<name>.png``.
 
     ``annotations`` (``{"time": unix_s, "text": ...}``) are drawn with the dashboard's own
     annotation queries. A failing query is written on its panel, not raised.
@@ -149,4 +152,5 @@ def render_dashboard(
             rendered.append(RenderedPanel(panel.id, panel.title, path,
                                           sum(1 for s in series if any(math.isfinite(v) for v in s.values)), tuple(errors)))
     page = write_page(out / f"{name}.html", name, spec, images, start_s, end_s, marks)
-    return RenderResult(name, page, rendered)
+    composite = write_composite(out / f"{name}.png", images)
+    return RenderResult(name, page, composite, rendered)
