@@ -14,6 +14,7 @@ from collections.abc import Callable
 import httpx
 
 from sandbox.components.base import Component
+from sandbox.deploy.targets import write_job_targets
 from sandbox.runtime.base import Runtime, ServiceState
 from sandbox.settings import Settings
 
@@ -48,6 +49,8 @@ def start_traffic(settings: Settings, runtime: Runtime, profile: str, progress: 
     component = _component(profile)
     runtime.stop(component.name, settings.stop_timeout_s)  # a generator of another drill/profile
     status = runtime.start(component.spec(settings))
+    # Prometheus discovers the generator from its file, like every other component.
+    write_job_targets(settings, "loadgen", component.scrape(settings))
     progress(f"started traffic (profile {profile}, pid {status.pid})")
     start = time.monotonic()
     with httpx.Client(timeout=5.0) as client:
@@ -65,3 +68,4 @@ def start_traffic(settings: Settings, runtime: Runtime, profile: str, progress: 
 def stop_traffic(settings: Settings, runtime: Runtime, component: Component | None) -> None:
     if component is not None:
         runtime.stop(component.name, settings.stop_timeout_s)
+        write_job_targets(settings, "loadgen", [])

@@ -1,8 +1,8 @@
 """Where the generator sends its requests when nobody says otherwise: the one place to change.
 
-For now the engine itself (``Settings.engine_url``); once traffic should pass through the
-gateway, this function returns ``settings.url(settings.gateway_port)`` and every caller
-(``sandbox load run``, the stack's ``loadgen`` service) follows.
+The gateway, the learner's front door (``Settings.gateway_port``): traffic crosses every phase
+the dashboards show. ``sandbox load run --target URL`` sends it elsewhere (the engine itself, to
+compare).
 """
 
 from __future__ import annotations
@@ -13,4 +13,4 @@ __all__ = ["default_target"]
 
 
 def default_target(settings: Settings) -> str:
-    return settings.engine_url
+    return settings.url(settings.gateway_port)
