@@ -8,10 +8,22 @@ from sandbox.components.base import Component, Readiness, ScrapeTarget, http_rea
 from sandbox.runtime.base import ServiceSpec
 from sandbox.settings import Settings
 
-__all__ = ["ENGINE_IMAGE", "engine_component", "engine_argv"]
+__all__ = ["CPU_KV_BLOCK_TOKENS", "ENGINE_IMAGE", "engine_argv", "engine_component", "max_model_len"]
 
 # The image compose uses on a GPU host; the CPU profile builds from docker/engine-cpu.Dockerfile.
 ENGINE_IMAGE = "vllm/vllm-openai:v0.32.0"
+
+
+# vLLM's CPU backend allocates the KV cache in blocks of this many tokens.
+CPU_KV_BLOCK_TOKENS = 128
+
+
+def max_model_len(settings: Settings) -> int:
+    """The context limit, lowered to what a small KV budget can hold: vLLM refuses to start when
+    one request of ``--max-model-len`` tokens would not fit (it keeps one block in reserve)."""
+    if settings.kv_blocks is None:
+        return settings.max_model_len
+    return max(CPU_KV_BLOCK_TOKENS, min(settings.max_model_len, (settings.kv_blocks - 1) * CPU_KV_BLOCK_TOKENS))
 
 
 def engine_argv(settings: Settings, port: int) -> list[str]:
@@ -25,7 +37,7 @@ def engine_argv(settings: Settings, port: int) -> list[str]:
         "--enforce-eager",
         "--host", settings.host,
         "--port", str(port),
-        "--max-model-len", str(settings.max_model_len),
+        "--max-model-len", str(max_model_len(settings)),
         "--max-num-seqs", str(settings.max_num_seqs),
     ]
     if settings.kv_blocks is not None:

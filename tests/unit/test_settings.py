@@ -46,3 +46,15 @@ def test_settings_are_immutable() -> None:
     settings = load_settings()
     with pytest.raises(Exception):
         settings.engine_port = 1  # type: ignore[misc]
+
+
+def test_a_small_kv_budget_lowers_the_context_limit() -> None:
+    from sandbox.components.engine import engine_argv, max_model_len
+
+    assert max_model_len(load_settings()) == 4096
+    small = load_settings(kv_blocks=24)
+    # vLLM refuses to start when one max-length request cannot fit in the KV cache (seen: 2,944).
+    assert max_model_len(small) == 23 * 128
+    argv = engine_argv(small, 8100)
+    assert argv[argv.index("--max-model-len") + 1] == "2944"
+    assert argv[argv.index("--num-gpu-blocks-override") + 1] == "24"
