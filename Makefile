@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 SANDBOX := .venv/bin/sandbox
 
-.PHONY: help setup up status down test test-fast incident incidents reset traces bench clean
+.PHONY: help setup up status down test test-fast incident incidents reset dashboards render traces load bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,17 @@ incidents: ## the incident catalog
 
 reset: ## revert every active fault (also after a crashed drill)
 	@$(SANDBOX) reset
+
+dashboards: ## regenerate dashboards/*.json from the Python dashboards
+	@$(PY) -m dashboards.generate
+
+render: ## render every dashboard from the running Prometheus to PNG/HTML (no Grafana needed)
+	@$(SANDBOX) dashboards render
+
+PROFILE ?= baseline
+DURATION ?= 60
+load: ## send a load profile through the gateway: make load PROFILE=baseline DURATION=60
+	@$(SANDBOX) load run $(PROFILE) --duration $(DURATION)
 
 traces: ## the slowest recent requests as phase waterfalls
 	@$(SANDBOX) traces
