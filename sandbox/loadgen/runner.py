@@ -222,7 +222,7 @@ class Runner:
         assert self._stop is not None
         rng = self._rngs[name]
         t = 0.0
-        while not self._stop.is_set() and self._budget_left():
+        while not self._stop.is_set() and self._budget_left() and self.now_s() < self._end_s:
             tenant = self.tenant(name)
             if not tenant.enabled or tenant.arrival is ArrivalKind.CLOSED or tenant.rate_per_s <= 0:
                 await self._sleep_until(name, min(self._end_s, self.now_s() + LOOKAHEAD_S))
