@@ -44,16 +44,21 @@ class PromptBuilder:
             raise PromptError(f"the prompt corpus is empty ({', '.join(map(str, files))})")
         self.special = self.count("")  # tokens the tokenizer adds by itself (BOS): 1 here
         ids = self.tokenizer.encode(text, add_special_tokens=False).ids
-        self._ids = np.asarray(ids, dtype=np.int64)
+        self._ids: list[int] = list(ids)
 
     def count(self, text: str) -> int:
         """Prompt tokens as the engine counts them (special tokens included)."""
         return len(self.tokenizer.encode(text).ids)
 
     def _window(self, offset: int, n: int) -> list[int]:
-        size = len(self._ids)
-        idx = (offset + np.arange(n)) % size
-        return self._ids[idx].tolist()  # type: ignore[no-any-return]
+        """``n`` ids from ``offset``, wrapping around the corpus (as often as needed)."""
+        ids, size = self._ids, len(self._ids)
+        if offset + n <= size:
+            return ids[offset : offset + n]
+        out = ids[offset:]
+        while len(out) < n:
+            out = out + ids[: n - len(out)]
+        return out
 
     def build(self, tokens: int, rng: np.random.Generator) -> str:
         """A text the engine counts as exactly ``tokens`` prompt tokens."""

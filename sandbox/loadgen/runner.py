@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -36,10 +37,13 @@ import httpx
 import numpy as np
 
 from sandbox.loadgen.arrivals import ArrivalKind, next_arrival
+from sandbox.loadgen.fasthttp import FastClient
 from sandbox.loadgen.metrics import LoadgenMetrics
 from sandbox.loadgen.profile import Profile, Tenant, TenantUpdate
 from sandbox.loadgen.prompts import PromptBuilder
 from sandbox.loadgen.results import RequestResult, summarize
+
+log = logging.getLogger("sandbox.loadgen")
 
 __all__ = ["RAG_HEADER", "RunOptions", "Runner", "TENANT_HEADER", "UnknownTenant"]
 
@@ -66,6 +70,9 @@ class RunOptions:
     progress: Callable[[dict[str, Any]], None] | None = None  # called about once a second
     progress_interval_s: float = 1.0
     extra_headers: dict[str, str] = field(default_factory=dict)
+    # "fast" (fasthttp: plain http:// only, far less CPU per request) or "httpx" (anything httpx
+    # speaks, e.g. https://). "auto": fast where it can, else httpx.
+    http_client: str = "auto"
 
 
 @dataclass
@@ -75,6 +82,7 @@ class _Planned:
     body: dict[str, Any]
     headers: dict[str, str]
     path: str
+    payload: bytes  # the JSON body, encoded before the start time
     prompt_tokens: int
     max_tokens: int
     rag: bool
@@ -108,6 +116,7 @@ class Runner:
         self._recent_ttft: deque[float] = deque(maxlen=500)
         self._rngs = {name: np.random.default_rng(self.rng.integers(2**63)) for name in profile.tenants}
         self._client: httpx.AsyncClient | None = None
+        self._fast: FastClient | None = None
         self._errors = 0  # finished requests with an outcome other than ok or cancelled
         self.started = threading.Event()
 
@@ -214,7 +223,8 @@ class Runner:
         headers = {TENANT_HEADER: name, **self.options.extra_headers}
         if rag:
             headers[RAG_HEADER] = "1"
-        return _Planned(name, at_s, body, headers, path, prompt_tokens, max_tokens, rag, tenant.stream)
+        payload = json.dumps(body).encode()
+        return _Planned(name, at_s, body, headers, path, payload, prompt_tokens, max_tokens, rag, tenant.stream)
 
     # -- Tenants ---------------------------------------------------------------------------
 
@@ -278,72 +288,48 @@ class Runner:
     # -- One request -----------------------------------------------------------------------
 
     async def _send(self, p: _Planned, index: int) -> None:
-        assert self._client is not None
         m = self.metrics.tenants[p.tenant]
         started = self.now_s()
         r = RequestResult(p.tenant, index, p.scheduled_s, started, p.prompt_tokens, p.max_tokens, p.rag, p.stream)
         m.in_flight.inc()
-        first = last = None
-        chunks = 0
+        reader = _AnswerReader(self, p.stream)
         try:
             async with asyncio.timeout(self.profile.request_timeout_s):
-                if p.stream:
-                    async with self._client.stream("POST", p.path, json=p.body, headers=p.headers) as resp:
-                        r.status = resp.status_code
-                        if resp.status_code != 200:
-                            await resp.aread()
-                            r.error = resp.text[:300]
-                        else:
-                            buffer = b""
-                            async for raw in resp.aiter_raw():
-                                now = self.now_s()
-                                buffer += raw
-                                *lines, buffer = buffer.split(b"\n")
-                                for line in lines:
-                                    if not line.startswith(b"data: ") or line == b"data: [DONE]":
-                                        continue
-                                    data = json.loads(line[6:])
-                                    if _has_token(data):
-                                        chunks += 1
-                                        last = now
-                                        if first is None:
-                                            first = now
-                                    usage = data.get("usage")
-                                    if usage:
-                                        r.prompt_tokens = usage.get("prompt_tokens")
-                                        r.output_tokens = usage.get("completion_tokens") or 0
+                if self._fast is not None:
+                    async with self._fast.request(p.path, p.payload, p.headers) as answer:
+                        r.status = answer.status
+                        await reader.read(answer.iter_body(), r)
                 else:
-                    resp = await self._client.post(p.path, json=p.body, headers=p.headers)
-                    r.status = resp.status_code
-                    if resp.status_code == 200:
-                        usage = resp.json().get("usage") or {}
-                        r.prompt_tokens = usage.get("prompt_tokens")
-                        r.output_tokens = usage.get("completion_tokens") or 0
-                    else:
-                        r.error = resp.text[:300]
+                    assert self._client is not None
+                    headers = {"Content-Type": "application/json", **p.headers}
+                    async with self._client.stream("POST", p.path, content=p.payload, headers=headers) as response:
+                        r.status = response.status_code
+                        await reader.read(response.aiter_raw(), r)
             end = self.now_s()
+            r.e2e_s = end - started
             if r.status == 200:
                 r.outcome = "ok"
-                if not r.output_tokens:
-                    r.output_tokens = chunks
             else:
                 r.outcome = "4xx" if r.status is not None and 400 <= r.status < 500 else "5xx"
-            r.e2e_s = end - started
         except TimeoutError:
             r.outcome, r.error = "timeout", f"no complete answer after {self.profile.request_timeout_s:g} s"
         except asyncio.CancelledError:
             r.outcome, r.error = "cancelled", "the run stopped while the request was in flight"
-        except httpx.HTTPError as exc:
-            # Refused, reset or broken connections: the service was not there to answer.
+        except (httpx.HTTPError, OSError) as exc:
+            # Refused, reset or broken connections (ConnectionError is an OSError): the service
+            # was not there to answer.
             r.outcome, r.error = "5xx", f"{type(exc).__name__}: {exc}"[:300]
-        except ValueError as exc:  # a chunk that is not JSON
-            r.outcome, r.error = "5xx", f"bad stream: {exc}"[:300]
+        except ValueError as exc:  # an answer that is not JSON
+            r.outcome, r.error = "5xx", f"bad answer: {exc}"[:300]
+        except Exception as exc:  # noqa: BLE001 - a request must never vanish from the counts
+            log.exception("request %d failed inside the load generator", index)
+            r.outcome, r.error = "5xx", f"load generator error: {type(exc).__name__}: {exc}"[:300]
         finally:
             m.in_flight.dec()
-        if first is not None:
-            r.ttft_s = first - started
-            if last is not None and r.output_tokens > 1:
-                r.tpot_s = (last - first) / (r.output_tokens - 1)
+        if reader.first is not None:
+            r.ttft_s = reader.first - started
+            if reader.last is not None and r.output_tokens > 1:
+                r.tpot_s = (reader.last - reader.first) / (r.output_tokens - 1)
         if r.outcome == "ok":
             # Without streaming the user sees nothing until the whole answer: its TTFT is its E2E.
             ttft = r.ttft_s if p.stream else r.e2e_s
@@ -427,6 +413,9 @@ class Runner:
         limits = httpx.Limits(max_connections=self.profile.max_in_flight, max_keepalive_connections=self.profile.max_in_flight)
         timeout = httpx.Timeout(self.profile.request_timeout_s, connect=10.0)
         wall_start = time.time()
+        fast = self.options.http_client == "fast" or (
+            self.options.http_client == "auto" and self.options.target.startswith("http://"))
+        self._fast = FastClient(self.options.target) if fast else None
         async with httpx.AsyncClient(base_url=self.options.target, limits=limits, timeout=timeout) as client:
             self._client = client
             self._t0 = time.perf_counter() + START_LEAD_S
@@ -450,6 +439,8 @@ class Runner:
                     task.cancel()
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
                 await asyncio.gather(progress, return_exceptions=True)
+                if self._fast is not None:
+                    await self._fast.aclose()
         elapsed = self.now_s()
         if self.stopped_by == "running":
             self.stopped_by = "requests" if not self._budget_left() else "duration"
@@ -492,6 +483,54 @@ class Runner:
         # Short waits, so a stop(cancel=True) during the drain is seen quickly.
         while self._in_flight and not self._cancel and time.perf_counter() < deadline:
             await asyncio.wait(set(self._in_flight), timeout=min(0.2, deadline - time.perf_counter()))
+
+
+class _AnswerReader:
+    """Reads an answer's body as it arrives: SSE events (streaming) or one JSON document.
+
+    Notes the time of the first and last chunk carrying a token, and the ``usage`` the server
+    reports (prompt and completion tokens as it counted them)."""
+
+    def __init__(self, runner: Runner, stream: bool) -> None:
+        self.runner = runner
+        self.stream = stream
+        self.first: float | None = None
+        self.last: float | None = None
+        self.chunks = 0
+
+    async def read(self, pieces: AsyncIterator[bytes], r: RequestResult) -> None:
+        if r.status != 200:
+            body = b"".join([piece async for piece in pieces])
+            r.error = body[:300].decode(errors="replace")
+            return
+        if not self.stream:
+            body = b"".join([piece async for piece in pieces])
+            self._usage(json.loads(body), r)
+            return
+        buffer = b""
+        async for piece in pieces:
+            now = self.runner.now_s()
+            buffer += piece
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
+                    continue
+                data = json.loads(line[6:])
+                if _has_token(data):
+                    self.chunks += 1
+                    self.last = now
+                    if self.first is None:
+                        self.first = now
+                self._usage(data, r)
+        if not r.output_tokens:
+            r.output_tokens = self.chunks  # a server that sends no usage: one token per chunk
+
+    @staticmethod
+    def _usage(data: dict[str, Any], r: RequestResult) -> None:
+        usage = data.get("usage")
+        if usage:
+            r.prompt_tokens = usage.get("prompt_tokens")
+            r.output_tokens = usage.get("completion_tokens") or 0
 
 
 def _has_token(chunk: dict[str, Any]) -> bool:

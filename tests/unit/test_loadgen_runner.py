@@ -37,8 +37,8 @@ def prompts() -> PromptBuilder:
 class ServerThread:
     """A StreamServer on its own event loop and thread (the tests read what it received)."""
 
-    def __init__(self, prompts: PromptBuilder) -> None:
-        self.server = StreamServer(port=free_port(), ttft_ms=TTFT_MS, itl_ms=ITL_MS, count_tokens=prompts.count)
+    def __init__(self, prompts: PromptBuilder, port: int | None = None) -> None:
+        self.server = StreamServer(port=port or free_port(), ttft_ms=TTFT_MS, itl_ms=ITL_MS, count_tokens=prompts.count)
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
 
@@ -74,18 +74,25 @@ def profile(**tenants: dict[str, Any]) -> Profile:
                           "tenants": tenants}, "test")
 
 
-def run(runner: Runner) -> dict[str, Any]:
+def run(runner: Runner, loop: str = "asyncio") -> dict[str, Any]:
+    if loop == "uvloop":  # what `sandbox load run` and the service use
+        import uvloop
+
+        return uvloop.run(runner.run())  # type: ignore[no-any-return]
     return asyncio.run(runner.run())
 
 
-def test_measures_what_the_server_streams(server: ServerThread, prompts: PromptBuilder, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("client", "loop"), [("fast", "asyncio"), ("fast", "uvloop"), ("httpx", "uvloop")])
+def test_measures_what_the_server_streams(server: ServerThread, prompts: PromptBuilder, tmp_path: Path,
+                                          client: str, loop: str) -> None:
     p = profile(
         chat={"rate_per_s": 40, "prompt_tokens": {"dist": "uniform", "min": 50, "max": 300},
               "output_tokens": {"dist": "uniform", "min": 5, "max": 20}, "rag_share": 0.5},
         whole={"rate_per_s": 10, "prompt_tokens": 64, "output_tokens": 10, "stream": False},
     )
-    runner = Runner(p, RunOptions(target=server.url, max_requests=60, seed=1, out_dir=tmp_path), prompts=prompts)
-    summary = run(runner)
+    runner = Runner(p, RunOptions(target=server.url, max_requests=60, seed=1, out_dir=tmp_path, http_client=client),
+                    prompts=prompts)
+    summary = run(runner, loop)
     overall = summary["overall"]
     assert overall["requests"] == 60 and overall["outcomes"]["ok"] == 60 and summary["stopped_by"] == "requests"
     assert server.server.requests == 60
@@ -132,23 +139,58 @@ def test_the_schedule_is_open_loop(server: ServerThread, prompts: PromptBuilder)
     assert summary["overall"]["outcomes"]["ok"] == summary["overall"]["requests"]  # drained, not cut
 
 
+@pytest.mark.parametrize("client", ["fast", "httpx"])
 @pytest.mark.parametrize(("headers", "outcome"), [
     ({"X-Stream-Status": "503"}, "5xx"),
     ({"X-Stream-Status": "400"}, "4xx"),
     ({"X-Stream-Delay-Ms": "1500"}, "timeout"),
 ])
-def test_outcomes(server: ServerThread, prompts: PromptBuilder, headers: dict[str, str], outcome: str) -> None:
+def test_outcomes(server: ServerThread, prompts: PromptBuilder, headers: dict[str, str], outcome: str, client: str) -> None:
     p = parse_profile({"name": "t", "request_timeout_s": 0.5,
                        "tenants": {"chat": {"rate_per_s": 20, "prompt_tokens": 20, "output_tokens": 3}}}, "t")
-    summary = run(Runner(p, RunOptions(target=server.url, max_requests=4, seed=3, extra_headers=headers), prompts=prompts))
+    summary = run(Runner(p, RunOptions(target=server.url, max_requests=4, seed=3, extra_headers=headers, http_client=client),
+                         prompts=prompts))
     assert summary["overall"]["outcomes"][outcome] == 4
     assert summary["overall"]["goodput_ratio"] == 0
 
 
-def test_refused_connection_counts_as_5xx(prompts: PromptBuilder) -> None:
+@pytest.mark.parametrize("client", ["fast", "httpx"])
+def test_refused_connection_counts_as_5xx(prompts: PromptBuilder, client: str) -> None:
     p = profile(chat={"rate_per_s": 20, "prompt_tokens": 20, "output_tokens": 3})
-    summary = run(Runner(p, RunOptions(target=f"http://127.0.0.1:{free_port()}", max_requests=3), prompts=prompts))
+    runner = Runner(p, RunOptions(target=f"http://127.0.0.1:{free_port()}", max_requests=3, http_client=client), prompts=prompts)
+    summary = run(runner)
     assert summary["overall"]["outcomes"]["5xx"] == 3
+    assert all("Connect" in (r.error or "") or "refused" in (r.error or "") for r in runner.results), [r.error for r in runner.results]
+
+
+def test_fast_client_keeps_connections_alive_and_survives_a_server_restart(prompts: PromptBuilder) -> None:
+    """Sequential requests reuse one connection; when the server goes away and comes back on
+    the same port, the stale kept-alive connection is replaced without a failed request."""
+    from sandbox.loadgen.fasthttp import FastClient
+
+    first = ServerThread(prompts)
+    port = first.server.port
+
+    async def ask(client: FastClient) -> int:
+        async with client.request("/v1/completions", json.dumps({"prompt": "a b", "max_tokens": 2, "stream": True}).encode(), {}) as r:
+            await r.read()
+            return r.status
+
+    async def scenario() -> None:
+        client = FastClient(f"http://127.0.0.1:{port}")
+        assert [await ask(client) for _ in range(5)] == [200] * 5
+        assert len(client._all) == 1
+        first.close()
+        second = ServerThread.__new__(ServerThread)
+        ServerThread.__init__(second, prompts, port=port)
+        try:
+            await asyncio.sleep(0.05)
+            assert await ask(client) == 200
+        finally:
+            await client.aclose()
+            second.close()
+
+    asyncio.run(scenario())
 
 
 def test_closed_loop_keeps_n_users(server: ServerThread, prompts: PromptBuilder) -> None:
@@ -205,7 +247,8 @@ def test_control_api_changes_a_running_tenant(server: ServerThread, prompts: Pro
         thread.join(15)
         control.close()
     long = [r for r in runner.results if r.tenant == "long_context"]
-    assert long and all(r.prompt_tokens == 300 for r in long)
+    assert long and all(r.prompt_tokens_sent == 300 for r in long)
+    assert all(r.prompt_tokens == 300 for r in long if r.outcome == "ok")
     assert result["stopped_by"] == "control API" and result["elapsed_s"] < 15
 
 
