@@ -34,6 +34,8 @@ def run(profile: str, duration: float | None, max_requests: int | None, target: 
 
     Ctrl-C stops the run: requests in flight are cancelled and the summary is still written.
     """
+    from sandbox.deploy.targets import write_job_targets
+    from sandbox.loadgen.component import loadgen_component
     from sandbox.loadgen.profile import ProfileError, load_profile
     from sandbox.loadgen.results import format_summary
     from sandbox.loadgen.service import ServiceOptions, default_out_dir, format_progress, run_service
@@ -58,17 +60,30 @@ def run(profile: str, duration: float | None, max_requests: int | None, target: 
             shown[0] = snap.get("elapsed_s", 0)
             click.echo(line, err=True)
 
+    # On the stack's own port, Prometheus scrapes this run like the drill's generator (job loadgen).
+    register = (port is None or port == settings.loadgen_port) and settings.targets_dir.is_dir()
+    registered: list[bool] = []
+
+    def ready(control: Any) -> None:
+        click.echo(f"profile {loaded.name} -> {options.target}; control and /metrics on {control.url}", err=True)
+        if register:  # only once the port is ours: never unregister another generator
+            write_job_targets(settings, "loadgen", loadgen_component(loaded.name).scrape(settings))
+            registered.append(True)
+
     options = ServiceOptions(
         target=target or default_target(settings), host=settings.host,
         port=settings.loadgen_port if port is None else port,
         duration_s=duration, max_requests=max_requests, seed=seed, out_dir=out_dir, progress=progress,
-        on_ready=lambda control: click.echo(f"profile {loaded.name} -> {options.target}; control and /metrics on {control.url}", err=True),
+        on_ready=ready,
     )
     try:
         summary = run_service(loaded, options)
     except OSError as exc:
         click.echo(f"error: {exc} (is another load generator using port {options.port}? try --port 0)", err=True)
         sys.exit(1)
+    finally:
+        if registered:
+            write_job_targets(settings, "loadgen", [])
     if tty:
         sys.stderr.write("\n")
     click.echo(format_summary(summary))

@@ -9,10 +9,8 @@ the summary is still written. A second Ctrl-C is not needed and not waited for.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,14 +95,13 @@ def run_service(profile: Profile, options: ServiceOptions) -> dict[str, Any]:
 
 
 def json_progress(every_s: float = 10.0) -> Callable[[dict[str, Any]], None]:
-    """Progress as a JSON log line every ``every_s`` (for the service's log file)."""
-    last = [0.0]
+    """Progress as a JSON log line (``message: progress``) every ``every_s``, for the service's log."""
+    last = [-1e9]
 
     def emit(snap: dict[str, Any]) -> None:
         now = time.monotonic()
         if now - last[0] >= every_s:
             last[0] = now
-            print(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "event": "progress", **snap}),
-                  file=sys.stderr, flush=True)
+            log.info("progress", extra={k: v for k, v in snap.items() if k != "state"} | {"run_state": snap.get("state")})
 
     return emit

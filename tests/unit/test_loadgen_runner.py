@@ -277,3 +277,36 @@ def test_ctrl_c_stops_the_cli_and_writes_the_summary(server: ServerThread, tmp_p
     assert summary["overall"]["outcomes"]["cancelled"] >= 1  # 2000 tokens 5 ms apart: all were in flight
     assert "stopped by interrupt" in stdout and "cancelled" in stdout
     assert len((out / "requests.jsonl").read_text().splitlines()) == summary["overall"]["requests"]
+
+
+def test_the_stack_component_runs_the_service(server: ServerThread, tmp_path: Path) -> None:
+    """What the drill does: start the component's command, wait until ready, SIGTERM it."""
+    from sandbox.loadgen.component import loadgen_component
+    from sandbox.loadgen.target import default_target
+    from tests.support import isolated_settings
+
+    settings = isolated_settings(tmp_path / "run")
+    component = loadgen_component(profile="baseline", seed=1)
+    spec = component.spec(settings)
+    target = default_target(settings)
+    argv = [a if a != target else server.url for a in spec.argv]  # our stand-in as the target
+    assert "--port" in argv and str(settings.loadgen_port) in argv
+    assert component.scrape(settings)[0].job == "loadgen"
+    proc = subprocess.Popen(argv, cwd=spec.cwd, env={**os.environ, **spec.env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        with httpx.Client(timeout=5) as client:
+            poll_until(lambda: component.check(settings, client).ready, "the load generator to be ready", timeout_s=30, interval_s=0.2)
+            assert client.get(f"{component.url(settings)}/control/tenants/interactive").json()["enabled"] is True
+        poll_until(lambda: server.server.requests >= 1, "a request from the service", timeout_s=30, interval_s=0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    logs = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert {"starting", "progress", "finished"} <= {entry["message"] for entry in logs}
+    summaries = list((settings.run_dir / "loadgen" / "service").glob("summary.json"))
+    assert summaries and json.loads(summaries[0].read_text())["stopped_by"] == "terminate"
