@@ -9,7 +9,7 @@ per request, and how much of its core other processes took meanwhile (on a share
 is what spoils a p99). Then the highest rate held with p99 start error under 5 ms (the goal: at
 least 200 requests per second).
 
-    .venv/bin/python bench/loadgen_accuracy.py [--rates 50,100,200,300,400,600] [--seconds 8]
+    .venv/bin/python bench/loadgen_accuracy.py [--rates 100,200,...] [--seconds 8] [--client httpx]
 
 Bounded: about rates x (seconds + 2) seconds in all (under 2 minutes by default).
 """
@@ -76,14 +76,15 @@ def start_server(port: int, cpu: int | None) -> subprocess.Popen[str]:
     return proc
 
 
-def run_rate(target: str, rate: float, seconds: float, prompts: PromptBuilder, seed: int, cpu: int = 0) -> dict[str, object]:
+def run_rate(target: str, rate: float, seconds: float, prompts: PromptBuilder, seed: int, cpu: int = 0,
+             client: str = "auto") -> dict[str, object]:
     profile = parse_profile({
         "name": f"bench-{rate:g}",
         "request_timeout_s": 10,
         "max_in_flight": 4096,
         "tenants": {"bench": {"rate_per_s": rate, "prompt_tokens": PROMPT_TOKENS, "output_tokens": OUTPUT_TOKENS}},
     }, "bench")
-    runner = Runner(profile, RunOptions(target=target, duration_s=seconds, seed=seed, drain_s=5), prompts=prompts)
+    runner = Runner(profile, RunOptions(target=target, duration_s=seconds, seed=seed, drain_s=5, http_client=client), prompts=prompts)
     import uvloop
 
     busy0 = cpu_busy(cpu)
@@ -112,8 +113,9 @@ def run_rate(target: str, rate: float, seconds: float, prompts: PromptBuilder, s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", default="50,100,200,300,400,600")
+    parser.add_argument("--rates", default="100,200,400,600,800,1000")
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--client", default="auto", choices=["auto", "fast", "httpx"], help="the runner's HTTP client")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON too")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
@@ -130,7 +132,7 @@ def main() -> None:
     started = time.monotonic()
     try:
         for i, rate in enumerate(rates):
-            rows.append(run_rate(f"http://127.0.0.1:{port}", rate, args.seconds, prompts, seed=i, cpu=generator_cpu))
+            rows.append(run_rate(f"http://127.0.0.1:{port}", rate, args.seconds, prompts, seed=i, cpu=generator_cpu, client=args.client))
     finally:
         server.terminate()
         try:
