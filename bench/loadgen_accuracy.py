@@ -17,7 +17,6 @@ Bounded: about rates x (seconds + 2) seconds in all (under 2 minutes by default)
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import subprocess
