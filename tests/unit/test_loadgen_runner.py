@@ -133,8 +133,10 @@ def test_the_schedule_is_open_loop(server: ServerThread, prompts: PromptBuilder)
     summary = run(runner)
     starts = sorted(r.started_s for r in runner.results)
     assert summary["overall"]["requests"] == pytest.approx(50, abs=1)
-    assert starts[-1] < 1.1  # all sent within the second although each takes 0.4 s
-    assert max(abs(r.start_error_s) for r in runner.results) < 0.05
+    # A closed loop would need 50 x 0.4 s; the bounds are loose so a busy CI core cannot fail
+    # them (the generator's accuracy is measured by bench/loadgen_accuracy.py, not asserted here).
+    assert starts[-1] < 1.5  # all sent within about the second although each takes 0.4 s
+    assert max(abs(r.start_error_s) for r in runner.results) < 0.3
     assert summary["overall"]["outcomes"]["ok"] == summary["overall"]["requests"]  # drained, not cut
 
 
