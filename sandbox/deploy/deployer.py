@@ -204,12 +204,16 @@ class Deployer:
         return None
 
     def _ready(self, name: str) -> Replica:
+        # Register first, then record ready and registered in one write: whoever sees the
+        # replica ready (the autoscaler's counts, a test) also sees it in the gateway's rotation.
+        registered = self._register(self.state().get(name))
         with self.store.transaction() as state:
             replica = state.get(name)
             replica.move(ReplicaState.READY, "", self.clock())
             replica.deadline = None
+            replica.registered = replica.registered or registered
+        self._sync_targets()
         self._event("replica.ready", replica, start_to_ready_s=round((replica.ready_at or 0) - replica.created_at, 2))
-        self._admit(name)
         return self.state().get(name)
 
     def _fail(self, name: str, reason: str) -> Replica:
@@ -232,17 +236,23 @@ class Deployer:
 
     def _admit(self, name: str) -> None:
         """Register with the gateway (and the discovery file); a gateway error is retried by poll."""
-        replica = self.state().get(name)
         self._sync_targets()
-        if self.gateway is None or replica.registered:
-            return
+        if self._register(self.state().get(name)):
+            with self.store.transaction() as state:
+                state.get(name).registered = True
+
+    def _register(self, replica: Replica) -> bool:
+        """Whether the gateway knows the replica now (False without a gateway, or on an error)."""
+        if self.gateway is None:
+            return False
+        if replica.registered:
+            return True
         try:
             self.gateway.register(replica.name, replica.track, replica.url)
         except RoutingError as exc:
             self._event("replica.unregistered", replica, error=str(exc))
-            return
-        with self.store.transaction() as state:
-            state.get(name).registered = True
+            return False
+        return True
 
     def _withdraw(self, replica: Replica) -> None:
         if self.gateway is not None and replica.registered:
