@@ -21,7 +21,7 @@ from faults.base import Change, ChangeCategory, FaultError, FaultHandle, HandleS
 from faults.store import HandleStore
 from sandbox.runtime.base import ServiceState
 
-__all__ = ["EngineKvBudget", "EngineMaxNumSeqs", "engine_overrides", "restart_engine"]
+__all__ = ["EngineKvBudget", "EngineMaxNumSeqs", "EngineRestart", "engine_overrides", "restart_engine"]
 
 
 def engine_overrides(ctx: StackContext, exclude: str | None = None) -> dict[str, Any]:
@@ -135,3 +135,36 @@ class EngineMaxNumSeqs(_EngineSetting):
     summary = "restart the engine with another --max-num-seqs (how many sequences it batches at once)"
     effect = "more sequences compete for the same KV blocks: under a KV shortage, more preemption, not less"
     params_model = EngineMaxNumSeqsParams
+
+
+class EngineRestartParams(Params):
+    pass
+
+
+class EngineRestart(Change):
+    """Stop and start the stack's engine with the settings it runs with now.
+
+    The reflex of "turn it off and on again": it clears nothing a configuration or the traffic
+    causes, and for a minute the stack has one engine fewer. Nothing to undo afterwards.
+    """
+
+    name = "engine-restart"
+    category = ChangeCategory.OPERATOR
+    summary = "restart the stack's (stable) engine with its current settings"
+    effect = "about a minute without that engine (its traffic goes elsewhere or fails), then the same behaviour as before"
+    params_model = EngineRestartParams
+
+    def target(self, params: Params) -> str:
+        return "engine:restart"
+
+    def prepare(self, ctx: StackContext, params: Params) -> dict[str, Any]:
+        engine = ctx.engine_component.name
+        if ctx.runtime.status(engine).state is not ServiceState.RUNNING:
+            raise FaultError(f"{self.name}: the {engine} service is not running; start the stack first (make up)")
+        return {}
+
+    def apply(self, ctx: StackContext, params: Params, handle: FaultHandle) -> None:
+        restart_engine(ctx, engine_overrides(ctx), self.name)
+
+    def undo(self, ctx: StackContext, handle: FaultHandle) -> None:
+        handle.notes.append("a restart has nothing to undo")

@@ -388,13 +388,17 @@ class Deployer:
             return False
         return any(e.get("version") == version for e in self.gateway.engines().values())
 
-    def remove_all(self, progress: Progress | None = None) -> None:
-        """Stop every managed replica (a reset: nothing of the deployments stays running)."""
-        for replica in self.state().active():
+    def remove_all(self, progress: Progress | None = None, requested_by: str | None = None) -> list[str]:
+        """Stop every managed replica, or only those ``requested_by`` one requester (a reset:
+        nothing of the deployments stays running); return the names stopped."""
+        mine = [r for r in self.state().active() if requested_by is None or r.requested_by == requested_by]
+        for replica in mine:
             if replica.state is not ReplicaState.DRAINING:
                 self.drain(replica.name, "reset")
-        self.wait_for(lambda s: not s.active(), "every replica to stop",
+        names = {r.name for r in mine}
+        self.wait_for(lambda s: not any(r.active for r in s.replicas if r.name in names), "every replica to stop",
                       self.drain_timeout_s + self.settings.stop_timeout_s + 30, progress)
+        return sorted(names)
 
     # -- records -------------------------------------------------------------------------------
     def _event(self, kind: str, replica: Replica, **extra: Any) -> None:
