@@ -181,7 +181,7 @@ def test_prometheus_config_renders_and_passes_promtool(tmp_path: Path) -> None:
     config = render_prometheus_config(settings)
     result = subprocess.run([_tool("promtool"), "check", "config", str(config)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "5 rules found" in result.stdout and "54 rules found" in result.stdout, result.stdout
+    assert "5 rules found" in result.stdout and "55 rules found" in result.stdout, result.stdout
 
 
 def test_alertmanager_config_renders_and_passes_amtool(tmp_path: Path) -> None:
