@@ -125,13 +125,23 @@ def revert_command(handle_id: str | None, revert_all: bool) -> None:
 
 @click.command("reset")
 def reset_command() -> None:
-    """Revert every active fault and operator change (also after a crashed drill)."""
+    """Revert every active fault and operator change, and stop a drill's traffic (also after a
+    crashed or killed drill)."""
     from faults import reset
+    from sandbox.drill.traffic import stop_traffic
+    from sandbox.runtime.base import ServiceState
 
     ctx = _context()
     reverted, errors = reset(ctx)
+    # A killed drill leaves its load generator running (service `loadgen`): it is the drill's,
+    # never the stack's, so a reset stops it too.
+    traffic = ctx.runtime.status("loadgen").state is ServiceState.RUNNING
+    if traffic:
+        stop_traffic(ctx.settings, ctx.runtime, "loadgen")
+        click.echo("stopped the drill's load generator")
     if not reverted and not errors:
-        click.echo("nothing to reset: no active fault")
+        if not traffic:
+            click.echo("nothing to reset: no active fault")
         return
     for message in errors:
         click.secho(f"could not revert: {message}", fg="red", err=True)

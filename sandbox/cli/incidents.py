@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import click
@@ -55,6 +56,10 @@ def incident_group() -> None:
     """Run an incident drill."""
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @incident_group.command("run")
 @click.argument("incident_id")
 @click.option("--mode", type=click.Choice(["auto", "interactive"]), default="interactive", show_default=True,
@@ -83,6 +88,9 @@ def run_command(incident_id: str, mode: str, seed: int | None, no_up: bool, repo
     else:
         click.echo(f"incident {incident.id}: {incident.manifest.title}")
     options = DrillOptions(mode=mode, seed=seed, start_stack=not no_up, report_dir=report_dir)  # type: ignore[arg-type]
+    # `kill` (or a CI timeout) must not leave the drill's faults behind: SIGTERM unwinds like
+    # Ctrl-C, through the drill's cleanup. (Background jobs of a script ignore SIGINT.)
+    signal.signal(signal.SIGTERM, _interrupt)
     result = Drill(incident, load_settings(), options, say=click.echo).run()
     if not result.ok:
         raise SystemExit(1)

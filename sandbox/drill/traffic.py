@@ -65,7 +65,8 @@ def start_traffic(settings: Settings, runtime: Runtime, profile: str, progress: 
             time.sleep(0.5)
 
 
-def stop_traffic(settings: Settings, runtime: Runtime, component: Component | None) -> None:
+def stop_traffic(settings: Settings, runtime: Runtime, component: Component | str | None) -> None:
+    """Stop the load generator (given as its component, or its service name) and forget its target."""
     if component is not None:
-        runtime.stop(component.name, settings.stop_timeout_s)
+        runtime.stop(component if isinstance(component, str) else component.name, settings.stop_timeout_s)
         write_job_targets(settings, "loadgen", [])

@@ -5,6 +5,7 @@ Deploying a real canary is covered on the real stack (tests/integration, the bad
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import httpx
@@ -14,9 +15,9 @@ import faults
 from faults import FaultError, ParamError
 from sandbox.autoscaler.options import load_options, options_path
 from sandbox.deploy.targets import read_job_targets
-from sandbox.runtime.base import ServiceState
+from sandbox.runtime.base import ServiceSpec, ServiceState
 from tests.unit.fault_targets import AdminServer
-from tests.unit.test_faults import _ctx, _settings, admin  # noqa: F401 - the fixture is used by name
+from tests.unit.test_faults import _cli, _ctx, _settings, admin  # noqa: F401 - the fixture is used by name
 
 
 def test_autoscaler_policy_validates_before_writing_and_restores(tmp_path: Path, admin: AdminServer) -> None:  # noqa: F811
@@ -100,3 +101,18 @@ def test_engine_restart_restarts_with_the_live_settings_and_has_nothing_to_undo(
         faults.revert(ctx, seqs.id)
     finally:
         ctx.runtime.stop("engine", 3.0)
+
+
+def test_reset_stops_the_traffic_of_a_killed_drill(tmp_path: Path, admin: AdminServer) -> None:  # noqa: F811
+    settings = _settings(tmp_path, admin)
+    ctx = _ctx(settings)
+    spec = ServiceSpec(name="loadgen", argv=(sys.executable, "-c", "import time; time.sleep(120)"), port=settings.loadgen_port)
+    ctx.runtime.start(spec)
+    try:
+        result = _cli(settings, "reset")
+        assert result.returncode == 0, result.stderr
+        assert "stopped the drill's load generator" in result.stdout
+        assert ctx.runtime.status("loadgen").state is not ServiceState.RUNNING
+        assert _cli(settings, "reset").stdout.strip() == "nothing to reset: no active fault"
+    finally:
+        ctx.runtime.stop("loadgen", 3.0)
