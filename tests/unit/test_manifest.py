@@ -104,7 +104,7 @@ def test_notes_must_exist_with_every_section(tmp_path: Path) -> None:
 
 
 def test_unknown_incident_lists_the_catalog(tmp_path: Path) -> None:
-    with pytest.raises(ManifestError, match="known: kv-exhaustion"):
+    with pytest.raises(ManifestError, match="known: bad-rollout, cold-start-autoscaling, kv-exhaustion"):
         load_incident("nope")
 
 
