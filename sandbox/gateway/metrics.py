@@ -57,7 +57,7 @@ class GatewayMetrics:
         )
         self.time_to_first_token_seconds = Histogram(
             "sandbox_gateway_time_to_first_token_seconds",
-            "Time from a request's arrival to its first token relayed to the client, in seconds.",
+            "Time from a streamed request's arrival to its first token relayed to the client, in seconds.",
             ["version", "tenant"], buckets=LATENCY_BUCKETS_S, registry=r,
         )
 

@@ -1,7 +1,8 @@
 """Which engine serves a request: weighted choice of a version, then a ready replica of it.
 
-An engine is *in rotation* while it answers: a failed connection takes it out at once, and the
-prober puts it back when its ``/health`` answers 200 again. When a version has no engine in
+An engine is *in rotation* while it answers: a failed connection takes it out at once, as do
+``PROBE_FAILURES_OUT`` failed ``/health`` probes in a row (one slow probe on a busy CPU is not a
+dead engine), and the prober puts it back when its ``/health`` answers 200 again. When a version has no engine in
 rotation, its share goes to the versions that do (the canary is down: stable takes the load).
 """
 
@@ -17,7 +18,9 @@ import httpx
 
 from sandbox.gateway.config import EngineOptions, ShadowOptions
 
-__all__ = ["Engine", "NoEngineError", "Router"]
+__all__ = ["Engine", "NoEngineError", "PROBE_FAILURES_OUT", "Router"]
+
+PROBE_FAILURES_OUT = 3  # as Kubernetes' readiness failureThreshold
 
 
 class NoEngineError(Exception):
@@ -31,6 +34,7 @@ class Engine:
     url: str
     ready: bool = False
     failures: int = 0
+    failed_probes: int = 0  # in a row
     last_error: str = ""
     changed_at: float = field(default_factory=time.time)
 
@@ -132,17 +136,23 @@ class Router:
     async def probe(self, client: httpx.AsyncClient, timeout_s: float = 2.0) -> None:
         """Check every engine's /health once, concurrently."""
 
+        def failed(engine: Engine, why: str) -> None:
+            engine.failed_probes += 1
+            engine.last_error = why
+            if engine.failed_probes >= PROBE_FAILURES_OUT:
+                self.mark_failed(engine, why)
+                engine.failures -= 1  # a failed probe is not a failed request
+
         async def one(engine: Engine) -> None:
             try:
                 response = await client.get(f"{engine.url}/health", timeout=timeout_s)
             except httpx.HTTPError as exc:
-                self.mark_failed(engine, f"/health: {type(exc).__name__}")
-                engine.failures -= 1  # a failed probe is not a failed request
+                failed(engine, f"/health: {type(exc).__name__}")
                 return
             if response.status_code == 200:
+                engine.failed_probes = 0
                 self.mark_ready(engine)
             else:
-                self.mark_failed(engine, f"/health answered {response.status_code}")
-                engine.failures -= 1
+                failed(engine, f"/health answered {response.status_code}")
 
         await asyncio.gather(*(one(e) for e in list(self.engines.values())))

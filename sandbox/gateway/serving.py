@@ -444,8 +444,10 @@ class Gateway:
         m.request_duration_seconds.labels(route=call.route, status_class=cls, **labels).observe(e2e, exemplar)
         m.requests_total.labels(route=call.route, status_class=cls, **labels).inc()
         if call.status == 200:
-            ttft = (timeline.first_token or timeline.last) - timeline.t0
-            m.time_to_first_token_seconds.labels(**labels).observe(ttft, exemplar)
+            # Only streamed answers have a first token the client sees before the last; counting
+            # a whole non-streamed answer as TTFT would make every batch tenant breach the SLO.
+            if timeline.first_token is not None:
+                m.time_to_first_token_seconds.labels(**labels).observe(timeline.first_token - timeline.t0, exemplar)
             if call.prompt_tokens is not None:
                 m.tokens_total.labels(kind="prompt", **labels).inc(call.prompt_tokens)
                 span.set_attribute("gen_ai.usage.input_tokens", call.prompt_tokens)

@@ -16,8 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from sandbox.gateway.app import create_app
-from sandbox.gateway.config import GatewayOptions, RagOptions
+from sandbox.gateway.config import EngineOptions, GatewayOptions, RagOptions
 from sandbox.gateway.metrics import GATEWAY_PHASES
+from sandbox.gateway.routing import PROBE_FAILURES_OUT, Router
 from sandbox.settings import REPO_ROOT
 from sandbox.telemetry import configure_tracing
 from sandbox.tracesink.reader import find_trace
@@ -457,3 +458,39 @@ def test_admission_is_fifo() -> None:
         return order
 
     assert asyncio.run(scenario()) == ["big", "small"]
+
+
+def test_time_to_first_token_counts_streamed_answers_only(stack: Stack) -> None:
+    def count() -> float:
+        return metric_value(stack.metrics(), "sandbox_gateway_time_to_first_token_seconds_count", version="stable")
+
+    before = count()
+    assert stack.post({"model": "tiny", "prompt": "hi", "max_tokens": 4}).status_code == 200
+    assert count() == before  # a whole answer has no first token before its last
+    assert stack.post({"model": "tiny", "prompt": "hi", "max_tokens": 4, "stream": True}).status_code == 200
+    wait_for(lambda: count() == before + 1, "the streamed answer's TTFT recorded")  # after the last chunk
+
+
+def test_an_engine_leaves_rotation_after_failed_probes_in_a_row_not_one() -> None:
+    state = UpstreamState("solo")
+    with serve(upstream_app(state)) as upstream:
+        router = Router([EngineOptions(name="solo", version="stable", url=upstream.url)], {"stable": 1}, None)
+
+        def probe(times: int) -> None:
+            async def run() -> None:
+                async with httpx.AsyncClient() as client:
+                    for _ in range(times):
+                        await router.probe(client)
+
+            asyncio.run(run())
+
+        probe(1)
+        assert [e.name for e in router.ready("stable")] == ["solo"]
+        state.healthy = False
+        probe(PROBE_FAILURES_OUT - 1)  # a busy engine may miss a probe or two
+        assert [e.name for e in router.ready("stable")] == ["solo"]
+        probe(1)
+        assert router.ready("stable") == [] and router.engines["solo"].last_error == "/health answered 503"
+        state.healthy = True
+        probe(1)
+        assert [e.name for e in router.ready("stable")] == ["solo"]
