@@ -28,8 +28,17 @@ def render_alertmanager_config(settings: Settings, source: Path = SOURCE) -> Pat
     return write_generated_yaml(settings.run_dir / "alertmanager" / "alertmanager.yml", config, source)
 
 
+def _forget_notifications(settings: Settings) -> None:
+    """Delete the notification log of a previous run. Alertmanager dedups by it across restarts:
+    an alert that was still firing when the stack went down, and fires again with the same
+    labels after `make up`, would be taken as already sent and not page the new drill's
+    receiver for `repeat_interval`. Silences are kept: a person set those on purpose."""
+    (settings.run_dir / "alertmanager" / "data" / "nflog").unlink(missing_ok=True)
+
+
 def _spec(settings: Settings) -> ServiceSpec:
     config = render_alertmanager_config(settings)
+    _forget_notifications(settings)
     return ServiceSpec(
         name="alertmanager",
         argv=(

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from sandbox import stack
-from sandbox.components.alertmanager import render_alertmanager_config
+from sandbox.components.alertmanager import alertmanager_component, render_alertmanager_config
 from sandbox.components.base import Component, ScrapeTarget, http_ready
 from sandbox.components.prometheus import render_prometheus_config
 from sandbox.runtime.base import ServiceSpec, ServiceState
@@ -146,6 +146,16 @@ def test_rendered_alertmanager_config_passes_amtool(settings: Settings) -> None:
     result = subprocess.run([amtool, "check-config", str(config)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"127.0.0.1:{settings.alert_webhook_port}/alerts" in config.read_text()
+
+
+def test_alertmanager_starts_without_the_last_runs_notification_log(settings: Settings) -> None:
+    # A stale log would make Alertmanager treat a new firing of a known alert as already sent.
+    data = settings.run_dir / "alertmanager" / "data"
+    data.mkdir(parents=True)
+    (data / "nflog").write_bytes(b"stale")
+    (data / "silences").write_bytes(b"kept")
+    alertmanager_component().spec(settings)
+    assert not (data / "nflog").exists() and (data / "silences").read_bytes() == b"kept"
 
 
 def _children(pid: int | None) -> list[int]:
