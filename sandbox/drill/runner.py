@@ -158,6 +158,10 @@ class Drill:
                 self._interactive(receiver)
             else:
                 self._auto()
+            # Let Alertmanager deliver its "resolved" notices while we still listen: its
+            # notification log then holds nothing firing, so the next drill's page is not
+            # deduplicated away as already sent.
+            receiver.wait_resolved(self.m.alerts.expected, timeout_s=45, progress=lambda msg: None)
         except DrillFailure as exc:
             self.result.failures.append(str(exc))
             self.say(f"DRILL FAILED at {exc.step}: {exc.reason}")
