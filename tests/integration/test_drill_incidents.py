@@ -1,6 +1,7 @@
 """End to end: each incident passes MODE=auto on the real local stack, its signature tells it
 apart (must-stay-normal checks stayed normal while the fault was active), and afterwards no
-fault is active, no drill process is left and no alert fires.
+fault is active, no drill process (traffic, proxy, autoscaler, canary or scaled-out engine) is
+left and no alert fires.
 
 Skipped, naming the missing piece, until the load generator and the SLO alert rules exist."""
 
@@ -12,10 +13,12 @@ import pytest
 
 import faults
 from faults import StackContext
+from sandbox.deploy import Deployer
 from sandbox.drill.manifest import list_incidents, load_incident
 from sandbox.drill.prom import PromClient
 from sandbox.drill.runner import Drill, DrillOptions
 from sandbox.drill.traffic import loadgen_available
+from sandbox.runtime.base import ServiceState
 from sandbox.settings import REPO_ROOT
 from tests.support import StackHandle, poll_until
 
@@ -36,7 +39,7 @@ MISSING = _missing()
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(MISSING is not None, reason=MISSING or "")]
 
 
-@pytest.mark.parametrize("incident_id", ["kv-exhaustion", "slow-retrieval"])
+@pytest.mark.parametrize("incident_id", ["kv-exhaustion", "slow-retrieval", "bad-rollout", "cold-start-autoscaling"])
 def test_incident_passes_auto(incident_id: str, local_stack: StackHandle, tmp_path: Path) -> None:
     settings = local_stack.settings
     incident = load_incident(incident_id)
@@ -52,8 +55,11 @@ def test_incident_passes_auto(incident_id: str, local_stack: StackHandle, tmp_pa
     # Clean afterwards: no fault, no drill process (traffic, proxies), no alert.
     ctx = StackContext.from_settings(settings, local_stack.runtime)
     assert faults.active_handles(ctx) == []
-    leftovers = [n for n in local_stack.runtime.names() if n.startswith(("loadgen", "netdelay"))]
+    running = [n for n in local_stack.runtime.names() if local_stack.runtime.status(n).state is ServiceState.RUNNING]
+    leftovers = [n for n in running if n.startswith(("loadgen", "netdelay", "autoscaler"))]
     assert leftovers == []
+    with Deployer(settings, local_stack.runtime, None) as deployer:  # no canary, no scaled-out replica
+        assert [r.name for r in deployer.state().active()] == []
     prom = PromClient(settings.prometheus_url, settings.alertmanager_url)
     try:
         poll_until(lambda: prom.firing_alerts() == [], "no alert firing after the drill", timeout_s=180, interval_s=5)
