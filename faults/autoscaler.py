@@ -12,7 +12,6 @@ poor policy; the learner's mitigation replaces it. Its undo restores the previou
 from __future__ import annotations
 
 import json
-import socket
 import time
 from typing import Any
 
@@ -23,6 +22,7 @@ from faults.base import Change, ChangeCategory, FaultError, FaultHandle, Params,
 from faults.deploy import deployer_for
 from sandbox.autoscaler.component import autoscaler_component
 from sandbox.autoscaler.options import SIGNALS, AutoscalerOptions, OptionsError, options_path, update_options
+from sandbox.components.base import free_port
 from sandbox.deploy.targets import write_job_targets
 from sandbox.runtime.base import ServiceState
 
@@ -30,12 +30,6 @@ __all__ = ["AutoscalerPolicy", "AutoscalerPolicyParams", "AutoscalerRun", "Autos
 
 SERVICE = "autoscaler"
 REQUESTER = "autoscaler"  # Replica.requested_by of the replicas the service starts
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class AutoscalerRunParams(Params):
@@ -67,7 +61,7 @@ class AutoscalerRun(Change):
         assert isinstance(params, AutoscalerRunParams)
         options = AutoscalerOptions(
             version=params.version, max_replicas=params.max_replicas, interval_s=params.interval_s,
-            ready_timeout_s=params.ready_timeout_s, port=params.port or _free_port(ctx.settings.host),
+            ready_timeout_s=params.ready_timeout_s, port=params.port or free_port(ctx.settings.host),
             host=ctx.settings.host,
         )
         component = autoscaler_component(options)

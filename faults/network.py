@@ -21,6 +21,7 @@ from pydantic import Field
 from faults.base import Change, ChangeCategory, FaultError, FaultHandle, Params, StackContext
 from faults.endpoints import GATEWAY_ENGINE_PATH, GATEWAY_ENGINES_PATH, GATEWAY_STATE_PATH
 from faults.http import HttpStatusError, call
+from sandbox.components.base import free_port
 from sandbox.runtime.base import ServiceSpec, ServiceState
 from sandbox.settings import REPO_ROOT
 
@@ -33,12 +34,6 @@ class NetworkLatencyParams(Params):
     engine: str = Field("engine", min_length=1, description="the gateway's name for the engine whose path slows")
     delay_s: float = Field(gt=0, le=30, description="added one-way latency per chunk, seconds")
     jitter_s: float = Field(0.0, ge=0, le=30, description="uniform +/- jitter on the delay, seconds")
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _listening(host: str, port: int) -> bool:
@@ -73,7 +68,7 @@ class NetworkLatency(Change):
             "original": original,
             "proxy_service": f"netdelay-{params.engine}",
             "proxy_name": f"{params.engine}-netdelay",
-            "proxy_port": _free_port(host),
+            "proxy_port": free_port(host),
         }
 
     def apply(self, ctx: StackContext, params: Params, handle: FaultHandle) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,14 @@ import yaml
 from sandbox.runtime.base import ServiceSpec
 from sandbox.settings import Settings
 
-__all__ = ["Component", "Readiness", "ScrapeTarget", "http_ready", "write_generated_yaml"]
+__all__ = ["Component", "Readiness", "ScrapeTarget", "free_port", "http_ready", "write_generated_yaml"]
+
+
+def free_port(host: str) -> int:
+    """A port nothing listens on now (the OS picks it), for a process we are about to start."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)

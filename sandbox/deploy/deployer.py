@@ -15,7 +15,6 @@ stops it, counts it as ready while it runs, and keeps it in the engine discovery
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from sandbox.components.base import ScrapeTarget
+from sandbox.components.base import ScrapeTarget, free_port
 from sandbox.components.engine import engine_component
 from sandbox.runtime.base import Runtime, ServiceState, StartError
 from sandbox.settings import Settings
@@ -55,12 +54,6 @@ class Transition:
     replica: Replica
     before: ReplicaState
     after: ReplicaState
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class Deployer:
@@ -132,7 +125,7 @@ class Deployer:
         now = self.clock()
         with self.store.transaction() as state:
             name = state.new_name(track)
-            port = _free_port(self.settings.host)
+            port = free_port(self.settings.host)
             replica = Replica(
                 name=name, version=version.name, track=track, port=port,
                 url=self.launcher.url(name, port), created_at=now, changed_at=now,
