@@ -1,9 +1,10 @@
 """Engine configuration changes: restart the engine through the runtime with another setting.
 
 ``engine-kv-budget`` (a fault: a smaller ``--num-gpu-blocks-override`` is a bad deploy of the
-engine's memory budget) and ``engine-max-num-seqs`` (an operator change, the tempting "let it
-batch more" reaction to a KV incident) share the mechanism: stop the ``engine`` service, start a
-spec built from the settings with the new value, wait until it serves a completion.
+engine's memory budget), ``engine-max-num-seqs`` (an operator change, the tempting "let it
+batch more" reaction to a KV incident) and ``engine-cpus`` (confine the engine to its own cores,
+as a replica has its own GPU) share the mechanism: stop the ``engine`` service, start a spec
+built from the settings with the new value, wait until it serves a completion.
 
 Several such changes can be active at once (one per setting): the engine always runs with the
 settings plus the values of every live engine change, so reverting one restores its setting
@@ -15,13 +16,14 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from faults.base import Change, ChangeCategory, FaultError, FaultHandle, HandleState, Params, StackContext
 from faults.store import HandleStore
 from sandbox.runtime.base import ServiceState
+from sandbox.settings import parse_cpu_list
 
-__all__ = ["EngineKvBudget", "EngineMaxNumSeqs", "EngineRestart", "engine_overrides", "restart_engine"]
+__all__ = ["EngineCpus", "EngineKvBudget", "EngineMaxNumSeqs", "EngineRestart", "engine_overrides", "restart_engine"]
 
 
 def engine_overrides(ctx: StackContext, exclude: str | None = None) -> dict[str, Any]:
@@ -135,6 +137,28 @@ class EngineMaxNumSeqs(_EngineSetting):
     summary = "restart the engine with another --max-num-seqs (how many sequences it batches at once)"
     effect = "more sequences compete for the same KV blocks: under a KV shortage, more preemption, not less"
     params_model = EngineMaxNumSeqsParams
+
+
+class EngineCpusParams(Params):
+    engine_cpus: str = Field(description="CPU cores the engine may use: 1, 0-3 or 0,2")
+
+    @field_validator("engine_cpus")
+    @classmethod
+    def _cpu_list(cls, value: str) -> str:
+        parse_cpu_list(value)
+        return value
+
+
+class EngineCpus(_EngineSetting):
+    name = "engine-cpus"
+    category = ChangeCategory.OPERATOR
+    setting = "engine_cpus"
+    summary = "restart the engine confined to some CPU cores (its own core stands for its own GPU)"
+    effect = (
+        "the engine's capacity is its cores' alone: a second replica on another core adds as much again, "
+        "and the gateway and load generator no longer take the engine's core"
+    )
+    params_model = EngineCpusParams
 
 
 class EngineRestartParams(Params):

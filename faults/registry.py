@@ -10,7 +10,7 @@ __all__ = ["REGISTRY", "get_change", "list_changes"]
 def _build() -> dict[str, Change]:
     from faults.autoscaler import AutoscalerPolicy, AutoscalerRun
     from faults.deploy import CanaryDeploy
-    from faults.engine import EngineKvBudget, EngineMaxNumSeqs, EngineRestart
+    from faults.engine import EngineCpus, EngineKvBudget, EngineMaxNumSeqs, EngineRestart
     from faults.gateway import GatewayAdmission, GatewayRagTimeout
     from faults.network import NetworkLatency
     from faults.retriever import RetrieverLatency
@@ -18,7 +18,7 @@ def _build() -> dict[str, Change]:
 
     changes: list[Change] = [
         TrafficTenant(), RetrieverLatency(), NetworkLatency(), EngineKvBudget(),
-        EngineMaxNumSeqs(), EngineRestart(), GatewayAdmission(), GatewayRagTimeout(), CanaryDeploy(),
+        EngineCpus(), EngineMaxNumSeqs(), EngineRestart(), GatewayAdmission(), GatewayRagTimeout(), CanaryDeploy(),
         AutoscalerRun(), AutoscalerPolicy(),
     ]
     return {change.name: change for change in changes}

@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Mode", "Settings", "SettingsError", "load_settings", "REPO_ROOT"]
+__all__ = ["Mode", "Settings", "SettingsError", "load_settings", "parse_cpu_list", "REPO_ROOT"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,6 +28,20 @@ class Mode(str, Enum):
 
 class SettingsError(ValueError):
     """A setting has a bad value; the message names the environment variable to fix."""
+
+
+def parse_cpu_list(text: str) -> tuple[int, ...]:
+    """CPU cores written as Linux does ("1", "0-3", "0,2"), sorted; ValueError when malformed."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        if not first.isdigit() or (last and not last.isdigit()):
+            raise ValueError(f"{text!r} is not a CPU list such as 1, 0-3 or 0,2")
+        low, high = int(first), int(last or first)
+        if high < low:
+            raise ValueError(f"{text!r}: range {part.strip()} runs backwards")
+        cpus.update(range(low, high + 1))
+    return tuple(sorted(cpus))
 
 
 class Settings(BaseSettings):
@@ -58,6 +72,9 @@ class Settings(BaseSettings):
         None, ge=1, description="--num-gpu-blocks-override: the KV budget in blocks (128 tokens each on the CPU)"
     )
     engine_threads_bind: str | None = Field(None, description="VLLM_CPU_OMP_THREADS_BIND (vLLM chooses when unset)")
+    engine_cpus: str | None = Field(
+        None, description="CPU cores the engine may use (1, 0-3, 0,2); unset: any. One core per replica stands for one GPU"
+    )
 
     # Observability binaries (Debian names by default).
     prometheus_bin: str = "prometheus"
@@ -68,12 +85,24 @@ class Settings(BaseSettings):
     ready_timeout_s: float = Field(300.0, gt=0, description="how long `up` waits for every component")
     stop_timeout_s: float = Field(15.0, gt=0, description="SIGTERM grace before SIGKILL")
 
+    @field_validator("engine_cpus")
+    @classmethod
+    def _cpu_list(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_cpu_list(value)
+        return value
+
     @field_validator("run_dir", "model_dir", "engine_python")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve() if not value.is_absolute() else value
 
     # Derived values: kept here so no caller rebuilds a URL by hand.
+    @property
+    def engine_cpu_set(self) -> tuple[int, ...]:
+        """``engine_cpus`` as core numbers; empty when unset (model_copy skips validation, so parse here)."""
+        return parse_cpu_list(self.engine_cpus) if self.engine_cpus else ()
+
     def url(self, port: int) -> str:
         return f"http://{self.host}:{port}"
 

@@ -60,6 +60,9 @@ def engine_env(settings: Settings) -> dict[str, str]:
     }
     if settings.engine_threads_bind:
         env["VLLM_CPU_OMP_THREADS_BIND"] = settings.engine_threads_bind
+    elif settings.engine_cpu_set:
+        # vLLM binds its compute threads itself and would pick cores outside the allowed set.
+        env["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(str(cpu) for cpu in settings.engine_cpu_set)
     return env
 
 
@@ -100,6 +103,7 @@ def engine_component(
             command=tuple(args),
             gpu=True,
             labels={"sandbox.version": version},
+            cpus=settings.engine_cpu_set,
         )
 
     return Component(

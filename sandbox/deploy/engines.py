@@ -77,7 +77,10 @@ class VllmLauncher:
         labels = {**base.labels, "sandbox.track": replica.track, "sandbox.version": version.name}
         argv = (*base.argv, *version.extra_args)
         env = dict(base.env)
-        if version.threads_bind is None and not self._compose() and (os.cpu_count() or 1) > 1:
+        if (
+            version.threads_bind is None and not settings.engine_cpu_set
+            and not self._compose() and (os.cpu_count() or 1) > 1
+        ):
             # Left alone, vLLM binds every engine to core 0 ("auto"), so a second engine on the
             # same host would only share the first one's core; the last core is the other one.
             env["VLLM_CPU_OMP_THREADS_BIND"] = str((os.cpu_count() or 1) - 1)

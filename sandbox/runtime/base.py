@@ -51,6 +51,9 @@ class ServiceSpec:
     volumes: dict[str, str] = field(default_factory=dict)  # host path -> container path
     gpu: bool = False
     labels: dict[str, str] = field(default_factory=dict)
+    # CPU cores the service (and every process it forks) may run on; empty: any core. An engine
+    # replica confined to its own cores stands for a replica with its own GPU.
+    cpus: tuple[int, ...] = ()
 
 
 class ServiceState(str, Enum):

@@ -87,6 +87,8 @@ class DockerRuntime:
         }
         if self.network:
             kwargs["network"] = self.network
+        if spec.cpus:
+            kwargs["cpuset_cpus"] = ",".join(str(cpu) for cpu in spec.cpus)
         if spec.gpu:
             kwargs["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
         return kwargs

@@ -105,10 +105,16 @@ class LocalRuntime:
         self.pid_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_path(spec.name)
-        argv = [
-            sys.executable, "-m", "sandbox.runtime.supervise",
-            "--name", spec.name, "--state-dir", str(self.pid_dir), "--", *spec.argv,
-        ]
+        argv = [sys.executable, "-m", "sandbox.runtime.supervise", "--name", spec.name, "--state-dir", str(self.pid_dir)]
+        if spec.cpus:
+            allowed = os.sched_getaffinity(0)
+            if not set(spec.cpus) <= allowed:
+                raise StartError(
+                    f"{spec.name}: asked for CPU cores {list(spec.cpus)}, but this machine lets us use "
+                    f"{sorted(allowed)}"
+                )
+            argv += ["--cpus", ",".join(str(cpu) for cpu in spec.cpus)]
+        argv += ["--", *spec.argv]
         env = {**os.environ, **spec.env}
         with open(log_path, "ab", buffering=0) as log:
             log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(spec.argv)}\n".encode())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -28,11 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--cpus", default="", help="comma-separated CPU cores the command may run on")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no command to supervise")
+
+    if args.cpus:
+        # Set on ourselves before the fork: the child and everything it forks inherit it.
+        os.sched_setaffinity(0, {int(cpu) for cpu in args.cpus.split(",")})
 
     # The child inherits stdout/stderr (the service's log file) and our process group, so
     # stopping the group stops the child and anything it forks (vLLM's engine-core process).

@@ -154,6 +154,19 @@ def test_the_vllm_launcher_applies_the_version_to_the_engine_argv(settings: Sett
     assert VllmLauncher(settings, Mode.COMPOSE).url("engine-canary-1", 4321) == "http://sandbox-engine-canary-1:8000"
 
 
+def test_a_version_with_its_own_cores_confines_each_replica(settings: Settings) -> None:
+    from sandbox.deploy.engines import VllmLauncher
+    from sandbox.deploy.versions import EngineVersion
+    from sandbox.settings import Mode
+
+    replica = Replica(name="engine-stable-1", version="pinned", track="stable", port=4321, url="u")
+    spec = VllmLauncher(settings, Mode.LOCAL).spec(EngineVersion(name="pinned", cpus="0"), replica)
+    # vLLM's own thread binding follows the cores, not the "last core" default for replicas.
+    assert spec.cpus == (0,) and spec.env["VLLM_CPU_OMP_THREADS_BIND"] == "0"
+    with pytest.raises(ValueError, match="not a CPU list"):
+        EngineVersion(name="pinned", cpus="core 1")
+
+
 def test_in_flight_is_read_from_vllm_metrics() -> None:
     text = ('# HELP vllm:num_requests_running x\nvllm:num_requests_running{engine="0",model_name="tiny"} 2.0\n'
             'vllm:num_requests_waiting{engine="0",model_name="tiny"} 3.0\nvllm:num_requests_waiting_by_reason 9\n')

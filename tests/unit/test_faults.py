@@ -58,7 +58,7 @@ def _standin_engine() -> Component:
                 "--max-num-seqs", str(settings.max_num_seqs)]
         if settings.kv_blocks is not None:
             argv += ["--num-gpu-blocks-override", str(settings.kv_blocks)]
-        return ServiceSpec(name="engine", argv=tuple(argv), port=settings.engine_port)
+        return ServiceSpec(name="engine", argv=tuple(argv), port=settings.engine_port, cpus=settings.engine_cpu_set)
 
     return Component(
         name="engine", spec=spec, url=lambda s: s.engine_url,
@@ -313,6 +313,26 @@ def test_engine_kv_budget_restarts_and_reverts(tmp_path: Path, admin: AdminServe
         pid = runtime.status("engine").pid
         runtime.stop("engine", 3.0)
         assert pid is None or not group_alive(pid)
+
+
+def test_engine_cpus_confines_the_engine_and_revert_frees_it(tmp_path: Path, admin: AdminServer) -> None:
+    settings = _settings(tmp_path, admin)
+    ctx = _ctx(settings)
+    runtime = ctx.runtime
+    everywhere = os.sched_getaffinity(0)
+    core = max(everywhere)
+    runtime.start(ctx.engine_component.spec(settings))
+    try:
+        poll_until(lambda: http_ready(httpx.Client(), f"{settings.engine_url}/health", "e").ready, "stand-in engine", 20)
+        handle = faults.inject(ctx, "engine-cpus", {"engine_cpus": str(core)})
+        assert os.sched_getaffinity(runtime.status("engine").pid) == {core}  # type: ignore[arg-type]
+        faults.revert(ctx, handle.id)
+        assert os.sched_getaffinity(runtime.status("engine").pid) == everywhere  # type: ignore[arg-type]
+        with pytest.raises(FaultError, match="engine_cpus"):
+            faults.inject(ctx, "engine-cpus", {"engine_cpus": "one"})
+    finally:
+        faults.reset(ctx)
+        runtime.stop("engine", 3.0)
 
 
 def test_engine_change_needs_a_running_engine(tmp_path: Path, admin: AdminServer) -> None:

@@ -35,6 +35,14 @@ def test_run_kwargs_are_accepted_by_the_sdk(offline_client: docker.DockerClient)
     assert body["host_config"]["DeviceRequests"][0]["Capabilities"] == [["gpu"]]
     assert body["host_config"]["PortBindings"] == {f"{settings.engine_port}/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(settings.engine_port)}]}
     assert body["labels"]["sandbox.version"] == "stable"
+    assert "CpusetCpus" not in body["host_config"]
+
+
+def test_an_engine_confined_to_cores_gets_a_cpuset(offline_client: docker.DockerClient) -> None:
+    spec = engine_component().spec(load_settings(engine_cpus="0,2"))
+    kwargs = DockerRuntime(offline_client).run_kwargs(spec)
+    body = _create_container_args({k: v for k, v in kwargs.items() if k != "detach"} | {"version": "1.43"})
+    assert body["host_config"]["CpusetCpus"] == "0,2"
 
 
 def test_a_spec_without_image_is_refused(offline_client: docker.DockerClient) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.runtime.base import ServiceSpec, ServiceState
-from sandbox.runtime.local import LocalRuntime, group_alive
+from sandbox.runtime.base import ServiceSpec, ServiceState, StartError
+from sandbox.runtime.local import LocalRuntime, _group_members, group_alive
 from tests.support import poll_until
 
 SLEEPER = (sys.executable, "-c", "import time; print('up', flush=True); time.sleep(600)")
@@ -61,6 +61,20 @@ def test_a_child_that_dies_is_reported_with_its_exit_code(runtime: LocalRuntime)
     assert status.exit_code == 3
     assert "exited with code 3" in status.detail
     assert "boom" in runtime.log_tail("crasher")
+
+
+def test_cores_bind_the_service_and_what_it_forks(runtime: LocalRuntime) -> None:
+    core = min(os.sched_getaffinity(0))
+    started = runtime.start(ServiceSpec(name="pinned", argv=FORKER, port=0, cpus=(core,)))
+    pids = poll_until(lambda: p if len(p := _group_members(started.pid)) >= 3 else None, "supervisor, child, grandchild", 10)
+    assert all(os.sched_getaffinity(pid) == {core} for pid in pids)
+    assert os.sched_getaffinity(0) != {core} or os.cpu_count() == 1  # the test's own process is not confined
+
+
+def test_cores_the_machine_lacks_are_refused_before_anything_starts(runtime: LocalRuntime) -> None:
+    with pytest.raises(StartError, match=r"asked for CPU cores \[4096\]"):
+        runtime.start(ServiceSpec(name="nowhere", argv=SLEEPER, port=0, cpus=(4096,)))
+    assert runtime.names() == []
 
 
 def test_stop_reaches_grandchildren(runtime: LocalRuntime) -> None:
@@ -112,6 +126,4 @@ def test_a_service_that_ignores_sigterm_is_killed(runtime: LocalRuntime) -> None
 
 
 def _group_size(pgid: int) -> int:
-    from sandbox.runtime.local import _group_members
-
     return len(_group_members(pgid))

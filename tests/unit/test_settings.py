@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.settings import Mode, SettingsError, load_settings
+from sandbox.components.engine import engine_component
+from sandbox.settings import Mode, SettingsError, load_settings, parse_cpu_list
 
 
 def test_defaults_work_out_of_the_box(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -32,7 +33,8 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("SANDBOX_ENGINE_PORT", "eighty"), ("SANDBOX_ENGINE_PORT", "70000"), ("SANDBOX_MODE", "kubernetes"), ("SANDBOX_KV_BLOCKS", "0")],
+    [("SANDBOX_ENGINE_PORT", "eighty"), ("SANDBOX_ENGINE_PORT", "70000"), ("SANDBOX_MODE", "kubernetes"), ("SANDBOX_KV_BLOCKS", "0"),
+     ("SANDBOX_ENGINE_CPUS", "first"), ("SANDBOX_ENGINE_CPUS", "3-1")],
 )
 def test_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
     monkeypatch.setenv(variable, value)
@@ -58,3 +60,18 @@ def test_a_small_kv_budget_lowers_the_context_limit() -> None:
     argv = engine_argv(small, 8100)
     assert argv[argv.index("--max-model-len") + 1] == "2944"
     assert argv[argv.index("--num-gpu-blocks-override") + 1] == "24"
+
+
+@pytest.mark.parametrize(("text", "cpus"), [("1", (1,)), ("0-3", (0, 1, 2, 3)), ("2,0", (0, 2)), ("0-1,1", (0, 1))])
+def test_cpu_lists_read_as_linux_writes_them(text: str, cpus: tuple[int, ...]) -> None:
+    assert parse_cpu_list(text) == cpus
+
+
+def test_engine_cpus_reach_the_engine_spec_and_vllm_thread_binding() -> None:
+    settings = load_settings(engine_cpus="1")
+    spec = engine_component().spec(settings)
+    assert spec.cpus == (1,)
+    assert spec.env["VLLM_CPU_OMP_THREADS_BIND"] == "1"
+    # Unset: no confinement, and vLLM binds its threads as it likes.
+    spec = engine_component().spec(load_settings())
+    assert spec.cpus == () and "VLLM_CPU_OMP_THREADS_BIND" not in spec.env
