@@ -40,22 +40,7 @@ MISSING = _missing()
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(MISSING is not None, reason=MISSING or "")]
 
 
-# On two cores the CPU, not the replicas' --max-num-seqs bound, caps throughput once the surge
-# runs: measured, two replicas generated 375 tokens/s together where one alone made 400, so the
-# reference fix scales out but the queue never drains. It pages and shows its signature here;
-# recovery needs a machine where each replica has its own cores (or a GPU).
-COLD_START_NEEDS = "SANDBOX_TEST_COLD_START"
-cold_start = pytest.param(
-    "cold-start-autoscaling",
-    marks=pytest.mark.skipif(
-        not os.environ.get(COLD_START_NEEDS),
-        reason=f"scaling out adds no capacity on 2 shared cores (two replicas: 375 tokens/s, one: 400); "
-               f"set {COLD_START_NEEDS}=1 on a machine with 4+ cores to run it",
-    ),
-)
-
-
-@pytest.mark.parametrize("incident_id", ["kv-exhaustion", "slow-retrieval", "bad-rollout", cold_start])
+@pytest.mark.parametrize("incident_id", ["kv-exhaustion", "slow-retrieval", "bad-rollout", "cold-start-autoscaling"])
 def test_incident_passes_auto(incident_id: str, local_stack: StackHandle, tmp_path: Path) -> None:
     settings = local_stack.settings
     incident = load_incident(incident_id)
@@ -76,6 +61,8 @@ def test_incident_passes_auto(incident_id: str, local_stack: StackHandle, tmp_pa
     assert leftovers == []
     with Deployer(settings, local_stack.runtime, None) as deployer:  # no canary, no scaled-out replica
         assert [r.name for r in deployer.state().active()] == []
+    engine_pid = local_stack.runtime.status("engine").pid
+    assert engine_pid and os.sched_getaffinity(engine_pid) == os.sched_getaffinity(0)  # engine-cpus undone
     prom = PromClient(settings.prometheus_url, settings.alertmanager_url)
     try:
         poll_until(lambda: prom.firing_alerts() == [], "no alert firing after the drill", timeout_s=180, interval_s=5)
