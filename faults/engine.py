@@ -16,12 +16,12 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from faults.base import Change, ChangeCategory, FaultError, FaultHandle, HandleState, Params, StackContext
 from faults.store import HandleStore
 from sandbox.runtime.base import ServiceState
-from sandbox.settings import parse_cpu_list
+from sandbox.settings import CpuList
 
 __all__ = ["EngineCpus", "EngineKvBudget", "EngineMaxNumSeqs", "EngineRestart", "engine_overrides", "restart_engine"]
 
@@ -140,13 +140,7 @@ class EngineMaxNumSeqs(_EngineSetting):
 
 
 class EngineCpusParams(Params):
-    engine_cpus: str = Field(description="CPU cores the engine may use: 1, 0-3 or 0,2")
-
-    @field_validator("engine_cpus")
-    @classmethod
-    def _cpu_list(cls, value: str) -> str:
-        parse_cpu_list(value)
-        return value
+    engine_cpus: CpuList = Field(description="CPU cores the engine may use: 1, 0-3 or 0,2")
 
 
 class EngineCpus(_EngineSetting):

@@ -11,11 +11,12 @@ import os
 import shutil
 from enum import Enum
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Mode", "Settings", "SettingsError", "load_settings", "parse_cpu_list", "REPO_ROOT"]
+__all__ = ["CpuList", "Mode", "Settings", "SettingsError", "load_settings", "parse_cpu_list", "REPO_ROOT"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,6 +43,15 @@ def parse_cpu_list(text: str) -> tuple[int, ...]:
             raise ValueError(f"{text!r}: range {part.strip()} runs backwards")
         cpus.update(range(low, high + 1))
     return tuple(sorted(cpus))
+
+
+def _valid_cpu_list(text: str) -> str:
+    parse_cpu_list(text)
+    return text
+
+
+# A CPU list kept as written (it is passed on to vLLM and Docker as text), checked on the way in.
+CpuList = Annotated[str, AfterValidator(_valid_cpu_list)]
 
 
 class Settings(BaseSettings):
@@ -72,7 +82,7 @@ class Settings(BaseSettings):
         None, ge=1, description="--num-gpu-blocks-override: the KV budget in blocks (128 tokens each on the CPU)"
     )
     engine_threads_bind: str | None = Field(None, description="VLLM_CPU_OMP_THREADS_BIND (vLLM chooses when unset)")
-    engine_cpus: str | None = Field(
+    engine_cpus: CpuList | None = Field(
         None, description="CPU cores the engine may use (1, 0-3, 0,2); unset: any. One core per replica stands for one GPU"
     )
 
@@ -84,13 +94,6 @@ class Settings(BaseSettings):
     # Waiting.
     ready_timeout_s: float = Field(300.0, gt=0, description="how long `up` waits for every component")
     stop_timeout_s: float = Field(15.0, gt=0, description="SIGTERM grace before SIGKILL")
-
-    @field_validator("engine_cpus")
-    @classmethod
-    def _cpu_list(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_cpu_list(value)
-        return value
 
     @field_validator("run_dir", "model_dir", "engine_python")
     @classmethod

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sandbox.settings import REPO_ROOT, Settings, parse_cpu_list
+from sandbox.settings import REPO_ROOT, CpuList, Settings
 
 __all__ = ["DEFAULT_VERSIONS_FILE", "EngineVersion", "VersionError", "load_versions", "version_settings"]
 
@@ -37,17 +37,9 @@ class EngineVersion(BaseModel):
     kv_blocks: int | None = Field(None, ge=1, description="--num-gpu-blocks-override (128 tokens a block on CPU)")
     kv_cache_space_gib: float | None = Field(None, gt=0, description="VLLM_CPU_KVCACHE_SPACE")
     threads_bind: str | None = Field(None, description="VLLM_CPU_OMP_THREADS_BIND")
-    cpus: str | None = Field(None, description="CPU cores each replica may use (1, 0-3, 0,2): its own cores, like its own GPU")
+    cpus: CpuList | None = Field(None, description="CPU cores each replica may use (1, 0-3, 0,2): its own cores, like its own GPU")
     extra_args: tuple[str, ...] = Field((), description="more vLLM server flags, appended as given")
     ready_timeout_s: float = Field(240.0, gt=0, description="a replica not ready by then is failed and removed")
-
-
-    @field_validator("cpus")
-    @classmethod
-    def _cpu_list(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_cpu_list(value)
-        return value
 
 
 def load_versions(path: Path = DEFAULT_VERSIONS_FILE) -> dict[str, EngineVersion]:
