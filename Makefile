@@ -52,10 +52,11 @@ load: ## send a load profile through the gateway: make load PROFILE=baseline DUR
 traces: ## the slowest recent requests as phase waterfalls
 	@$(SANDBOX) traces
 
-bench: ## print the benchmarks' figures (stack start-up, retriever, gateway overhead; a few minutes)
+bench: ## print the benchmarks' figures (stack start-up, retriever, gateway overhead, replica scaling; ~10 min)
 	@$(PY) bench/stack_startup.py
 	@$(PY) bench/retriever_latency.py
 	@$(PY) bench/gateway_overhead.py
+	@$(PY) bench/replica_scaling.py
 
 clean: down ## stop the stack and delete the run directory
 	@rm -rf .sandbox
