@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import TypeVar
 import pytest
 
 from sandbox import stack
+from sandbox.components.base import free_port as components_free_port
 from sandbox.runtime.base import ServiceState
 from sandbox.runtime.local import LocalRuntime, group_alive
 from sandbox.settings import Settings, load_settings
@@ -33,9 +33,7 @@ T = TypeVar("T")
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return components_free_port("127.0.0.1")
 
 
 def poll_until(
