@@ -27,17 +27,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sandbox.loadgen.profile import parse_profile  # noqa: E402
-from sandbox.loadgen.runner import Runner, RunOptions  # noqa: E402
-from sandbox.settings import load_settings  # noqa: E402
-from tests.integration.test_loadgen_engine import engine_counters  # noqa: E402
+from sandbox.loadgen.profile import parse_profile
+from sandbox.loadgen.runner import Runner, RunOptions
+from sandbox.settings import load_settings
+from tests.integration.test_loadgen_engine import engine_counters
 
 
 def vllm_ttft(url: str, before: dict[str, float]) -> tuple[float, float]:
     """(mean TTFT in ms, request count) of vLLM's histogram since ``before``."""
     after = engine_counters(url)
-    count = after["vllm:time_to_first_token_seconds_count"] - before["vllm:time_to_first_token_seconds_count"]
-    total = after["vllm:time_to_first_token_seconds_sum"] - before["vllm:time_to_first_token_seconds_sum"]
+    count = (
+        after["vllm:time_to_first_token_seconds_count"]
+        - before["vllm:time_to_first_token_seconds_count"]
+    )
+    total = (
+        after["vllm:time_to_first_token_seconds_sum"]
+        - before["vllm:time_to_first_token_seconds_sum"]
+    )
     return (total / count * 1000 if count else float("nan")), count
 
 
@@ -49,31 +55,57 @@ def settle(url: str, want: float, before: dict[str, float], timeout_s: float = 3
         time.sleep(0.5)
 
 
-def run_loadgen(url: str, model: str, rate: float, n: int, prompt: int, output: int, seed: int) -> dict[str, float]:
-    profile = parse_profile({"name": "vs-guidellm", "model": model, "request_timeout_s": 300, "tenants": {
-        "bench": {"rate_per_s": rate, "prompt_tokens": prompt, "output_tokens": output}}}, "bench")
+def run_loadgen(
+    url: str, model: str, rate: float, n: int, prompt: int, output: int, seed: int
+) -> dict[str, float]:
+    profile = parse_profile(
+        {
+            "name": "vs-guidellm",
+            "model": model,
+            "request_timeout_s": 300,
+            "tenants": {
+                "bench": {"rate_per_s": rate, "prompt_tokens": prompt, "output_tokens": output}
+            },
+        },
+        "bench",
+    )
     before = engine_counters(url)
     summary = asyncio.run(Runner(profile, RunOptions(target=url, max_requests=n, seed=seed)).run())
     settle(url, n, before)
     engine_mean, count = vllm_ttft(url, before)
     ttft = summary["overall"]["ttft_s"]
-    return {"client_mean_ms": ttft["mean"] * 1000, "client_p50_ms": ttft["p50"] * 1000, "engine_mean_ms": engine_mean,
-            "ok": summary["overall"]["outcomes"]["ok"], "engine_count": count}
+    return {
+        "client_mean_ms": ttft["mean"] * 1000,
+        "client_p50_ms": ttft["p50"] * 1000,
+        "engine_mean_ms": engine_mean,
+        "ok": summary["overall"]["outcomes"]["ok"],
+        "engine_count": count,
+    }
 
 
-def run_guidellm(binary: str, url: str, model: str, rate: float, n: int, prompt: int, output: int, seed: int) -> dict[str, float]:
+def run_guidellm(
+    binary: str, url: str, model: str, rate: float, n: int, prompt: int, output: int, seed: int
+) -> dict[str, float]:
     tokenizer = load_settings().model_dir
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "guidellm.json"
         argv = [
-            binary, "run",
-            "--backend", f"kind=openai_http,target={url},model={model},request_format=/v1/completions",
-            "--profile", f"kind=poisson,rate={rate}",
-            "--constraint", f"kind=max_requests,count={n}",
-            "--tokenizer", f"kind=huggingface_auto,model={tokenizer}",
-            "--data", f"kind=synthetic_text,prompt_tokens={prompt},output_tokens={output}",
-            "--seed", f"kind=static,value={seed}",
-            "--output", f"kind=json,path={out}",
+            binary,
+            "run",
+            "--backend",
+            f"kind=openai_http,target={url},model={model},request_format=/v1/completions",
+            "--profile",
+            f"kind=poisson,rate={rate}",
+            "--constraint",
+            f"kind=max_requests,count={n}",
+            "--tokenizer",
+            f"kind=huggingface_auto,model={tokenizer}",
+            "--data",
+            f"kind=synthetic_text,prompt_tokens={prompt},output_tokens={output}",
+            "--seed",
+            f"kind=static,value={seed}",
+            "--output",
+            f"kind=json,path={out}",
             "--disable-console",
         ]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -85,15 +117,24 @@ def run_guidellm(binary: str, url: str, model: str, rate: float, n: int, prompt:
         engine_mean, count = vllm_ttft(url, before)
         bench = json.loads(out.read_text())["benchmarks"][0]
     ttft = bench["metrics"]["time_to_first_token_ms"]["successful"]
-    return {"client_mean_ms": ttft["mean"], "client_p50_ms": ttft["median"], "engine_mean_ms": engine_mean,
-            "ok": ttft["count"], "engine_count": count}
+    return {
+        "client_mean_ms": ttft["mean"],
+        "client_p50_ms": ttft["median"],
+        "engine_mean_ms": engine_mean,
+        "ok": ttft["count"],
+        "engine_count": count,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--guidellm", default=os.environ.get("GUIDELLM", "guidellm"), help="the guidellm binary")
+    parser.add_argument(
+        "--guidellm", default=os.environ.get("GUIDELLM", "guidellm"), help="the guidellm binary"
+    )
     parser.add_argument("--target", default=None, help="engine URL [Settings.engine_url]")
-    parser.add_argument("--model", default=None, help="served model name [Settings.served_model_name]")
+    parser.add_argument(
+        "--model", default=None, help="served model name [Settings.served_model_name]"
+    )
     parser.add_argument("--rate", type=float, default=1.5)
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--prompt-tokens", type=int, default=200)
@@ -103,24 +144,53 @@ def main() -> None:
     settings = load_settings()
     url = args.target or settings.engine_url
     model = args.model or settings.served_model_name
-    print(f"target {url}; Poisson {args.rate:g}/s, {args.requests} requests of {args.prompt_tokens} prompt + "
-          f"{args.output_tokens} output tokens; {args.rounds} alternating rounds; load average {os.getloadavg()[0]:.1f}")
-    print(f"{'round':>5} {'tool':<9}{'ok':>4}{'client TTFT mean ms':>21}{'p50 ms':>8}{'vLLM TTFT mean ms':>19}{'client - vLLM ms':>18}")
+    print(
+        f"target {url}; Poisson {args.rate:g}/s, {args.requests} requests of {args.prompt_tokens} prompt + "
+        f"{args.output_tokens} output tokens; {args.rounds} alternating rounds; load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"{'round':>5} {'tool':<9}{'ok':>4}{'client TTFT mean ms':>21}{'p50 ms':>8}{'vLLM TTFT mean ms':>19}{'client - vLLM ms':>18}"
+    )
     rows: dict[str, list[dict[str, float]]] = {"loadgen": [], "guidellm": []}
     for i in range(args.rounds):
         for tool in ("loadgen", "guidellm") if i % 2 == 0 else ("guidellm", "loadgen"):
             if tool == "loadgen":
-                row = run_loadgen(url, model, args.rate, args.requests, args.prompt_tokens, args.output_tokens, seed=i)
+                row = run_loadgen(
+                    url,
+                    model,
+                    args.rate,
+                    args.requests,
+                    args.prompt_tokens,
+                    args.output_tokens,
+                    seed=i,
+                )
             else:
-                row = run_guidellm(args.guidellm, url, model, args.rate, args.requests, args.prompt_tokens, args.output_tokens, seed=i)
+                row = run_guidellm(
+                    args.guidellm,
+                    url,
+                    model,
+                    args.rate,
+                    args.requests,
+                    args.prompt_tokens,
+                    args.output_tokens,
+                    seed=i,
+                )
             rows[tool].append(row)
-            print(f"{i:>5} {tool:<9}{row['ok']:>4.0f}{row['client_mean_ms']:>21.1f}{row['client_p50_ms']:>8.1f}"
-                  f"{row['engine_mean_ms']:>19.1f}{row['client_mean_ms'] - row['engine_mean_ms']:>18.1f}", flush=True)
-    gap = {tool: sum(r["client_mean_ms"] - r["engine_mean_ms"] for r in rs) / len(rs) for tool, rs in rows.items()}
+            print(
+                f"{i:>5} {tool:<9}{row['ok']:>4.0f}{row['client_mean_ms']:>21.1f}{row['client_p50_ms']:>8.1f}"
+                f"{row['engine_mean_ms']:>19.1f}{row['client_mean_ms'] - row['engine_mean_ms']:>18.1f}",
+                flush=True,
+            )
+    gap = {
+        tool: sum(r["client_mean_ms"] - r["engine_mean_ms"] for r in rs) / len(rs)
+        for tool, rs in rows.items()
+    }
     client = {tool: sum(r["client_mean_ms"] for r in rs) / len(rs) for tool, rs in rows.items()}
-    print(f"mean client TTFT: loadgen {client['loadgen']:.1f} ms, guidellm {client['guidellm']:.1f} ms "
-          f"(difference {client['loadgen'] - client['guidellm']:+.1f} ms); above vLLM's own TTFT: "
-          f"loadgen {gap['loadgen']:+.1f} ms, guidellm {gap['guidellm']:+.1f} ms")
+    print(
+        f"mean client TTFT: loadgen {client['loadgen']:.1f} ms, guidellm {client['guidellm']:.1f} ms "
+        f"(difference {client['loadgen'] - client['guidellm']:+.1f} ms); above vLLM's own TTFT: "
+        f"loadgen {gap['loadgen']:+.1f} ms, guidellm {gap['guidellm']:+.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -27,11 +27,11 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sandbox.components.base import free_port  # noqa: E402
-from sandbox.components.engine import engine_component  # noqa: E402
-from sandbox.runtime.local import LocalRuntime  # noqa: E402
-from sandbox.settings import Settings  # noqa: E402
-from tests.support import isolated_settings, poll_until  # noqa: E402
+from sandbox.components.base import free_port
+from sandbox.components.engine import engine_component
+from sandbox.runtime.local import LocalRuntime
+from sandbox.settings import Settings
+from tests.support import isolated_settings, poll_until
 
 SEQS = 2  # as the drill's replicas (version stable-bounded)
 GENERATED = re.compile(r"^vllm:generation_tokens_total\{[^}]*\} ([0-9.e+]+)$", re.MULTILINE)
@@ -44,9 +44,15 @@ async def generated_tokens(client: httpx.AsyncClient, urls: list[str]) -> float:
 
 async def keep_busy(client: httpx.AsyncClient, url: str, model: str) -> None:
     while True:
-        await client.post(f"{url}/v1/completions", json={
-            "model": model, "prompt": "The incident began at noon. " * 20, "max_tokens": 120, "ignore_eos": True,
-        })
+        await client.post(
+            f"{url}/v1/completions",
+            json={
+                "model": model,
+                "prompt": "The incident began at noon. " * 20,
+                "max_tokens": 120,
+                "ignore_eos": True,
+            },
+        )
 
 
 async def throughput(settings_list: list[Settings], seconds: float) -> float:
@@ -55,7 +61,11 @@ async def throughput(settings_list: list[Settings], seconds: float) -> float:
     model = settings_list[0].served_model_name
     async with httpx.AsyncClient(timeout=120) as client:
         # Two requests per batch slot, so no engine ever waits for work.
-        workers = [asyncio.create_task(keep_busy(client, url, model)) for url in urls for _ in range(2 * SEQS)]
+        workers = [
+            asyncio.create_task(keep_busy(client, url, model))
+            for url in urls
+            for _ in range(2 * SEQS)
+        ]
         try:
             await asyncio.sleep(5)  # warm-up: every slot filled
             before, start = await generated_tokens(client, urls), time.monotonic()
@@ -69,13 +79,19 @@ async def throughput(settings_list: list[Settings], seconds: float) -> float:
 
 
 def engine_settings(base: Settings, cpus: str | None, threads_bind: str | None) -> Settings:
-    return base.model_copy(update={
-        "engine_port": free_port(base.host), "max_num_seqs": SEQS,
-        "engine_cpus": cpus, "engine_threads_bind": threads_bind,
-    })
+    return base.model_copy(
+        update={
+            "engine_port": free_port(base.host),
+            "max_num_seqs": SEQS,
+            "engine_cpus": cpus,
+            "engine_threads_bind": threads_bind,
+        }
+    )
 
 
-def measure(base: Settings, runtime: LocalRuntime, confined: bool, seconds: float) -> tuple[float, float]:
+def measure(
+    base: Settings, runtime: LocalRuntime, confined: bool, seconds: float
+) -> tuple[float, float]:
     last = str((os.cpu_count() or 1) - 1)
     first = engine_settings(base, "0" if confined else None, None)
     second = engine_settings(base, last if confined else None, None if confined else last)
@@ -86,7 +102,12 @@ def measure(base: Settings, runtime: LocalRuntime, confined: bool, seconds: floa
             runtime.start(component.spec(settings))
             started.append(name)
             with httpx.Client(timeout=30) as client:
-                poll_until(lambda: component.check(settings, client).ready, f"{name} ready", 300, interval_s=2)
+                poll_until(
+                    lambda: component.check(settings, client).ready,
+                    f"{name} ready",
+                    300,
+                    interval_s=2,
+                )
         # Both are loaded; the first runs alone, then both together.
         one = asyncio.run(throughput([first], seconds))
         two = asyncio.run(throughput([first, second], seconds))
@@ -100,14 +121,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
-    print(f"replica scaling: tiny model, --max-num-seqs {SEQS}, {os.cpu_count()} cores, {args.seconds:.0f} s windows")
+    print(
+        f"replica scaling: tiny model, --max-num-seqs {SEQS}, {os.cpu_count()} cores, {args.seconds:.0f} s windows"
+    )
     with tempfile.TemporaryDirectory() as run_dir:
         base = isolated_settings(Path(run_dir))
         runtime = LocalRuntime(base.run_dir)
         for confined in (False, True):
             one, two = measure(base, runtime, confined, args.seconds)
             label = "one core per engine" if confined else "unconfined         "
-            print(f"  {label}  one engine {one:6.0f} tok/s   two engines {two:6.0f} tok/s   gain x{two / one:.2f}")
+            print(
+                f"  {label}  one engine {one:6.0f} tok/s   two engines {two:6.0f} tok/s   gain x{two / one:.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -19,10 +19,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sandbox.retriever.component import retriever_component  # noqa: E402
-from sandbox.runtime.base import ServiceState  # noqa: E402
-from sandbox.runtime.local import LocalRuntime  # noqa: E402
-from tests.support import isolated_settings  # noqa: E402
+from sandbox.retriever.component import retriever_component
+from sandbox.runtime.base import ServiceState
+from sandbox.runtime.local import LocalRuntime
+from tests.support import isolated_settings
 
 QUERIES = (
     "KV cache preemption",
@@ -66,12 +66,16 @@ def main() -> None:
                 to_ready = time.monotonic() - started
                 ready = client.get(f"{url}/ready").json()
 
-                client.post(f"{url}/search", json={"query": "warm-up", "k": args.k}).raise_for_status()
+                client.post(
+                    f"{url}/search", json={"query": "warm-up", "k": args.k}
+                ).raise_for_status()
                 phases: dict[str, list[float]] = {"embed": [], "search": [], "rerank": []}
                 round_trip: list[float] = []
                 for i in range(args.requests):
                     t0 = time.perf_counter()
-                    response = client.post(f"{url}/search", json={"query": QUERIES[i % len(QUERIES)], "k": args.k})
+                    response = client.post(
+                        f"{url}/search", json={"query": QUERIES[i % len(QUERIES)], "k": args.k}
+                    )
                     round_trip.append(time.perf_counter() - t0)
                     response.raise_for_status()
                     for phase, seconds in response.json()["timings"].items():

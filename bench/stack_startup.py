@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sandbox import stack  # noqa: E402
-from sandbox.runtime.local import LocalRuntime, _group_members  # noqa: E402
-from tests.support import isolated_settings  # noqa: E402
+from sandbox import stack
+from sandbox.runtime.local import LocalRuntime, _group_members
+from tests.support import isolated_settings
 
 
 def group_rss_mib(pgid: int) -> float:

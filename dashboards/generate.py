@@ -55,15 +55,19 @@ def generate(out_dir: Path = OUT_DIR, check: bool = False) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--check", action="store_true", help="compare only; exit 1 when a file is stale")
+    parser.add_argument(
+        "--check", action="store_true", help="compare only; exit 1 when a file is stale"
+    )
     parser.add_argument("--out", type=Path, default=OUT_DIR)
     args = parser.parse_args(argv)
     stale = generate(args.out, check=args.check)
     if args.check and stale:
         print(f"stale dashboards: {', '.join(stale)} (run `make dashboards`)", file=sys.stderr)
         return 1
-    print(f"{'checked' if args.check else 'wrote'} {len(DASHBOARDS)} dashboards in {args.out}"
-          + (f" ({', '.join(stale)} changed)" if stale and not args.check else ""))
+    print(
+        f"{'checked' if args.check else 'wrote'} {len(DASHBOARDS)} dashboards in {args.out}"
+        + (f" ({', '.join(stale)} changed)" if stale and not args.check else "")
+    )
     return 0
 
 

@@ -5,8 +5,19 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 
 from dashboards.panels import (
-    CLIENT, ENGINE, ERROR_BUDGET, GATEWAY, TPOT_SLO_S, TTFT_SLO_S, Query, Unit, dashboard, percentiles,
-    slo_line, stat_panel, timeseries_panel,
+    CLIENT,
+    ENGINE,
+    ERROR_BUDGET,
+    GATEWAY,
+    TPOT_SLO_S,
+    TTFT_SLO_S,
+    Query,
+    Unit,
+    dashboard,
+    percentiles,
+    slo_line,
+    stat_panel,
+    timeseries_panel,
 )
 
 __all__ = ["UID", "overview_dashboard"]
@@ -26,22 +37,58 @@ def _quantile(q: float, buckets: str, selector: str) -> str:
 
 def slo_stats() -> list[object]:
     return [
-        stat_panel(1, "TTFT p95", "95th percentile of time to first token at the gateway over the last minute.",
-                   Unit.SECONDS, Query(_quantile(0.95, TTFT_BUCKETS, GATEWAY), "TTFT p95"),
-                   thresholds=slo_line(TTFT_SLO_S)),
-        stat_panel(2, "TTFT p99 (SLO < 2 s)", "99th percentile of time to first token at the gateway; the page fires above 2 s.",
-                   Unit.SECONDS, Query(_quantile(0.99, TTFT_BUCKETS, GATEWAY), "TTFT p99"),
-                   thresholds=slo_line(TTFT_SLO_S)),
-        stat_panel(3, "TPOT p95", "95th percentile of vLLM's time per output token (per request); SLO p99 < 0.25 s.",
-                   Unit.SECONDS, Query(_quantile(0.95, TPOT_BUCKETS, ENGINE), "TPOT p95"),
-                   thresholds=slo_line(TPOT_SLO_S)),
-        stat_panel(4, "Error ratio", "Share of requests answered with a 5xx over the last minute; the error budget is 1%.",
-                   Unit.RATIO, Query(f'(sum({REQUESTS}{{status_class="5xx", {GATEWAY}}}) or vector(0)) / {ALL_REQUESTS}', "errors"),
-                   thresholds=slo_line(ERROR_BUDGET), decimals=2),
-        stat_panel(5, "Request rate", "Requests per second answered by the gateway (every status).",
-                   Unit.REQUESTS_PER_S, Query(ALL_REQUESTS, "requests"), decimals=2),
-        stat_panel(6, "Goodput", "Requests per second whose first token arrived within 2.5 s (the histogram bucket next above the 2 s SLO).",
-                   Unit.REQUESTS_PER_S, Query(f'sum({TTFT_BUCKETS}{{le="2.5", {GATEWAY}}})', "goodput"), decimals=2),
+        stat_panel(
+            1,
+            "TTFT p95",
+            "95th percentile of time to first token at the gateway over the last minute.",
+            Unit.SECONDS,
+            Query(_quantile(0.95, TTFT_BUCKETS, GATEWAY), "TTFT p95"),
+            thresholds=slo_line(TTFT_SLO_S),
+        ),
+        stat_panel(
+            2,
+            "TTFT p99 (SLO < 2 s)",
+            "99th percentile of time to first token at the gateway; the page fires above 2 s.",
+            Unit.SECONDS,
+            Query(_quantile(0.99, TTFT_BUCKETS, GATEWAY), "TTFT p99"),
+            thresholds=slo_line(TTFT_SLO_S),
+        ),
+        stat_panel(
+            3,
+            "TPOT p95",
+            "95th percentile of vLLM's time per output token (per request); SLO p99 < 0.25 s.",
+            Unit.SECONDS,
+            Query(_quantile(0.95, TPOT_BUCKETS, ENGINE), "TPOT p95"),
+            thresholds=slo_line(TPOT_SLO_S),
+        ),
+        stat_panel(
+            4,
+            "Error ratio",
+            "Share of requests answered with a 5xx over the last minute; the error budget is 1%.",
+            Unit.RATIO,
+            Query(
+                f'(sum({REQUESTS}{{status_class="5xx", {GATEWAY}}}) or vector(0)) / {ALL_REQUESTS}',
+                "errors",
+            ),
+            thresholds=slo_line(ERROR_BUDGET),
+            decimals=2,
+        ),
+        stat_panel(
+            5,
+            "Request rate",
+            "Requests per second answered by the gateway (every status).",
+            Unit.REQUESTS_PER_S,
+            Query(ALL_REQUESTS, "requests"),
+            decimals=2,
+        ),
+        stat_panel(
+            6,
+            "Goodput",
+            "Requests per second whose first token arrived within 2.5 s (the histogram bucket next above the 2 s SLO).",
+            Unit.REQUESTS_PER_S,
+            Query(f'sum({TTFT_BUCKETS}{{le="2.5", {GATEWAY}}})', "goodput"),
+            decimals=2,
+        ),
     ]
 
 
@@ -63,67 +110,107 @@ def latency_budget_timeseries() -> object:
         engine_phase("vllm_request_prefill_time_seconds", "engine.prefill"),
         gateway_phase("decode", "engine.decode"),
         gateway_phase("postprocess", "postprocess"),
-        *percentiles("version_tenant:sandbox_gateway_request_duration_seconds_bucket:rate1m", GATEWAY, name="end-to-end"),
+        *percentiles(
+            "version_tenant:sandbox_gateway_request_duration_seconds_bucket:rate1m",
+            GATEWAY,
+            name="end-to-end",
+        ),
     ]
     return timeseries_panel(
-        7, "Latency budget: seconds per request by phase",
+        7,
+        "Latency budget: seconds per request by phase",
         "Stacked: mean seconds each phase adds to a request (phase time per second / requests per second), so the "
         "stack is the mean end-to-end time. engine.queue and engine.prefill come from vLLM; the other phases from the "
         "gateway. Dashed: end-to-end p50/p95/p99, which the mean hides. A band that grows is the phase to open.",
-        Unit.SECONDS, queries, width=24, height=9, stacked=True, unstacked_regexp="^end-to-end.*",
+        Unit.SECONDS,
+        queries,
+        width=24,
+        height=9,
+        stacked=True,
+        unstacked_regexp="^end-to-end.*",
     )
 
 
 def ttft_timeseries() -> object:
     return timeseries_panel(
-        8, "Time to first token p50/p95/p99 (gateway)",
+        8,
+        "Time to first token p50/p95/p99 (gateway)",
         "From arrival at the gateway to the first token relayed: admission, retrieval, network, engine queue and prefill. SLO: p99 < 2 s.",
-        Unit.SECONDS, percentiles(TTFT_BUCKETS, GATEWAY), thresholds=slo_line(TTFT_SLO_S),
+        Unit.SECONDS,
+        percentiles(TTFT_BUCKETS, GATEWAY),
+        thresholds=slo_line(TTFT_SLO_S),
     )
 
 
 def tpot_timeseries() -> object:
     return timeseries_panel(
-        9, "Time per output token p50/p95/p99 (engine)",
+        9,
+        "Time per output token p50/p95/p99 (engine)",
         "vLLM's mean time between output tokens of each request: decode pace, batch size, preemptions. SLO: p99 < 0.25 s.",
-        Unit.SECONDS, percentiles(TPOT_BUCKETS, ENGINE), thresholds=slo_line(TPOT_SLO_S),
+        Unit.SECONDS,
+        percentiles(TPOT_BUCKETS, ENGINE),
+        thresholds=slo_line(TPOT_SLO_S),
     )
 
 
 def outcomes_timeseries() -> object:
     return timeseries_panel(
-        10, "Request outcomes per second",
+        10,
+        "Request outcomes per second",
         "Answers by status class, and requests the gateway refused before the engine (admission control, input limits) by reason.",
         Unit.REQUESTS_PER_S,
-        [Query(f"sum by (status_class) ({REQUESTS}{{{GATEWAY}}})", "{{status_class}}"),
-         Query("sum by (reason) (reason:sandbox_gateway_rejections:rate1m)", "rejected: {{reason}}")],
+        [
+            Query(f"sum by (status_class) ({REQUESTS}{{{GATEWAY}}})", "{{status_class}}"),
+            Query(
+                "sum by (reason) (reason:sandbox_gateway_rejections:rate1m)", "rejected: {{reason}}"
+            ),
+        ],
         stacked=True,
     )
 
 
 def client_vs_server_timeseries() -> object:
     return timeseries_panel(
-        11, "TTFT p50/p95/p99: client (load generator) vs gateway",
+        11,
+        "TTFT p50/p95/p99: client (load generator) vs gateway",
         "The client's TTFT includes the network and the client's own queueing; a gap that grows is time spent before the gateway.",
         Unit.SECONDS,
-        [*percentiles("tenant:sandbox_loadgen_time_to_first_token_seconds_bucket:rate1m", CLIENT, name="client"),
-         *percentiles(TTFT_BUCKETS, GATEWAY, name="gateway")],
+        [
+            *percentiles(
+                "tenant:sandbox_loadgen_time_to_first_token_seconds_bucket:rate1m",
+                CLIENT,
+                name="client",
+            ),
+            *percentiles(TTFT_BUCKETS, GATEWAY, name="gateway"),
+        ],
         thresholds=slo_line(TTFT_SLO_S),
     )
 
 
 def e2e_timeseries() -> object:
     return timeseries_panel(
-        12, "End-to-end latency p50/p95/p99 (gateway)",
+        12,
+        "End-to-end latency p50/p95/p99 (gateway)",
         "From arrival to the last byte of the answer, every phase included.",
-        Unit.SECONDS, percentiles("version_tenant:sandbox_gateway_request_duration_seconds_bucket:rate1m", GATEWAY),
+        Unit.SECONDS,
+        percentiles(
+            "version_tenant:sandbox_gateway_request_duration_seconds_bucket:rate1m", GATEWAY
+        ),
     )
 
 
 def overview_dashboard() -> Dashboard:
     return dashboard(
-        UID, "Serving overview: where does the time go",
+        UID,
+        "Serving overview: where does the time go",
         "SLOs at a glance and the latency budget split by phase. Start here when paged.",
-        [*slo_stats(), latency_budget_timeseries(), ttft_timeseries(), tpot_timeseries(), outcomes_timeseries(),
-         client_vs_server_timeseries(), e2e_timeseries()],
+        [
+            *slo_stats(),
+            latency_budget_timeseries(),
+            ttft_timeseries(),
+            tpot_timeseries(),
+            outcomes_timeseries(),
+            client_vs_server_timeseries(),
+            e2e_timeseries(),
+        ],
     )

@@ -63,7 +63,9 @@ class Query:
     legend: str
 
 
-def percentiles(bucket_rate: str, selector: str = "", by: Sequence[str] = (), name: str = "") -> list[Query]:
+def percentiles(
+    bucket_rate: str, selector: str = "", by: Sequence[str] = (), name: str = ""
+) -> list[Query]:
     """p50/p95/p99 of a recorded bucket rate, optionally split by labels ``by``."""
     keep = ", ".join(("le", *by))
     split = " ".join("{{" + label + "}}" for label in by)
@@ -79,14 +81,20 @@ def percentiles(bucket_rate: str, selector: str = "", by: Sequence[str] = (), na
 
 def _targets(queries: Sequence[Query]) -> list[prometheus.Dataquery]:
     return [
-        prometheus.Dataquery().expr(q.expr).legend_format(q.legend).ref_id(chr(ord("A") + i)).datasource(DATASOURCE)
+        prometheus.Dataquery()
+        .expr(q.expr)
+        .legend_format(q.legend)
+        .ref_id(chr(ord("A") + i))
+        .datasource(DATASOURCE)
         for i, q in enumerate(queries)
     ]
 
 
 def _thresholds(steps: Sequence[tuple[float | None, str]]) -> dash.ThresholdsConfig:
-    return dash.ThresholdsConfig().mode(model.ThresholdsMode.ABSOLUTE).steps(
-        [model.Threshold(value=value, color=colour) for value, colour in steps]
+    return (
+        dash.ThresholdsConfig()
+        .mode(model.ThresholdsMode.ABSOLUTE)
+        .steps([model.Threshold(value=value, color=colour) for value, colour in steps])
     )
 
 
@@ -121,25 +129,45 @@ def timeseries_panel(
         .height(height)
         .line_width(1)
         .fill_opacity(25 if stacked else 0)
-        .legend(common_builders.VizLegendOptions().display_mode(common.LegendDisplayMode.LIST).placement(common.LegendPlacement.BOTTOM).show_legend(True))
-        .tooltip(common_builders.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI).sort(common.SortOrder.DESCENDING))
+        .legend(
+            common_builders.VizLegendOptions()
+            .display_mode(common.LegendDisplayMode.LIST)
+            .placement(common.LegendPlacement.BOTTOM)
+            .show_legend(True)
+        )
+        .tooltip(
+            common_builders.VizTooltipOptions()
+            .mode(common.TooltipDisplayMode.MULTI)
+            .sort(common.SortOrder.DESCENDING)
+        )
         .targets(_targets(queries))
     )
     if max_value is not None:
         panel = panel.max(max_value)
     if thresholds:
         panel = panel.thresholds(_thresholds(thresholds)).thresholds_style(
-            common_builders.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.DASHED)
+            common_builders.GraphThresholdsStyleConfig().mode(
+                common.GraphThresholdsStyleMode.DASHED
+            )
         )
     if stacked:
-        panel = panel.stacking(common_builders.StackingConfig().mode(common.StackingMode.NORMAL).group("A"))
+        panel = panel.stacking(
+            common_builders.StackingConfig().mode(common.StackingMode.NORMAL).group("A")
+        )
     if unstacked_regexp:
         # Lines drawn over a stack (e.g. percentiles over a stacked budget) must not be stacked.
-        panel = panel.override_by_regexp(unstacked_regexp, [
-            model.DynamicConfigValue(id_val="custom.stacking", value={"mode": "none", "group": "A"}),
-            model.DynamicConfigValue(id_val="custom.fillOpacity", value=0),
-            model.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]}),
-        ])
+        panel = panel.override_by_regexp(
+            unstacked_regexp,
+            [
+                model.DynamicConfigValue(
+                    id_val="custom.stacking", value={"mode": "none", "group": "A"}
+                ),
+                model.DynamicConfigValue(id_val="custom.fillOpacity", value=0),
+                model.DynamicConfigValue(
+                    id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]}
+                ),
+            ],
+        )
     return panel
 
 
@@ -193,12 +221,24 @@ def variables() -> list[dash.QueryVariable]:
         )
 
     return [
-        variable("version", "Model version", "label_values(sandbox_gateway_requests_total, version)",
-                 "Model version the gateway routed to (stable, canary, shadow)."),
-        variable("engine", "Engine replica", "label_values(vllm:num_requests_running, replica)",
-                 "vLLM replica (the `replica` label of the engine targets)."),
-        variable("tenant", "Tenant", "label_values(sandbox_gateway_requests_total, tenant)",
-                 "Tenant from the X-Sandbox-Tenant header (unknown tenants are `other`)."),
+        variable(
+            "version",
+            "Model version",
+            "label_values(sandbox_gateway_requests_total, version)",
+            "Model version the gateway routed to (stable, canary, shadow).",
+        ),
+        variable(
+            "engine",
+            "Engine replica",
+            "label_values(vllm:num_requests_running, replica)",
+            "vLLM replica (the `replica` label of the engine targets).",
+        ),
+        variable(
+            "tenant",
+            "Tenant",
+            "label_values(sandbox_gateway_requests_total, tenant)",
+            "Tenant from the X-Sandbox-Tenant header (unknown tenants are `other`).",
+        ),
     ]
 
 

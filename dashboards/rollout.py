@@ -5,7 +5,16 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 
 from dashboards.panels import (
-    ENGINE, ERROR_BUDGET, GATEWAY, TPOT_SLO_S, TTFT_SLO_S, Query, Unit, dashboard, percentiles, slo_line,
+    ENGINE,
+    ERROR_BUDGET,
+    GATEWAY,
+    TPOT_SLO_S,
+    TTFT_SLO_S,
+    Query,
+    Unit,
+    dashboard,
+    percentiles,
+    slo_line,
     timeseries_panel,
 )
 
@@ -18,19 +27,33 @@ REQUESTS = "version_status_class_tenant:sandbox_gateway_requests:rate1m"
 
 def weight_timeseries() -> object:
     return timeseries_panel(
-        1, "Traffic weight by version",
+        1,
+        "Traffic weight by version",
         "Each version's share of the routing weights at the gateway (shadow traffic is mirrored on top).",
         Unit.RATIO,
-        [Query('sandbox_gateway_route_weight{version=~"$version"} / ignoring (version) group_left () '
-               "sum without (version) (sandbox_gateway_route_weight)", "{{version}}")],
+        [
+            Query(
+                'sandbox_gateway_route_weight{version=~"$version"} / ignoring (version) group_left () '
+                "sum without (version) (sandbox_gateway_route_weight)",
+                "{{version}}",
+            )
+        ],
         max_value=1,
     )
 
 
 def requests_timeseries() -> object:
     return timeseries_panel(
-        2, "Requests per second by version", "Answers by version and status class.", Unit.REQUESTS_PER_S,
-        [Query(f"sum by (version, status_class) ({REQUESTS}{{{GATEWAY}}})", "{{version}} {{status_class}}")],
+        2,
+        "Requests per second by version",
+        "Answers by version and status class.",
+        Unit.REQUESTS_PER_S,
+        [
+            Query(
+                f"sum by (version, status_class) ({REQUESTS}{{{GATEWAY}}})",
+                "{{version}} {{status_class}}",
+            )
+        ],
     )
 
 
@@ -38,68 +61,112 @@ def error_ratio_timeseries() -> object:
     errors = f'sum by (version) ({REQUESTS}{{status_class="5xx", {GATEWAY}}})'
     total = f"sum by (version) ({REQUESTS}{{{GATEWAY}}})"
     return timeseries_panel(
-        3, "Error ratio by version",
+        3,
+        "Error ratio by version",
         "Share of each version's requests answered with a 5xx. A canary above stable is the canary's fault; both up is the platform's.",
-        Unit.RATIO, [Query(f"({errors} or {total} * 0) / {total}", "{{version}}")],
+        Unit.RATIO,
+        [Query(f"({errors} or {total} * 0) / {total}", "{{version}}")],
         thresholds=slo_line(ERROR_BUDGET),
     )
 
 
 def ttft_timeseries() -> object:
     return timeseries_panel(
-        4, "TTFT p50/p95/p99 by version", "Time to first token at the gateway per version. SLO: p99 < 2 s.", Unit.SECONDS,
-        percentiles("version_tenant:sandbox_gateway_time_to_first_token_seconds_bucket:rate1m", GATEWAY, by=("version",)),
+        4,
+        "TTFT p50/p95/p99 by version",
+        "Time to first token at the gateway per version. SLO: p99 < 2 s.",
+        Unit.SECONDS,
+        percentiles(
+            "version_tenant:sandbox_gateway_time_to_first_token_seconds_bucket:rate1m",
+            GATEWAY,
+            by=("version",),
+        ),
         thresholds=slo_line(TTFT_SLO_S),
     )
 
 
 def tpot_timeseries() -> object:
     return timeseries_panel(
-        5, "TPOT p50/p95/p99 by version", "vLLM's time per output token per version (shadow engines included). SLO: p99 < 0.25 s.",
+        5,
+        "TPOT p50/p95/p99 by version",
+        "vLLM's time per output token per version (shadow engines included). SLO: p99 < 0.25 s.",
         Unit.SECONDS,
-        percentiles("version_replica:vllm_request_time_per_output_token_seconds_bucket:rate1m", ENGINE, by=("version",)),
+        percentiles(
+            "version_replica:vllm_request_time_per_output_token_seconds_bucket:rate1m",
+            ENGINE,
+            by=("version",),
+        ),
         thresholds=slo_line(TPOT_SLO_S),
     )
 
 
 def output_length_timeseries() -> object:
     return timeseries_panel(
-        6, "Output length p50/p95/p99 by version",
-        "Generated tokens per request per version: a version that stops early or rambles shows here first.", Unit.TOKENS,
-        percentiles("version_replica:vllm_request_generation_tokens_bucket:rate1m", ENGINE, by=("version",)),
+        6,
+        "Output length p50/p95/p99 by version",
+        "Generated tokens per request per version: a version that stops early or rambles shows here first.",
+        Unit.TOKENS,
+        percentiles(
+            "version_replica:vllm_request_generation_tokens_bucket:rate1m", ENGINE, by=("version",)
+        ),
     )
 
 
 def upstream_errors_timeseries() -> object:
     return timeseries_panel(
-        7, "Upstream errors per second by version and kind",
+        7,
+        "Upstream errors per second by version and kind",
         "Failed calls from the gateway to an engine: connect, timeout, or an error status. Zero per version when none happened.",
         Unit.EVENTS_PER_S,
-        [Query('sum by (version, kind) (rate(sandbox_gateway_upstream_errors_total{version=~"$version"}[1m]))'
-               ' or sum by (version) (sandbox_gateway_ready_engines{version=~"$version"}) * 0', "{{version}} {{kind}}")],
+        [
+            Query(
+                'sum by (version, kind) (rate(sandbox_gateway_upstream_errors_total{version=~"$version"}[1m]))'
+                ' or sum by (version) (sandbox_gateway_ready_engines{version=~"$version"}) * 0',
+                "{{version}} {{kind}}",
+            )
+        ],
     )
 
 
 def ready_engines_timeseries() -> object:
     return timeseries_panel(
-        8, "Ready engines by version", "Engines in the gateway's rotation per version.", Unit.COUNT,
+        8,
+        "Ready engines by version",
+        "Engines in the gateway's rotation per version.",
+        Unit.COUNT,
         [Query('sandbox_gateway_ready_engines{version=~"$version"}', "{{version}}")],
     )
 
 
 def shadow_timeseries() -> object:
     return timeseries_panel(
-        9, "Shadow requests per second by outcome",
-        "Mirrored requests sent to a shadow version: ok, error, or skipped (too many in flight).", Unit.REQUESTS_PER_S,
-        [Query('sum by (version, outcome) (rate(sandbox_gateway_shadow_requests_total{version=~"$version"}[1m]))',
-               "{{version}} {{outcome}}")],
+        9,
+        "Shadow requests per second by outcome",
+        "Mirrored requests sent to a shadow version: ok, error, or skipped (too many in flight).",
+        Unit.REQUESTS_PER_S,
+        [
+            Query(
+                'sum by (version, outcome) (rate(sandbox_gateway_shadow_requests_total{version=~"$version"}[1m]))',
+                "{{version}} {{outcome}}",
+            )
+        ],
     )
 
 
 def rollout_dashboard() -> Dashboard:
     return dashboard(
-        UID, "Rollout: versions side by side",
+        UID,
+        "Rollout: versions side by side",
         "Stable, canary and shadow compared on errors, latency and output: decide to promote or roll back.",
-        [weight_timeseries(), requests_timeseries(), error_ratio_timeseries(), ttft_timeseries(), tpot_timeseries(),
-         output_length_timeseries(), upstream_errors_timeseries(), ready_engines_timeseries(), shadow_timeseries()],
+        [
+            weight_timeseries(),
+            requests_timeseries(),
+            error_ratio_timeseries(),
+            ttft_timeseries(),
+            tpot_timeseries(),
+            output_length_timeseries(),
+            upstream_errors_timeseries(),
+            ready_engines_timeseries(),
+            shadow_timeseries(),
+        ],
     )

@@ -30,6 +30,7 @@ from faults.manager import active_handles, inject, reap_expired, reset, revert
 from faults.registry import REGISTRY, get_change, list_changes
 
 __all__ = [
+    "REGISTRY",
     "Change",
     "ChangeCategory",
     "FaultConflict",
@@ -37,7 +38,6 @@ __all__ = [
     "FaultHandle",
     "HandleState",
     "ParamError",
-    "REGISTRY",
     "StackContext",
     "active_handles",
     "get_change",

@@ -21,7 +21,13 @@ from pydantic import Field
 from faults.base import Change, ChangeCategory, FaultError, FaultHandle, Params, StackContext
 from faults.deploy import deployer_for
 from sandbox.autoscaler.component import autoscaler_component
-from sandbox.autoscaler.options import SIGNALS, AutoscalerOptions, OptionsError, options_path, update_options
+from sandbox.autoscaler.options import (
+    SIGNALS,
+    AutoscalerOptions,
+    OptionsError,
+    options_path,
+    update_options,
+)
 from sandbox.components.base import free_port
 from sandbox.deploy.targets import write_job_targets
 from sandbox.runtime.base import ServiceState
@@ -33,11 +39,17 @@ REQUESTER = "autoscaler"  # Replica.requested_by of the replicas the service sta
 
 
 class AutoscalerRunParams(Params):
-    version: str = Field("stable", description="the engine version (stack/versions.yaml) its replicas run")
+    version: str = Field(
+        "stable", description="the engine version (stack/versions.yaml) its replicas run"
+    )
     max_replicas: int = Field(2, ge=1, le=8, description="ceiling, the stack's engine included")
     interval_s: float = Field(5.0, gt=0, le=60, description="time between decisions")
-    ready_timeout_s: float | None = Field(None, gt=0, description="a replica not ready by then is failed and removed")
-    port: int | None = Field(None, ge=1, le=65535, description="its /metrics and /state port (default: a free one)")
+    ready_timeout_s: float | None = Field(
+        None, gt=0, description="a replica not ready by then is failed and removed"
+    )
+    port: int | None = Field(
+        None, ge=1, le=65535, description="its /metrics and /state port (default: a free one)"
+    )
 
 
 class AutoscalerRun(Change):
@@ -53,31 +65,45 @@ class AutoscalerRun(Change):
 
     def prepare(self, ctx: StackContext, params: Params) -> dict[str, Any]:
         if ctx.runtime.status(SERVICE).state is ServiceState.RUNNING:
-            raise FaultError(f"{self.name}: an autoscaler is already running; stop it first (make down, or sandbox reset)")
+            raise FaultError(
+                f"{self.name}: an autoscaler is already running; stop it first (make down, or sandbox reset)"
+            )
         path = options_path(ctx.settings.run_dir)
-        return {"options_file": str(path), "previous_options": path.read_text() if path.exists() else None}
+        return {
+            "options_file": str(path),
+            "previous_options": path.read_text() if path.exists() else None,
+        }
 
     def apply(self, ctx: StackContext, params: Params, handle: FaultHandle) -> None:
         assert isinstance(params, AutoscalerRunParams)
         options = AutoscalerOptions(
-            version=params.version, max_replicas=params.max_replicas, interval_s=params.interval_s,
-            ready_timeout_s=params.ready_timeout_s, port=params.port or free_port(ctx.settings.host),
+            version=params.version,
+            max_replicas=params.max_replicas,
+            interval_s=params.interval_s,
+            ready_timeout_s=params.ready_timeout_s,
+            port=params.port or free_port(ctx.settings.host),
             host=ctx.settings.host,
         )
         component = autoscaler_component(options)
         status = ctx.runtime.start(component.spec(ctx.settings))
         write_job_targets(ctx.settings, "autoscaler", component.scrape(ctx.settings))
-        ctx.progress(f"started the autoscaler (pid {status.pid}) on port {options.port}, replicas of {params.version}")
+        ctx.progress(
+            f"started the autoscaler (pid {status.pid}) on port {options.port}, replicas of {params.version}"
+        )
         deadline = time.monotonic() + 30
         with ctx.http() as client:
             while True:
                 if ctx.runtime.status(SERVICE).state is not ServiceState.RUNNING:
-                    raise FaultError(f"{self.name}: the autoscaler exited:\n{ctx.runtime.log_tail(SERVICE, 15)}")
+                    raise FaultError(
+                        f"{self.name}: the autoscaler exited:\n{ctx.runtime.log_tail(SERVICE, 15)}"
+                    )
                 readiness = component.check(ctx.settings, client)
                 if readiness.ready:
                     return
                 if time.monotonic() > deadline:
-                    raise FaultError(f"{self.name}: the autoscaler is not ready after 30 s: {readiness.why}")
+                    raise FaultError(
+                        f"{self.name}: the autoscaler is not ready after 30 s: {readiness.why}"
+                    )
                 time.sleep(0.3)
 
     def undo(self, ctx: StackContext, handle: FaultHandle) -> None:
@@ -96,16 +122,34 @@ class AutoscalerRun(Change):
 
 
 class AutoscalerPolicyParams(Params):
-    signal: str | None = Field(None, description=f"what it scales on: {', '.join(SIGNALS)}, or custom (with query)")
-    query: str | None = Field(None, description="PromQL for signal custom: a value per ready replica")
-    target: float | None = Field(None, gt=0, description="the signal's value per replica it aims for")
-    min_replicas: int | None = Field(None, ge=1, description="the warm minimum, kept whatever the signal")
+    signal: str | None = Field(
+        None, description=f"what it scales on: {', '.join(SIGNALS)}, or custom (with query)"
+    )
+    query: str | None = Field(
+        None, description="PromQL for signal custom: a value per ready replica"
+    )
+    target: float | None = Field(
+        None, gt=0, description="the signal's value per replica it aims for"
+    )
+    min_replicas: int | None = Field(
+        None, ge=1, description="the warm minimum, kept whatever the signal"
+    )
     max_replicas: int | None = Field(None, ge=1, description="the ceiling")
-    readiness_gating: bool | None = Field(None, description="false sends traffic to replicas that are still loading")
-    scale_up_stabilization_s: float | None = Field(None, ge=0, description="scale up to the lowest recommendation of this window")
-    scale_down_stabilization_s: float | None = Field(None, ge=0, description="scale down to the highest recommendation of this window")
-    scale_up_cooldown_s: float | None = Field(None, ge=0, description="no scale-up sooner than this after a scale event")
-    scale_down_cooldown_s: float | None = Field(None, ge=0, description="no scale-down sooner than this after a scale event")
+    readiness_gating: bool | None = Field(
+        None, description="false sends traffic to replicas that are still loading"
+    )
+    scale_up_stabilization_s: float | None = Field(
+        None, ge=0, description="scale up to the lowest recommendation of this window"
+    )
+    scale_down_stabilization_s: float | None = Field(
+        None, ge=0, description="scale down to the highest recommendation of this window"
+    )
+    scale_up_cooldown_s: float | None = Field(
+        None, ge=0, description="no scale-up sooner than this after a scale event"
+    )
+    scale_down_cooldown_s: float | None = Field(
+        None, ge=0, description="no scale-down sooner than this after a scale event"
+    )
 
     def changes(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump().items() if v is not None}
@@ -114,7 +158,9 @@ class AutoscalerPolicyParams(Params):
 class AutoscalerPolicy(Change):
     name = "autoscaler-policy"
     category = ChangeCategory.OPERATOR
-    summary = "change the autoscaler's policy: signal and target, warm minimum, readiness gating, windows"
+    summary = (
+        "change the autoscaler's policy: signal and target, warm minimum, readiness gating, windows"
+    )
     effect = "the running autoscaler decides with the new policy from its next decision on"
     params_model = AutoscalerPolicyParams
     default_ttl_s = 3600.0
@@ -129,7 +175,11 @@ class AutoscalerPolicy(Change):
             raise FaultError(f"{self.name}: give at least one field to change")
         path = options_path(ctx.settings.run_dir)
         try:
-            before = AutoscalerOptions.model_validate(json.loads(path.read_text())) if path.exists() else AutoscalerOptions()
+            before = (
+                AutoscalerOptions.model_validate(json.loads(path.read_text()))
+                if path.exists()
+                else AutoscalerOptions()
+            )
             AutoscalerOptions.model_validate({**before.model_dump(), **changes})
         except (OptionsError, ValueError) as exc:
             raise FaultError(f"{self.name}: {path}: {exc}") from exc
@@ -149,8 +199,10 @@ class AutoscalerPolicy(Change):
             _, after = update_options(options_path(ctx.settings.run_dir), **changes)
         except OptionsError as exc:
             raise FaultError(f"{self.name}: {exc}") from exc
-        ctx.progress(f"autoscaler policy: {changes} (signal {after.signal}, target {after.target:g}, "
-                     f"min {after.min_replicas}, gating {'on' if after.readiness_gating else 'off'})")
+        ctx.progress(
+            f"autoscaler policy: {changes} (signal {after.signal}, target {after.target:g}, "
+            f"min {after.min_replicas}, gating {'on' if after.readiness_gating else 'off'})"
+        )
         if ctx.runtime.status(SERVICE).state is not ServiceState.RUNNING:
             return
         # The service re-reads the file at its next decision; wait for it so the change is in force.
@@ -165,4 +217,6 @@ class AutoscalerPolicy(Change):
                 if all(live.get(k) == v for k, v in changes.items()):
                     return
                 time.sleep(0.5)
-        ctx.progress("the autoscaler has not shown the new policy yet; it applies it at its next decision")
+        ctx.progress(
+            "the autoscaler has not shown the new policy yet; it applies it at its next decision"
+        )

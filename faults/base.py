@@ -94,7 +94,9 @@ class FaultHandle(BaseModel):
     category: ChangeCategory
     target: str = Field(description="what it acts on; two active changes never share one")
     params: dict[str, Any]
-    undo: dict[str, Any] = Field(default_factory=dict, description="state captured before the change")
+    undo: dict[str, Any] = Field(
+        default_factory=dict, description="state captured before the change"
+    )
     state: HandleState = HandleState.INJECTING
     source: str = Field("cli", description="who made it: cli, drill:<incident>, ...")
     created_at: float
@@ -201,7 +203,11 @@ class Change(ABC):
         for name, info in self.params_model.model_fields.items():
             kind = _type_name(info.annotation)
             default = (
-                "required" if info.is_required() else "optional" if info.default is None else f"default {info.default!r}"
+                "required"
+                if info.is_required()
+                else "optional"
+                if info.default is None
+                else f"default {info.default!r}"
             )
             rows.append((name, f"{kind}, {default}", info.description or ""))
         return rows

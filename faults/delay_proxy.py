@@ -21,11 +21,19 @@ __all__ = ["main", "serve"]
 
 
 def _log(message: str, **fields: object) -> None:
-    print(json.dumps({"ts": time.time(), "service": "delay_proxy", "msg": message, **fields}), flush=True)
+    print(
+        json.dumps({"ts": time.time(), "service": "delay_proxy", "msg": message, **fields}),
+        flush=True,
+    )
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay_s: float, jitter_s: float,
-                rng: random.Random) -> None:
+async def _pump(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    delay_s: float,
+    jitter_s: float,
+    rng: random.Random,
+) -> None:
     queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
     loop = asyncio.get_running_loop()
 
@@ -34,7 +42,9 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dela
         while True:
             data = await reader.read(65536)
             # Release times never go backwards, so jitter cannot reorder bytes of one stream.
-            release = max(release, loop.time() + max(0.0, delay_s + rng.uniform(-jitter_s, jitter_s)))
+            release = max(
+                release, loop.time() + max(0.0, delay_s + rng.uniform(-jitter_s, jitter_s))
+            )
             await queue.put((release, data))
             if not data:
                 return
@@ -62,11 +72,20 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, dela
             await reading
 
 
-async def serve(listen_host: str, listen_port: int, upstream_host: str, upstream_port: int,
-                delay_s: float, jitter_s: float, seed: int | None = None) -> None:
+async def serve(
+    listen_host: str,
+    listen_port: int,
+    upstream_host: str,
+    upstream_port: int,
+    delay_s: float,
+    jitter_s: float,
+    seed: int | None = None,
+) -> None:
     rng = random.Random(seed)
 
-    async def handle(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+    async def handle(
+        client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
+    ) -> None:
         try:
             up_reader, up_writer = await asyncio.open_connection(upstream_host, upstream_port)
         except OSError as exc:
@@ -85,8 +104,13 @@ async def serve(listen_host: str, listen_port: int, upstream_host: str, upstream
                 writer.close()
 
     server = await asyncio.start_server(handle, listen_host, listen_port)
-    _log("listening", listen=f"{listen_host}:{listen_port}", upstream=f"{upstream_host}:{upstream_port}",
-         delay_s=delay_s, jitter_s=jitter_s)
+    _log(
+        "listening",
+        listen=f"{listen_host}:{listen_port}",
+        upstream=f"{upstream_host}:{upstream_port}",
+        delay_s=delay_s,
+        jitter_s=jitter_s,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -106,7 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args(argv)
     host, _, port = args.upstream.rpartition(":")
-    asyncio.run(serve(args.listen_host, args.listen_port, host, int(port), args.delay_s, args.jitter_s, args.seed))
+    asyncio.run(
+        serve(
+            args.listen_host,
+            args.listen_port,
+            host,
+            int(port),
+            args.delay_s,
+            args.jitter_s,
+            args.seed,
+        )
+    )
     return 0
 
 

@@ -30,7 +30,9 @@ __all__ = ["CanaryDeploy", "CanaryDeployParams", "deployer_for"]
 def deployer_for(ctx: StackContext, what: str) -> Iterator[Deployer]:
     """A deployer on the running stack; its errors become ``FaultError`` naming ``what``."""
     try:
-        deployer = Deployer(ctx.settings, ctx.runtime, HttpGatewayRouting(ctx.endpoints.gateway_url))
+        deployer = Deployer(
+            ctx.settings, ctx.runtime, HttpGatewayRouting(ctx.endpoints.gateway_url)
+        )
     except VersionError as exc:
         raise FaultError(f"{what}: {exc}") from exc
     with deployer:
@@ -41,9 +43,17 @@ def deployer_for(ctx: StackContext, what: str) -> Iterator[Deployer]:
 
 
 class CanaryDeployParams(Params):
-    version: str = Field(min_length=1, description="a version of stack/versions.yaml (`sandbox deployments --versions`)")
-    weight: float = Field(ge=0, le=100, description="percent of traffic it takes (or, with shadow, mirrored to it)")
-    shadow: bool = Field(False, description="mirror the requests instead: its answers are discarded, users unaffected")
+    version: str = Field(
+        min_length=1,
+        description="a version of stack/versions.yaml (`sandbox deployments --versions`)",
+    )
+    weight: float = Field(
+        ge=0, le=100, description="percent of traffic it takes (or, with shadow, mirrored to it)"
+    )
+    shadow: bool = Field(
+        False,
+        description="mirror the requests instead: its answers are discarded, users unaffected",
+    )
 
 
 class CanaryDeploy(Change):
@@ -61,19 +71,32 @@ class CanaryDeploy(Change):
     def prepare(self, ctx: StackContext, params: Params) -> dict[str, Any]:
         assert isinstance(params, CanaryDeployParams)
         with deployer_for(ctx, self.name) as deployer:
-            deployer.version(params.version)  # an unknown version fails here, before anything changes
-            others = sorted({r.version for r in deployer.state().active("canary")
-                             if r.version != params.version and r.state is not ReplicaState.DRAINING})
+            deployer.version(
+                params.version
+            )  # an unknown version fails here, before anything changes
+            others = sorted(
+                {
+                    r.version
+                    for r in deployer.state().active("canary")
+                    if r.version != params.version and r.state is not ReplicaState.DRAINING
+                }
+            )
         if others:
-            raise FaultError(f"{self.name}: a canary of {', '.join(others)} is already deployed; "
-                             "roll it back first (sandbox rollback)")
+            raise FaultError(
+                f"{self.name}: a canary of {', '.join(others)} is already deployed; "
+                "roll it back first (sandbox rollback)"
+            )
         return {}
 
     def apply(self, ctx: StackContext, params: Params, handle: FaultHandle) -> None:
         assert isinstance(params, CanaryDeployParams)
         with deployer_for(ctx, self.name) as deployer:
-            replica = deployer.deploy(params.version, params.weight, shadow=params.shadow, progress=ctx.progress)
-        handle.notes.append(f"{replica.name} ready {(replica.ready_at or 0) - replica.created_at:.1f} s after start")
+            replica = deployer.deploy(
+                params.version, params.weight, shadow=params.shadow, progress=ctx.progress
+            )
+        handle.notes.append(
+            f"{replica.name} ready {(replica.ready_at or 0) - replica.created_at:.1f} s after start"
+        )
 
     def undo(self, ctx: StackContext, handle: FaultHandle) -> None:
         with deployer_for(ctx, f"revert {self.name}") as deployer:

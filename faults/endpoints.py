@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from sandbox.settings import Settings
 
 __all__ = [
-    "Endpoints",
     "GATEWAY_ADMISSION_PATH",
     "GATEWAY_ENGINES_PATH",
     "GATEWAY_ENGINE_PATH",
@@ -27,6 +26,7 @@ __all__ = [
     "GATEWAY_STATE_PATH",
     "LOADGEN_TENANT_PATH",
     "RETRIEVER_FAULT_PATH",
+    "Endpoints",
 ]
 
 GATEWAY_STATE_PATH = "/admin/state"

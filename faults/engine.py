@@ -18,12 +18,27 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from faults.base import Change, ChangeCategory, FaultError, FaultHandle, HandleState, Params, StackContext
+from faults.base import (
+    Change,
+    ChangeCategory,
+    FaultError,
+    FaultHandle,
+    HandleState,
+    Params,
+    StackContext,
+)
 from faults.store import HandleStore
 from sandbox.runtime.base import ServiceState
 from sandbox.settings import CpuList
 
-__all__ = ["EngineCpus", "EngineKvBudget", "EngineMaxNumSeqs", "EngineRestart", "engine_overrides", "restart_engine"]
+__all__ = [
+    "EngineCpus",
+    "EngineKvBudget",
+    "EngineMaxNumSeqs",
+    "EngineRestart",
+    "engine_overrides",
+    "restart_engine",
+]
 
 
 def engine_overrides(ctx: StackContext, exclude: str | None = None) -> dict[str, Any]:
@@ -38,7 +53,9 @@ def engine_overrides(ctx: StackContext, exclude: str | None = None) -> dict[str,
 
 def _stack_running(ctx: StackContext, engine: str) -> bool:
     return any(
-        ctx.runtime.status(name).state is ServiceState.RUNNING for name in ctx.runtime.names() if name != engine
+        ctx.runtime.status(name).state is ServiceState.RUNNING
+        for name in ctx.runtime.names()
+        if name != engine
     )
 
 
@@ -88,7 +105,9 @@ class _EngineSetting(Change):
         engine = ctx.engine_component.name
         was_running = ctx.runtime.status(engine).state is ServiceState.RUNNING
         if not was_running:
-            raise FaultError(f"{self.name}: the {engine} service is not running; start the stack first (make up)")
+            raise FaultError(
+                f"{self.name}: the {engine} service is not running; start the stack first (make up)"
+            )
         return {
             "engine_setting": self.setting,
             "engine": engine,
@@ -97,7 +116,10 @@ class _EngineSetting(Change):
         }
 
     def apply(self, ctx: StackContext, params: Params, handle: FaultHandle) -> None:
-        overrides = {**engine_overrides(ctx, exclude=handle.id), self.setting: handle.params[self.setting]}
+        overrides = {
+            **engine_overrides(ctx, exclude=handle.id),
+            self.setting: handle.params[self.setting],
+        }
         restart_engine(ctx, overrides, f"{self.name} {handle.id}")
 
     def undo(self, ctx: StackContext, handle: FaultHandle) -> None:
@@ -114,27 +136,37 @@ class _EngineSetting(Change):
 
 
 class EngineKvBudgetParams(Params):
-    kv_blocks: int = Field(ge=1, le=1_000_000, description="KV cache blocks (--num-gpu-blocks-override; 128 tokens each on CPU)")
+    kv_blocks: int = Field(
+        ge=1,
+        le=1_000_000,
+        description="KV cache blocks (--num-gpu-blocks-override; 128 tokens each on CPU)",
+    )
 
 
 class EngineKvBudget(_EngineSetting):
     name = "engine-kv-budget"
     category = ChangeCategory.FAULT
     setting = "kv_blocks"
-    summary = "restart the engine with another KV budget (--num-gpu-blocks-override blocks of 128 tokens)"
+    summary = (
+        "restart the engine with another KV budget (--num-gpu-blocks-override blocks of 128 tokens)"
+    )
     effect = "a small budget: KV usage near 1 under long contexts, preemptions, requests waiting for capacity"
     params_model = EngineKvBudgetParams
 
 
 class EngineMaxNumSeqsParams(Params):
-    max_num_seqs: int = Field(ge=1, le=4096, description="--max-num-seqs: sequences the engine batches at once")
+    max_num_seqs: int = Field(
+        ge=1, le=4096, description="--max-num-seqs: sequences the engine batches at once"
+    )
 
 
 class EngineMaxNumSeqs(_EngineSetting):
     name = "engine-max-num-seqs"
     category = ChangeCategory.OPERATOR
     setting = "max_num_seqs"
-    summary = "restart the engine with another --max-num-seqs (how many sequences it batches at once)"
+    summary = (
+        "restart the engine with another --max-num-seqs (how many sequences it batches at once)"
+    )
     effect = "more sequences compete for the same KV blocks: under a KV shortage, more preemption, not less"
     params_model = EngineMaxNumSeqsParams
 
@@ -178,7 +210,9 @@ class EngineRestart(Change):
     def prepare(self, ctx: StackContext, params: Params) -> dict[str, Any]:
         engine = ctx.engine_component.name
         if ctx.runtime.status(engine).state is not ServiceState.RUNNING:
-            raise FaultError(f"{self.name}: the {engine} service is not running; start the stack first (make up)")
+            raise FaultError(
+                f"{self.name}: the {engine} service is not running; start the stack first (make up)"
+            )
         return {}
 
     def apply(self, ctx: StackContext, params: Params, handle: FaultHandle) -> None:

@@ -15,22 +15,37 @@ from faults.base import Change, ChangeCategory, FaultHandle, Params, StackContex
 from faults.endpoints import GATEWAY_ADMISSION_PATH, GATEWAY_RAG_PATH, GATEWAY_STATE_PATH
 from faults.http import call
 
-__all__ = ["GatewayAdmission", "GatewayAdmissionParams", "GatewayRagTimeout", "GatewayRagTimeoutParams"]
+__all__ = [
+    "GatewayAdmission",
+    "GatewayAdmissionParams",
+    "GatewayRagTimeout",
+    "GatewayRagTimeoutParams",
+]
 
 
 class GatewayAdmissionParams(Params):
     enabled: bool = Field(True, description="turn admission control on (or off)")
-    max_in_flight_tokens: int | None = Field(None, ge=1, description="budget of prompt + max_tokens over admitted requests")
+    max_in_flight_tokens: int | None = Field(
+        None, ge=1, description="budget of prompt + max_tokens over admitted requests"
+    )
     max_sequences: int | None = Field(None, ge=1, description="requests admitted at once")
-    max_queue: int | None = Field(None, ge=0, description="requests that may wait for room (0 = reject at once)")
-    queue_timeout_s: float | None = Field(None, gt=0, description="longest wait before a 429, seconds")
+    max_queue: int | None = Field(
+        None, ge=0, description="requests that may wait for room (0 = reject at once)"
+    )
+    queue_timeout_s: float | None = Field(
+        None, gt=0, description="longest wait before a 429, seconds"
+    )
 
     def body(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
 class GatewayRagTimeoutParams(Params):
-    timeout_s: float = Field(gt=0, le=300, description="the whole retriever call; past it the gateway answers without context")
+    timeout_s: float = Field(
+        gt=0,
+        le=300,
+        description="the whole retriever call; past it the gateway answers without context",
+    )
 
 
 class _GatewayOptions(Change):
@@ -44,17 +59,31 @@ class _GatewayOptions(Change):
         raise NotImplementedError
 
     def prepare(self, ctx: StackContext, params: Params) -> dict[str, Any]:
-        state = call(ctx, "GET", ctx.endpoints.gateway_url + GATEWAY_STATE_PATH, what="gateway state")
+        state = call(
+            ctx, "GET", ctx.endpoints.gateway_url + GATEWAY_STATE_PATH, what="gateway state"
+        )
         current = state.get(self.section, {})
         return {"previous": {k: current.get(k) for k in self._body(params)}}
 
     def apply(self, ctx: StackContext, params: Params, handle: FaultHandle) -> None:
-        call(ctx, "PUT", ctx.endpoints.gateway_url + self.path, json=self._body(params), what=f"gateway {self.section}")
+        call(
+            ctx,
+            "PUT",
+            ctx.endpoints.gateway_url + self.path,
+            json=self._body(params),
+            what=f"gateway {self.section}",
+        )
 
     def undo(self, ctx: StackContext, handle: FaultHandle) -> None:
         previous = {k: v for k, v in handle.undo.get("previous", {}).items() if v is not None}
         if previous:
-            call(ctx, "PUT", ctx.endpoints.gateway_url + self.path, json=previous, what=f"gateway {self.section}")
+            call(
+                ctx,
+                "PUT",
+                ctx.endpoints.gateway_url + self.path,
+                json=previous,
+                what=f"gateway {self.section}",
+            )
 
 
 class GatewayAdmission(_GatewayOptions):
@@ -62,8 +91,12 @@ class GatewayAdmission(_GatewayOptions):
     category = ChangeCategory.OPERATOR
     section = "admission"
     path = GATEWAY_ADMISSION_PATH
-    summary = "turn on or tune the gateway's admission control (in-flight token budget, sequences, queue)"
-    effect = "excess work waits at the gateway or gets 429 instead of overflowing the engine's KV cache"
+    summary = (
+        "turn on or tune the gateway's admission control (in-flight token budget, sequences, queue)"
+    )
+    effect = (
+        "excess work waits at the gateway or gets 429 instead of overflowing the engine's KV cache"
+    )
     params_model = GatewayAdmissionParams
 
     def _body(self, params: Params) -> dict[str, Any]:

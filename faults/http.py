@@ -23,14 +23,22 @@ class HttpStatusError(FaultError):
 
 
 def call(
-    ctx: StackContext, method: str, url: str, *, json: Any = None, params: dict[str, str] | None = None, what: str
+    ctx: StackContext,
+    method: str,
+    url: str,
+    *,
+    json: Any = None,
+    params: dict[str, str] | None = None,
+    what: str,
 ) -> Any:
     """One admin call; returns the decoded JSON body (or text)."""
     try:
         with ctx.http() as client:
             response = client.request(method, url, json=json, params=params)
     except httpx.ConnectError as exc:
-        raise TargetGone(f"{what}: nothing listens at {url} ({type(exc).__name__}); is it running?") from exc
+        raise TargetGone(
+            f"{what}: nothing listens at {url} ({type(exc).__name__}); is it running?"
+        ) from exc
     except httpx.HTTPError as exc:
         raise FaultError(f"{what}: {method} {url} failed: {type(exc).__name__}: {exc}") from exc
     try:
@@ -41,6 +49,14 @@ def call(
         message = body
         if isinstance(body, dict):
             error = body.get("error")
-            message = error.get("message", error) if isinstance(error, dict) else (error or body.get("detail", body))
-        raise HttpStatusError(f"{what}: {method} {url} answered {response.status_code}: {message}", response.status_code, body)
+            message = (
+                error.get("message", error)
+                if isinstance(error, dict)
+                else (error or body.get("detail", body))
+            )
+        raise HttpStatusError(
+            f"{what}: {method} {url} answered {response.status_code}: {message}",
+            response.status_code,
+            body,
+        )
     return body

@@ -58,7 +58,11 @@ def inject(
         for existing in store.live():
             if existing.target != target:
                 continue
-            if existing.change == name and existing.params == dumped and existing.state is HandleState.ACTIVE:
+            if (
+                existing.change == name
+                and existing.params == dumped
+                and existing.state is HandleState.ACTIVE
+            ):
                 ctx.progress(f"{name} is already active as {existing.id}; nothing to do")
                 return existing
             raise FaultConflict(
@@ -68,8 +72,16 @@ def inject(
         undo = change.prepare(ctx, params)
         now = time.time()
         handle = FaultHandle(
-            id=_new_id(name), change=name, category=change.category, target=target, params=dumped,
-            undo=undo, source=source, created_at=now, ttl_s=ttl, expires_at=now + ttl,
+            id=_new_id(name),
+            change=name,
+            category=change.category,
+            target=target,
+            params=dumped,
+            undo=undo,
+            source=source,
+            created_at=now,
+            ttl_s=ttl,
+            expires_at=now + ttl,
             notes=[f"injected by pid {os.getpid()}"],
         )
         # The handle is on disk before anything changes: a crash from here on leaves it to revert.
@@ -99,10 +111,18 @@ def inject(
     if reverted_meanwhile:
         change.undo(ctx, handle)
         raise FaultError(f"{name}: reverted by another process while it was being injected")
-    record_event(ctx.settings.run_dir, "fault.inject", {
-        "id": handle.id, "change": name, "category": handle.category.value, "params": dumped,
-        "ttl_s": ttl, "source": source,
-    })
+    record_event(
+        ctx.settings.run_dir,
+        "fault.inject",
+        {
+            "id": handle.id,
+            "change": name,
+            "category": handle.category.value,
+            "params": dumped,
+            "ttl_s": ttl,
+            "source": source,
+        },
+    )
     return handle
 
 
@@ -113,7 +133,9 @@ def revert(ctx: StackContext, handle_id: str, reason: str = "requested") -> Faul
     with store.locked():
         handle = store.read(handle_id)
         if handle is None:
-            raise FaultError(f"no fault handle {handle_id!r} in {store.dir}; `sandbox faults revert` lists them")
+            raise FaultError(
+                f"no fault handle {handle_id!r} in {store.dir}; `sandbox faults revert` lists them"
+            )
         if handle.state is HandleState.REVERTED:
             return handle
         change = get_change(handle.change)
@@ -127,12 +149,18 @@ def revert(ctx: StackContext, handle_id: str, reason: str = "requested") -> Faul
             handle.state = HandleState.FAILED
             handle.notes.append(f"revert failed at {time.strftime('%H:%M:%S')}: {exc}")
             store.write(handle)
-            raise FaultError(f"{handle.id}: revert failed: {exc}; retry with `sandbox reset`") from exc
+            raise FaultError(
+                f"{handle.id}: revert failed: {exc}; retry with `sandbox reset`"
+            ) from exc
         handle.state = HandleState.REVERTED
         handle.reverted_at = time.time()
         handle.notes.append(f"reverted ({reason})")
         store.archive(handle)
-    record_event(ctx.settings.run_dir, "fault.revert", {"id": handle.id, "change": handle.change, "reason": reason})
+    record_event(
+        ctx.settings.run_dir,
+        "fault.revert",
+        {"id": handle.id, "change": handle.change, "reason": reason},
+    )
     ctx.progress(f"reverted {handle.id} ({reason})")
     return handle
 

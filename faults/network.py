@@ -31,9 +31,13 @@ PROXY_READY_TIMEOUT_S = 15.0
 
 
 class NetworkLatencyParams(Params):
-    engine: str = Field("engine", min_length=1, description="the gateway's name for the engine whose path slows")
+    engine: str = Field(
+        "engine", min_length=1, description="the gateway's name for the engine whose path slows"
+    )
     delay_s: float = Field(gt=0, le=30, description="added one-way latency per chunk, seconds")
-    jitter_s: float = Field(0.0, ge=0, le=30, description="uniform +/- jitter on the delay, seconds")
+    jitter_s: float = Field(
+        0.0, ge=0, le=30, description="uniform +/- jitter on the delay, seconds"
+    )
 
 
 def _listening(host: str, port: int) -> bool:
@@ -46,7 +50,9 @@ class NetworkLatency(Change):
     name = "network-latency"
     category = ChangeCategory.FAULT
     summary = "route the gateway's traffic to one engine through a delaying TCP proxy (latency, not bandwidth)"
-    effect = "gateway network and upstream TTFT rise; vLLM's own queue, prefill and TTFT stay normal"
+    effect = (
+        "gateway network and upstream TTFT rise; vLLM's own queue, prefill and TTFT stay normal"
+    )
     params_model = NetworkLatencyParams
 
     def target(self, params: Params) -> str:
@@ -55,7 +61,9 @@ class NetworkLatency(Change):
 
     def prepare(self, ctx: StackContext, params: Params) -> dict[str, Any]:
         assert isinstance(params, NetworkLatencyParams)
-        state = call(ctx, "GET", ctx.endpoints.gateway_url + GATEWAY_STATE_PATH, what="gateway state")
+        state = call(
+            ctx, "GET", ctx.endpoints.gateway_url + GATEWAY_STATE_PATH, what="gateway state"
+        )
         engines = {e["name"]: e for e in state.get("engines", [])}
         if params.engine not in engines:
             raise FaultError(
@@ -79,9 +87,19 @@ class NetworkLatency(Change):
         spec = ServiceSpec(
             name=undo["proxy_service"],
             argv=(
-                sys.executable, "-m", "faults.delay_proxy", "--listen-host", host, "--listen-port", str(port),
-                "--upstream", f"{upstream.hostname}:{upstream.port or 80}",
-                "--delay-s", f"{params.delay_s}", "--jitter-s", f"{params.jitter_s}",
+                sys.executable,
+                "-m",
+                "faults.delay_proxy",
+                "--listen-host",
+                host,
+                "--listen-port",
+                str(port),
+                "--upstream",
+                f"{upstream.hostname}:{upstream.port or 80}",
+                "--delay-s",
+                f"{params.delay_s}",
+                "--jitter-s",
+                f"{params.jitter_s}",
             ),
             port=port,
             cwd=REPO_ROOT,
@@ -89,26 +107,53 @@ class NetworkLatency(Change):
         ctx.runtime.start(spec)
         deadline = time.monotonic() + PROXY_READY_TIMEOUT_S
         while not _listening(host, port):
-            if ctx.runtime.status(spec.name).state is not ServiceState.RUNNING or time.monotonic() > deadline:
-                raise FaultError(f"network-latency: the delay proxy did not start; log:\n{ctx.runtime.log_tail(spec.name)}")
+            if (
+                ctx.runtime.status(spec.name).state is not ServiceState.RUNNING
+                or time.monotonic() > deadline
+            ):
+                raise FaultError(
+                    f"network-latency: the delay proxy did not start; log:\n{ctx.runtime.log_tail(spec.name)}"
+                )
             time.sleep(0.1)
         gateway = ctx.endpoints.gateway_url
-        proxied = {"name": undo["proxy_name"], "version": undo["original"]["version"], "url": f"http://{host}:{port}"}
+        proxied = {
+            "name": undo["proxy_name"],
+            "version": undo["original"]["version"],
+            "url": f"http://{host}:{port}",
+        }
         call(ctx, "POST", gateway + GATEWAY_ENGINES_PATH, json=proxied, what="gateway engines")
-        call(ctx, "DELETE", gateway + GATEWAY_ENGINE_PATH.format(name=params.engine), what="gateway engines")
-        ctx.progress(f"gateway -> {params.engine} now goes through {proxied['url']} (+{params.delay_s}s)")
+        call(
+            ctx,
+            "DELETE",
+            gateway + GATEWAY_ENGINE_PATH.format(name=params.engine),
+            what="gateway engines",
+        )
+        ctx.progress(
+            f"gateway -> {params.engine} now goes through {proxied['url']} (+{params.delay_s}s)"
+        )
 
     def undo(self, ctx: StackContext, handle: FaultHandle) -> None:
         undo = handle.undo
         gateway = ctx.endpoints.gateway_url
         try:
             try:
-                call(ctx, "POST", gateway + GATEWAY_ENGINES_PATH, json=undo["original"], what="gateway engines")
+                call(
+                    ctx,
+                    "POST",
+                    gateway + GATEWAY_ENGINES_PATH,
+                    json=undo["original"],
+                    what="gateway engines",
+                )
             except HttpStatusError as exc:
                 if exc.status != 400 or "already" not in str(exc):
                     raise
             try:
-                call(ctx, "DELETE", gateway + GATEWAY_ENGINE_PATH.format(name=undo["proxy_name"]), what="gateway engines")
+                call(
+                    ctx,
+                    "DELETE",
+                    gateway + GATEWAY_ENGINE_PATH.format(name=undo["proxy_name"]),
+                    what="gateway engines",
+                )
             except HttpStatusError as exc:
                 if exc.status != 404:
                     raise

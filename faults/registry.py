@@ -17,9 +17,18 @@ def _build() -> dict[str, Change]:
     from faults.traffic import TrafficTenant
 
     changes: list[Change] = [
-        TrafficTenant(), RetrieverLatency(), NetworkLatency(), EngineKvBudget(),
-        EngineCpus(), EngineMaxNumSeqs(), EngineRestart(), GatewayAdmission(), GatewayRagTimeout(), CanaryDeploy(),
-        AutoscalerRun(), AutoscalerPolicy(),
+        TrafficTenant(),
+        RetrieverLatency(),
+        NetworkLatency(),
+        EngineKvBudget(),
+        EngineCpus(),
+        EngineMaxNumSeqs(),
+        EngineRestart(),
+        GatewayAdmission(),
+        GatewayRagTimeout(),
+        CanaryDeploy(),
+        AutoscalerRun(),
+        AutoscalerPolicy(),
     ]
     return {change.name: change for change in changes}
 

@@ -29,16 +29,30 @@ _REQUIRED = {"fixed": ("delay_s",), "jitter": ("mean_s", "jitter_s"), "heavy_tai
 
 
 class RetrieverLatencyParams(Params):
-    phase: Literal["embed", "search", "rerank"] = Field("search", description="which retrieval part slows")
-    kind: Literal["fixed", "jitter", "heavy_tail"] = Field("heavy_tail", description="shape of the added delay")
+    phase: Literal["embed", "search", "rerank"] = Field(
+        "search", description="which retrieval part slows"
+    )
+    kind: Literal["fixed", "jitter", "heavy_tail"] = Field(
+        "heavy_tail", description="shape of the added delay"
+    )
     delay_s: float | None = Field(None, ge=0, le=300, description="fixed: the delay, seconds")
     mean_s: float | None = Field(None, ge=0, le=300, description="jitter: mean delay, seconds")
     jitter_s: float | None = Field(None, ge=0, le=300, description="jitter: +/- spread, seconds")
-    median_s: float | None = Field(None, gt=0, le=300, description="heavy_tail: median delay, seconds")
-    sigma: float | None = Field(None, gt=0, le=5, description="heavy_tail lognormal spread (default 1)")
-    alpha: float | None = Field(None, gt=0, le=10, description="heavy_tail pareto shape (lower = heavier)")
-    distribution: Literal["lognormal", "pareto"] | None = Field(None, description="heavy_tail distribution")
-    cap_s: float | None = Field(None, gt=0, le=300, description="heavy_tail: longest single delay, seconds")
+    median_s: float | None = Field(
+        None, gt=0, le=300, description="heavy_tail: median delay, seconds"
+    )
+    sigma: float | None = Field(
+        None, gt=0, le=5, description="heavy_tail lognormal spread (default 1)"
+    )
+    alpha: float | None = Field(
+        None, gt=0, le=10, description="heavy_tail pareto shape (lower = heavier)"
+    )
+    distribution: Literal["lognormal", "pareto"] | None = Field(
+        None, description="heavy_tail distribution"
+    )
+    cap_s: float | None = Field(
+        None, gt=0, le=300, description="heavy_tail: longest single delay, seconds"
+    )
 
     @model_validator(mode="after")
     def _fields_of_kind(self) -> RetrieverLatencyParams:
@@ -47,7 +61,9 @@ class RetrieverLatencyParams(Params):
             raise ValueError(f"kind {self.kind} needs {', '.join(missing)}")
         allowed = set(_KIND_FIELDS[self.kind])
         stray = [
-            name for names in _KIND_FIELDS.values() for name in names
+            name
+            for names in _KIND_FIELDS.values()
+            for name in names
             if name not in allowed and getattr(self, name) is not None
         ]
         if stray:
@@ -55,14 +71,20 @@ class RetrieverLatencyParams(Params):
         return self
 
     def body(self, ttl_s: float) -> dict[str, Any]:
-        fields = {name: getattr(self, name) for name in _KIND_FIELDS[self.kind] if getattr(self, name) is not None}
+        fields = {
+            name: getattr(self, name)
+            for name in _KIND_FIELDS[self.kind]
+            if getattr(self, name) is not None
+        }
         return {"phase": self.phase, "kind": self.kind, "params": fields, "ttl_s": ttl_s}
 
 
 class RetrieverLatency(Change):
     name = "retriever-latency"
     category = ChangeCategory.FAULT
-    summary = "add latency (fixed, jitter or heavy tail) to one retriever part: embed, search or rerank"
+    summary = (
+        "add latency (fixed, jitter or heavy tail) to one retriever part: embed, search or rerank"
+    )
     effect = "retrieval phase slows; client TTFT and E2E rise for RAG requests while the engine stays healthy"
     params_model = RetrieverLatencyParams
 
@@ -85,11 +107,23 @@ class RetrieverLatency(Change):
 
     def apply(self, ctx: StackContext, params: Params, handle: FaultHandle) -> None:
         assert isinstance(params, RetrieverLatencyParams)
-        call(ctx, "PUT", self._url(ctx), json=params.body(handle.ttl_s + RETRIEVER_TTL_MARGIN_S), what="retriever fault hook")
+        call(
+            ctx,
+            "PUT",
+            self._url(ctx),
+            json=params.body(handle.ttl_s + RETRIEVER_TTL_MARGIN_S),
+            what="retriever fault hook",
+        )
 
     def undo(self, ctx: StackContext, handle: FaultHandle) -> None:
         previous = handle.undo.get("previous")
         if previous:
             call(ctx, "PUT", self._url(ctx), json=previous, what="retriever fault hook")
         else:
-            call(ctx, "DELETE", self._url(ctx), params={"phase": handle.params["phase"]}, what="retriever fault hook")
+            call(
+                ctx,
+                "DELETE",
+                self._url(ctx),
+                params={"phase": handle.params["phase"]},
+                what="retriever fault hook",
+            )

@@ -77,5 +77,3 @@ class HandleStore:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
-
-

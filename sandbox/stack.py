@@ -74,7 +74,9 @@ def write_targets(settings: Settings, targets: Sequence[ScrapeTarget]) -> None:
     settings.targets_dir.mkdir(parents=True, exist_ok=True)
     by_job: dict[str, list[dict[str, object]]] = {}
     for target in targets:
-        by_job.setdefault(target.job, []).append({"targets": [target.address], "labels": target.labels})
+        by_job.setdefault(target.job, []).append(
+            {"targets": [target.address], "labels": target.labels}
+        )
     for stale in settings.targets_dir.glob("*.json"):
         if stale.stem not in by_job:
             stale.unlink()
@@ -91,9 +93,13 @@ def preflight(settings: Settings, components: Sequence[Component], runtime: Runt
     names = {c.name for c in components}
     if any(n.startswith("engine") for n in names):
         if not Path(settings.engine_python).exists():
-            problems.append(f"the engine's Python {settings.engine_python} is missing: run `make setup`")
+            problems.append(
+                f"the engine's Python {settings.engine_python} is missing: run `make setup`"
+            )
         if not (settings.model_dir / "config.json").exists():
-            problems.append(f"no model at {settings.model_dir}: run `make setup` (or set SANDBOX_MODEL_DIR)")
+            problems.append(
+                f"no model at {settings.model_dir}: run `make setup` (or set SANDBOX_MODEL_DIR)"
+            )
     for binary, name, package in (
         (settings.prometheus_bin, "prometheus", "prometheus"),
         (settings.alertmanager_bin, "alertmanager", "prometheus-alertmanager"),
@@ -174,7 +180,9 @@ def _wait_ready(
                     )
                 readiness = component.check(settings, client)
                 if readiness.ready:
-                    progress(f"{component.name} ready after {time.monotonic() - start:.0f} s at {component.url(settings)}")
+                    progress(
+                        f"{component.name} ready after {time.monotonic() - start:.0f} s at {component.url(settings)}"
+                    )
                 else:
                     still.append(component)
                     reason = readiness.why
@@ -190,7 +198,9 @@ def _wait_ready(
                 )
             if now - last_report >= 5.0:
                 last_report = now
-                progress(f"waiting for {', '.join(c.name for c in pending)} ({now - start:.0f} s): {reason}")
+                progress(
+                    f"waiting for {', '.join(c.name for c in pending)} ({now - start:.0f} s): {reason}"
+                )
             time.sleep(0.5)
 
 
@@ -210,8 +220,12 @@ def status(
                 readiness = Readiness.no("not started (run `make up`)")
             rows.append(
                 ComponentStatus(
-                    component.name, service.state, service.pid, component.url(settings),
-                    readiness.ready, readiness.why,
+                    component.name,
+                    service.state,
+                    service.pid,
+                    component.url(settings),
+                    readiness.ready,
+                    readiness.why,
                 )
             )
     return rows

@@ -124,7 +124,9 @@ def configure_tracing(
     The provider is the service's own (not the global one) unless ``set_global``: tests build
     many apps in one process, and each must export to its own sink.
     """
-    resource = Resource.create({"service.name": f"sandbox-{service_name}", "service.namespace": "sandbox"})
+    resource = Resource.create(
+        {"service.name": f"sandbox-{service_name}", "service.namespace": "sandbox"}
+    )
     provider = TracerProvider(resource=resource)
     target = trace_endpoint(settings, endpoint)
     if target is not None:
@@ -133,7 +135,11 @@ def configure_tracing(
 
         exporter = OTLPSpanExporter(endpoint=target, timeout=EXPORT_TIMEOUT_S)
         provider.add_span_processor(
-            BatchSpanProcessor(exporter, schedule_delay_millis=EXPORT_DELAY_MS, export_timeout_millis=int(EXPORT_TIMEOUT_S * 1000))
+            BatchSpanProcessor(
+                exporter,
+                schedule_delay_millis=EXPORT_DELAY_MS,
+                export_timeout_millis=int(EXPORT_TIMEOUT_S * 1000),
+            )
         )
     if set_global:
         from opentelemetry import trace
@@ -150,7 +156,9 @@ def extract_context(headers: Mapping[str, str]) -> otel_context.Context:
     return _PROPAGATOR.extract(carrier={k.lower(): v for k, v in headers.items()})
 
 
-def inject_context(headers: MutableMapping[str, str], context: otel_context.Context | None = None) -> MutableMapping[str, str]:
+def inject_context(
+    headers: MutableMapping[str, str], context: otel_context.Context | None = None
+) -> MutableMapping[str, str]:
     """Add ``traceparent`` (and ``tracestate``) for ``context`` (the current one by default)."""
     _PROPAGATOR.inject(headers, context=context)
     return headers
@@ -172,7 +180,9 @@ def exemplar_of(span: Span) -> dict[str, str] | None:
 # -- Metrics exposition ---------------------------------------------------------------------
 
 
-def render_metrics(registry: CollectorRegistry, accept: str | None, openmetrics: bool = False) -> tuple[bytes, str]:
+def render_metrics(
+    registry: CollectorRegistry, accept: str | None, openmetrics: bool = False
+) -> tuple[bytes, str]:
     """The exposition the scraper asked for; ``openmetrics`` forces the format with exemplars."""
     if openmetrics:
         return generate_openmetrics(registry), OPENMETRICS_CONTENT_TYPE
@@ -185,7 +195,7 @@ class MetricsServer:
 
     def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 if self.path.split("?")[0] != "/metrics":
                     self.send_error(404, "only /metrics here")
                     return
@@ -196,13 +206,15 @@ class MetricsServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass  # a scrape every few seconds is not worth a log line
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="metrics-server", daemon=True
+        )
         self._thread.start()
 
     def close(self) -> None:
@@ -211,7 +223,9 @@ class MetricsServer:
         self._thread.join(timeout=5)
 
 
-def serve_metrics(registry: CollectorRegistry, host: str = "127.0.0.1", port: int = 0) -> MetricsServer:
+def serve_metrics(
+    registry: CollectorRegistry, host: str = "127.0.0.1", port: int = 0
+) -> MetricsServer:
     """Serve ``registry`` at ``http://host:port/metrics`` (port 0 picks a free one: see ``.port``)."""
     return MetricsServer(registry, host, port)
 
@@ -219,7 +233,11 @@ def serve_metrics(registry: CollectorRegistry, host: str = "127.0.0.1", port: in
 # -- Logs -------------------------------------------------------------------------------------
 
 # Fields every LogRecord has; anything else came from ``extra=`` and becomes a field of its own.
-_RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+_RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -231,7 +249,8 @@ class JsonLogFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,

@@ -39,9 +39,36 @@ RULE_FILES = sorted((REPO_ROOT / "stack" / "prometheus" / "rules").glob("*.yml")
 
 # PromQL words that look like metric names but are functions, keywords or label names.
 _NOT_METRICS = {
-    "sum", "max", "min", "avg", "count", "by", "without", "on", "ignoring", "group_left", "group_right",
-    "rate", "increase", "histogram_quantile", "max_over_time", "changes", "vector", "or", "and", "unless",
-    "absent", "time", "round", "clamp_min", "bool", "offset", "le", "inf", "nan", "label_values",
+    "sum",
+    "max",
+    "min",
+    "avg",
+    "count",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "rate",
+    "increase",
+    "histogram_quantile",
+    "max_over_time",
+    "changes",
+    "vector",
+    "or",
+    "and",
+    "unless",
+    "absent",
+    "time",
+    "round",
+    "clamp_min",
+    "bool",
+    "offset",
+    "le",
+    "inf",
+    "nan",
+    "label_values",
 }
 
 
@@ -57,10 +84,20 @@ def dashboard_exprs() -> list[Expr]:
         board = json.loads(path.read_text())
         for panel in board["panels"]:
             for target in panel.get("targets", []):
-                found.append(Expr(f"dashboards/{path.name} panel {panel['id']} {target.get('refId')}", target["expr"]))
+                found.append(
+                    Expr(
+                        f"dashboards/{path.name} panel {panel['id']} {target.get('refId')}",
+                        target["expr"],
+                    )
+                )
         for annotation in board.get("annotations", {}).get("list", []):
             if annotation.get("expr"):
-                found.append(Expr(f"dashboards/{path.name} annotation {annotation['name']}", annotation["expr"]))
+                found.append(
+                    Expr(
+                        f"dashboards/{path.name} annotation {annotation['name']}",
+                        annotation["expr"],
+                    )
+                )
     return found
 
 
@@ -72,7 +109,10 @@ def _rules() -> Iterator[tuple[Path, dict[str, Any]]]:
 
 
 def rule_exprs() -> list[Expr]:
-    return [Expr(f"rules/{path.name} {rule.get('alert') or rule.get('record')}", rule["expr"]) for path, rule in _rules()]
+    return [
+        Expr(f"rules/{path.name} {rule.get('alert') or rule.get('record')}", rule["expr"])
+        for path, rule in _rules()
+    ]
 
 
 def all_exprs() -> list[Expr]:
@@ -107,19 +147,33 @@ def throwaway_prometheus(tmp_path: Path, scrape_self: bool = False) -> Iterator[
             pytest.fail("CI must have the prometheus binary (make setup)")
         pytest.skip("prometheus is not installed (run `make setup`)")
     port = free_port()
-    config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "scrape_configs": []}
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [],
+    }
     if scrape_self:
-        config["scrape_configs"] = [{"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}]
+        config["scrape_configs"] = [
+            {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+        ]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     log = (tmp_path / "prometheus.log").open("wb")
     process = subprocess.Popen(
-        [binary, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            binary,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        poll_until(lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200, "throwaway prometheus ready", 30)
+        poll_until(
+            lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200,
+            "throwaway prometheus ready",
+            30,
+        )
         yield url
     finally:
         process.terminate()

@@ -21,11 +21,11 @@ from sandbox.settings import Settings, load_settings
 __all__ = [
     "StackHandle",
     "free_port",
+    "isolated_settings",
     "poll_until",
     "require_stack_binaries",
-        "start_test_stack",
+    "start_test_stack",
     "stop_test_stack",
-    "isolated_settings",
 ]
 
 T = TypeVar("T")
@@ -53,11 +53,13 @@ def poll_until(
             if value:
                 return value
             last_value = value
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:
             last_error = exc
         if time.monotonic() >= deadline:
             detail = f"last error: {last_error!r}" if last_error else f"last value: {last_value!r}"
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {description} ({detail})")
+            raise AssertionError(
+                f"timed out after {timeout_s:.0f}s waiting for {description} ({detail})"
+            )
         time.sleep(interval_s)
 
 
@@ -105,7 +107,16 @@ def isolated_settings(run_dir: Path, **overrides: object) -> Settings:
     """Settings for a stack of its own: a temporary run directory and free ports."""
     ports = {
         f"{name}_port": free_port()
-        for name in ("engine", "gateway", "retriever", "loadgen", "trace_sink", "prometheus", "alertmanager", "alert_webhook")
+        for name in (
+            "engine",
+            "gateway",
+            "retriever",
+            "loadgen",
+            "trace_sink",
+            "prometheus",
+            "alertmanager",
+            "alert_webhook",
+        )
     }
     return load_settings(run_dir=run_dir, **{**ports, **overrides})
 
@@ -122,7 +133,11 @@ def stop_test_stack(handle: StackHandle) -> None:
     if not handle.owned:
         return
     pids = [s.pid for s in (handle.runtime.status(n) for n in handle.runtime.names()) if s.pid]
-    stack.down(handle.settings, handle.runtime, progress=lambda message: print(f"[stack] {message}"))
+    stack.down(
+        handle.settings, handle.runtime, progress=lambda message: print(f"[stack] {message}")
+    )
     leftovers = [pid for pid in pids if group_alive(pid)]
     assert not leftovers, f"process groups left running after down: {leftovers}"
-    assert all(handle.runtime.status(n).state is ServiceState.STOPPED for n in ("engine", "prometheus"))
+    assert all(
+        handle.runtime.status(n).state is ServiceState.STOPPED for n in ("engine", "prometheus")
+    )

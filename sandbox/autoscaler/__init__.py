@@ -6,7 +6,14 @@
 - ``metrics``/``server``: ``/metrics``, ``/state``, ``/health``; ``component``: for the stack.
 """
 
-from sandbox.autoscaler.options import SIGNALS, AutoscalerOptions, OptionsError, load_options, options_path, update_options
+from sandbox.autoscaler.options import (
+    SIGNALS,
+    AutoscalerOptions,
+    OptionsError,
+    load_options,
+    options_path,
+    update_options,
+)
 from sandbox.autoscaler.policy import Decision, Direction, Observation, Policy
 
 __all__ = [

@@ -26,7 +26,9 @@ __all__ = ["main"]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--options", type=Path, help="options file (default <run_dir>/autoscaler.json)")
+    parser.add_argument(
+        "--options", type=Path, help="options file (default <run_dir>/autoscaler.json)"
+    )
     args = parser.parse_args(argv)
     settings = load_settings()
     path = args.options or options_path(settings.run_dir)
@@ -39,8 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     if not path.exists():
         save_options(path, options)
 
-    deployer = Deployer(settings, runtime_for(settings), HttpGatewayRouting(settings.url(settings.gateway_port)),
-                        drain_timeout_s=options.drain_timeout_s)
+    deployer = Deployer(
+        settings,
+        runtime_for(settings),
+        HttpGatewayRouting(settings.url(settings.gateway_port)),
+        drain_timeout_s=options.drain_timeout_s,
+    )
     controller = Controller(deployer, path, settings.prometheus_url, log=log)
     server = serve_http(options.host, options.port, controller.metrics.registry, controller.state)
     stop = threading.Event()
@@ -51,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         while not stop.is_set():
             try:
                 controller.tick()
-            except Exception as exc:  # noqa: BLE001 - one bad tick must not end the controller
+            except Exception as exc:
                 log("tick_failed", error=f"{type(exc).__name__}: {exc}")
             stop.wait(controller.options.interval_s)
     finally:

@@ -31,7 +31,11 @@ def autoscaler_component(options: AutoscalerOptions | None = None) -> Component:
             argv=(sys.executable, "-m", "sandbox.autoscaler"),
             port=chosen.port,
             # The service reads the same settings as the process that started it.
-            env={f"SANDBOX_{k.upper()}": str(v) for k, v in settings.model_dump(mode="json").items() if v is not None},
+            env={
+                f"SANDBOX_{k.upper()}": str(v)
+                for k, v in settings.model_dump(mode="json").items()
+                if v is not None
+            },
             cwd=REPO_ROOT,
             image=AUTOSCALER_IMAGE,
             command=("python", "-m", "sandbox.autoscaler"),
@@ -39,13 +43,17 @@ def autoscaler_component(options: AutoscalerOptions | None = None) -> Component:
         )
 
     def check(settings: Settings, client: httpx.Client) -> Readiness:
-        return http_ready(client, f"{settings.url(_options(settings).port)}/metrics", "autoscaler /metrics")
+        return http_ready(
+            client, f"{settings.url(_options(settings).port)}/metrics", "autoscaler /metrics"
+        )
 
     return Component(
         name="autoscaler",
         spec=spec,
         url=lambda settings: settings.url(_options(settings).port),
         check=check,
-        scrape=lambda settings: [ScrapeTarget("autoscaler", f"{settings.host}:{_options(settings).port}", {})],
+        scrape=lambda settings: [
+            ScrapeTarget("autoscaler", f"{settings.host}:{_options(settings).port}", {})
+        ],
         order=40,
     )

@@ -18,11 +18,10 @@ from typing import Any, TextIO
 import httpx
 
 from sandbox.autoscaler.metrics import AutoscalerMetrics
-from sandbox.autoscaler.options import AutoscalerOptions, OptionsError, load_options
+from sandbox.autoscaler.options import OptionsError, load_options
 from sandbox.autoscaler.policy import Decision, Direction, Observation, Policy
 from sandbox.autoscaler.signal import SignalError, query_value
-from sandbox.deploy import Deployer, DeployError, ReplicaState, Transition
-from sandbox.deploy import timeline
+from sandbox.deploy import Deployer, DeployError, ReplicaState, Transition, timeline
 
 __all__ = ["Controller", "JsonLog", "failure_reason"]
 
@@ -131,8 +130,14 @@ class Controller:
         m.ready.set(counts["ready"])
         m.starting.set(counts["starting"])
         m.signal_value.set(float("nan") if signal is None else signal)
-        self.log("decision", signal_name=self.options.signal, query=self.options.promql(),
-                 signal_error=self.last_error or None, action=acted, **decision.to_dict())
+        self.log(
+            "decision",
+            signal_name=self.options.signal,
+            query=self.options.promql(),
+            signal_error=self.last_error or None,
+            action=acted,
+            **decision.to_dict(),
+        )
         return decision
 
     def _signal(self) -> float | None:
@@ -151,7 +156,10 @@ class Controller:
         try:
             if decision.direction is Direction.UP:
                 replica = self.deployer.start_replica(
-                    o.version, o.track, gated=o.readiness_gating, requested_by=AUTOSCALER,
+                    o.version,
+                    o.track,
+                    gated=o.readiness_gating,
+                    requested_by=AUTOSCALER,
                     ready_timeout_s=o.ready_timeout_s,
                 )
                 timeline.record(run_dir, "autoscaler.scale_up", {**detail, "replica": replica.name})
@@ -185,11 +193,22 @@ class Controller:
             seconds = replica.ready_at - replica.created_at
             if replica.requested_by == AUTOSCALER:
                 self.metrics.scale_up_to_ready.observe(seconds)
-            self.log("replica_ready", replica=replica.name, version=replica.version, decision_to_ready_s=round(seconds, 2))
+            self.log(
+                "replica_ready",
+                replica=replica.name,
+                version=replica.version,
+                decision_to_ready_s=round(seconds, 2),
+            )
         elif move.after is ReplicaState.FAILED:
             reason = failure_reason(replica.reason)
             self.metrics.replica_failures.labels(reason).inc()
-            self.log("replica_failed", replica=replica.name, version=replica.version, reason=reason, detail=replica.reason)
+            self.log(
+                "replica_failed",
+                replica=replica.name,
+                version=replica.version,
+                reason=reason,
+                detail=replica.reason,
+            )
         elif move.after is ReplicaState.STOPPED:
             self.log("replica_stopped", replica=replica.name, detail=replica.reason)
 
@@ -201,5 +220,7 @@ class Controller:
             "last_decision": self.last_decision.to_dict() if self.last_decision else None,
             "signal_error": self.last_error or None,
             "counts": self.deployer.counts(self.options.track),
-            "replicas": [r.model_dump(mode="json") for r in self.deployer.state().active(self.options.track)],
+            "replicas": [
+                r.model_dump(mode="json") for r in self.deployer.state().active(self.options.track)
+            ],
         }

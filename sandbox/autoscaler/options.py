@@ -15,10 +15,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 __all__ = [
-    "AutoscalerOptions",
     "OPTIONS_FILE",
-    "OptionsError",
     "SIGNALS",
+    "AutoscalerOptions",
+    "OptionsError",
     "load_options",
     "options_path",
     "save_options",
@@ -54,29 +54,59 @@ class AutoscalerOptions(BaseModel):
 
     # What to scale.
     track: str = Field("stable", description="the gateway version whose replicas are scaled")
-    version: str = Field("stable", description="the engine version (stack/versions.yaml) new replicas run")
+    version: str = Field(
+        "stable", description="the engine version (stack/versions.yaml) new replicas run"
+    )
 
     # The signal and its target (the HPA's metric target, per ready replica).
-    signal: str = Field("queue_depth", description=f"one of {', '.join(SIGNALS)}, or 'custom' with `query`")
-    query: str | None = Field(None, description="PromQL for signal 'custom': a value per ready replica")
-    target: float = Field(4.0, gt=0, description="the signal's value per replica the autoscaler aims for")
-    tolerance: float = Field(0.1, ge=0, lt=1, description="no change while |signal/target - 1| <= tolerance")
+    signal: str = Field(
+        "queue_depth", description=f"one of {', '.join(SIGNALS)}, or 'custom' with `query`"
+    )
+    query: str | None = Field(
+        None, description="PromQL for signal 'custom': a value per ready replica"
+    )
+    target: float = Field(
+        4.0, gt=0, description="the signal's value per replica the autoscaler aims for"
+    )
+    tolerance: float = Field(
+        0.1, ge=0, lt=1, description="no change while |signal/target - 1| <= tolerance"
+    )
 
     # Bounds.
-    min_replicas: int = Field(1, ge=1, description="the warm minimum: replicas kept ready whatever the signal")
-    max_replicas: int = Field(2, ge=1, description="ceiling (on two cores keep to one replica more than the stack's)")
+    min_replicas: int = Field(
+        1, ge=1, description="the warm minimum: replicas kept ready whatever the signal"
+    )
+    max_replicas: int = Field(
+        2, ge=1, description="ceiling (on two cores keep to one replica more than the stack's)"
+    )
     max_starting: int = Field(1, ge=1, description="replicas starting at once")
 
     # Stabilisation (as the HPA's behavior.*.stabilizationWindowSeconds) and cooldowns.
-    scale_up_stabilization_s: float = Field(0.0, ge=0, description="scale up to the lowest recommendation of this window")
-    scale_down_stabilization_s: float = Field(60.0, ge=0, description="scale down to the highest recommendation of this window")
-    scale_up_cooldown_s: float = Field(15.0, ge=0, description="no scale-up sooner than this after the last scale event")
-    scale_down_cooldown_s: float = Field(60.0, ge=0, description="no scale-down sooner than this after the last scale event")
+    scale_up_stabilization_s: float = Field(
+        0.0, ge=0, description="scale up to the lowest recommendation of this window"
+    )
+    scale_down_stabilization_s: float = Field(
+        60.0, ge=0, description="scale down to the highest recommendation of this window"
+    )
+    scale_up_cooldown_s: float = Field(
+        15.0, ge=0, description="no scale-up sooner than this after the last scale event"
+    )
+    scale_down_cooldown_s: float = Field(
+        60.0, ge=0, description="no scale-down sooner than this after the last scale event"
+    )
 
     # Readiness.
-    readiness_gating: bool = Field(True, description="route to a new replica only once it is ready (off = a fault)")
-    ready_timeout_s: float | None = Field(None, gt=0, description="a replica not ready by then is failed and removed (default: the version's)")
-    drain_timeout_s: float = Field(30.0, gt=0, description="longest wait for in-flight requests when removing a replica")
+    readiness_gating: bool = Field(
+        True, description="route to a new replica only once it is ready (off = a fault)"
+    )
+    ready_timeout_s: float | None = Field(
+        None,
+        gt=0,
+        description="a replica not ready by then is failed and removed (default: the version's)",
+    )
+    drain_timeout_s: float = Field(
+        30.0, gt=0, description="longest wait for in-flight requests when removing a replica"
+    )
 
     # The service.
     interval_s: float = Field(5.0, gt=0, description="time between decisions")
@@ -106,7 +136,9 @@ def _validate(data: dict[str, Any], where: str) -> AutoscalerOptions:
     try:
         return AutoscalerOptions.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}" for e in exc.errors()
+        )
         raise OptionsError(f"{where}: {problems}") from None
 
 

@@ -79,11 +79,27 @@ class Policy:
         current = obs.ready + obs.starting
 
         def done(recommendation: int, desired: int, reason: str) -> Decision:
-            direction = Direction.UP if desired > current else Direction.DOWN if desired < current else Direction.NONE
+            direction = (
+                Direction.UP
+                if desired > current
+                else Direction.DOWN
+                if desired < current
+                else Direction.NONE
+            )
             if direction is not Direction.NONE:
                 self.last_scale_at = obs.now
-            return Decision(obs.now, obs.signal, o.target, obs.ready, obs.starting, current,
-                            recommendation, desired, direction, reason)
+            return Decision(
+                obs.now,
+                obs.signal,
+                o.target,
+                obs.ready,
+                obs.starting,
+                current,
+                recommendation,
+                desired,
+                direction,
+                reason,
+            )
 
         # Bounds first: a replica count outside [min, max] is corrected whatever the signal.
         if current < o.min_replicas:
@@ -101,7 +117,10 @@ class Policy:
         else:
             # Over the ready replicas only; compared below with ready + starting, so a replica
             # that is loading already counts towards what the load needs.
-            raw, why = math.ceil(obs.ready * ratio), f"signal/target {ratio:.2f} over {obs.ready} ready"
+            raw, why = (
+                math.ceil(obs.ready * ratio),
+                f"signal/target {ratio:.2f} over {obs.ready} ready",
+            )
         recommendation = min(max(raw, o.min_replicas), o.max_replicas)
         self._remember(obs.now, recommendation)
 
@@ -109,19 +128,37 @@ class Policy:
             window = self._window(obs.now, o.scale_up_stabilization_s)
             stable = min(window)
             if stable <= current:
-                return done(recommendation, current, f"{why}; up held by the {o.scale_up_stabilization_s:g} s window")
+                return done(
+                    recommendation,
+                    current,
+                    f"{why}; up held by the {o.scale_up_stabilization_s:g} s window",
+                )
             if self._cooling(obs.now, o.scale_up_cooldown_s):
-                return done(recommendation, current, f"{why}; up held by the {o.scale_up_cooldown_s:g} s cooldown")
+                return done(
+                    recommendation,
+                    current,
+                    f"{why}; up held by the {o.scale_up_cooldown_s:g} s cooldown",
+                )
             if obs.starting >= o.max_starting:
-                return done(recommendation, current, f"{why}; {obs.starting} replica(s) still starting")
+                return done(
+                    recommendation, current, f"{why}; {obs.starting} replica(s) still starting"
+                )
             return done(recommendation, current + 1, why)
         if recommendation < current:
             window = self._window(obs.now, o.scale_down_stabilization_s)
             stable = max(window)
             if stable >= current:
-                return done(recommendation, current, f"{why}; down held by the {o.scale_down_stabilization_s:g} s window")
+                return done(
+                    recommendation,
+                    current,
+                    f"{why}; down held by the {o.scale_down_stabilization_s:g} s window",
+                )
             if self._cooling(obs.now, o.scale_down_cooldown_s):
-                return done(recommendation, current, f"{why}; down held by the {o.scale_down_cooldown_s:g} s cooldown")
+                return done(
+                    recommendation,
+                    current,
+                    f"{why}; down held by the {o.scale_down_cooldown_s:g} s cooldown",
+                )
             return done(recommendation, current - 1, why)
         return done(recommendation, current, why)
 

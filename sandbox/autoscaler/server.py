@@ -27,7 +27,7 @@ def serve_http(
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             if self.path == "/metrics":
                 self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
             elif self.path == "/health":
@@ -39,7 +39,7 @@ def serve_http(
             else:
                 self._send(404, b"not found: /metrics, /state, /health\n", "text/plain")
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass  # the decisions are the log
 
     server = ThreadingHTTPServer((host, port), Handler)

@@ -22,7 +22,9 @@ def query_value(client: httpx.Client, prometheus_url: str, promql: str) -> float
     try:
         body = response.json()
     except ValueError as exc:
-        raise SignalError(f"prometheus answered {response.status_code}: {response.text[:200]}") from exc
+        raise SignalError(
+            f"prometheus answered {response.status_code}: {response.text[:200]}"
+        ) from exc
     if body.get("status") != "success":
         raise SignalError(f"query {promql!r}: {body.get('error', response.text[:200])}")
     data = body["data"]
@@ -33,6 +35,8 @@ def query_value(client: httpx.Client, prometheus_url: str, promql: str) -> float
         if not results:
             return None
         if len(results) > 1:
-            raise SignalError(f"query {promql!r} returned {len(results)} series; aggregate it to one (sum, avg)")
+            raise SignalError(
+                f"query {promql!r} returned {len(results)} series; aggregate it to one (sum, avg)"
+            )
         value = float(results[0]["value"][1])
     return None if math.isnan(value) else value

@@ -8,7 +8,13 @@ import sys
 import click
 import httpx
 
-from sandbox.autoscaler.options import AutoscalerOptions, OptionsError, load_options, options_path, update_options
+from sandbox.autoscaler.options import (
+    AutoscalerOptions,
+    OptionsError,
+    load_options,
+    options_path,
+    update_options,
+)
 from sandbox.deploy import timeline
 from sandbox.settings import load_settings
 
@@ -29,7 +35,10 @@ def status() -> None:
     try:
         state = httpx.get(url, timeout=5).json()
     except (httpx.HTTPError, ValueError) as exc:
-        click.echo(f"error: the autoscaler does not answer at {url} ({type(exc).__name__}); is it running?", err=True)
+        click.echo(
+            f"error: the autoscaler does not answer at {url} ({type(exc).__name__}); is it running?",
+            err=True,
+        )
         sys.exit(1)
     click.echo(json.dumps(state, indent=1))
 
@@ -46,7 +55,10 @@ def set_options(pairs: tuple[str, ...]) -> None:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or key not in AutoscalerOptions.model_fields:
-            click.echo(f"error: {pair!r}: expected field=value with a field of {', '.join(AutoscalerOptions.model_fields)}", err=True)
+            click.echo(
+                f"error: {pair!r}: expected field=value with a field of {', '.join(AutoscalerOptions.model_fields)}",
+                err=True,
+            )
             sys.exit(2)
         changes[key] = None if value in ("", "none", "null") else value
     try:

@@ -28,10 +28,24 @@ def dashboards() -> None:
 
 
 @dashboards.command()
-@click.option("--since", default="15m", show_default=True, help="window to draw, ending now (e.g. 90s, 15m, 2h)")
-@click.option("--dashboard", "names", multiple=True,
-              help="dashboard to draw (overview, engine, rag, rollout, capacity); repeat for more; default all")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="output folder (default: <run_dir>/dashboards)")
+@click.option(
+    "--since",
+    default="15m",
+    show_default=True,
+    help="window to draw, ending now (e.g. 90s, 15m, 2h)",
+)
+@click.option(
+    "--dashboard",
+    "names",
+    multiple=True,
+    help="dashboard to draw (overview, engine, rag, rollout, capacity); repeat for more; default all",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="output folder (default: <run_dir>/dashboards)",
+)
 def render(since: str, names: tuple[str, ...], out: Path | None) -> None:
     """Draw dashboards as PNG panels and one HTML page each, from the running Prometheus."""
     from sandbox.drill.timeline import read_events
@@ -43,29 +57,42 @@ def render(since: str, names: tuple[str, ...], out: Path | None) -> None:
     chosen = list(names) or dashboard_names()
     unknown = sorted(set(chosen) - set(dashboard_names()))
     if unknown:
-        raise click.BadParameter(f"unknown dashboard {', '.join(unknown)}; known: {', '.join(dashboard_names())}",
-                                 param_hint="--dashboard")
+        raise click.BadParameter(
+            f"unknown dashboard {', '.join(unknown)}; known: {', '.join(dashboard_names())}",
+            param_hint="--dashboard",
+        )
     out = out or settings.run_dir / "dashboards"
     # Timeline events of the run directory (deploys, faults, drill steps) become annotations.
-    marks = [{"time": e["ts"], "text": e["kind"]} for e in read_events(settings.run_dir, since=start, until=end)][-40:]
+    marks = [
+        {"time": e["ts"], "text": e["kind"]}
+        for e in read_events(settings.run_dir, since=start, until=end)
+    ][-40:]
     for name in chosen:
         try:
-            result = render_dashboard(name, settings.prometheus_url, start, end, out_dir=out, annotations=marks)
-        except Exception as exc:  # noqa: BLE001 - say which dashboard failed and why, then go on
+            result = render_dashboard(
+                name, settings.prometheus_url, start, end, out_dir=out, annotations=marks
+            )
+        except Exception as exc:
             click.echo(f"{name}: failed: {type(exc).__name__}: {exc}", err=True)
             continue
         empty = [p.title for p in result.panels if p.series == 0]
         errors = [e for p in result.panels for e in p.errors]
-        click.echo(f"{name}: {len(result)} panels -> {result.html}"
-                   + (f" ({len(empty)} without data)" if empty else "")
-                   + (f"; {len(errors)} query errors, first: {errors[0]}" if errors else ""))
+        click.echo(
+            f"{name}: {len(result)} panels -> {result.html}"
+            + (f" ({len(empty)} without data)" if empty else "")
+            + (f"; {len(errors)} query errors, first: {errors[0]}" if errors else "")
+        )
 
 
 @dashboards.command()
-@click.option("--check", is_flag=True, help="only compare; exit 1 when the checked-in JSON is stale")
+@click.option(
+    "--check", is_flag=True, help="only compare; exit 1 when the checked-in JSON is stale"
+)
 def generate(check: bool) -> None:
     """Regenerate dashboards/*.json from the Python dashboards (what `make dashboards` runs)."""
-    if str(REPO_ROOT) not in sys.path:  # the dashboards package lives beside sandbox/, not inside it
+    if (
+        str(REPO_ROOT) not in sys.path
+    ):  # the dashboards package lives beside sandbox/, not inside it
         sys.path.insert(0, str(REPO_ROOT))
     from dashboards.generate import main as generate_main
 

@@ -15,7 +15,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from sandbox.deploy import Deployer, DeployError, HttpGatewayRouting, RoutingError, VersionError, load_versions
+from sandbox.deploy import (
+    Deployer,
+    DeployError,
+    HttpGatewayRouting,
+    RoutingError,
+    VersionError,
+    load_versions,
+)
 from sandbox.deploy.versions import DEFAULT_VERSIONS_FILE
 from sandbox.runtime import runtime_for
 from sandbox.settings import load_settings
@@ -31,7 +38,9 @@ def _say(message: str) -> None:
 def _deployer() -> Iterator[Deployer]:
     settings = load_settings()
     try:
-        deployer = Deployer(settings, runtime_for(settings), HttpGatewayRouting(settings.url(settings.gateway_port)))
+        deployer = Deployer(
+            settings, runtime_for(settings), HttpGatewayRouting(settings.url(settings.gateway_port))
+        )
     except VersionError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -45,8 +54,17 @@ def _deployer() -> Iterator[Deployer]:
 
 @click.command()
 @click.argument("version")
-@click.option("--weight", type=click.FloatRange(0, 100), required=True, help="percent of traffic for VERSION (the canary)")
-@click.option("--shadow", is_flag=True, help="mirror WEIGHT percent of requests to VERSION; its answers are discarded")
+@click.option(
+    "--weight",
+    type=click.FloatRange(0, 100),
+    required=True,
+    help="percent of traffic for VERSION (the canary)",
+)
+@click.option(
+    "--shadow",
+    is_flag=True,
+    help="mirror WEIGHT percent of requests to VERSION; its answers are discarded",
+)
 def deploy(version: str, weight: float, shadow: bool) -> None:
     """Run VERSION as the canary (from stack/versions.yaml) and route WEIGHT percent to it.
 
@@ -57,8 +75,10 @@ def deploy(version: str, weight: float, shadow: bool) -> None:
         started = time.monotonic()
         replica = deployer.deploy(version, weight, shadow=shadow, progress=_say)
         how = f"mirrors {weight:g}% of requests" if shadow else f"takes {weight:g}% of traffic"
-        click.echo(f"{version} is ready on {replica.url} ({replica.name}) and {how} "
-                   f"({time.monotonic() - started:.0f} s)")
+        click.echo(
+            f"{version} is ready on {replica.url} ({replica.name}) and {how} "
+            f"({time.monotonic() - started:.0f} s)"
+        )
 
 
 @click.command()
@@ -71,13 +91,17 @@ def rollback() -> None:
             click.echo("no canary was running; all traffic goes to stable")
             return
         names = ", ".join(f"{r.name} ({r.version})" for r in stopped)
-        click.echo(f"rolled back in {time.monotonic() - started:.0f} s: stopped {names}; all traffic to stable")
+        click.echo(
+            f"rolled back in {time.monotonic() - started:.0f} s: stopped {names}; all traffic to stable"
+        )
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="the state file as JSON")
 @click.option("--all", "show_all", is_flag=True, help="also replicas that have stopped or failed")
-@click.option("--versions", "show_versions", is_flag=True, help="list the versions that can be deployed")
+@click.option(
+    "--versions", "show_versions", is_flag=True, help="list the versions that can be deployed"
+)
 def deployments(as_json: bool, show_all: bool, show_versions: bool) -> None:
     """Replicas by track and state, the routing weights, and the shadow."""
     if show_versions:
@@ -92,12 +116,27 @@ def deployments(as_json: bool, show_all: bool, show_versions: bool) -> None:
             return
         table = Table("replica", "track", "version", "state", "url", "since", "why")
         if deployer.base_running():
-            table.add_row("engine", "stable", "stable", "ready", deployer.settings.engine_url, "-", "the stack's engine")
+            table.add_row(
+                "engine",
+                "stable",
+                "stable",
+                "ready",
+                deployer.settings.engine_url,
+                "-",
+                "the stack's engine",
+            )
         for replica in state.replicas:
             if replica.active or show_all:
                 since = time.strftime("%H:%M:%S", time.localtime(replica.changed_at))
-                table.add_row(replica.name, replica.track, replica.version, replica.state.value,
-                              replica.url, since, replica.reason)
+                table.add_row(
+                    replica.name,
+                    replica.track,
+                    replica.version,
+                    replica.state.value,
+                    replica.url,
+                    since,
+                    replica.reason,
+                )
         Console().print(table)
         weights = ", ".join(f"{k}={v:g}" for k, v in state.weights.items())
         shadow = ", ".join(f"{k} {v:.0%}" for k, v in (state.shadow or {}).items()) or "off"

@@ -19,7 +19,9 @@ def parse_param(pair: str) -> tuple[str, Any]:
     """``k=v``; the value is JSON when it parses (numbers, true/false, objects), else a string."""
     key, sep, raw = pair.partition("=")
     if not sep or not key:
-        raise click.BadParameter(f"{pair!r}: expected name=value, e.g. delay_s=0.5", param_hint="--param")
+        raise click.BadParameter(
+            f"{pair!r}: expected name=value, e.g. delay_s=0.5", param_hint="--param"
+        )
     try:
         value: Any = json.loads(raw)
     except ValueError:
@@ -31,7 +33,9 @@ def _context() -> Any:
     from faults import StackContext
     from sandbox.settings import load_settings
 
-    return StackContext.from_settings(load_settings(), progress=lambda message: click.echo(f"  {message}"))
+    return StackContext.from_settings(
+        load_settings(), progress=lambda message: click.echo(f"  {message}")
+    )
 
 
 def _reap(ctx: Any) -> None:
@@ -83,8 +87,20 @@ def active_command() -> None:
 
 @faults_group.command("inject")
 @click.argument("name")
-@click.option("--param", "-p", "pairs", multiple=True, help="name=value (repeat); values are JSON when they parse")
-@click.option("--ttl", "ttl_s", type=float, default=None, help="seconds after which it reverts itself (default: per fault)")
+@click.option(
+    "--param",
+    "-p",
+    "pairs",
+    multiple=True,
+    help="name=value (repeat); values are JSON when they parse",
+)
+@click.option(
+    "--ttl",
+    "ttl_s",
+    type=float,
+    default=None,
+    help="seconds after which it reverts itself (default: per fault)",
+)
 def inject_command(name: str, pairs: tuple[str, ...], ttl_s: float | None) -> None:
     """Inject fault NAME, e.g. `sandbox faults inject retriever-latency -p median_s=0.8`."""
     from faults import FaultError, inject
@@ -96,7 +112,9 @@ def inject_command(name: str, pairs: tuple[str, ...], ttl_s: float | None) -> No
         handle = inject(ctx, name, params, ttl_s=ttl_s, source="cli")
     except FaultError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"injected {handle.id} (reverts itself in {handle.ttl_s:.0f}s; undo: sandbox faults revert {handle.id})")
+    click.echo(
+        f"injected {handle.id} (reverts itself in {handle.ttl_s:.0f}s; undo: sandbox faults revert {handle.id})"
+    )
 
 
 @faults_group.command("revert")

@@ -37,13 +37,26 @@ def _show(state: dict[str, Any]) -> None:
     for column in ("name", "version", "url", "in rotation", "failures", "last error"):
         engines.add_column(column)
     for e in state["engines"]:
-        engines.add_row(e["name"], e["version"], e["url"], "[green]yes[/]" if e["ready"] else "[red]no[/]",
-                        str(e["failures"]), e["last_error"] or "")
+        engines.add_row(
+            e["name"],
+            e["version"],
+            e["url"],
+            "[green]yes[/]" if e["ready"] else "[red]no[/]",
+            str(e["failures"]),
+            e["last_error"] or "",
+        )
     console.print(engines)
     total = sum(state["weights"].values()) or 1.0
-    console.print("weights: " + ", ".join(f"{v}={w:g} ({100 * w / total:.0f}%)" for v, w in sorted(state["weights"].items())))
+    console.print(
+        "weights: "
+        + ", ".join(
+            f"{v}={w:g} ({100 * w / total:.0f}%)" for v, w in sorted(state["weights"].items())
+        )
+    )
     shadow = state["shadow"]
-    console.print(f"shadow: {shadow['version']} {100 * shadow['share']:.0f}%" if shadow else "shadow: off")
+    console.print(
+        f"shadow: {shadow['version']} {100 * shadow['share']:.0f}%" if shadow else "shadow: off"
+    )
     a = state["admission"]
     console.print(
         f"admission: {'on' if a['enabled'] else 'off'}; in flight {a['in_flight_sequences']}/{a['max_sequences']} sequences, "
@@ -51,11 +64,15 @@ def _show(state: dict[str, Any]) -> None:
         f"(timeout {a['queue_timeout_s']:g} s)"
     )
     rag = state["rag"]
-    console.print(f"rag: retriever {rag['retriever_url']}, k={rag['k']}, timeout {rag['timeout_s']:g} s")
+    console.print(
+        f"rag: retriever {rag['retriever_url']}, k={rag['k']}, timeout {rag['timeout_s']:g} s"
+    )
 
 
 @click.group()
-@click.option("--url", default=None, help="gateway base URL (default: from SANDBOX_HOST/SANDBOX_GATEWAY_PORT)")
+@click.option(
+    "--url", default=None, help="gateway base URL (default: from SANDBOX_HOST/SANDBOX_GATEWAY_PORT)"
+)
 @click.pass_context
 def gateway(ctx: click.Context, url: str | None) -> None:
     """The gateway: routing weights, shadow traffic, admission control."""
@@ -100,17 +117,37 @@ def shadow(url: str | None, version: str | None, share: float | None, off: bool)
 
 @gateway.command()
 @click.option("--on/--off", "enabled", default=None, help="turn admission control on or off")
-@click.option("--tokens", type=click.IntRange(1), help="in-flight token budget (prompt + max_tokens)")
+@click.option(
+    "--tokens", type=click.IntRange(1), help="in-flight token budget (prompt + max_tokens)"
+)
 @click.option("--sequences", type=click.IntRange(1), help="concurrent requests admitted")
 @click.option("--queue", type=click.IntRange(0), help="requests that may wait (0: reject at once)")
-@click.option("--queue-timeout", type=click.FloatRange(min=0, min_open=True), help="longest wait, seconds")
+@click.option(
+    "--queue-timeout", type=click.FloatRange(min=0, min_open=True), help="longest wait, seconds"
+)
 @click.pass_obj
-def admission(url: str | None, enabled: bool | None, tokens: int | None, sequences: int | None,
-              queue: int | None, queue_timeout: float | None) -> None:
+def admission(
+    url: str | None,
+    enabled: bool | None,
+    tokens: int | None,
+    sequences: int | None,
+    queue: int | None,
+    queue_timeout: float | None,
+) -> None:
     """Change admission control, e.g. `admission --on --sequences 8 --queue 16`."""
-    fields = {"enabled": enabled, "max_in_flight_tokens": tokens, "max_sequences": sequences,
-              "max_queue": queue, "queue_timeout_s": queue_timeout}
-    _show(_run(url, lambda admin: admin.set_admission(**{k: v for k, v in fields.items() if v is not None})))
+    fields = {
+        "enabled": enabled,
+        "max_in_flight_tokens": tokens,
+        "max_sequences": sequences,
+        "max_queue": queue,
+        "queue_timeout_s": queue_timeout,
+    }
+    _show(
+        _run(
+            url,
+            lambda admin: admin.set_admission(**{k: v for k, v in fields.items() if v is not None}),
+        )
+    )
 
 
 COMMANDS = [gateway]

@@ -62,12 +62,23 @@ def _interrupt(signum: int, frame: object) -> None:
 
 @incident_group.command("run")
 @click.argument("incident_id")
-@click.option("--mode", type=click.Choice(["auto", "interactive"]), default="interactive", show_default=True,
-              help="auto applies the reference mitigation and exits non-zero on any failure")
-@click.option("--seed", type=int, default=None, help="with ID=random: which incident is picked (reproducible)")
+@click.option(
+    "--mode",
+    type=click.Choice(["auto", "interactive"]),
+    default="interactive",
+    show_default=True,
+    help="auto applies the reference mitigation and exits non-zero on any failure",
+)
+@click.option(
+    "--seed", type=int, default=None, help="with ID=random: which incident is picked (reproducible)"
+)
 @click.option("--no-up", is_flag=True, help="do not start the stack; fail if it is not ready")
-@click.option("--report-dir", type=click.Path(path_type=Path), default=None, help="where report.html goes")
-def run_command(incident_id: str, mode: str, seed: int | None, no_up: bool, report_dir: Path | None) -> None:
+@click.option(
+    "--report-dir", type=click.Path(path_type=Path), default=None, help="where report.html goes"
+)
+def run_command(
+    incident_id: str, mode: str, seed: int | None, no_up: bool, report_dir: Path | None
+) -> None:
     """Run incident ID (or `random`): baseline, fault, page, diagnosis, mitigation, recovery, report."""
     from sandbox.drill.manifest import ManifestError, pick_incident
     from sandbox.drill.prompts import NoTerminal, Prompter

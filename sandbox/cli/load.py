@@ -22,14 +22,48 @@ def load() -> None:
 
 @load.command()
 @click.argument("profile")
-@click.option("--duration", type=float, default=None, help="seconds to run [the profile's duration_s]")
-@click.option("--requests", "max_requests", type=int, default=None, help="stop after this many requests (with no --duration: only this bound)")
-@click.option("--target", default=None, help="base URL of the OpenAI-compatible server [see sandbox.loadgen.target]")
-@click.option("--seed", type=int, default=None, help="seed for arrivals, lengths and prompts (same seed, same schedule)")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None, help="folder for requests.jsonl and summary.json [<run_dir>/loadgen/<time>-<profile>]")
-@click.option("--port", type=int, default=None, help="port of the control API and /metrics (0: any free port) [SANDBOX_LOADGEN_PORT]")
-def run(profile: str, duration: float | None, max_requests: int | None, target: str | None, seed: int | None,
-        out: Path | None, port: int | None) -> None:
+@click.option(
+    "--duration", type=float, default=None, help="seconds to run [the profile's duration_s]"
+)
+@click.option(
+    "--requests",
+    "max_requests",
+    type=int,
+    default=None,
+    help="stop after this many requests (with no --duration: only this bound)",
+)
+@click.option(
+    "--target",
+    default=None,
+    help="base URL of the OpenAI-compatible server [see sandbox.loadgen.target]",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="seed for arrivals, lengths and prompts (same seed, same schedule)",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="folder for requests.jsonl and summary.json [<run_dir>/loadgen/<time>-<profile>]",
+)
+@click.option(
+    "--port",
+    type=int,
+    default=None,
+    help="port of the control API and /metrics (0: any free port) [SANDBOX_LOADGEN_PORT]",
+)
+def run(
+    profile: str,
+    duration: float | None,
+    max_requests: int | None,
+    target: str | None,
+    seed: int | None,
+    out: Path | None,
+    port: int | None,
+) -> None:
     """Run PROFILE (a shipped profile's name or a path to a YAML file); print the summary.
 
     Ctrl-C stops the run: requests in flight are cancelled and the summary is still written.
@@ -38,7 +72,12 @@ def run(profile: str, duration: float | None, max_requests: int | None, target: 
     from sandbox.loadgen.component import loadgen_component
     from sandbox.loadgen.profile import ProfileError, load_profile
     from sandbox.loadgen.results import format_summary
-    from sandbox.loadgen.service import ServiceOptions, default_out_dir, format_progress, run_service
+    from sandbox.loadgen.service import (
+        ServiceOptions,
+        default_out_dir,
+        format_progress,
+        run_service,
+    )
     from sandbox.loadgen.target import default_target
 
     settings = load_settings()
@@ -65,21 +104,32 @@ def run(profile: str, duration: float | None, max_requests: int | None, target: 
     registered: list[bool] = []
 
     def ready(control: Any) -> None:
-        click.echo(f"profile {loaded.name} -> {options.target}; control and /metrics on {control.url}", err=True)
+        click.echo(
+            f"profile {loaded.name} -> {options.target}; control and /metrics on {control.url}",
+            err=True,
+        )
         if register:  # only once the port is ours: never unregister another generator
             write_job_targets(settings, "loadgen", loadgen_component(loaded.name).scrape(settings))
             registered.append(True)
 
     options = ServiceOptions(
-        target=target or default_target(settings), host=settings.host,
+        target=target or default_target(settings),
+        host=settings.host,
         port=settings.loadgen_port if port is None else port,
-        duration_s=duration, max_requests=max_requests, seed=seed, out_dir=out_dir, progress=progress,
+        duration_s=duration,
+        max_requests=max_requests,
+        seed=seed,
+        out_dir=out_dir,
+        progress=progress,
         on_ready=ready,
     )
     try:
         summary = run_service(loaded, options)
     except OSError as exc:
-        click.echo(f"error: {exc} (is another load generator using port {options.port}? try --port 0)", err=True)
+        click.echo(
+            f"error: {exc} (is another load generator using port {options.port}? try --port 0)",
+            err=True,
+        )
         sys.exit(1)
     finally:
         if registered:
@@ -101,7 +151,10 @@ def _call(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
     try:
         response = httpx.request(method, url, json=body, timeout=5.0)
     except httpx.HTTPError as exc:
-        click.echo(f"error: no load generator answers at {url} ({type(exc).__name__}); is one running?", err=True)
+        click.echo(
+            f"error: no load generator answers at {url} ({type(exc).__name__}); is one running?",
+            err=True,
+        )
         sys.exit(1)
     if response.status_code != 200:
         try:
@@ -123,7 +176,9 @@ def _length(value: str | None) -> int | dict[str, Any] | None:
     try:
         parsed = json.loads(value)
     except ValueError as exc:
-        raise click.BadParameter(f"a number of tokens or a JSON distribution like '{{\"dist\": \"uniform\", \"min\": 10, \"max\": 20}}' ({exc})") from exc
+        raise click.BadParameter(
+            f'a number of tokens or a JSON distribution like \'{{"dist": "uniform", "min": 10, "max": 20}}\' ({exc})'
+        ) from exc
     return parsed  # type: ignore[no-any-return]
 
 
@@ -134,26 +189,64 @@ def _length(value: str | None) -> int | dict[str, Any] | None:
 @click.option("--users", type=int, default=None, help="users of a closed-loop tenant")
 @click.option("--prompt-tokens", default=None, help="a number, or a JSON distribution object")
 @click.option("--output-tokens", default=None, help="a number, or a JSON distribution object")
-@click.option("--rag-share", type=float, default=None, help="share of requests that ask for retrieval")
-@click.option("--url", default=None, help="the generator's control URL [http://SANDBOX_HOST:SANDBOX_LOADGEN_PORT]")
-def set_tenant(tenant: str, enabled: bool | None, rate: float | None, users: int | None, prompt_tokens: str | None,
-               output_tokens: str | None, rag_share: float | None, url: str | None) -> None:
+@click.option(
+    "--rag-share", type=float, default=None, help="share of requests that ask for retrieval"
+)
+@click.option(
+    "--url",
+    default=None,
+    help="the generator's control URL [http://SANDBOX_HOST:SANDBOX_LOADGEN_PORT]",
+)
+def set_tenant(
+    tenant: str,
+    enabled: bool | None,
+    rate: float | None,
+    users: int | None,
+    prompt_tokens: str | None,
+    output_tokens: str | None,
+    rag_share: float | None,
+    url: str | None,
+) -> None:
     """Change TENANT of the running generator, e.g. `sandbox load set long_context --on --rate 0.5`."""
-    body = {k: v for k, v in {
-        "enabled": enabled, "rate_per_s": rate, "users": users, "prompt_tokens": _length(prompt_tokens),
-        "output_tokens": _length(output_tokens), "rag_share": rag_share,
-    }.items() if v is not None}
+    body = {
+        k: v
+        for k, v in {
+            "enabled": enabled,
+            "rate_per_s": rate,
+            "users": users,
+            "prompt_tokens": _length(prompt_tokens),
+            "output_tokens": _length(output_tokens),
+            "rag_share": rag_share,
+        }.items()
+        if v is not None
+    }
     if not body:
-        raise click.UsageError("nothing to change: give --on/--off, --rate, --users, --prompt-tokens, --output-tokens or --rag-share")
-    click.echo(json.dumps(_call("PUT", f"{_control_url(url)}/control/tenants/{tenant}", body), indent=1))
+        raise click.UsageError(
+            "nothing to change: give --on/--off, --rate, --users, --prompt-tokens, --output-tokens or --rag-share"
+        )
+    click.echo(
+        json.dumps(_call("PUT", f"{_control_url(url)}/control/tenants/{tenant}", body), indent=1)
+    )
 
 
 @load.command()
-@click.option("--url", default=None, help="the generator's control URL [http://SANDBOX_HOST:SANDBOX_LOADGEN_PORT]")
+@click.option(
+    "--url",
+    default=None,
+    help="the generator's control URL [http://SANDBOX_HOST:SANDBOX_LOADGEN_PORT]",
+)
 def show(url: str | None) -> None:
     """The running generator's progress and tenants."""
     base = _control_url(url)
-    click.echo(json.dumps({"status": _call("GET", f"{base}/control/status"), "tenants": _call("GET", f"{base}/control/tenants")}, indent=1))
+    click.echo(
+        json.dumps(
+            {
+                "status": _call("GET", f"{base}/control/status"),
+                "tenants": _call("GET", f"{base}/control/tenants"),
+            },
+            indent=1,
+        )
+    )
 
 
 @load.command()

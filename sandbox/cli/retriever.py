@@ -24,7 +24,11 @@ def _fail(exc: Exception) -> None:
 
 
 @click.group()
-@click.option("--url", default=None, help="retriever base URL (default: from SANDBOX_HOST/SANDBOX_RETRIEVER_PORT)")
+@click.option(
+    "--url",
+    default=None,
+    help="retriever base URL (default: from SANDBOX_HOST/SANDBOX_RETRIEVER_PORT)",
+)
 @click.pass_context
 def retriever(ctx: click.Context, url: str | None) -> None:
     """The RAG retriever: search it, inject or clear latency faults."""
@@ -49,7 +53,9 @@ def search(url: str | None, query: str, k: int, as_json: bool) -> None:
         click.echo(json.dumps(result, indent=2))
         return
     timings = result["timings"]
-    click.echo("timings: " + ", ".join(f"{phase} {timings[phase] * 1000:.1f} ms" for phase in timings))
+    click.echo(
+        "timings: " + ", ".join(f"{phase} {timings[phase] * 1000:.1f} ms" for phase in timings)
+    )
     for rank, passage in enumerate(result["passages"], 1):
         click.echo(f"\n{rank}. {passage['score']:.3f}  {passage['source']}")
         text = passage["text"].strip().replace("\n", " ")
@@ -67,12 +73,26 @@ PHASE = click.Choice(["embed", "search", "rerank"])
 @fault.command("set")
 @click.argument("phase", type=PHASE)
 @click.argument("kind", type=click.Choice(["fixed", "jitter", "heavy_tail"]))
-@click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
-              help="a parameter of the kind, e.g. delay_s=0.2 (fixed), mean_s/jitter_s (jitter), "
-                   "median_s/sigma or distribution=pareto/alpha, cap_s (heavy_tail)")
-@click.option("--ttl", "ttl_s", type=float, default=None, help="clear the fault by itself after this many seconds")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="a parameter of the kind, e.g. delay_s=0.2 (fixed), mean_s/jitter_s (jitter), "
+    "median_s/sigma or distribution=pareto/alpha, cap_s (heavy_tail)",
+)
+@click.option(
+    "--ttl",
+    "ttl_s",
+    type=float,
+    default=None,
+    help="clear the fault by itself after this many seconds",
+)
 @click.pass_obj
-def fault_set(url: str | None, phase: str, kind: str, params: tuple[str, ...], ttl_s: float | None) -> None:
+def fault_set(
+    url: str | None, phase: str, kind: str, params: tuple[str, ...], ttl_s: float | None
+) -> None:
     """Make PHASE slower by a KIND delay (replaces that phase's current fault)."""
     from sandbox.retriever.client import RetrieverClientError
 
@@ -91,8 +111,10 @@ def fault_set(url: str | None, phase: str, kind: str, params: tuple[str, ...], t
     except RetrieverClientError as exc:
         _fail(exc)
     active = answer["fault"]
-    click.echo(f"{phase}: {kind} {active['params']} (mean +{active['mean_delay_s'] * 1000:.1f} ms)"
-               + (f", clears in {ttl_s:g} s" if ttl_s else ""))
+    click.echo(
+        f"{phase}: {kind} {active['params']} (mean +{active['mean_delay_s'] * 1000:.1f} ms)"
+        + (f", clears in {ttl_s:g} s" if ttl_s else "")
+    )
 
 
 @fault.command("clear")
@@ -125,8 +147,10 @@ def fault_show(url: str | None) -> None:
         click.echo("no fault active")
     for phase, active in faults.items():
         expires = active["expires_in_s"]
-        click.echo(f"{phase}: {active['kind']} {active['params']} mean +{active['mean_delay_s'] * 1000:.1f} ms"
-                   + (f", clears in {expires:.0f} s" if expires is not None else ""))
+        click.echo(
+            f"{phase}: {active['kind']} {active['params']} mean +{active['mean_delay_s'] * 1000:.1f} ms"
+            + (f", clears in {expires:.0f} s" if expires is not None else "")
+        )
 
 
 COMMANDS = [retriever]

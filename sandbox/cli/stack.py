@@ -34,7 +34,9 @@ def up() -> None:
         click.echo("interrupted: stopped what was started", err=True)
         sys.exit(130)
     _print_table(rows)
-    click.echo(f"OpenAI base URL  {settings.url(settings.gateway_port)}/v1   (the gateway; model {settings.served_model_name!r})")
+    click.echo(
+        f"OpenAI base URL  {settings.url(settings.gateway_port)}/v1   (the gateway; model {settings.served_model_name!r})"
+    )
     click.echo(f"Engine (direct)  {settings.engine_url}/v1")
     click.echo(f"Retriever        {settings.url(settings.retriever_port)}")
     click.echo(f"Prometheus       {settings.prometheus_url}")
@@ -66,8 +68,12 @@ def _print_table(rows: list[stack.ComponentStatus]) -> None:
     table = Table("component", "state", "pid", "url", "ready", "why not")
     for row in rows:
         table.add_row(
-            row.name, row.state.value, str(row.pid or "-"), row.url,
-            "[green]yes[/]" if row.ready else "[red]no[/]", row.why,
+            row.name,
+            row.state.value,
+            str(row.pid or "-"),
+            row.url,
+            "[green]yes[/]" if row.ready else "[red]no[/]",
+            row.why,
         )
     Console(width=160).print(table)
 

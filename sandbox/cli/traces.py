@@ -12,12 +12,28 @@ __all__ = ["COMMANDS", "traces"]
 
 
 @click.command()
-@click.option("--limit", "-n", default=5, show_default=True, type=click.IntRange(1), help="how many requests")
-@click.option("--trace-id", default=None, help="show this trace only (32 hex digits, from a log line or exemplar)")
-@click.option("--within", default=900.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="only requests that ended this many seconds ago or less")
-@click.option("--file", "path", type=click.Path(path_type=Path), default=None,
-              help="spans file (default: <run_dir>/traces/spans.jsonl)")
+@click.option(
+    "--limit", "-n", default=5, show_default=True, type=click.IntRange(1), help="how many requests"
+)
+@click.option(
+    "--trace-id",
+    default=None,
+    help="show this trace only (32 hex digits, from a log line or exemplar)",
+)
+@click.option(
+    "--within",
+    default=900.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="only requests that ended this many seconds ago or less",
+)
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="spans file (default: <run_dir>/traces/spans.jsonl)",
+)
 def traces(limit: int, trace_id: str | None, within: float, path: Path | None) -> None:
     """Show the slowest recent requests from the local trace sink as phase waterfalls."""
     from rich.console import Console
@@ -28,7 +44,9 @@ def traces(limit: int, trace_id: str | None, within: float, path: Path | None) -
 
     path = path or spans_path(load_settings().run_dir)
     if not path.exists():
-        raise click.ClickException(f"no spans at {path}: is the stack up (the trace sink writes there)?")
+        raise click.ClickException(
+            f"no spans at {path}: is the stack up (the trace sink writes there)?"
+        )
     console = Console()
     if trace_id:
         trace = find_trace(path, trace_id)

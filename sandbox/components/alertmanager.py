@@ -8,7 +8,13 @@ from typing import Any
 import httpx
 import yaml
 
-from sandbox.components.base import Component, Readiness, ScrapeTarget, http_ready, write_generated_yaml
+from sandbox.components.base import (
+    Component,
+    Readiness,
+    ScrapeTarget,
+    http_ready,
+    write_generated_yaml,
+)
 from sandbox.runtime.base import ServiceSpec
 from sandbox.settings import REPO_ROOT, Settings
 
@@ -25,7 +31,9 @@ def render_alertmanager_config(settings: Settings, source: Path = SOURCE) -> Pat
     for receiver in config["receivers"]:
         for hook in receiver.get("webhook_configs", []):
             hook["url"] = webhook
-    return write_generated_yaml(settings.run_dir / "alertmanager" / "alertmanager.yml", config, source)
+    return write_generated_yaml(
+        settings.run_dir / "alertmanager" / "alertmanager.yml", config, source
+    )
 
 
 def _forget_notifications(settings: Settings) -> None:
@@ -65,6 +73,8 @@ def alertmanager_component() -> Component:
         spec=_spec,
         url=lambda settings: settings.alertmanager_url,
         check=_check,
-        scrape=lambda settings: [ScrapeTarget("alertmanager", f"{settings.host}:{settings.alertmanager_port}", {})],
+        scrape=lambda settings: [
+            ScrapeTarget("alertmanager", f"{settings.host}:{settings.alertmanager_port}", {})
+        ],
         order=20,
     )

@@ -8,7 +8,13 @@ from sandbox.components.base import Component, Readiness, ScrapeTarget, http_rea
 from sandbox.runtime.base import ServiceSpec
 from sandbox.settings import Settings
 
-__all__ = ["CPU_KV_BLOCK_TOKENS", "ENGINE_IMAGE", "engine_argv", "engine_component", "max_model_len"]
+__all__ = [
+    "CPU_KV_BLOCK_TOKENS",
+    "ENGINE_IMAGE",
+    "engine_argv",
+    "engine_component",
+    "max_model_len",
+]
 
 # The image compose uses on a GPU host; the CPU profile builds from docker/engine-cpu.Dockerfile.
 ENGINE_IMAGE = "vllm/vllm-openai:v0.32.0"
@@ -23,22 +29,32 @@ def max_model_len(settings: Settings) -> int:
     one request of ``--max-model-len`` tokens would not fit (it keeps one block in reserve)."""
     if settings.kv_blocks is None:
         return settings.max_model_len
-    return max(CPU_KV_BLOCK_TOKENS, min(settings.max_model_len, (settings.kv_blocks - 1) * CPU_KV_BLOCK_TOKENS))
+    return max(
+        CPU_KV_BLOCK_TOKENS,
+        min(settings.max_model_len, (settings.kv_blocks - 1) * CPU_KV_BLOCK_TOKENS),
+    )
 
 
 def engine_argv(settings: Settings, port: int) -> list[str]:
     """The vLLM server's arguments (without the interpreter), the same in every mode."""
     argv = [
-        "--model", str(settings.model_dir),
-        "--served-model-name", settings.served_model_name,
+        "--model",
+        str(settings.model_dir),
+        "--served-model-name",
+        settings.served_model_name,
         # Random weights from config.json alone: nothing is downloaded; outputs are noise.
-        "--load-format", "dummy",
+        "--load-format",
+        "dummy",
         # torch.compile doubles start-up on two cores (about 115 s against 48 s).
         "--enforce-eager",
-        "--host", settings.host,
-        "--port", str(port),
-        "--max-model-len", str(max_model_len(settings)),
-        "--max-num-seqs", str(settings.max_num_seqs),
+        "--host",
+        settings.host,
+        "--port",
+        str(port),
+        "--max-model-len",
+        str(max_model_len(settings)),
+        "--max-num-seqs",
+        str(settings.max_num_seqs),
     ]
     if settings.kv_blocks is not None:
         argv += ["--num-gpu-blocks-override", str(settings.kv_blocks)]
@@ -80,7 +96,9 @@ def _check(settings: Settings, client: httpx.Client, port: int) -> Readiness:
     except httpx.HTTPError as exc:
         return Readiness.no(f"engine completion: {type(exc).__name__}")
     if response.status_code != 200:
-        return Readiness.no(f"engine completion answered {response.status_code}: {response.text[:200]}")
+        return Readiness.no(
+            f"engine completion answered {response.status_code}: {response.text[:200]}"
+        )
     return Readiness.ok()
 
 
@@ -112,7 +130,11 @@ def engine_component(
         url=lambda settings: settings.url(_port(settings)),
         check=lambda settings, client: _check(settings, client, _port(settings)),
         scrape=lambda settings: [
-            ScrapeTarget("engine", f"{settings.host}:{_port(settings)}", {"version": version, "replica": name})
+            ScrapeTarget(
+                "engine",
+                f"{settings.host}:{_port(settings)}",
+                {"version": version, "replica": name},
+            )
         ],
         order=10,
     )

@@ -8,7 +8,13 @@ from typing import Any
 import httpx
 import yaml
 
-from sandbox.components.base import Component, Readiness, ScrapeTarget, http_ready, write_generated_yaml
+from sandbox.components.base import (
+    Component,
+    Readiness,
+    ScrapeTarget,
+    http_ready,
+    write_generated_yaml,
+)
 from sandbox.runtime.base import ServiceSpec
 from sandbox.settings import REPO_ROOT, Settings
 
@@ -19,17 +25,22 @@ STACK_DIR = REPO_ROOT / "stack" / "prometheus"
 CONTAINER_DIR = "/etc/prometheus"
 
 
-def render_prometheus_config(settings: Settings, source: Path = STACK_DIR / "prometheus.yml") -> Path:
+def render_prometheus_config(
+    settings: Settings, source: Path = STACK_DIR / "prometheus.yml"
+) -> Path:
     """Write the local copy of the config: container paths become repository and run-dir paths."""
     config: dict[str, Any] = yaml.safe_load(source.read_text())
     config["global"]["scrape_interval"] = f"{settings.scrape_interval_s:g}s"
     config["global"]["evaluation_interval"] = f"{settings.scrape_interval_s:g}s"
     config["global"]["scrape_timeout"] = f"{settings.scrape_interval_s:g}s"
     config["rule_files"] = [
-        str(STACK_DIR / pattern.removeprefix(CONTAINER_DIR + "/")) for pattern in config.get("rule_files", [])
+        str(STACK_DIR / pattern.removeprefix(CONTAINER_DIR + "/"))
+        for pattern in config.get("rule_files", [])
     ]
     for alertmanager in config["alerting"]["alertmanagers"]:
-        alertmanager["static_configs"] = [{"targets": [f"{settings.host}:{settings.alertmanager_port}"]}]
+        alertmanager["static_configs"] = [
+            {"targets": [f"{settings.host}:{settings.alertmanager_port}"]}
+        ]
     for job in config["scrape_configs"]:
         for sd in job.get("file_sd_configs", []):
             sd["files"] = [str(settings.targets_dir / Path(f).name) for f in sd["files"]]
@@ -43,7 +54,9 @@ def _check(settings: Settings, client: httpx.Client) -> Readiness:
     # Ready means every target written to the discovery files is scraped and up.
     expected = _expected_targets(settings)
     try:
-        active = client.get(f"{settings.prometheus_url}/api/v1/targets", params={"state": "active"}).json()
+        active = client.get(
+            f"{settings.prometheus_url}/api/v1/targets", params={"state": "active"}
+        ).json()
     except (httpx.HTTPError, ValueError) as exc:
         return Readiness.no(f"prometheus targets API: {type(exc).__name__}")
     seen = {
@@ -95,6 +108,8 @@ def prometheus_component() -> Component:
         spec=_spec,
         url=lambda settings: settings.prometheus_url,
         check=_check,
-        scrape=lambda settings: [ScrapeTarget("prometheus", f"{settings.host}:{settings.prometheus_port}", {})],
+        scrape=lambda settings: [
+            ScrapeTarget("prometheus", f"{settings.host}:{settings.prometheus_port}", {})
+        ],
         order=90,
     )

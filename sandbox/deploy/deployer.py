@@ -24,15 +24,19 @@ import httpx
 
 from sandbox.components.base import ScrapeTarget, free_port
 from sandbox.components.engine import engine_component
-from sandbox.runtime.base import Runtime, ServiceState, StartError
-from sandbox.settings import Settings
-
 from sandbox.deploy import timeline
 from sandbox.deploy.engines import Launcher, VllmLauncher, scrape_target
 from sandbox.deploy.routing import GatewayRouting, RoutingError
 from sandbox.deploy.state import DeploymentState, Replica, ReplicaState, StateStore
 from sandbox.deploy.targets import write_job_targets
-from sandbox.deploy.versions import DEFAULT_VERSIONS_FILE, EngineVersion, VersionError, load_versions
+from sandbox.deploy.versions import (
+    DEFAULT_VERSIONS_FILE,
+    EngineVersion,
+    VersionError,
+    load_versions,
+)
+from sandbox.runtime.base import Runtime, ServiceState, StartError
+from sandbox.settings import Settings
 
 __all__ = ["BASE_ENGINE", "DeployError", "Deployer", "Transition"]
 
@@ -94,7 +98,9 @@ class Deployer:
         try:
             return self.versions[name]
         except KeyError:
-            raise VersionError(f"unknown version {name!r}; known: {', '.join(sorted(self.versions))}") from None
+            raise VersionError(
+                f"unknown version {name!r}; known: {', '.join(sorted(self.versions))}"
+            ) from None
 
     def state(self) -> DeploymentState:
         return self.store.load()
@@ -115,7 +121,12 @@ class Deployer:
 
     # -- replicas -------------------------------------------------------------------------------
     def start_replica(
-        self, version_name: str, track: str = STABLE, *, gated: bool = True, requested_by: str = "operator",
+        self,
+        version_name: str,
+        track: str = STABLE,
+        *,
+        gated: bool = True,
+        requested_by: str = "operator",
         ready_timeout_s: float | None = None,
     ) -> Replica:
         """Launch one replica and return at once (state ``starting``, or ``failed`` when the
@@ -127,9 +138,15 @@ class Deployer:
             name = state.new_name(track)
             port = free_port(self.settings.host)
             replica = Replica(
-                name=name, version=version.name, track=track, port=port,
-                url=self.launcher.url(name, port), created_at=now, changed_at=now,
-                deadline=now + (ready_timeout_s or version.ready_timeout_s), requested_by=requested_by,
+                name=name,
+                version=version.name,
+                track=track,
+                port=port,
+                url=self.launcher.url(name, port),
+                created_at=now,
+                changed_at=now,
+                deadline=now + (ready_timeout_s or version.ready_timeout_s),
+                requested_by=requested_by,
                 reason="" if gated else "readiness gating off",
             )
             state.replicas.append(replica)
@@ -145,7 +162,9 @@ class Deployer:
     def drain(self, name: str, reason: str) -> Replica:
         """Take a replica out of rotation; ``poll`` stops it once idle or at the drain deadline."""
         if name == BASE_ENGINE:
-            raise DeployError("the stack's own engine is not managed by deployments; `make down` stops it")
+            raise DeployError(
+                "the stack's own engine is not managed by deployments; `make down` stops it"
+            )
         with self.store.transaction() as state:
             replica = state.get(name)
             if replica.state is ReplicaState.DRAINING:
@@ -173,13 +192,17 @@ class Deployer:
         if replica.state is ReplicaState.STARTING:
             if service.state is not ServiceState.RUNNING:
                 tail = self.runtime.log_tail(replica.name, 8).strip()
-                return self._fail(replica.name, f"exited while starting ({service.detail}); last log lines: {tail[-800:]}")
+                return self._fail(
+                    replica.name,
+                    f"exited while starting ({service.detail}); last log lines: {tail[-800:]}",
+                )
             readiness = self.launcher.check(self.version(replica.version), replica, self._http)
             if readiness.ready:
                 return self._ready(replica.name)
             if replica.deadline is not None and now >= replica.deadline:
                 return self._fail(
-                    replica.name, f"not ready {now - replica.created_at:.0f} s after start ({readiness.why})"
+                    replica.name,
+                    f"not ready {now - replica.created_at:.0f} s after start ({readiness.why})",
                 )
             return None
         if replica.state is ReplicaState.READY:
@@ -193,7 +216,10 @@ class Deployer:
             running = service.state is ServiceState.RUNNING and replica.ready_at is not None
             in_flight = self.launcher.in_flight(replica, self._http) if running else 0.0
             if in_flight == 0 or (replica.deadline is not None and now >= replica.deadline):
-                return self._stop(replica.name, "drained" if in_flight == 0 else f"drain deadline ({in_flight:g} in flight)")
+                return self._stop(
+                    replica.name,
+                    "drained" if in_flight == 0 else f"drain deadline ({in_flight:g} in flight)",
+                )
         return None
 
     def _ready(self, name: str) -> Replica:
@@ -206,7 +232,11 @@ class Deployer:
             replica.deadline = None
             replica.registered = replica.registered or registered
         self._sync_targets()
-        self._event("replica.ready", replica, start_to_ready_s=round((replica.ready_at or 0) - replica.created_at, 2))
+        self._event(
+            "replica.ready",
+            replica,
+            start_to_ready_s=round((replica.ready_at or 0) - replica.created_at, 2),
+        )
         return self.state().get(name)
 
     def _fail(self, name: str, reason: str) -> Replica:
@@ -267,13 +297,19 @@ class Deployer:
                 replica.state is ReplicaState.STARTING and replica.reason == "readiness gating off"
             )
             if admitted:
-                targets.append(scrape_target(replica, self.launcher.address(replica.name, replica.port)))
+                targets.append(
+                    scrape_target(replica, self.launcher.address(replica.name, replica.port))
+                )
         write_job_targets(self.settings, "engine", targets)
 
     # -- waiting -------------------------------------------------------------------------------
     def wait_for(
-        self, done: Callable[[DeploymentState], bool], what: str, timeout_s: float,
-        progress: Progress | None = None, interval_s: float = 1.0,
+        self,
+        done: Callable[[DeploymentState], bool],
+        what: str,
+        timeout_s: float,
+        progress: Progress | None = None,
+        interval_s: float = 1.0,
     ) -> DeploymentState:
         """Poll until ``done(state)``; raise DeployError naming ``what`` after ``timeout_s``."""
         start = time.monotonic()
@@ -291,18 +327,30 @@ class Deployer:
                 progress(f"waiting for {what} ({waited:.0f} s)")
             time.sleep(interval_s)
 
-    def wait_settled(self, name: str, timeout_s: float, progress: Progress | None = None) -> Replica:
+    def wait_settled(
+        self, name: str, timeout_s: float, progress: Progress | None = None
+    ) -> Replica:
         """Wait until the replica is ready, or has failed, or has stopped."""
         self.wait_for(
-            lambda s: s.get(name).state is not ReplicaState.STARTING and s.get(name).state is not ReplicaState.DRAINING,
-            f"{name} to become ready", timeout_s, progress,
+            lambda s: (
+                s.get(name).state is not ReplicaState.STARTING
+                and s.get(name).state is not ReplicaState.DRAINING
+            ),
+            f"{name} to become ready",
+            timeout_s,
+            progress,
         )
         return self.state().get(name)
 
     # -- operator actions ---------------------------------------------------------------------
     def deploy(
-        self, version_name: str, weight: float, *, shadow: bool = False,
-        progress: Progress | None = None, timeout_s: float | None = None,
+        self,
+        version_name: str,
+        weight: float,
+        *,
+        shadow: bool = False,
+        progress: Progress | None = None,
+        timeout_s: float | None = None,
     ) -> Replica:
         """Run ``version_name`` as the canary and give it ``weight`` percent of traffic (or, with
         ``shadow``, a mirror of ``weight`` percent). A canary of another version is rolled back
@@ -320,13 +368,30 @@ class Deployer:
             replica = current[0] if current else self.start_replica(version.name, CANARY)
             if progress:
                 progress(f"starting {replica.name} ({version.name}) on port {replica.port}")
-            replica = self.wait_settled(replica.name, timeout_s or version.ready_timeout_s + 30, progress)
+            replica = self.wait_settled(
+                replica.name, timeout_s or version.ready_timeout_s + 30, progress
+            )
         if replica.state is not ReplicaState.READY:
-            self._record_deploy("deploy.failed", version.name, weight, shadow, started, replica=replica.name, reason=replica.reason)
+            self._record_deploy(
+                "deploy.failed",
+                version.name,
+                weight,
+                shadow,
+                started,
+                replica=replica.name,
+                reason=replica.reason,
+            )
             raise DeployError(f"{version.name} did not become ready: {replica.reason}")
         self._route_canary(weight, shadow)
-        self._record_deploy("deploy", version.name, weight, shadow, started, replica=replica.name,
-                            start_to_ready_s=round((replica.ready_at or started) - replica.created_at, 2))
+        self._record_deploy(
+            "deploy",
+            version.name,
+            weight,
+            shadow,
+            started,
+            replica=replica.name,
+            start_to_ready_s=round((replica.ready_at or started) - replica.created_at, 2),
+        )
         return replica
 
     def set_canary_weight(self, weight: float, shadow: bool = False) -> None:
@@ -368,12 +433,20 @@ class Deployer:
         names = {r.name for r in canaries}
         self.wait_for(
             lambda s: not any(r.active for r in s.replicas if r.name in names),
-            "the canary to drain and stop", self.drain_timeout_s + self.settings.stop_timeout_s + 30, progress,
+            "the canary to drain and stop",
+            self.drain_timeout_s + self.settings.stop_timeout_s + 30,
+            progress,
         )
-        timeline.record(self.settings.run_dir, "rollback", {
-            "versions": versions, "replicas": sorted(names), "reason": reason,
-            "seconds": round(self.clock() - started, 2),
-        })
+        timeline.record(
+            self.settings.run_dir,
+            "rollback",
+            {
+                "versions": versions,
+                "replicas": sorted(names),
+                "reason": reason,
+                "seconds": round(self.clock() - started, 2),
+            },
+        )
         return [self.state().get(n) for n in sorted(names)]
 
     def gateway_knows(self, version: str) -> bool:
@@ -381,27 +454,53 @@ class Deployer:
             return False
         return any(e.get("version") == version for e in self.gateway.engines().values())
 
-    def remove_all(self, progress: Progress | None = None, requested_by: str | None = None) -> list[str]:
+    def remove_all(
+        self, progress: Progress | None = None, requested_by: str | None = None
+    ) -> list[str]:
         """Stop every managed replica, or only those ``requested_by`` one requester (a reset:
         nothing of the deployments stays running); return the names stopped."""
-        mine = [r for r in self.state().active() if requested_by is None or r.requested_by == requested_by]
+        mine = [
+            r
+            for r in self.state().active()
+            if requested_by is None or r.requested_by == requested_by
+        ]
         for replica in mine:
             if replica.state is not ReplicaState.DRAINING:
                 self.drain(replica.name, "reset")
         names = {r.name for r in mine}
-        self.wait_for(lambda s: not any(r.active for r in s.replicas if r.name in names), "every replica to stop",
-                      self.drain_timeout_s + self.settings.stop_timeout_s + 30, progress)
+        self.wait_for(
+            lambda s: not any(r.active for r in s.replicas if r.name in names),
+            "every replica to stop",
+            self.drain_timeout_s + self.settings.stop_timeout_s + 30,
+            progress,
+        )
         return sorted(names)
 
     # -- records -------------------------------------------------------------------------------
     def _event(self, kind: str, replica: Replica, **extra: Any) -> None:
-        detail = {"replica": replica.name, "version": replica.version, "track": replica.track,
-                  "port": replica.port, "state": replica.state.value, "reason": replica.reason,
-                  "requested_by": replica.requested_by, **extra}
+        detail = {
+            "replica": replica.name,
+            "version": replica.version,
+            "track": replica.track,
+            "port": replica.port,
+            "state": replica.state.value,
+            "reason": replica.reason,
+            "requested_by": replica.requested_by,
+            **extra,
+        }
         timeline.record(self.settings.run_dir, kind, detail)
 
-    def _record_deploy(self, kind: str, version: str, weight: float, shadow: bool, started: float, **extra: Any) -> None:
-        timeline.record(self.settings.run_dir, kind, {
-            "version": version, "weight": weight, "shadow": shadow,
-            "seconds": round(self.clock() - started, 2), **extra,
-        })
+    def _record_deploy(
+        self, kind: str, version: str, weight: float, shadow: bool, started: float, **extra: Any
+    ) -> None:
+        timeline.record(
+            self.settings.run_dir,
+            kind,
+            {
+                "version": version,
+                "weight": weight,
+                "shadow": shadow,
+                "seconds": round(self.clock() - started, 2),
+                **extra,
+            },
+        )

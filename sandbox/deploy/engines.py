@@ -16,12 +16,11 @@ import httpx
 
 from sandbox.components.base import Readiness, ScrapeTarget
 from sandbox.components.engine import engine_component
+from sandbox.deploy.state import Replica
+from sandbox.deploy.versions import EngineVersion, version_settings
 from sandbox.runtime.base import ServiceSpec
 from sandbox.runtime.docker import DockerRuntime
 from sandbox.settings import Mode, Settings
-
-from sandbox.deploy.state import Replica
-from sandbox.deploy.versions import EngineVersion, version_settings
 
 __all__ = ["CONTAINER_PORT", "Launcher", "VllmLauncher", "in_flight_from_metrics", "scrape_target"]
 
@@ -29,7 +28,9 @@ __all__ = ["CONTAINER_PORT", "Launcher", "VllmLauncher", "in_flight_from_metrics
 CONTAINER_PORT = 8000
 CONTAINER_MODEL_DIR = "/models/tiny-llama"
 
-_IN_FLIGHT = re.compile(r"^vllm:num_requests_(?:running|waiting)(?:\{[^}]*\})?\s+(\S+)", re.MULTILINE)
+_IN_FLIGHT = re.compile(
+    r"^vllm:num_requests_(?:running|waiting)(?:\{[^}]*\})?\s+(\S+)", re.MULTILINE
+)
 
 
 class Launcher(Protocol):
@@ -43,7 +44,9 @@ class Launcher(Protocol):
         """host:port where Prometheus scrapes it."""
         ...
 
-    def check(self, version: EngineVersion, replica: Replica, client: httpx.Client) -> Readiness: ...
+    def check(
+        self, version: EngineVersion, replica: Replica, client: httpx.Client
+    ) -> Readiness: ...
 
     def in_flight(self, replica: Replica, client: httpx.Client) -> float | None:
         """Requests the replica is still working on (None when it cannot tell)."""
@@ -58,7 +61,11 @@ def in_flight_from_metrics(text: str) -> float:
 def scrape_target(replica: Replica, address: str) -> ScrapeTarget:
     # `version` is the track (stable/canary) as the contract's per-version panels expect;
     # `config` names the configuration it runs, for telling two canaries apart.
-    return ScrapeTarget("engine", address, {"version": replica.track, "replica": replica.name, "config": replica.version})
+    return ScrapeTarget(
+        "engine",
+        address,
+        {"version": replica.track, "replica": replica.name, "config": replica.version},
+    )
 
 
 class VllmLauncher:
@@ -78,15 +85,22 @@ class VllmLauncher:
         argv = (*base.argv, *version.extra_args)
         env = dict(base.env)
         if (
-            version.threads_bind is None and not settings.engine_cpu_set
-            and not self._compose() and (os.cpu_count() or 1) > 1
+            version.threads_bind is None
+            and not settings.engine_cpu_set
+            and not self._compose()
+            and (os.cpu_count() or 1) > 1
         ):
             # Left alone, vLLM binds every engine to core 0 ("auto"), so a second engine on the
             # same host would only share the first one's core; the last core is the other one.
             env["VLLM_CPU_OMP_THREADS_BIND"] = str((os.cpu_count() or 1) - 1)
         command = (*_container_args(base.command, settings), *version.extra_args)
         return dataclasses.replace(
-            base, argv=argv, command=command, env=env, labels=labels, container_port=CONTAINER_PORT,
+            base,
+            argv=argv,
+            command=command,
+            env=env,
+            labels=labels,
+            container_port=CONTAINER_PORT,
             volumes={str(settings.model_dir): CONTAINER_MODEL_DIR},
         )
 

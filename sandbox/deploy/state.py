@@ -53,7 +53,9 @@ class ReplicaState(str, Enum):
 
 
 ALLOWED: dict[ReplicaState, frozenset[ReplicaState]] = {
-    ReplicaState.STARTING: frozenset({ReplicaState.READY, ReplicaState.FAILED, ReplicaState.DRAINING}),
+    ReplicaState.STARTING: frozenset(
+        {ReplicaState.READY, ReplicaState.FAILED, ReplicaState.DRAINING}
+    ),
     ReplicaState.READY: frozenset({ReplicaState.DRAINING, ReplicaState.FAILED}),
     ReplicaState.DRAINING: frozenset({ReplicaState.STOPPED, ReplicaState.FAILED}),
     ReplicaState.STOPPED: frozenset(),
@@ -81,7 +83,9 @@ class Replica(BaseModel):
 
     def move(self, to: ReplicaState, reason: str = "", now: float | None = None) -> None:
         if to not in ALLOWED[self.state]:
-            raise TransitionError(f"replica {self.name}: {self.state.value} -> {to.value} is not allowed")
+            raise TransitionError(
+                f"replica {self.name}: {self.state.value} -> {to.value} is not allowed"
+            )
         self.state = to
         self.reason = reason
         self.changed_at = time.time() if now is None else now
@@ -109,8 +113,11 @@ class DeploymentState(BaseModel):
 
     def active(self, track: str | None = None, state: ReplicaState | None = None) -> list[Replica]:
         return [
-            r for r in self.replicas
-            if r.active and (track is None or r.track == track) and (state is None or r.state is state)
+            r
+            for r in self.replicas
+            if r.active
+            and (track is None or r.track == track)
+            and (state is None or r.state is state)
         ]
 
     def new_name(self, track: str) -> str:

@@ -37,4 +37,8 @@ def read_job_targets(settings: Settings, job: str) -> list[ScrapeTarget]:
         groups = json.loads((settings.targets_dir / f"{job}.json").read_text() or "[]")
     except FileNotFoundError:
         return []
-    return [ScrapeTarget(job, address, dict(g.get("labels", {}))) for g in groups for address in g["targets"]]
+    return [
+        ScrapeTarget(job, address, dict(g.get("labels", {})))
+        for g in groups
+        for address in g["targets"]
+    ]

@@ -23,7 +23,9 @@ def timeline_path(run_dir: Path) -> Path:
     return run_dir / TIMELINE_FILE
 
 
-def record(run_dir: Path, kind: str, detail: dict[str, Any] | None = None, ts: float | None = None) -> dict[str, Any]:
+def record(
+    run_dir: Path, kind: str, detail: dict[str, Any] | None = None, ts: float | None = None
+) -> dict[str, Any]:
     """Append one event and return it."""
     event = {"ts": time.time() if ts is None else ts, "kind": kind, "detail": detail or {}}
     line = (json.dumps(event, sort_keys=True, default=str) + "\n").encode()
@@ -36,7 +38,9 @@ def record(run_dir: Path, kind: str, detail: dict[str, Any] | None = None, ts: f
     return event
 
 
-def read_timeline(run_dir: Path, since: float | None = None, kind_prefix: str = "") -> list[dict[str, Any]]:
+def read_timeline(
+    run_dir: Path, since: float | None = None, kind_prefix: str = ""
+) -> list[dict[str, Any]]:
     """Events in file order, optionally from ``since`` on and of kinds starting with ``kind_prefix``.
     A line cut short by a crash is skipped."""
     try:

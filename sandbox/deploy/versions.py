@@ -14,7 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sandbox.settings import REPO_ROOT, CpuList, Settings
 
-__all__ = ["DEFAULT_VERSIONS_FILE", "EngineVersion", "VersionError", "load_versions", "version_settings"]
+__all__ = [
+    "DEFAULT_VERSIONS_FILE",
+    "EngineVersion",
+    "VersionError",
+    "load_versions",
+    "version_settings",
+]
 
 DEFAULT_VERSIONS_FILE = REPO_ROOT / "stack" / "versions.yaml"
 
@@ -32,14 +38,25 @@ class EngineVersion(BaseModel):
     description: str = ""
     model_dir: Path | None = Field(None, description="model folder (config.json, tokenizer)")
     served_model_name: str | None = None
-    max_model_len: int | None = Field(None, ge=64, description="--max-model-len: prompt + output tokens")
-    max_num_seqs: int | None = Field(None, ge=1, description="--max-num-seqs: sequences batched at once")
-    kv_blocks: int | None = Field(None, ge=1, description="--num-gpu-blocks-override (128 tokens a block on CPU)")
+    max_model_len: int | None = Field(
+        None, ge=64, description="--max-model-len: prompt + output tokens"
+    )
+    max_num_seqs: int | None = Field(
+        None, ge=1, description="--max-num-seqs: sequences batched at once"
+    )
+    kv_blocks: int | None = Field(
+        None, ge=1, description="--num-gpu-blocks-override (128 tokens a block on CPU)"
+    )
     kv_cache_space_gib: float | None = Field(None, gt=0, description="VLLM_CPU_KVCACHE_SPACE")
     threads_bind: str | None = Field(None, description="VLLM_CPU_OMP_THREADS_BIND")
-    cpus: CpuList | None = Field(None, description="CPU cores each replica may use (1, 0-3, 0,2): its own cores, like its own GPU")
+    cpus: CpuList | None = Field(
+        None,
+        description="CPU cores each replica may use (1, 0-3, 0,2): its own cores, like its own GPU",
+    )
     extra_args: tuple[str, ...] = Field((), description="more vLLM server flags, appended as given")
-    ready_timeout_s: float = Field(240.0, gt=0, description="a replica not ready by then is failed and removed")
+    ready_timeout_s: float = Field(
+        240.0, gt=0, description="a replica not ready by then is failed and removed"
+    )
 
 
 def load_versions(path: Path = DEFAULT_VERSIONS_FILE) -> dict[str, EngineVersion]:
@@ -55,14 +72,19 @@ def load_versions(path: Path = DEFAULT_VERSIONS_FILE) -> dict[str, EngineVersion
     versions: dict[str, EngineVersion] = {}
     for name, fields in data["versions"].items():
         try:
-            versions[str(name)] = EngineVersion.model_validate({**(fields or {}), "name": str(name)})
+            versions[str(name)] = EngineVersion.model_validate(
+                {**(fields or {}), "name": str(name)}
+            )
         except ValidationError as exc:
             problems = "; ".join(
-                f"versions.{name}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+                f"versions.{name}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in exc.errors()
             )
             raise VersionError(f"{path}: {problems}") from None
     if "stable" not in versions:
-        raise VersionError(f"{path}: versions.stable is missing (the autoscaler and rollback need it)")
+        raise VersionError(
+            f"{path}: versions.stable is missing (the autoscaler and rollback need it)"
+        )
     return versions
 
 

@@ -79,8 +79,16 @@ def grade_answer(question: Question, choice_id: str) -> QuestionGrade:
         raise ValueError(f"{choice_id!r} is not a choice of {question.id}: {', '.join(choices)}")
     chosen = choices[key]
     best = "; ".join(c.text for c in question.choices if c.points >= 1.0)
-    return QuestionGrade(question.id, question.question, chosen.id, chosen.text, chosen.points, question.weight,
-                         chosen.explanation, best)
+    return QuestionGrade(
+        question.id,
+        question.question,
+        chosen.id,
+        chosen.text,
+        chosen.points,
+        question.weight,
+        chosen.explanation,
+        best,
+    )
 
 
 def grade_diagnosis(questions: list[Question], answers: dict[str, str]) -> DiagnosisGrade:
@@ -102,7 +110,9 @@ def score_drill(
     notes: list[str] = []
     parts: dict[str, float] = {}
     parts["diagnosis"] = round(DIAGNOSIS_POINTS * diagnosis.fraction, 1) if diagnosis else 0.0
-    first_good = next((i for i, a in enumerate(attempts) if a.recovered and a.mitigation.correct), None)
+    first_good = next(
+        (i for i, a in enumerate(attempts) if a.recovered and a.mitigation.correct), None
+    )
     if first_good is None:
         parts["mitigation"] = 0.0
         notes.append("no correct mitigation brought recovery")

@@ -20,13 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sandbox.settings import REPO_ROOT
 
 __all__ = [
-    "Check",
+    "NOTES_SECTIONS",
     "ChangeSpec",
+    "Check",
     "Incident",
     "IncidentManifest",
     "ManifestError",
     "Mitigation",
-    "NOTES_SECTIONS",
     "Question",
     "incidents_dir",
     "list_incidents",
@@ -57,7 +57,9 @@ class ChangeSpec(_Strict):
         from faults import REGISTRY, ParamError
 
         if self.change not in REGISTRY:
-            raise ValueError(f"unknown change {self.change!r}; known: {', '.join(sorted(REGISTRY))}")
+            raise ValueError(
+                f"unknown change {self.change!r}; known: {', '.join(sorted(REGISTRY))}"
+            )
         try:
             REGISTRY[self.change].parse(self.params)
         except ParamError as exc:
@@ -80,7 +82,8 @@ class Check(_Strict):
     below: float | None = Field(None, description="breached when the value is below this")
     unit: str = Field("", description="how to print the value: s, ratio, 1/s, ...")
     no_data: Literal["breached", "ok"] = Field(
-        "breached", description="how to count an empty result (default: breached, so a broken query is seen)"
+        "breached",
+        description="how to count an empty result (default: breached, so a broken query is seen)",
     )
 
     @model_validator(mode="after")
@@ -101,13 +104,19 @@ class Check(_Strict):
 
 class Signature(_Strict):
     anomalous: list[Check] = Field(min_length=1, description="must be breached during the incident")
-    normal: list[Check] = Field(min_length=1, description="must never be breached while the fault is active")
-    grace_s: float = Field(60.0, ge=0, le=900, description="after the page, time left for anomalous checks to breach")
+    normal: list[Check] = Field(
+        min_length=1, description="must never be breached while the fault is active"
+    )
+    grace_s: float = Field(
+        60.0, ge=0, le=900, description="after the page, time left for anomalous checks to breach"
+    )
 
 
 class Alerts(_Strict):
     expected: list[str] = Field(min_length=1, description="alert names that must fire")
-    page: str | None = Field(None, description="the alert whose arrival is the page (default: first expected)")
+    page: str | None = Field(
+        None, description="the alert whose arrival is the page (default: first expected)"
+    )
 
     @model_validator(mode="after")
     def _page_expected(self) -> Alerts:
@@ -123,8 +132,12 @@ class Alerts(_Strict):
 class Choice(_Strict):
     id: str = Field(pattern=r"^[a-z]$", description="the letter the learner types")
     text: str = Field(min_length=1)
-    points: float = Field(0.0, ge=0.0, le=1.0, description="credit for choosing it (1 = fully right)")
-    explanation: str = Field(min_length=1, description="shown after the answer: why it is right or wrong")
+    points: float = Field(
+        0.0, ge=0.0, le=1.0, description="credit for choosing it (1 = fully right)"
+    )
+    explanation: str = Field(
+        min_length=1, description="shown after the answer: why it is right or wrong"
+    )
 
 
 class Question(_Strict):
@@ -149,12 +162,16 @@ class RevertFault(_Strict):
 
 class Mitigation(_Strict):
     id: str = Field(pattern=ID_PATTERN)
-    title: str = Field(min_length=1, description="what the learner chooses, as an operator would say it")
+    title: str = Field(
+        min_length=1, description="what the learner chooses, as an operator would say it"
+    )
     action: ChangeSpec | RevertFault
     correct: bool
     reference: bool = Field(False, description="what MODE=auto applies; exactly one, and correct")
     why: str = Field(min_length=1, description="why it works, or why it is tempting and wrong")
-    settle_s: float = Field(0.0, ge=0, le=600, description="wait this long after applying before checking recovery")
+    settle_s: float = Field(
+        0.0, ge=0, le=600, description="wait this long after applying before checking recovery"
+    )
 
 
 class Recovery(_Strict):
@@ -165,16 +182,26 @@ class Recovery(_Strict):
 
 
 class Timing(_Strict):
-    baseline_min_s: float = Field(30.0, ge=0, le=1800, description="baseline runs at least this long")
-    steady_s: float = Field(20.0, ge=0, le=900, description="no check breached and no alert for this long")
+    baseline_min_s: float = Field(
+        30.0, ge=0, le=1800, description="baseline runs at least this long"
+    )
+    steady_s: float = Field(
+        20.0, ge=0, le=900, description="no check breached and no alert for this long"
+    )
     baseline_timeout_s: float = Field(240.0, gt=0, le=3600)
-    page_timeout_s: float = Field(300.0, gt=0, le=3600, description="the page must come within this")
-    diagnosis_target_s: float = Field(600.0, gt=0, description="time to diagnose that earns the full time bonus")
+    page_timeout_s: float = Field(
+        300.0, gt=0, le=3600, description="the page must come within this"
+    )
+    diagnosis_target_s: float = Field(
+        600.0, gt=0, description="time to diagnose that earns the full time bonus"
+    )
 
 
 class Workload(_Strict):
     profile: str = Field(min_length=1, description="load generator profile name (or path)")
-    traffic_check: Check | None = Field(None, description="breached while traffic is NOT flowing (baseline waits)")
+    traffic_check: Check | None = Field(
+        None, description="breached while traffic is NOT flowing (baseline waits)"
+    )
 
 
 class Panel(_Strict):
@@ -184,8 +211,12 @@ class Panel(_Strict):
 
 
 class Report(_Strict):
-    dashboard: str | None = Field(None, description="dashboard the renderer should draw for the incident window")
-    panels: list[Panel] = Field(default_factory=list, description="key panels charted in the report")
+    dashboard: str | None = Field(
+        None, description="dashboard the renderer should draw for the incident window"
+    )
+    panels: list[Panel] = Field(
+        default_factory=list, description="key panels charted in the report"
+    )
 
 
 class IncidentManifest(_Strict):
@@ -193,9 +224,13 @@ class IncidentManifest(_Strict):
     title: str = Field(min_length=1)
     difficulty: Literal["beginner", "intermediate", "advanced"]
     concepts: list[str] = Field(min_length=1)
-    page: str = Field(min_length=1, description="what the learner reads when paged: symptoms, never the cause")
+    page: str = Field(
+        min_length=1, description="what the learner reads when paged: symptoms, never the cause"
+    )
     workload: Workload
-    setup: list[ChangeSpec] = Field(default_factory=list, description="applied before the baseline, reverted at the end")
+    setup: list[ChangeSpec] = Field(
+        default_factory=list, description="applied before the baseline, reverted at the end"
+    )
     faults: list[FaultStep] = Field(min_length=1)
     timing: Timing = Field(default_factory=Timing)
     signature: Signature
@@ -224,14 +259,20 @@ class IncidentManifest(_Strict):
             raise ValueError(f"mitigation ids must be unique: {mitigation_ids}")
         for m in self.mitigations:
             if isinstance(m.action, RevertFault) and m.action.revert_fault not in fault_ids:
-                raise ValueError(f"mitigation {m.id}: revert_fault {m.action.revert_fault!r} is not a fault id ({fault_ids})")
+                raise ValueError(
+                    f"mitigation {m.id}: revert_fault {m.action.revert_fault!r} is not a fault id ({fault_ids})"
+                )
         if not any(m.correct for m in self.mitigations):
             raise ValueError("mitigations: at least one must be correct")
         if all(m.correct for m in self.mitigations):
-            raise ValueError("mitigations: at least one must be tempting but wrong (correct: false)")
+            raise ValueError(
+                "mitigations: at least one must be tempting but wrong (correct: false)"
+            )
         references = [m for m in self.mitigations if m.reference]
         if len(references) != 1 or not references[0].correct:
-            raise ValueError("mitigations: exactly one must be the reference (reference: true), and it must be correct")
+            raise ValueError(
+                "mitigations: exactly one must be the reference (reference: true), and it must be correct"
+            )
         question_ids = [q.id for q in self.diagnosis]
         if len(question_ids) != len(set(question_ids)):
             raise ValueError(f"diagnosis question ids must be unique: {question_ids}")
@@ -304,7 +345,9 @@ def load_incident(ref: str | Path, root: Path | None = None) -> Incident:
     except ValidationError as exc:
         raise ManifestError(f"{manifest_path}: " + "; ".join(_problems(exc))) from None
     if manifest.id != manifest_path.parent.name:
-        raise ManifestError(f"{manifest_path}: id: {manifest.id!r} must equal its folder name {manifest_path.parent.name!r}")
+        raise ManifestError(
+            f"{manifest_path}: id: {manifest.id!r} must equal its folder name {manifest_path.parent.name!r}"
+        )
     notes = _check_notes(manifest_path.parent / "notes.md")
     return Incident(manifest=manifest, folder=manifest_path.parent, notes=notes)
 

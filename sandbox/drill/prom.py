@@ -17,7 +17,9 @@ class PromError(Exception):
 
 
 class PromClient:
-    def __init__(self, prometheus_url: str, alertmanager_url: str | None = None, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, prometheus_url: str, alertmanager_url: str | None = None, timeout_s: float = 10.0
+    ) -> None:
         self.prometheus_url = prometheus_url.rstrip("/")
         self.alertmanager_url = alertmanager_url.rstrip("/") if alertmanager_url else None
         self._client = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=2.0))
@@ -33,9 +35,15 @@ class PromClient:
         try:
             body = response.json()
         except ValueError:
-            raise PromError(f"{what}: {url} answered {response.status_code}: {response.text[:200]}") from None
-        if response.status_code != 200 or (isinstance(body, dict) and body.get("status") == "error"):
-            raise PromError(f"{what}: {body.get('error', body) if isinstance(body, dict) else body}")
+            raise PromError(
+                f"{what}: {url} answered {response.status_code}: {response.text[:200]}"
+            ) from None
+        if response.status_code != 200 or (
+            isinstance(body, dict) and body.get("status") == "error"
+        ):
+            raise PromError(
+                f"{what}: {body.get('error', body) if isinstance(body, dict) else body}"
+            )
         return body
 
     def query(self, expr: str, at: float | None = None) -> float | None:
@@ -54,10 +62,14 @@ class PromClient:
     def query_range(self, expr: str, start: float, end: float, step: float) -> dict[str, Series]:
         """Each series of a range query, keyed by its labels printed as ``{a="b"}``."""
         params = {"query": expr, "start": start, "end": end, "step": max(step, 1.0)}
-        body = self._get(f"{self.prometheus_url}/api/v1/query_range", params, f"range query {expr!r}")
+        body = self._get(
+            f"{self.prometheus_url}/api/v1/query_range", params, f"range query {expr!r}"
+        )
         out: dict[str, Series] = {}
         for item in body["data"]["result"]:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(item["metric"].items()) if k != "__name__")
+            labels = ",".join(
+                f'{k}="{v}"' for k, v in sorted(item["metric"].items()) if k != "__name__"
+            )
             out["{" + labels + "}"] = [(float(t), _num(v)) for t, v in item["values"]]
         return out
 
@@ -76,14 +88,21 @@ class PromClient:
             raise PromError("no Alertmanager URL configured")
         body = self._get(
             f"{self.alertmanager_url}/api/v2/alerts",
-            {"active": "true", "silenced": "false", "inhibited": "false"}, "Alertmanager alerts",
+            {"active": "true", "silenced": "false", "inhibited": "false"},
+            "Alertmanager alerts",
         )
         return sorted({a["labels"].get("alertname", "?") for a in body})
 
     def prometheus_firing(self) -> list[str]:
         """Alerts Prometheus itself evaluates as firing (no Alertmanager delay)."""
         body = self._get(f"{self.prometheus_url}/api/v1/alerts", {}, "Prometheus alerts")
-        return sorted({a["labels"].get("alertname", "?") for a in body["data"]["alerts"] if a.get("state") == "firing"})
+        return sorted(
+            {
+                a["labels"].get("alertname", "?")
+                for a in body["data"]["alerts"]
+                if a.get("state") == "firing"
+            }
+        )
 
 
 def _num(raw: Any) -> float:

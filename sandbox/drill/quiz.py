@@ -22,5 +22,7 @@ def ask_diagnosis(prompter: Prompter, questions: list[Question]) -> DiagnosisGra
 
 
 def ask_mitigation(prompter: Prompter, options: list[Mitigation]) -> Mitigation:
-    key = prompter.choose("Which mitigation do you apply?", [(str(i + 1), m.title) for i, m in enumerate(options)])
+    key = prompter.choose(
+        "Which mitigation do you apply?", [(str(i + 1), m.title) for i, m in enumerate(options)]
+    )
     return options[int(key) - 1]

@@ -43,25 +43,38 @@ def summary_lines(result: DrillResult) -> list[str]:
         f"  time to recover:   {_dur(None if result.recovered_at is None or result.first_mitigation_at is None else result.recovered_at - result.first_mitigation_at)} after the first mitigation",
     ]
     for attempt in result.attempts:
-        lines.append(f"  mitigation {attempt.mitigation.id}: {'correct' if attempt.mitigation.correct else 'wrong'}, "
-                     f"{'recovered' if attempt.recovered else 'no recovery'}")
+        lines.append(
+            f"  mitigation {attempt.mitigation.id}: {'correct' if attempt.mitigation.correct else 'wrong'}, "
+            f"{'recovered' if attempt.recovered else 'no recovery'}"
+        )
     if result.signature_at_page:
         lines.append("  signature at the page:")
         checks = {c.name: c for c in [*m.signature.anomalous, *m.signature.normal]}
         for name, value in result.signature_at_page.items():
             lines.append(f"    {name}: {format_value(value, checks[name].unit)}")
     for r in result.signature:
-        lines.append(f"  signature {r.kind}: {r.check.describe()} -> {'ok' if r.ok else 'MISBEHAVED'} (worst {format_value(r.worst, r.check.unit)})")
+        lines.append(
+            f"  signature {r.kind}: {r.check.describe()} -> {'ok' if r.ok else 'MISBEHAVED'} (worst {format_value(r.worst, r.check.unit)})"
+        )
     if result.score is not None:
         parts = ", ".join(f"{k} {v:+g}" for k, v in result.score.parts.items())
-        lines.append(f"  score: {result.score.total:g}/100 ({parts}); hints used: {result.hints_used}")
+        lines.append(
+            f"  score: {result.score.total:g}/100 ({parts}); hints used: {result.hints_used}"
+        )
     for failure in result.failures:
         lines.append(f"  FAILURE: {failure}")
     return lines
 
 
-def svg_chart(series: dict[str, Series], start: float, end: float, marks: list[tuple[float, str]],
-              unit: str = "", width: int = 560, height: int = 200) -> str:
+def svg_chart(
+    series: dict[str, Series],
+    start: float,
+    end: float,
+    marks: list[tuple[float, str]],
+    unit: str = "",
+    width: int = 560,
+    height: int = 200,
+) -> str:
     """A small line chart as inline SVG: one polyline per series, vertical lines for ``marks``."""
     pad_l, pad_r, pad_t, pad_b = 56, 10, 10, 24
     values = [v for s in series.values() for _, v in s if not math.isnan(v) and not math.isinf(v)]
@@ -75,38 +88,60 @@ def svg_chart(series: dict[str, Series], start: float, end: float, marks: list[t
     def y(v: float) -> float:
         return height - pad_b - (v / top) * (height - pad_t - pad_b)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
-             f'<rect x="{pad_l}" y="{pad_t}" width="{width - pad_l - pad_r}" height="{height - pad_t - pad_b}" fill="#fafafa" stroke="#ccc"/>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
+        f'<rect x="{pad_l}" y="{pad_t}" width="{width - pad_l - pad_r}" height="{height - pad_t - pad_b}" fill="#fafafa" stroke="#ccc"/>',
+    ]
     for frac in (0.0, 0.5, 1.0):
         value = top * frac
-        parts.append(f'<text x="{pad_l - 4}" y="{y(value) + 4:.1f}" font-size="10" text-anchor="end">{value:.3g}{html.escape(unit if unit != "ratio" else "")}</text>')
-    parts.append(f'<text x="{pad_l}" y="{height - 6}" font-size="10">{time.strftime("%H:%M:%S", time.localtime(start))}</text>')
-    parts.append(f'<text x="{width - pad_r}" y="{height - 6}" font-size="10" text-anchor="end">{time.strftime("%H:%M:%S", time.localtime(end))}</text>')
+        parts.append(
+            f'<text x="{pad_l - 4}" y="{y(value) + 4:.1f}" font-size="10" text-anchor="end">{value:.3g}{html.escape(unit if unit != "ratio" else "")}</text>'
+        )
+    parts.append(
+        f'<text x="{pad_l}" y="{height - 6}" font-size="10">{time.strftime("%H:%M:%S", time.localtime(start))}</text>'
+    )
+    parts.append(
+        f'<text x="{width - pad_r}" y="{height - 6}" font-size="10" text-anchor="end">{time.strftime("%H:%M:%S", time.localtime(end))}</text>'
+    )
     for ts, label in marks:
         if start <= ts <= end:
-            parts.append(f'<line x1="{x(ts):.1f}" x2="{x(ts):.1f}" y1="{pad_t}" y2="{height - pad_b}" stroke="#e377c2" stroke-dasharray="4 3"/>'
-                         f'<text x="{x(ts) + 3:.1f}" y="{pad_t + 10}" font-size="10" fill="#e377c2">{html.escape(label)}</text>')
+            parts.append(
+                f'<line x1="{x(ts):.1f}" x2="{x(ts):.1f}" y1="{pad_t}" y2="{height - pad_b}" stroke="#e377c2" stroke-dasharray="4 3"/>'
+                f'<text x="{x(ts) + 3:.1f}" y="{pad_t + 10}" font-size="10" fill="#e377c2">{html.escape(label)}</text>'
+            )
     for i, (name, points) in enumerate(sorted(series.items())):
-        coords = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in points if not math.isnan(v) and not math.isinf(v))
+        coords = " ".join(
+            f"{x(t):.1f},{y(v):.1f}" for t, v in points if not math.isnan(v) and not math.isinf(v)
+        )
         if coords:
             colour = COLOURS[i % len(COLOURS)]
-            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{coords}"><title>{html.escape(name)}</title></polyline>')
+            parts.append(
+                f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{coords}"><title>{html.escape(name)}</title></polyline>'
+            )
     if not values:
-        parts.append(f'<text x="{width / 2}" y="{height / 2}" font-size="12" text-anchor="middle">no data</text>')
+        parts.append(
+            f'<text x="{width / 2}" y="{height / 2}" font-size="12" text-anchor="middle">no data</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
 
 def _marks(result: DrillResult) -> list[tuple[float, str]]:
     marks = []
-    for ts, label in ((result.injected_at, "fault"), (result.paged_at, "page"),
-                      (result.first_mitigation_at, "mitigation"), (result.recovered_at, "recovered")):
+    for ts, label in (
+        (result.injected_at, "fault"),
+        (result.paged_at, "page"),
+        (result.first_mitigation_at, "mitigation"),
+        (result.recovered_at, "recovered"),
+    ):
         if ts is not None:
             marks.append((ts, label))
     return marks
 
 
-def _renderer_images(result: DrillResult, settings: Settings, out_dir: Path, say: Callable[[str], None]) -> list[Path]:
+def _renderer_images(
+    result: DrillResult, settings: Settings, out_dir: Path, say: Callable[[str], None]
+) -> list[Path]:
     dashboard = result.incident.manifest.report.dashboard
     if not dashboard:
         return []
@@ -116,10 +151,14 @@ def _renderer_images(result: DrillResult, settings: Settings, out_dir: Path, say
         return []
     try:
         produced: Any = render_dashboard(
-            dashboard, prometheus_url=settings.prometheus_url, start=result.started_at, end=result.ended_at,
-            annotations=[{"time": t, "text": label} for t, label in _marks(result)], out_dir=out_dir,
+            dashboard,
+            prometheus_url=settings.prometheus_url,
+            start=result.started_at,
+            end=result.ended_at,
+            annotations=[{"time": t, "text": label} for t, label in _marks(result)],
+            out_dir=out_dir,
         )
-    except Exception as exc:  # noqa: BLE001 - the renderer is optional; say why it did not draw
+    except Exception as exc:
         say(f"  dashboard renderer failed: {type(exc).__name__}: {exc}")
         return []
     paths = produced if isinstance(produced, (list, tuple)) else [produced]
@@ -142,21 +181,31 @@ def _html(result: DrillResult, charts: list[tuple[str, str]], images: list[Path]
     )
     diag = ""
     if result.diagnosis:
-        diag = "<h2>Diagnosis</h2><ul>" + "".join(
-            f"<li><b>{esc(g.question)}</b><br>answered: {esc(g.chosen_text)} ({g.points:g})<br>"
-            f"<i>{esc(g.explanation)}</i><br>best: {esc(g.best)}</li>" for g in result.diagnosis.questions) + "</ul>"
+        diag = (
+            "<h2>Diagnosis</h2><ul>"
+            + "".join(
+                f"<li><b>{esc(g.question)}</b><br>answered: {esc(g.chosen_text)} ({g.points:g})<br>"
+                f"<i>{esc(g.explanation)}</i><br>best: {esc(g.best)}</li>"
+                for g in result.diagnosis.questions
+            )
+            + "</ul>"
+        )
     mitigations = "".join(
         f"<li><b>{esc(mit.title)}</b> ({'correct' if mit.correct else 'tempting but wrong'}"
-        f"{', reference' if mit.reference else ''})<br>{esc(mit.why)}</li>" for mit in m.mitigations
+        f"{', reference' if mit.reference else ''})<br>{esc(mit.why)}</li>"
+        for mit in m.mitigations
     )
     attempts = "".join(
-        f"<li>{esc(a.mitigation.title)}: {'recovered' if a.recovered else 'no recovery'}</li>" for a in result.attempts
+        f"<li>{esc(a.mitigation.title)}: {'recovered' if a.recovered else 'no recovery'}</li>"
+        for a in result.attempts
     )
     imgs = "".join(
         f'<figure><img alt="{esc(p.stem)}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}"></figure>'
         for p in images
     )
-    chart_html = "".join(f"<figure><figcaption>{esc(title)}</figcaption>{svg}</figure>" for title, svg in charts)
+    chart_html = "".join(
+        f"<figure><figcaption>{esc(title)}</figcaption>{svg}</figure>" for title, svg in charts
+    )
     summary = "\n".join(esc(line) for line in summary_lines(result))
     notes = esc(result.incident.notes)
     return f"""<!doctype html>
@@ -169,22 +218,27 @@ figcaption{{font-size:13px;font-weight:bold}} pre{{background:#f6f6f6;padding:1e
 img{{max-width:100%}}
 </style></head><body>
 <h1>{esc(m.title)} <small>({esc(m.id)}, {esc(m.difficulty)})</small></h1>
-<p>{'<b class=ok>PASSED</b>' if result.ok else '<b class=bad>FAILED</b>'}; mode {result.mode};
-concepts: {esc(', '.join(m.concepts))}</p>
+<p>{"<b class=ok>PASSED</b>" if result.ok else "<b class=bad>FAILED</b>"}; mode {result.mode};
+concepts: {esc(", ".join(m.concepts))}</p>
 <pre>{summary}</pre>
 <h2>The page</h2><pre>{esc(m.page)}</pre>
 <h2>Key panels</h2>{chart_html}{imgs}
 <h2>Signature</h2><table><tr><th>kind</th><th>check</th><th>PromQL</th><th>at page</th><th>worst</th><th>verdict</th></tr>{sig_rows}</table>
 {diag}
-<h2>Mitigations</h2><p>Applied:</p><ul>{attempts or '<li>none</li>'}</ul><p>All options:</p><ul>{mitigations}</ul>
+<h2>Mitigations</h2><p>Applied:</p><ul>{attempts or "<li>none</li>"}</ul><p>All options:</p><ul>{mitigations}</ul>
 <h2>Timeline</h2><table><tr><th>time</th><th>event</th><th>detail</th></tr>{rows}</table>
 <h2>Notes</h2><pre>{notes}</pre>
 </body></html>
 """
 
 
-def write_report(result: DrillResult, settings: Settings, prom: PromClient, out_dir: Path | None,
-                 say: Callable[[str], None] = print) -> list[Path]:
+def write_report(
+    result: DrillResult,
+    settings: Settings,
+    prom: PromClient,
+    out_dir: Path | None,
+    say: Callable[[str], None] = print,
+) -> list[Path]:
     """Print the summary and write ``report.html`` (returns the files written)."""
     for line in summary_lines(result):
         say(line)

@@ -106,7 +106,9 @@ class Drill:
         self.options = options or DrillOptions()
         self.runtime = runtime or LocalRuntime(settings.run_dir)
         self.say = say
-        self.ctx = StackContext.from_settings(settings, self.runtime, progress=lambda msg: say(f"  {msg}"))
+        self.ctx = StackContext.from_settings(
+            settings, self.runtime, progress=lambda msg: say(f"  {msg}")
+        )
         self.prom = PromClient(settings.prometheus_url, settings.alertmanager_url)
         self.source = f"drill:{self.m.id}"
         self.fault_handles: dict[str, FaultHandle] = {}
@@ -132,7 +134,7 @@ class Drill:
         while not self._stop_reaper.wait(REAPER_EVERY_S):
             try:
                 faults.reap_expired(self.ctx)
-            except Exception as exc:  # noqa: BLE001 - keep reaping; say what failed
+            except Exception as exc:
                 self.say(f"  fault reaper: {exc}")
 
     def _firing(self) -> list[str]:
@@ -183,7 +185,9 @@ class Drill:
 
         if not self.options.start_stack:
             return
-        self.say("== 1. stack: starting what is not running and waiting until every component is ready")
+        self.say(
+            "== 1. stack: starting what is not running and waiting until every component is ready"
+        )
         try:
             stack.up(self.settings, self.runtime, progress=lambda msg: self.say(f"  {msg}"))
         except stack.StackError as exc:
@@ -192,18 +196,32 @@ class Drill:
     def _setup(self) -> None:
         for spec in self.m.setup:
             self.say(f"== setup: {spec.change} {spec.params}")
-            self._change(spec.change, spec.params, ttl_s=self._drill_budget_s(), source=f"{self.source}:setup")
+            self._change(
+                spec.change,
+                spec.params,
+                ttl_s=self._drill_budget_s(),
+                source=f"{self.source}:setup",
+            )
 
     def _drill_budget_s(self) -> float:
         t, r = self.m.timing, self.m.recovery
         attempts = len(self.m.mitigations)
-        return t.baseline_timeout_s + t.page_timeout_s + attempts * (r.timeout_s + r.hold_s + 600) + 1800
+        return (
+            t.baseline_timeout_s
+            + t.page_timeout_s
+            + attempts * (r.timeout_s + r.hold_s + 600)
+            + 1800
+        )
 
     def _start_traffic(self) -> None:
         self.say(f"== 2. traffic: profile {self.m.workload.profile}")
         try:
-            self.traffic = start_traffic(self.settings, self.runtime, self.m.workload.profile,
-                                         progress=lambda msg: self.say(f"  {msg}"))
+            self.traffic = start_traffic(
+                self.settings,
+                self.runtime,
+                self.m.workload.profile,
+                progress=lambda msg: self.say(f"  {msg}"),
+            )
         except TrafficError as exc:
             raise DrillFailure("traffic", str(exc)) from exc
         self._event("drill.traffic", profile=self.m.workload.profile)
@@ -213,7 +231,9 @@ class Drill:
         checks: list[Check] = [*self.m.signature.anomalous, *self.m.signature.normal]
         if self.m.workload.traffic_check:
             checks.append(self.m.workload.traffic_check)
-        self.say(f"== 2. baseline: at least {t.baseline_min_s:.0f} s, then {t.steady_s:.0f} s steady with no alert")
+        self.say(
+            f"== 2. baseline: at least {t.baseline_min_s:.0f} s, then {t.steady_s:.0f} s steady with no alert"
+        )
         start = time.monotonic()
         steady_since: float | None = None
         last = start
@@ -225,7 +245,11 @@ class Drill:
                 steady_since = None
             elif steady_since is None:
                 steady_since = now
-            if steady_since is not None and now - start >= t.baseline_min_s and now - steady_since >= t.steady_s:
+            if (
+                steady_since is not None
+                and now - start >= t.baseline_min_s
+                and now - steady_since >= t.steady_s
+            ):
                 self.say(f"  steady after {now - start:.0f} s")
                 self._event("drill.baseline_steady", after_s=round(now - start, 1))
                 return
@@ -233,10 +257,15 @@ class Drill:
             if firing:
                 why = "; ".join(filter(None, [why, f"alerts firing: {', '.join(firing)}"]))
             if now - start >= t.baseline_timeout_s:
-                raise DrillFailure("baseline", f"not steady after {t.baseline_timeout_s:.0f} s: {why or 'not held long enough'}")
+                raise DrillFailure(
+                    "baseline",
+                    f"not steady after {t.baseline_timeout_s:.0f} s: {why or 'not held long enough'}",
+                )
             if now - last >= REPORT_EVERY_S:
                 last = now
-                self.say(f"  baseline {now - start:.0f}/{t.baseline_timeout_s:.0f} s: {why or 'steady, holding'}")
+                self.say(
+                    f"  baseline {now - start:.0f}/{t.baseline_timeout_s:.0f} s: {why or 'steady, holding'}"
+                )
             time.sleep(POLL_S)
 
     def _change(self, name: str, params: dict[str, Any], ttl_s: float, source: str) -> FaultHandle:
@@ -247,7 +276,11 @@ class Drill:
         except FaultConflict:
             change = faults.get_change(name)
             target = change.target(change.parse(params))
-            mine = [h for h in faults.active_handles(self.ctx) if h.target == target and h.source.startswith(self.source)]
+            mine = [
+                h
+                for h in faults.active_handles(self.ctx)
+                if h.target == target and h.source.startswith(self.source)
+            ]
             if not mine:
                 raise
             for handle in mine:
@@ -265,17 +298,24 @@ class Drill:
             delay = base + step.after_s - time.monotonic()
             if delay > 0:
                 self._wait(delay, f"next fault ({step.id})")
-            self.fault_handles[step.id] = self._change(step.change, step.params, step.ttl_s, self.source)
+            self.fault_handles[step.id] = self._change(
+                step.change, step.params, step.ttl_s, self.source
+            )
             self.say(f"  injected {step.id} ({step.change})")
 
     def _wait_page(self, receiver: AlertReceiver) -> None:
         t = self.m.timing
         page_alert = self.m.alerts.page_alert
         self.say(f"== 4. waiting for the page ({page_alert}), at most {t.page_timeout_s:.0f} s")
-        page = receiver.wait_for([page_alert], t.page_timeout_s, progress=lambda msg: self.say(f"  {msg}"))
+        page = receiver.wait_for(
+            [page_alert], t.page_timeout_s, progress=lambda msg: self.say(f"  {msg}")
+        )
         if page is None:
-            raise DrillFailure("page", f"{page_alert} did not page within {t.page_timeout_s:.0f} s "
-                                       f"(firing in Alertmanager: {', '.join(self._firing()) or 'none'})")
+            raise DrillFailure(
+                "page",
+                f"{page_alert} did not page within {t.page_timeout_s:.0f} s "
+                f"(firing in Alertmanager: {', '.join(self._firing()) or 'none'})",
+            )
         self.result.paged_at = time.time()
         self.result.page = page
         self._event("drill.page", alert=page.name, labels=page.labels)
@@ -285,13 +325,17 @@ class Drill:
             except PromError:
                 self.result.signature_at_page[check.name] = None
         self.say("")
-        self.say(f"PAGE after {self.result.paged_at - (self.result.injected_at or 0):.0f} s: {page.name}")
+        self.say(
+            f"PAGE after {self.result.paged_at - (self.result.injected_at or 0):.0f} s: {page.name}"
+        )
         for key in ("summary", "description"):
             if page.annotations.get(key):
                 self.say(f"  {key}: {page.annotations[key]}")
         self.say(self.m.page.rstrip())
-        self.say(f"  dashboards: `sandbox dashboards render` ({page.annotations.get('dashboard', 'serving overview')}); "
-                 f"Prometheus: {self.settings.prometheus_url}; traces: `sandbox traces`")
+        self.say(
+            f"  dashboards: `sandbox dashboards render` ({page.annotations.get('dashboard', 'serving overview')}); "
+            f"Prometheus: {self.settings.prometheus_url}; traces: `sandbox traces`"
+        )
 
     def _signature(self, until: float) -> None:
         """Anomalous checks must breach (waiting up to the grace period); normal ones must not."""
@@ -299,9 +343,13 @@ class Drill:
         deadline = (self.result.paged_at or time.time()) + sig.grace_s
         pending = list(sig.anomalous)
         while pending and time.time() < deadline:
-            pending = [c for c in pending if c not in [b for b, _ in current_breaches(self.prom, pending)]]
+            pending = [
+                c for c in pending if c not in [b for b, _ in current_breaches(self.prom, pending)]
+            ]
             if pending:
-                self.say(f"  signature: waiting for {', '.join(c.name for c in pending)} ({deadline - time.time():.0f} s left)")
+                self.say(
+                    f"  signature: waiting for {', '.join(c.name for c in pending)} ({deadline - time.time():.0f} s left)"
+                )
                 time.sleep(POLL_S)
         start = self.result.injected_at or self.result.started_at
         end = max(until, time.time())
@@ -311,13 +359,17 @@ class Drill:
         self.result.signature = results
         for r in results:
             verdict = "ok" if r.ok else "MISBEHAVED"
-            self.say(f"  signature {r.kind:<9} {r.check.describe():<50} worst {format_value(r.worst, r.check.unit):<10} {verdict}"
-                     + (f" ({r.error})" if r.error else ""))
+            self.say(
+                f"  signature {r.kind:<9} {r.check.describe():<50} worst {format_value(r.worst, r.check.unit):<10} {verdict}"
+                + (f" ({r.error})" if r.error else "")
+            )
         bad = [r for r in results if not r.ok]
         if bad:
             self.result.failures.append(
-                "signature: " + "; ".join(
-                    f"{r.check.name} ({r.kind}) {'never breached' if r.kind == 'anomalous' else 'breached'}" for r in bad
+                "signature: "
+                + "; ".join(
+                    f"{r.check.name} ({r.kind}) {'never breached' if r.kind == 'anomalous' else 'breached'}"
+                    for r in bad
                 )
             )
 
@@ -332,7 +384,12 @@ class Drill:
             if handle is not None:
                 faults.revert(self.ctx, handle.id, reason=f"mitigation {mitigation.id}")
         else:
-            self._change(action.change, action.params, self._drill_budget_s(), f"{self.source}:mitigation:{mitigation.id}")
+            self._change(
+                action.change,
+                action.params,
+                self._drill_budget_s(),
+                f"{self.source}:mitigation:{mitigation.id}",
+            )
         if mitigation.settle_s:
             self._wait(mitigation.settle_s, "letting it settle")
         recovered = self._recovery()
@@ -341,8 +398,10 @@ class Drill:
     def _recovery(self) -> bool:
         r = self.m.recovery
         alerts = self.m.alerts.expected if r.alerts_resolved else []
-        self.say(f"== 6. recovery: SLIs within SLO{' and alerts resolved' if alerts else ''} for {r.hold_s:.0f} s "
-                 f"(at most {r.timeout_s:.0f} s)")
+        self.say(
+            f"== 6. recovery: SLIs within SLO{' and alerts resolved' if alerts else ''} for {r.hold_s:.0f} s "
+            f"(at most {r.timeout_s:.0f} s)"
+        )
         start = time.monotonic()
         held_since: float | None = None
         last = start
@@ -364,7 +423,9 @@ class Drill:
                 return False
             if now - last >= REPORT_EVERY_S:
                 last = now
-                why = "; ".join(f"{c.describe()} (now {format_value(v, c.unit)})" for c, v in breaches)
+                why = "; ".join(
+                    f"{c.describe()} (now {format_value(v, c.unit)})" for c, v in breaches
+                )
                 if firing:
                     why = "; ".join(filter(None, [why, f"still firing: {', '.join(firing)}"]))
                 self.say(f"  recovery {now - start:.0f}/{r.timeout_s:.0f} s: {why or 'holding'}")
@@ -376,8 +437,11 @@ class Drill:
         attempt = self._apply(self.m.reference_mitigation)
         self.result.attempts.append(attempt)
         if not attempt.recovered:
-            raise DrillFailure("recovery", f"not recovered within {self.m.recovery.timeout_s:.0f} s of "
-                                           f"the reference mitigation ({attempt.mitigation.id})")
+            raise DrillFailure(
+                "recovery",
+                f"not recovered within {self.m.recovery.timeout_s:.0f} s of "
+                f"the reference mitigation ({attempt.mitigation.id})",
+            )
 
     def _interactive(self, receiver: AlertReceiver) -> None:
         hints = iter(self.m.hints)
@@ -403,7 +467,9 @@ class Drill:
             return "\n".join(lines)
 
         prompter = self.prompter_factory(on_hint=hint, on_status=status)
-        prompter.wait_ready("\nInvestigate (dashboards, traces). Enter = answer the diagnosis, h = hint, s = signals: ")
+        prompter.wait_ready(
+            "\nInvestigate (dashboards, traces). Enter = answer the diagnosis, h = hint, s = signals: "
+        )
         self.result.diagnosis = ask_diagnosis(prompter, self.m.diagnosis)
         self.result.diagnosed_at = time.time()
         self._event("drill.diagnosed", fraction=round(self.result.diagnosis.fraction, 2))
@@ -414,7 +480,10 @@ class Drill:
             remaining.remove(mitigation)
             attempt = self._apply(mitigation)
             self.result.attempts.append(attempt)
-            prompter.say(("  it worked. " if attempt.recovered else "  it did not bring recovery. ") + mitigation.why.strip())
+            prompter.say(
+                ("  it worked. " if attempt.recovered else "  it did not bring recovery. ")
+                + mitigation.why.strip()
+            )
             if attempt.recovered:
                 return
             if not isinstance(mitigation.action, RevertFault):
@@ -438,7 +507,7 @@ class Drill:
                     self.result.failures.append(f"cleanup: {exc}")
         try:
             stop_traffic(self.settings, self.runtime, self.traffic)
-        except Exception as exc:  # noqa: BLE001 - the report must still be written
+        except Exception as exc:
             self.result.failures.append(f"cleanup: stopping traffic: {exc}")
 
     def _finish(self) -> None:
@@ -449,11 +518,20 @@ class Drill:
         recovered = r.recovered_at is not None
         ttd = None if r.diagnosed_at is None or r.paged_at is None else r.diagnosed_at - r.paged_at
         if r.mode == "interactive":
-            r.score = score_drill(r.diagnosis, r.attempts, recovered, r.hints_used, ttd, self.m.timing.diagnosis_target_s)
+            r.score = score_drill(
+                r.diagnosis,
+                r.attempts,
+                recovered,
+                r.hints_used,
+                ttd,
+                self.m.timing.diagnosis_target_s,
+            )
         r.events = read_events(self.settings.run_dir, since=r.started_at - 1)
         self._event("drill.end", ok=r.ok, failures=r.failures)
         try:
-            r.report_paths = write_report(r, self.settings, self.prom, self.options.report_dir, say=self.say)
-        except Exception as exc:  # noqa: BLE001 - a broken report must not hide the drill's verdict
+            r.report_paths = write_report(
+                r, self.settings, self.prom, self.options.report_dir, say=self.say
+            )
+        except Exception as exc:
             self.say(f"  report failed: {type(exc).__name__}: {exc}")
         self.prom.close()

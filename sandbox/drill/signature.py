@@ -40,7 +40,9 @@ def format_value(value: float | None, unit: str = "") -> str:
     return f"{value:.3g}{(' ' + unit) if unit and unit != 'ratio' else ''}"
 
 
-def evaluate(prom: PromClient, check: Check, kind: str, start: float, end: float, step: float) -> CheckResult:
+def evaluate(
+    prom: PromClient, check: Check, kind: str, start: float, end: float, step: float
+) -> CheckResult:
     try:
         series = prom.worst_over_time(check.expr, start, end, step)
     except PromError as exc:
@@ -51,7 +53,9 @@ def evaluate(prom: PromClient, check: Check, kind: str, start: float, end: float
     breaches = [(t, v) for t, v in series if check.breached(v)]
     values = [v for _, v in series]
     worst = max(values) if check.above is not None else min(values)
-    return CheckResult(check, kind, bool(breaches), breaches[0][0] if breaches else None, worst, len(series))
+    return CheckResult(
+        check, kind, bool(breaches), breaches[0][0] if breaches else None, worst, len(series)
+    )
 
 
 def current_breaches(prom: PromClient, checks: list[Check]) -> list[tuple[Check, float | None]]:

@@ -18,7 +18,9 @@ __all__ = ["TIMELINE_FILE", "read_events", "record_event"]
 TIMELINE_FILE = "timeline.jsonl"
 
 
-def record_event(run_dir: Path, kind: str, detail: dict[str, Any] | None = None, ts: float | None = None) -> dict[str, Any]:
+def record_event(
+    run_dir: Path, kind: str, detail: dict[str, Any] | None = None, ts: float | None = None
+) -> dict[str, Any]:
     event = {"ts": time.time() if ts is None else ts, "kind": kind, "detail": detail or {}}
     line = (json.dumps(event, sort_keys=True, default=str) + "\n").encode()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -30,7 +32,9 @@ def record_event(run_dir: Path, kind: str, detail: dict[str, Any] | None = None,
     return event
 
 
-def read_events(run_dir: Path, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
+def read_events(
+    run_dir: Path, since: float | None = None, until: float | None = None
+) -> list[dict[str, Any]]:
     """Events in time order between ``since`` and ``until``; a line cut short by a crash is skipped."""
     try:
         lines = (run_dir / TIMELINE_FILE).read_text().splitlines()

@@ -43,8 +43,13 @@ def _component(profile: str) -> Component:
     return loadgen_component(profile=profile)  # type: ignore[no-any-return]
 
 
-def start_traffic(settings: Settings, runtime: Runtime, profile: str, progress: Callable[[str], None],
-                  timeout_s: float = 60.0) -> Component:
+def start_traffic(
+    settings: Settings,
+    runtime: Runtime,
+    profile: str,
+    progress: Callable[[str], None],
+    timeout_s: float = 60.0,
+) -> Component:
     """(Re)start the load generator with ``profile`` and wait until its component is ready."""
     component = _component(profile)
     runtime.stop(component.name, settings.stop_timeout_s)  # a generator of another drill/profile
@@ -56,17 +61,23 @@ def start_traffic(settings: Settings, runtime: Runtime, profile: str, progress: 
     with httpx.Client(timeout=5.0) as client:
         while True:
             if runtime.status(component.name).state is not ServiceState.RUNNING:
-                raise TrafficError(f"the load generator stopped:\n{runtime.log_tail(component.name, 15)}")
+                raise TrafficError(
+                    f"the load generator stopped:\n{runtime.log_tail(component.name, 15)}"
+                )
             readiness = component.check(settings, client)
             if readiness.ready:
                 return component
             if time.monotonic() - start > timeout_s:
-                raise TrafficError(f"the load generator is not ready after {timeout_s:.0f} s: {readiness.why}")
+                raise TrafficError(
+                    f"the load generator is not ready after {timeout_s:.0f} s: {readiness.why}"
+                )
             time.sleep(0.5)
 
 
 def stop_traffic(settings: Settings, runtime: Runtime, component: Component | str | None) -> None:
     """Stop the load generator (given as its component, or its service name) and forget its target."""
     if component is not None:
-        runtime.stop(component if isinstance(component, str) else component.name, settings.stop_timeout_s)
+        runtime.stop(
+            component if isinstance(component, str) else component.name, settings.stop_timeout_s
+        )
         write_job_targets(settings, "loadgen", [])

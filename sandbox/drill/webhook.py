@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["AlertNotification", "AlertReceiver", "Notification", "WEBHOOK_PATH"]
+__all__ = ["WEBHOOK_PATH", "AlertNotification", "AlertReceiver", "Notification"]
 
 WEBHOOK_PATH = "/alerts"
 
@@ -60,7 +60,9 @@ class AlertReceiver:
         self.host, self.port = host, port
         self._cond = threading.Condition()
         self.received: list[tuple[float, Notification]] = []
-        self._latest: dict[str, tuple[float, AlertNotification]] = {}  # fingerprint/labels -> latest
+        self._latest: dict[
+            str, tuple[float, AlertNotification]
+        ] = {}  # fingerprint/labels -> latest
         self.rejected = 0
         self._server: ThreadingHTTPServer | None = None
 
@@ -103,7 +105,9 @@ class AlertReceiver:
                 f"(SANDBOX_ALERT_WEBHOOK_PORT)"
             ) from exc
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="alert-webhook", daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, name="alert-webhook", daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -139,7 +143,13 @@ class AlertReceiver:
 
     def first_firing_at(self, name: str, since: float = 0.0) -> float | None:
         with self._cond:
-            times = [t for t, n in self.received if t >= since for a in n.alerts if a.name == name and a.status == "firing"]
+            times = [
+                t
+                for t, n in self.received
+                if t >= since
+                for a in n.alerts
+                if a.name == name and a.status == "firing"
+            ]
         return min(times) if times else None
 
     def wait_for(
@@ -150,8 +160,13 @@ class AlertReceiver:
         report_every_s: float = 10.0,
     ) -> AlertNotification | None:
         """Wait until one of ``names`` is firing; return it, or None after ``timeout_s``."""
-        return self._wait(lambda firing: next((firing[n] for n in names if n in firing), None),
-                          f"{'/'.join(names)} to fire", timeout_s, progress, report_every_s)
+        return self._wait(
+            lambda firing: next((firing[n] for n in names if n in firing), None),
+            f"{'/'.join(names)} to fire",
+            timeout_s,
+            progress,
+            report_every_s,
+        )
 
     def wait_resolved(
         self,
@@ -161,12 +176,23 @@ class AlertReceiver:
         report_every_s: float = 10.0,
     ) -> bool:
         """Wait until none of ``names`` is firing (a resolved notice came); False on timeout."""
-        done = self._wait(lambda firing: True if not any(n in firing for n in names) else None,
-                          f"{'/'.join(names)} to resolve", timeout_s, progress, report_every_s)
+        done = self._wait(
+            lambda firing: True if not any(n in firing for n in names) else None,
+            f"{'/'.join(names)} to resolve",
+            timeout_s,
+            progress,
+            report_every_s,
+        )
         return bool(done)
 
-    def _wait(self, check: Callable[[dict[str, AlertNotification]], Any], what: str, timeout_s: float,
-              progress: Callable[[str], None], report_every_s: float) -> Any:
+    def _wait(
+        self,
+        check: Callable[[dict[str, AlertNotification]], Any],
+        what: str,
+        timeout_s: float,
+        progress: Callable[[str], None],
+        report_every_s: float,
+    ) -> Any:
         start = time.monotonic()
         deadline = start + timeout_s
         last_report = start
@@ -181,6 +207,8 @@ class AlertReceiver:
                     return None
                 if now - last_report >= report_every_s:
                     last_report = now
-                    progress(f"waiting for {what} ({now - start:.0f}/{timeout_s:.0f} s; firing now: "
-                             f"{', '.join(sorted(firing)) or 'none'})")
+                    progress(
+                        f"waiting for {what} ({now - start:.0f}/{timeout_s:.0f} s; firing now: "
+                        f"{', '.join(sorted(firing)) or 'none'})"
+                    )
                 self._cond.wait(min(1.0, deadline - now))

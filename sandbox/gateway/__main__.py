@@ -16,15 +16,29 @@ from sandbox.telemetry import configure_logging, configure_tracing
 
 def main(argv: list[str] | None = None) -> None:
     settings = load_settings()
-    parser = argparse.ArgumentParser(prog="python -m sandbox.gateway", description="The sandbox's OpenAI-compatible gateway.")
+    parser = argparse.ArgumentParser(
+        prog="python -m sandbox.gateway", description="The sandbox's OpenAI-compatible gateway."
+    )
     parser.add_argument("--host", default=settings.host)
     parser.add_argument("--port", type=int, default=settings.gateway_port)
-    parser.add_argument("--engine", action="append", default=[], help="version=url or name:version=url (repeatable)")
-    parser.add_argument("--config", type=Path, default=settings.run_dir / "gateway.json",
-                        help="JSON file with GatewayOptions fields (used when it exists)")
-    parser.add_argument("--retriever-url", default=None, help=f"default {settings.url(settings.retriever_port)}")
-    parser.add_argument("--otlp-endpoint", default=None, help="OTLP/HTTP traces URL; 'none' turns export off")
-    parser.add_argument("--model", action="append", default=None, help="served model name (repeatable)")
+    parser.add_argument(
+        "--engine", action="append", default=[], help="version=url or name:version=url (repeatable)"
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=settings.run_dir / "gateway.json",
+        help="JSON file with GatewayOptions fields (used when it exists)",
+    )
+    parser.add_argument(
+        "--retriever-url", default=None, help=f"default {settings.url(settings.retriever_port)}"
+    )
+    parser.add_argument(
+        "--otlp-endpoint", default=None, help="OTLP/HTTP traces URL; 'none' turns export off"
+    )
+    parser.add_argument(
+        "--model", action="append", default=None, help="served model name (repeatable)"
+    )
     args = parser.parse_args(argv)
 
     options = load_options(args.config, args.engine, models=args.model)
@@ -36,11 +50,20 @@ def main(argv: list[str] | None = None) -> None:
         options.models = [settings.served_model_name]
 
     configure_logging("gateway")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per upstream call says nothing new
+    logging.getLogger("httpx").setLevel(
+        logging.WARNING
+    )  # a line per upstream call says nothing new
     tracing = configure_tracing("gateway", settings, endpoint=args.otlp_endpoint)
     app = create_app(options, tracing)
     # Our own request log line replaces uvicorn's access log (it has the phases and trace id).
-    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_config=None, timeout_keep_alive=30)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        log_config=None,
+        timeout_keep_alive=30,
+    )
 
 
 if __name__ == "__main__":

@@ -42,7 +42,9 @@ class GatewayAdmin:
         try:
             response = self._client.request(method, f"{self.url}{path}", json=body)
         except httpx.HTTPError as exc:
-            raise GatewayAdminError(f"gateway at {self.url} unreachable ({type(exc).__name__}); is the stack up?") from exc
+            raise GatewayAdminError(
+                f"gateway at {self.url} unreachable ({type(exc).__name__}); is the stack up?"
+            ) from exc
         if response.status_code != 200:
             try:
                 message = response.json()["error"]["message"]

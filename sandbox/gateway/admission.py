@@ -39,7 +39,9 @@ class _Waiter:
 
 
 class Admission:
-    def __init__(self, options: AdmissionOptions, on_change: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, options: AdmissionOptions, on_change: Callable[[], None] = lambda: None
+    ) -> None:
         self.options = options
         self._on_change = on_change
         self.tokens = 0
@@ -56,7 +58,9 @@ class Admission:
 
     def _fits(self, tokens: int) -> bool:
         o = self.options
-        return self.tokens + tokens <= o.max_in_flight_tokens and self.sequences + 1 <= o.max_sequences
+        return (
+            self.tokens + tokens <= o.max_in_flight_tokens and self.sequences + 1 <= o.max_sequences
+        )
 
     def _take(self, tokens: int) -> Ticket:
         self.tokens += tokens
@@ -70,7 +74,10 @@ class Admission:
             # Still counted, so the in-flight gauges mean the same thing either way.
             return self._take(tokens)
         if tokens > o.max_in_flight_tokens:
-            raise Rejected("tokens", f"request needs {tokens} tokens (prompt + max_tokens); the budget is {o.max_in_flight_tokens}")
+            raise Rejected(
+                "tokens",
+                f"request needs {tokens} tokens (prompt + max_tokens); the budget is {o.max_in_flight_tokens}",
+            )
         if not self._queue and self._fits(tokens):
             return self._take(tokens)
         if len(self._queue) >= o.max_queue:
@@ -89,7 +96,9 @@ class Admission:
             self._queue.remove(waiter)
             self._wake()
             self._on_change()
-            raise Rejected("queue_timeout", f"waited {o.queue_timeout_s:g} s for room without getting it") from None
+            raise Rejected(
+                "queue_timeout", f"waited {o.queue_timeout_s:g} s for room without getting it"
+            ) from None
         except asyncio.CancelledError:
             # The client left while waiting: give back the room if it had just been granted.
             if waiter.future.done():

@@ -27,7 +27,13 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sandbox.gateway.config import AdmissionOptions, EngineOptions, GatewayOptions, RagOptions, ShadowOptions
+from sandbox.gateway.config import (
+    AdmissionOptions,
+    EngineOptions,
+    GatewayOptions,
+    RagOptions,
+    ShadowOptions,
+)
 from sandbox.gateway.errors import GatewayError, error_response
 from sandbox.gateway.metrics import GatewayMetrics
 from sandbox.gateway.protocol import CHAT_ROUTE, COMPLETIONS_ROUTE
@@ -41,7 +47,9 @@ async def _json_object(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.body())
     except ValueError as exc:
-        raise GatewayError(400, f"request body is not valid JSON: {exc}", None, "invalid_json") from None
+        raise GatewayError(
+            400, f"request body is not valid JSON: {exc}", None, "invalid_json"
+        ) from None
     if not isinstance(body, dict):
         raise GatewayError(400, "request body must be a JSON object", None, "invalid_type")
     return body
@@ -53,7 +61,9 @@ def _validated(model: type[BaseModel], data: dict[str, Any]) -> Any:
     except ValidationError as exc:
         error = exc.errors()[0]
         param = ".".join(str(p) for p in error["loc"]) or None
-        raise GatewayError(400, f"{param}: {error['msg']}" if param else error["msg"], param, "invalid_value") from None
+        raise GatewayError(
+            400, f"{param}: {error['msg']}" if param else error["msg"], param, "invalid_value"
+        ) from None
 
 
 def create_app(options: GatewayOptions, tracing: Tracing | None = None) -> FastAPI:
@@ -73,7 +83,9 @@ def create_app(options: GatewayOptions, tracing: Tracing | None = None) -> FastA
         await gateway.close()
         tracing.shutdown()
 
-    app = FastAPI(title="sandbox gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="sandbox gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.state.gateway = gateway
     app.state.metrics = metrics
 
@@ -84,7 +96,9 @@ def create_app(options: GatewayOptions, tracing: Tracing | None = None) -> FastA
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-        return error_response(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", None, code)
+        return error_response(
+            exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", None, code
+        )
 
     # -- OpenAI routes ----------------------------------------------------------------------
 
@@ -98,9 +112,13 @@ def create_app(options: GatewayOptions, tracing: Tracing | None = None) -> FastA
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [
-            {"id": name, "object": "model", "created": gateway.started, "owned_by": "sandbox"} for name in options.models
-        ]}
+        return {
+            "object": "list",
+            "data": [
+                {"id": name, "object": "model", "created": gateway.started, "owned_by": "sandbox"}
+                for name in options.models
+            ],
+        }
 
     # -- Operations -----------------------------------------------------------------------
 
@@ -128,8 +146,12 @@ def create_app(options: GatewayOptions, tracing: Tracing | None = None) -> FastA
             "engines": [e.describe() for e in gateway.router.engines.values()],
             "weights": gateway.router.weights,
             "shadow": gateway.router.shadow.model_dump() if gateway.router.shadow else None,
-            "admission": {**admission.options.model_dump(), "in_flight_tokens": admission.tokens,
-                          "in_flight_sequences": admission.sequences, "queued": admission.queued},
+            "admission": {
+                **admission.options.model_dump(),
+                "in_flight_tokens": admission.tokens,
+                "in_flight_sequences": admission.sequences,
+                "queued": admission.queued,
+            },
             "rag": options.rag.model_dump(),
         }
 
@@ -141,7 +163,9 @@ def create_app(options: GatewayOptions, tracing: Tracing | None = None) -> FastA
     async def put_weights(request: Request) -> dict[str, Any]:
         body = await _json_object(request)
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in body.values()):
-            raise GatewayError(400, "weights: every value must be a number", "weights", "invalid_type")
+            raise GatewayError(
+                400, "weights: every value must be a number", "weights", "invalid_type"
+            )
         try:
             gateway.router.set_weights({str(k): float(v) for k, v in body.items()})
         except ValueError as exc:

@@ -17,10 +17,29 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["GATEWAY_PHASES", "LATENCY_BUCKETS_S", "REJECTION_REASONS", "GatewayMetrics", "status_class"]
+__all__ = [
+    "GATEWAY_PHASES",
+    "LATENCY_BUCKETS_S",
+    "REJECTION_REASONS",
+    "GatewayMetrics",
+    "status_class",
+]
 
-GATEWAY_PHASES: tuple[str, ...] = ("admission", "retrieval", "network", "upstream_ttft", "decode", "postprocess")
-REJECTION_REASONS: tuple[str, ...] = ("tokens", "sequences", "queue_full", "queue_timeout", "prompt_too_long")
+GATEWAY_PHASES: tuple[str, ...] = (
+    "admission",
+    "retrieval",
+    "network",
+    "upstream_ttft",
+    "decode",
+    "postprocess",
+)
+REJECTION_REASONS: tuple[str, ...] = (
+    "tokens",
+    "sequences",
+    "queue_full",
+    "queue_timeout",
+    "prompt_too_long",
+)
 FALLBACK_REASONS: tuple[str, ...] = ("timeout", "error")
 UPSTREAM_ERROR_KINDS: tuple[str, ...] = ("connect", "timeout", "status")
 
@@ -28,8 +47,30 @@ UPSTREAM_ERROR_KINDS: tuple[str, ...] = ("connect", "timeout", "status")
 # 100 ms, where gateway phases and a healthy TTFT live, and coarse up to 5 minutes, where a
 # queueing collapse ends up.
 LATENCY_BUCKETS_S: tuple[float, ...] = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.4, 0.6,
-    1.0, 1.5, 2.5, 4.0, 6.0, 10.0, 15.0, 25.0, 40.0, 60.0, 120.0, 300.0,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.25,
+    0.4,
+    0.6,
+    1.0,
+    1.5,
+    2.5,
+    4.0,
+    6.0,
+    10.0,
+    15.0,
+    25.0,
+    40.0,
+    60.0,
+    120.0,
+    300.0,
 )
 
 
@@ -48,73 +89,96 @@ class GatewayMetrics:
         self.phase_seconds = Histogram(
             "sandbox_gateway_phase_seconds",
             "Time one request spent in one gateway phase (see the phase list), in seconds.",
-            ["phase", "version", "tenant"], buckets=LATENCY_BUCKETS_S, registry=r,
+            ["phase", "version", "tenant"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
         )
         self.request_duration_seconds = Histogram(
             "sandbox_gateway_request_duration_seconds",
             "End-to-end time of one request at the gateway, from arrival to the last byte, in seconds.",
-            ["route", "version", "status_class", "tenant"], buckets=LATENCY_BUCKETS_S, registry=r,
+            ["route", "version", "status_class", "tenant"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
         )
         self.time_to_first_token_seconds = Histogram(
             "sandbox_gateway_time_to_first_token_seconds",
             "Time from a streamed request's arrival to its first token relayed to the client, in seconds.",
-            ["version", "tenant"], buckets=LATENCY_BUCKETS_S, registry=r,
+            ["version", "tenant"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
         )
 
         # -- Traffic --------------------------------------------------------------------
         self.requests_total = Counter(
             "sandbox_gateway_requests",
             "Number of completion requests answered, by route, version, status class and tenant.",
-            ["route", "version", "status_class", "tenant"], registry=r,
+            ["route", "version", "status_class", "tenant"],
+            registry=r,
         )
         self.tokens_total = Counter(
             "sandbox_gateway_tokens",
             "Number of tokens (prompt or completion) of the requests relayed, in tokens.",
-            ["kind", "version", "tenant"], registry=r,
+            ["kind", "version", "tenant"],
+            registry=r,
         )
         self.rejections_total = Counter(
             "sandbox_gateway_rejections",
             "Number of requests refused by admission control or input limits, by reason.",
-            ["reason"], registry=r,
+            ["reason"],
+            registry=r,
         )
         self.retrieval_fallbacks_total = Counter(
             "sandbox_gateway_retrieval_fallbacks",
             "Number of RAG requests answered without context because the retriever failed, by reason.",
-            ["reason"], registry=r,
+            ["reason"],
+            registry=r,
         )
         self.upstream_errors_total = Counter(
             "sandbox_gateway_upstream_errors",
             "Number of failed calls to an engine, by version and kind (connect, timeout, status).",
-            ["version", "kind"], registry=r,
+            ["version", "kind"],
+            registry=r,
         )
         self.shadow_requests_total = Counter(
             "sandbox_gateway_shadow_requests",
             "Number of mirrored (shadow) requests, by version and outcome (ok, error, skipped).",
-            ["version", "outcome"], registry=r,
+            ["version", "outcome"],
+            registry=r,
         )
         self.disconnects_total = Counter(
             "sandbox_gateway_client_disconnects",
             "Number of requests whose client went away before the answer ended (upstream aborted).",
-            ["route"], registry=r,
+            ["route"],
+            registry=r,
         )
 
         # -- State ----------------------------------------------------------------------
         self.in_flight_requests = Gauge(
-            "sandbox_gateway_in_flight_requests", "Number of completion requests being served now.", registry=r
+            "sandbox_gateway_in_flight_requests",
+            "Number of completion requests being served now.",
+            registry=r,
         )
         self.in_flight_tokens = Gauge(
             "sandbox_gateway_in_flight_tokens",
-            "Tokens (prompt + max_tokens) of the requests admitted now, in tokens.", registry=r,
+            "Tokens (prompt + max_tokens) of the requests admitted now, in tokens.",
+            registry=r,
         )
         self.queue_depth = Gauge(
-            "sandbox_gateway_queue_depth", "Number of requests waiting for admission now.", registry=r
+            "sandbox_gateway_queue_depth",
+            "Number of requests waiting for admission now.",
+            registry=r,
         )
         self.route_weight = Gauge(
-            "sandbox_gateway_route_weight", "Routing weight of a model version (relative, as configured).",
-            ["version"], registry=r,
+            "sandbox_gateway_route_weight",
+            "Routing weight of a model version (relative, as configured).",
+            ["version"],
+            registry=r,
         )
         self.ready_engines = Gauge(
-            "sandbox_gateway_ready_engines", "Number of engines of a version in rotation now.", ["version"], registry=r
+            "sandbox_gateway_ready_engines",
+            "Number of engines of a version in rotation now.",
+            ["version"],
+            registry=r,
         )
 
         for reason in REJECTION_REASONS:

@@ -15,7 +15,14 @@ from typing import Any
 
 from sandbox.gateway.errors import GatewayError
 
-__all__ = ["CHAT_ROUTE", "COMPLETIONS_ROUTE", "ParsedRequest", "RAG_FIELD", "RAG_HEADER", "parse_request"]
+__all__ = [
+    "CHAT_ROUTE",
+    "COMPLETIONS_ROUTE",
+    "RAG_FIELD",
+    "RAG_HEADER",
+    "ParsedRequest",
+    "parse_request",
+]
 
 COMPLETIONS_ROUTE = "/v1/completions"
 CHAT_ROUTE = "/v1/chat/completions"
@@ -56,32 +63,51 @@ def _int_field(body: dict[str, Any], name: str, low: int, high: int) -> int | No
 
 
 def _check_prompt(prompt: Any) -> None:
-    ok = (
-        isinstance(prompt, str)
-        or (isinstance(prompt, list) and prompt and (
+    ok = isinstance(prompt, str) or (
+        isinstance(prompt, list)
+        and prompt
+        and (
             all(isinstance(p, str) for p in prompt)
             or all(isinstance(p, int) and not isinstance(p, bool) for p in prompt)
             or all(isinstance(p, list) and p and all(isinstance(t, int) for t in p) for p in prompt)
-        ))
+        )
     )
     if not ok:
-        raise _bad("prompt: must be a string, a list of strings, or (lists of) token ids", "prompt", "invalid_type")
+        raise _bad(
+            "prompt: must be a string, a list of strings, or (lists of) token ids",
+            "prompt",
+            "invalid_type",
+        )
     if isinstance(prompt, str) and not prompt:
         raise _bad("prompt: must not be empty", "prompt")
 
 
 def _check_messages(messages: Any) -> None:
     if not isinstance(messages, list) or not messages:
-        raise _bad("messages: must be a non-empty list of {role, content} objects", "messages", "invalid_type")
+        raise _bad(
+            "messages: must be a non-empty list of {role, content} objects",
+            "messages",
+            "invalid_type",
+        )
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise _bad(f"messages[{i}]: must be an object with a string role", f"messages[{i}]", "invalid_type")
+            raise _bad(
+                f"messages[{i}]: must be an object with a string role",
+                f"messages[{i}]",
+                "invalid_type",
+            )
         content = message.get("content")
         if content is not None and not isinstance(content, (str, list)):
-            raise _bad(f"messages[{i}].content: must be a string or a list of parts", f"messages[{i}].content", "invalid_type")
+            raise _bad(
+                f"messages[{i}].content: must be a string or a list of parts",
+                f"messages[{i}].content",
+                "invalid_type",
+            )
 
 
-def parse_request(raw: bytes, route: str, models: list[str], max_tokens_limit: int, rag_header: str | None) -> ParsedRequest:
+def parse_request(
+    raw: bytes, route: str, models: list[str], max_tokens_limit: int, rag_header: str | None
+) -> ParsedRequest:
     try:
         body = json.loads(raw)
     except ValueError as exc:
@@ -95,7 +121,12 @@ def parse_request(raw: bytes, route: str, models: list[str], max_tokens_limit: i
     if not isinstance(model, str):
         raise _bad("model: must be a string", "model", "invalid_type")
     if model not in models:
-        raise GatewayError(404, f"The model `{model}` does not exist; served: {', '.join(models)}", "model", "model_not_found")
+        raise GatewayError(
+            404,
+            f"The model `{model}` does not exist; served: {', '.join(models)}",
+            "model",
+            "model_not_found",
+        )
 
     if route == CHAT_ROUTE:
         if "messages" not in body:

@@ -37,7 +37,9 @@ def query_of(request: ParsedRequest) -> str | None:
     return prompt[-1000:] if isinstance(prompt, str) else None
 
 
-async def retrieve(client: httpx.AsyncClient, options: RagOptions, query: str, headers: dict[str, str]) -> list[dict[str, Any]]:
+async def retrieve(
+    client: httpx.AsyncClient, options: RagOptions, query: str, headers: dict[str, str]
+) -> list[dict[str, Any]]:
     if not options.retriever_url:
         raise RetrievalFailed("error", "no retriever configured")
     try:
@@ -48,11 +50,15 @@ async def retrieve(client: httpx.AsyncClient, options: RagOptions, query: str, h
             timeout=options.timeout_s,
         )
     except httpx.TimeoutException as exc:
-        raise RetrievalFailed("timeout", f"retriever did not answer within {options.timeout_s:g} s") from exc
+        raise RetrievalFailed(
+            "timeout", f"retriever did not answer within {options.timeout_s:g} s"
+        ) from exc
     except httpx.HTTPError as exc:
         raise RetrievalFailed("error", f"retriever: {type(exc).__name__}: {exc}") from exc
     if response.status_code != 200:
-        raise RetrievalFailed("error", f"retriever answered {response.status_code}: {response.text[:200]}")
+        raise RetrievalFailed(
+            "error", f"retriever answered {response.status_code}: {response.text[:200]}"
+        )
     try:
         passages = response.json()["passages"]
         return [p for p in passages if isinstance(p, dict) and isinstance(p.get("text"), str)]
@@ -60,12 +66,19 @@ async def retrieve(client: httpx.AsyncClient, options: RagOptions, query: str, h
         raise RetrievalFailed("error", f"retriever answer has no passages: {exc}") from exc
 
 
-def attach_context(request: ParsedRequest, passages: list[dict[str, Any]], counter: TokenCounter, max_tokens: int) -> int:
+def attach_context(
+    request: ParsedRequest, passages: list[dict[str, Any]], counter: TokenCounter, max_tokens: int
+) -> int:
     """Put the passages (cut to ``max_tokens`` tokens) before the prompt; returns tokens added."""
-    lines = [f"[{i}] {p['text']} (source: {p.get('source', '?')})" for i, p in enumerate(passages, 1)]
+    lines = [
+        f"[{i}] {p['text']} (source: {p.get('source', '?')})" for i, p in enumerate(passages, 1)
+    ]
     context = counter.truncate("Context:\n" + "\n".join(lines), max_tokens)
     if request.is_chat:
-        request.body["messages"] = [{"role": "system", "content": context}, *request.body["messages"]]
+        request.body["messages"] = [
+            {"role": "system", "content": context},
+            *request.body["messages"],
+        ]
     else:
         request.body["prompt"] = f"{context}\n\n{request.body['prompt']}"
     return counter.text(context)

@@ -18,7 +18,7 @@ import httpx
 
 from sandbox.gateway.config import EngineOptions, ShadowOptions
 
-__all__ = ["Engine", "NoEngineError", "PROBE_FAILURES_OUT", "Router"]
+__all__ = ["PROBE_FAILURES_OUT", "Engine", "NoEngineError", "Router"]
 
 PROBE_FAILURES_OUT = 3  # as Kubernetes' readiness failureThreshold
 
@@ -39,14 +39,28 @@ class Engine:
     changed_at: float = field(default_factory=time.time)
 
     def describe(self) -> dict[str, object]:
-        return {"name": self.name, "version": self.version, "url": self.url, "ready": self.ready,
-                "failures": self.failures, "last_error": self.last_error, "since": self.changed_at}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "url": self.url,
+            "ready": self.ready,
+            "failures": self.failures,
+            "last_error": self.last_error,
+            "since": self.changed_at,
+        }
 
 
 class Router:
-    def __init__(self, engines: list[EngineOptions], weights: dict[str, float], shadow: ShadowOptions | None,
-                 rng: random.Random | None = None) -> None:
-        self.engines: dict[str, Engine] = {e.name: Engine(e.name, e.version, e.url) for e in engines}
+    def __init__(
+        self,
+        engines: list[EngineOptions],
+        weights: dict[str, float],
+        shadow: ShadowOptions | None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.engines: dict[str, Engine] = {
+            e.name: Engine(e.name, e.version, e.url) for e in engines
+        }
         self.weights = dict(weights)
         self.shadow = shadow
         self._rng = rng or random.Random()
@@ -62,7 +76,9 @@ class Router:
         known = {e.version for e in self.engines.values()}
         unknown = sorted(set(weights) - known)
         if unknown:
-            raise ValueError(f"no engine serves version(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"no engine serves version(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         if any(w < 0 for w in weights.values()) or not any(w > 0 for w in weights.values()):
             raise ValueError("weights must be >= 0 and at least one > 0")
         # Versions not named get weight 0: `weights stable=100` means all traffic to stable.
@@ -86,7 +102,11 @@ class Router:
     # -- Choice ----------------------------------------------------------------------------
 
     def ready(self, version: str | None = None) -> list[Engine]:
-        return [e for e in self.engines.values() if e.ready and (version is None or e.version == version)]
+        return [
+            e
+            for e in self.engines.values()
+            if e.ready and (version is None or e.version == version)
+        ]
 
     def choose_version(self, exclude: set[str] = frozenset()) -> str:  # type: ignore[assignment]
         live = {e.version for e in self.engines.values() if e.ready and e.name not in exclude}

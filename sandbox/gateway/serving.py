@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 import httpx
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
@@ -39,7 +39,7 @@ from sandbox.gateway.routing import Engine, NoEngineError, Router
 from sandbox.gateway.tokens import TokenCounter
 from sandbox.telemetry import exemplar_of, extract_context, inject_context, trace_id_of
 
-__all__ = ["Gateway", "TENANT_HEADER"]
+__all__ = ["TENANT_HEADER", "Gateway"]
 
 log = logging.getLogger("sandbox.gateway")
 
@@ -98,7 +98,9 @@ class _Call:
 
 
 class Gateway:
-    def __init__(self, options: GatewayOptions, metrics: GatewayMetrics, tracer: trace.Tracer) -> None:
+    def __init__(
+        self, options: GatewayOptions, metrics: GatewayMetrics, tracer: trace.Tracer
+    ) -> None:
         self.options = options
         self.metrics = metrics
         self.tracer = tracer
@@ -132,7 +134,9 @@ class Gateway:
 
     def publish_routing(self) -> None:
         for version in self.router.versions:
-            self.metrics.route_weight.labels(version=version).set(self.router.weights.get(version, 0.0))
+            self.metrics.route_weight.labels(version=version).set(
+                self.router.weights.get(version, 0.0)
+            )
             self.metrics.ready_engines.labels(version=version).set(len(self.router.ready(version)))
 
     def tenant_of(self, request: Request) -> str:
@@ -146,10 +150,15 @@ class Gateway:
     async def handle(self, request: Request, route: str) -> Response:
         timeline = Timeline()
         span = self.tracer.start_span(
-            f"POST {route}", context=extract_context(request.headers), kind=SpanKind.SERVER,
-            start_time=timeline.t0_ns, attributes={"http.request.method": "POST", "http.route": route},
+            f"POST {route}",
+            context=extract_context(request.headers),
+            kind=SpanKind.SERVER,
+            start_time=timeline.t0_ns,
+            attributes={"http.request.method": "POST", "http.route": route},
         )
-        call = _Call(route, self.tenant_of(request), span, trace.set_span_in_context(span), timeline)
+        call = _Call(
+            route, self.tenant_of(request), span, trace.set_span_in_context(span), timeline
+        )
         span.set_attribute("sandbox.tenant", call.tenant)
         self.metrics.in_flight_requests.inc()
         try:
@@ -166,7 +175,9 @@ class Gateway:
         except Exception as exc:  # a bug must answer 500, be logged, and still be accounted
             log.exception("unhandled error serving %s", route)
             call.status = 500
-            response = GatewayError(500, f"internal error: {type(exc).__name__}", None, "internal_error").response()
+            response = GatewayError(
+                500, f"internal error: {type(exc).__name__}", None, "internal_error"
+            ).response()
         if not isinstance(response, _RelayResponse):
             call.status = response.status_code
             self._finish(call)
@@ -181,27 +192,40 @@ class Gateway:
     async def _serve(self, request: Request, call: _Call) -> Response:
         raw = await request.body()
         if len(raw) > _MAX_BODY_BYTES:
-            raise GatewayError(413, f"request body over {_MAX_BODY_BYTES} bytes", None, "body_too_large")
-        parsed = call.parsed = parse_request(raw, call.route, self.options.models, self.options.max_tokens_limit,
-                                             request.headers.get(RAG_HEADER))
+            raise GatewayError(
+                413, f"request body over {_MAX_BODY_BYTES} bytes", None, "body_too_large"
+            )
+        parsed = call.parsed = parse_request(
+            raw,
+            call.route,
+            self.options.models,
+            self.options.max_tokens_limit,
+            request.headers.get(RAG_HEADER),
+        )
         call.span.set_attribute("gen_ai.request.model", parsed.model)
         call.span.set_attribute("sandbox.stream", parsed.stream)
         call.span.set_attribute("sandbox.rag", parsed.rag)
 
         # -- admission: count, check the limit, wait for room ----------------------------
         prompt_tokens = parsed_tokens = (
-            self.counter.messages(parsed.body["messages"]) if parsed.is_chat else self.counter.prompt(parsed.body["prompt"])
+            self.counter.messages(parsed.body["messages"])
+            if parsed.is_chat
+            else self.counter.prompt(parsed.body["prompt"])
         )
         if parsed.rag:
             prompt_tokens += self.options.rag.max_context_tokens  # room for the passages to come
         if parsed_tokens > self.options.max_prompt_tokens:
             self.metrics.rejections_total.labels(reason="prompt_too_long").inc()
             raise GatewayError(
-                400, f"prompt has {parsed_tokens} tokens; the limit is {self.options.max_prompt_tokens}",
-                "messages" if parsed.is_chat else "prompt", "context_length_exceeded",
+                400,
+                f"prompt has {parsed_tokens} tokens; the limit is {self.options.max_prompt_tokens}",
+                "messages" if parsed.is_chat else "prompt",
+                "context_length_exceeded",
             )
         budget_max_tokens = parsed.max_tokens or (
-            max(1, self.options.max_tokens_limit - parsed_tokens) if parsed.is_chat else self.options.default_max_tokens
+            max(1, self.options.max_tokens_limit - parsed_tokens)
+            if parsed.is_chat
+            else self.options.default_max_tokens
         )
         cost = prompt_tokens + budget_max_tokens * parsed.n
         call.span.set_attribute("sandbox.admission.tokens", cost)
@@ -223,7 +247,10 @@ class Gateway:
         upstream_body = dict(parsed.body)
         if parsed.stream:
             # Ask for the usage chunk so tokens are counted; it is dropped if the client did not ask.
-            upstream_body["stream_options"] = {**(parsed.body.get("stream_options") or {}), "include_usage": True}
+            upstream_body["stream_options"] = {
+                **(parsed.body.get("stream_options") or {}),
+                "include_usage": True,
+            }
         payload = json.dumps(upstream_body).encode()
         if parsed.stream:
             upstream, client_span = await self._open_upstream(call, payload, stream=True)
@@ -243,13 +270,19 @@ class Gateway:
                 self.metrics.retrieval_fallbacks_total.labels(reason=exc.reason).inc()
                 span.set_attribute("sandbox.rag.fallback", exc.reason)
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
-                log.warning("retrieval fallback: %s", exc, extra={"trace_id": trace_id_of(call.span)})
+                log.warning(
+                    "retrieval fallback: %s", exc, extra={"trace_id": trace_id_of(call.span)}
+                )
                 return
-            added = attach_context(parsed, passages, self.counter, self.options.rag.max_context_tokens)
+            added = attach_context(
+                parsed, passages, self.counter, self.options.rag.max_context_tokens
+            )
             span.set_attribute("sandbox.rag.passages", len(passages))
             span.set_attribute("sandbox.rag.context_tokens", added)
 
-    async def _open_upstream(self, call: _Call, payload: bytes, stream: bool) -> tuple[httpx.Response, Span]:
+    async def _open_upstream(
+        self, call: _Call, payload: bytes, stream: bool
+    ) -> tuple[httpx.Response, Span]:
         """Send the request to an engine (trying the next one when a connection fails).
 
         Returns once the response headers are in; ``network`` is closed when the request has
@@ -273,13 +306,26 @@ class Gateway:
             call.version, call.engine = version, engine
             tried.add(engine.name)
             client_span = self.tracer.start_span(
-                "upstream", context=call.ctx, kind=SpanKind.CLIENT,
-                attributes={"sandbox.engine": engine.name, "sandbox.version": version, "server.address": engine.url,
-                            "url.path": call.route},
+                "upstream",
+                context=call.ctx,
+                kind=SpanKind.CLIENT,
+                attributes={
+                    "sandbox.engine": engine.name,
+                    "sandbox.version": version,
+                    "server.address": engine.url,
+                    "url.path": call.route,
+                },
             )
-            headers = inject_context({"content-type": "application/json"}, trace.set_span_in_context(client_span))
-            request = self.client.build_request("POST", f"{engine.url}{call.route}", content=payload,
-                                                headers=headers, extensions={"trace": on_event})
+            headers = inject_context(
+                {"content-type": "application/json"}, trace.set_span_in_context(client_span)
+            )
+            request = self.client.build_request(
+                "POST",
+                f"{engine.url}{call.route}",
+                content=payload,
+                headers=headers,
+                extensions={"trace": on_event},
+            )
             try:
                 response = await self.client.send(request, stream=True)
             except httpx.ConnectError as exc:  # nothing was sent: safe to try another engine
@@ -289,14 +335,30 @@ class Gateway:
                 continue
             except httpx.TimeoutException as exc:
                 call.timeline.mark("network", sent_at[0] if sent_at else None)
-                self._upstream_failed(call, engine, client_span, "connect" if isinstance(exc, httpx.ConnectTimeout) else "timeout", exc)
-                raise GatewayError(504, f"engine {engine.name} did not answer in time ({type(exc).__name__})", None, "upstream_timeout") from None
+                self._upstream_failed(
+                    call,
+                    engine,
+                    client_span,
+                    "connect" if isinstance(exc, httpx.ConnectTimeout) else "timeout",
+                    exc,
+                )
+                raise GatewayError(
+                    504,
+                    f"engine {engine.name} did not answer in time ({type(exc).__name__})",
+                    None,
+                    "upstream_timeout",
+                ) from None
             except httpx.HTTPError as exc:
                 call.timeline.mark("network", sent_at[0] if sent_at else None)
                 self._upstream_failed(call, engine, client_span, "connect", exc)
                 self.router.mark_failed(engine, f"{type(exc).__name__}: {exc}")
                 self.publish_routing()
-                raise GatewayError(502, f"engine {engine.name} failed: {type(exc).__name__}", None, "upstream_error") from None
+                raise GatewayError(
+                    502,
+                    f"engine {engine.name} failed: {type(exc).__name__}",
+                    None,
+                    "upstream_error",
+                ) from None
             break
 
         call.span.set_attribute("sandbox.version", version)
@@ -311,19 +373,29 @@ class Gateway:
         except httpx.HTTPError as exc:
             call.timeline.mark("upstream_ttft")
             timeout = isinstance(exc, httpx.TimeoutException)
-            self._upstream_failed(call, engine, client_span, "timeout" if timeout else "connect", exc)
+            self._upstream_failed(
+                call, engine, client_span, "timeout" if timeout else "connect", exc
+            )
             if timeout:
-                raise GatewayError(504, f"engine {engine.name} did not answer in time", None, "upstream_timeout") from None
+                raise GatewayError(
+                    504, f"engine {engine.name} did not answer in time", None, "upstream_timeout"
+                ) from None
             self.router.mark_failed(engine, f"{type(exc).__name__}: {exc}")
             self.publish_routing()
-            raise GatewayError(502, f"engine {engine.name} failed: {type(exc).__name__}", None, "upstream_error") from None
+            raise GatewayError(
+                502, f"engine {engine.name} failed: {type(exc).__name__}", None, "upstream_error"
+            ) from None
         finally:
             await response.aclose()
         call.timeline.mark("upstream_ttft")
         if response.status_code >= 500:
             self._upstream_failed(call, engine, client_span, "status", None, response.status_code)
-            raise GatewayError(502, f"engine {engine.name} answered {response.status_code}: {body[:300].decode(errors='replace')}",
-                               None, "upstream_error")
+            raise GatewayError(
+                502,
+                f"engine {engine.name} answered {response.status_code}: {body[:300].decode(errors='replace')}",
+                None,
+                "upstream_error",
+            )
         client_span.set_attribute("http.response.status_code", response.status_code)
         client_span.end()
         if response.status_code == 200:  # a non-streaming answer, complete
@@ -331,14 +403,27 @@ class Gateway:
             return response, client_span
         raise _Relayed(response.status_code, body)
 
-    def _upstream_failed(self, call: _Call, engine: Engine, span: Span, kind: str, exc: BaseException | None,
-                         status: int | None = None) -> None:
+    def _upstream_failed(
+        self,
+        call: _Call,
+        engine: Engine,
+        span: Span,
+        kind: str,
+        exc: BaseException | None,
+        status: int | None = None,
+    ) -> None:
         self.metrics.upstream_errors_total.labels(version=engine.version, kind=kind).inc()
         detail = f"{type(exc).__name__}: {exc}" if exc else f"status {status}"
         span.set_status(Status(StatusCode.ERROR, detail))
         span.set_attribute("sandbox.upstream_error", kind)
         span.end()
-        log.warning("upstream %s error from %s: %s", kind, engine.name, detail, extra={"trace_id": trace_id_of(call.span)})
+        log.warning(
+            "upstream %s error from %s: %s",
+            kind,
+            engine.name,
+            detail,
+            extra={"trace_id": trace_id_of(call.span)},
+        )
 
     async def _complete(self, call: _Call, payload: bytes) -> Response:
         response, _ = await self._open_upstream(call, payload, stream=False)
@@ -378,7 +463,9 @@ class Gateway:
         if target is None:
             return
         if self._shadow_in_flight >= self.options.max_shadow_in_flight:
-            self.metrics.shadow_requests_total.labels(version=target.version, outcome="skipped").inc()
+            self.metrics.shadow_requests_total.labels(
+                version=target.version, outcome="skipped"
+            ).inc()
             return
         body = json.loads(payload)
         body["stream"] = False
@@ -392,11 +479,15 @@ class Gateway:
         outcome = "error"
         try:
             with self.tracer.start_as_current_span(
-                "shadow", context=call.ctx, kind=SpanKind.CLIENT,
+                "shadow",
+                context=call.ctx,
+                kind=SpanKind.CLIENT,
                 attributes={"sandbox.engine": engine.name, "sandbox.version": engine.version},
             ) as span:
                 try:
-                    response = await self.client.post(f"{engine.url}{call.route}", json=body, headers=inject_context({}))
+                    response = await self.client.post(
+                        f"{engine.url}{call.route}", json=body, headers=inject_context({})
+                    )
                     span.set_attribute("http.response.status_code", response.status_code)
                     outcome = "ok" if response.status_code == 200 else "error"
                 except httpx.HTTPError as exc:
@@ -434,20 +525,24 @@ class Gateway:
         for phase, start, end in timeline.phases:
             durations[phase] = durations.get(phase, 0.0) + (end - start)
             if phase not in call.live_spans:
-                self.tracer.start_span(phase, context=call.ctx, start_time=timeline.wall_ns(start)).end(
-                    end_time=timeline.wall_ns(end)
-                )
+                self.tracer.start_span(
+                    phase, context=call.ctx, start_time=timeline.wall_ns(start)
+                ).end(end_time=timeline.wall_ns(end))
         for phase, seconds in durations.items():
             m.phase_seconds.labels(phase=phase, **labels).observe(seconds, exemplar)
         e2e = timeline.last - timeline.t0
         cls = status_class(call.status)
-        m.request_duration_seconds.labels(route=call.route, status_class=cls, **labels).observe(e2e, exemplar)
+        m.request_duration_seconds.labels(route=call.route, status_class=cls, **labels).observe(
+            e2e, exemplar
+        )
         m.requests_total.labels(route=call.route, status_class=cls, **labels).inc()
         if call.status == 200:
             # Only streamed answers have a first token the client sees before the last; counting
             # a whole non-streamed answer as TTFT would make every batch tenant breach the SLO.
             if timeline.first_token is not None:
-                m.time_to_first_token_seconds.labels(**labels).observe(timeline.first_token - timeline.t0, exemplar)
+                m.time_to_first_token_seconds.labels(**labels).observe(
+                    timeline.first_token - timeline.t0, exemplar
+                )
             if call.prompt_tokens is not None:
                 m.tokens_total.labels(kind="prompt", **labels).inc(call.prompt_tokens)
                 span.set_attribute("gen_ai.usage.input_tokens", call.prompt_tokens)
@@ -460,9 +555,16 @@ class Gateway:
         span.end(end_time=timeline.wall_ns(timeline.last))
         log.info(
             "request",
-            extra={"route": call.route, "status": call.status, "version": call.version, "tenant": call.tenant,
-                   "engine": call.engine.name if call.engine else None, "e2e_s": round(e2e, 6),
-                   "trace_id": trace_id_of(span), "phases": {k: round(v, 6) for k, v in durations.items()}},
+            extra={
+                "route": call.route,
+                "status": call.status,
+                "version": call.version,
+                "tenant": call.tenant,
+                "engine": call.engine.name if call.engine else None,
+                "e2e_s": round(e2e, 6),
+                "trace_id": trace_id_of(span),
+                "phases": {k: round(v, 6) for k, v in durations.items()},
+            },
         )
 
 
@@ -483,11 +585,21 @@ class _RelayResponse(StreamingResponse):
     request, and accounts the request exactly once.
     """
 
-    def __init__(self, gateway: Gateway, call: _Call, upstream: httpx.Response, client_span: Span) -> None:
-        self.gateway, self.call, self.upstream, self.client_span = gateway, call, upstream, client_span
+    def __init__(
+        self, gateway: Gateway, call: _Call, upstream: httpx.Response, client_span: Span
+    ) -> None:
+        self.gateway, self.call, self.upstream, self.client_span = (
+            gateway,
+            call,
+            upstream,
+            client_span,
+        )
         self.completed = False
-        super().__init__(self._events(), media_type="text/event-stream",
-                         headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+        super().__init__(
+            self._events(),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
 
     async def _events(self) -> AsyncIterator[bytes]:
         call, timeline = self.call, self.call.timeline
@@ -525,7 +637,9 @@ class _RelayResponse(StreamingResponse):
             self.gateway.metrics.upstream_errors_total.labels(version=call.version, kind=kind).inc()
             self.client_span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
             call.status = 504 if kind == "timeout" else 502
-            yield sse_error(call.status, f"engine failed mid-stream: {type(exc).__name__}", "upstream_error")
+            yield sse_error(
+                call.status, f"engine failed mid-stream: {type(exc).__name__}", "upstream_error"
+            )
         if timeline.first_token is None:
             timeline.mark("upstream_ttft")
         timeline.mark("decode")

@@ -13,7 +13,7 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
-__all__ = ["TokenCounter", "CHAT_TOKENS_PER_MESSAGE"]
+__all__ = ["CHAT_TOKENS_PER_MESSAGE", "TokenCounter"]
 
 # Role markers and separators a chat template adds around each message (an estimate).
 CHAT_TOKENS_PER_MESSAGE = 4

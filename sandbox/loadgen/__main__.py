@@ -20,15 +20,41 @@ __all__ = ["main"]
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("profile")
-@click.option("--target", default=None, help="base URL of the OpenAI-compatible server [the default target of sandbox.loadgen.target]")
+@click.option(
+    "--target",
+    default=None,
+    help="base URL of the OpenAI-compatible server [the default target of sandbox.loadgen.target]",
+)
 @click.option("--host", default=None, help="address of the control API and /metrics [SANDBOX_HOST]")
-@click.option("--port", type=int, default=None, help="port of the control API and /metrics [SANDBOX_LOADGEN_PORT]")
-@click.option("--duration", type=float, default=None, help="seconds to run [the profile's duration_s]")
-@click.option("--requests", "max_requests", type=int, default=None, help="stop after this many requests")
+@click.option(
+    "--port",
+    type=int,
+    default=None,
+    help="port of the control API and /metrics [SANDBOX_LOADGEN_PORT]",
+)
+@click.option(
+    "--duration", type=float, default=None, help="seconds to run [the profile's duration_s]"
+)
+@click.option(
+    "--requests", "max_requests", type=int, default=None, help="stop after this many requests"
+)
 @click.option("--seed", type=int, default=None, help="seed for arrivals, lengths and prompts")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None, help="folder for requests.jsonl and summary.json [<run_dir>/loadgen/<time>-<profile>]")
-def main(profile: str, target: str | None, host: str | None, port: int | None, duration: float | None,
-         max_requests: int | None, seed: int | None, out: Path | None) -> None:
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="folder for requests.jsonl and summary.json [<run_dir>/loadgen/<time>-<profile>]",
+)
+def main(
+    profile: str,
+    target: str | None,
+    host: str | None,
+    port: int | None,
+    duration: float | None,
+    max_requests: int | None,
+    seed: int | None,
+    out: Path | None,
+) -> None:
     """Send a load profile's traffic (service mode: progress as JSON log lines)."""
     from sandbox.loadgen.profile import ProfileError, load_profile
     from sandbox.loadgen.service import ServiceOptions, default_out_dir, json_progress, run_service
@@ -44,13 +70,25 @@ def main(profile: str, target: str | None, host: str | None, port: int | None, d
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     options = ServiceOptions(
-        target=target or default_target(settings), host=host or settings.host,
+        target=target or default_target(settings),
+        host=host or settings.host,
         port=settings.loadgen_port if port is None else port,
-        duration_s=duration, max_requests=max_requests, seed=seed,
-        out_dir=out or default_out_dir(settings.run_dir, loaded.name), progress=json_progress(10.0),
+        duration_s=duration,
+        max_requests=max_requests,
+        seed=seed,
+        out_dir=out or default_out_dir(settings.run_dir, loaded.name),
+        progress=json_progress(10.0),
     )
     log = logging.getLogger("sandbox.loadgen")
-    log.info("starting", extra={"profile": loaded.name, "target": options.target, "port": options.port, "out": str(options.out_dir)})
+    log.info(
+        "starting",
+        extra={
+            "profile": loaded.name,
+            "target": options.target,
+            "port": options.port,
+            "out": str(options.out_dir),
+        },
+    )
     summary = run_service(loaded, options)
     log.info("finished", extra={"summary": json.dumps(summary["overall"])})
 

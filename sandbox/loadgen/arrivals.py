@@ -19,7 +19,7 @@ from enum import Enum
 
 import numpy as np
 
-__all__ = ["ArrivalKind", "MAX_STEP_S", "next_arrival", "schedule"]
+__all__ = ["MAX_STEP_S", "ArrivalKind", "next_arrival", "schedule"]
 
 # The integration step for time-varying rates: small against the shortest phase a profile uses,
 # and large enough that a tenant at 0.1 req/s costs a few hundred float ops per arrival.

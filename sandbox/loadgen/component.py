@@ -28,22 +28,45 @@ CONTAINER_PORT = 8300
 def loadgen_component(profile: str = "baseline", seed: int | None = None) -> Component:
     def spec(settings: Settings) -> ServiceSpec:
         out = settings.run_dir / "loadgen" / "service"
-        args = (profile, "--duration", str(SERVICE_DURATION_S), *(("--seed", str(seed)) if seed is not None else ()))
+        args = (
+            profile,
+            "--duration",
+            str(SERVICE_DURATION_S),
+            *(("--seed", str(seed)) if seed is not None else ()),
+        )
         return ServiceSpec(
             name="loadgen",
             argv=(
-                sys.executable, "-m", "sandbox.loadgen", *args,
-                "--target", default_target(settings),
-                "--host", settings.host, "--port", str(settings.loadgen_port), "--out", str(out),
+                sys.executable,
+                "-m",
+                "sandbox.loadgen",
+                *args,
+                "--target",
+                default_target(settings),
+                "--host",
+                settings.host,
+                "--port",
+                str(settings.loadgen_port),
+                "--out",
+                str(out),
             ),
             port=settings.loadgen_port,
             env={"TOKENIZERS_PARALLELISM": "false"},
             cwd=REPO_ROOT,
             image=LOADGEN_IMAGE,
             command=(
-                "python", "-m", "sandbox.loadgen", *args,
-                "--target", "http://gateway:8000",
-                "--host", "0.0.0.0", "--port", str(CONTAINER_PORT), "--out", "/data/loadgen",
+                "python",
+                "-m",
+                "sandbox.loadgen",
+                *args,
+                "--target",
+                "http://gateway:8000",
+                "--host",
+                "0.0.0.0",
+                "--port",
+                str(CONTAINER_PORT),
+                "--out",
+                "/data/loadgen",
             ),
             container_port=CONTAINER_PORT,
         )
@@ -56,6 +79,8 @@ def loadgen_component(profile: str = "baseline", seed: int | None = None) -> Com
         spec=spec,
         url=lambda settings: settings.url(settings.loadgen_port),
         check=check,
-        scrape=lambda settings: [ScrapeTarget("loadgen", f"{settings.host}:{settings.loadgen_port}", {})],
+        scrape=lambda settings: [
+            ScrapeTarget("loadgen", f"{settings.host}:{settings.loadgen_port}", {})
+        ],
         order=60,
     )

@@ -42,7 +42,9 @@ class ControlServer:
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
         self.url = f"http://{host}:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="loadgen-control", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="loadgen-control", daemon=True
+        )
         self._thread.start()
 
     def close(self) -> None:
@@ -64,10 +66,12 @@ def _handler(runner: Runner) -> type[BaseHTTPRequestHandler]:
         def _error(self, status: int, message: str) -> None:
             self._json(status, {"error": {"message": message, "code": status}})
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             path = self.path.split("?")[0]
             if path == "/metrics":
-                payload, content_type = render_metrics(runner.metrics.registry, self.headers.get("Accept"))
+                payload, content_type = render_metrics(
+                    runner.metrics.registry, self.headers.get("Accept")
+                )
                 self.send_response(200)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
@@ -90,17 +94,23 @@ def _handler(runner: Runner) -> type[BaseHTTPRequestHandler]:
             else:
                 self._error(404, f"no route {path}")
 
-        def do_PUT(self) -> None:  # noqa: N802
+        def do_PUT(self) -> None:
             match = _TENANT.match(self.path.split("?")[0])
             if not match:
                 self._error(404, f"no route PUT {self.path}")
                 return
             name = match.group(1)
             try:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                body = json.loads(
+                    self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}"
+                )
                 update = TenantUpdate.model_validate(body)
             except ValueError as exc:  # JSONDecodeError and ValidationError are ValueErrors
-                detail = format_validation_error(exc, f"tenant {name}") if isinstance(exc, ValidationError) else f"not JSON: {exc}"
+                detail = (
+                    format_validation_error(exc, f"tenant {name}")
+                    if isinstance(exc, ValidationError)
+                    else f"not JSON: {exc}"
+                )
                 self._error(400, detail)
                 return
             try:
@@ -108,7 +118,7 @@ def _handler(runner: Runner) -> type[BaseHTTPRequestHandler]:
             except UnknownTenant:
                 self._unknown(name)
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             if self.path.split("?")[0] != "/control/stop":
                 self._error(404, f"no route POST {self.path}")
                 return
@@ -116,9 +126,12 @@ def _handler(runner: Runner) -> type[BaseHTTPRequestHandler]:
             self._json(200, {"status": "stopping"})
 
         def _unknown(self, name: str) -> None:
-            self._error(404, f"tenant {name!r} is not in the running profile (tenants: {', '.join(runner.tenants())})")
+            self._error(
+                404,
+                f"tenant {name!r} is not in the running profile (tenants: {', '.join(runner.tenants())})",
+            )
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass  # scrapes every few seconds are not worth a log line
 
     return Handler

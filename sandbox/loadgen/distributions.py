@@ -52,8 +52,18 @@ class Fixed(_Dist):
 
 
 class _Clipped(_Dist):
-    min: int = Field(MIN_TOKENS, ge=MIN_TOKENS, le=MAX_TOKENS, description="smallest value sent (samples below are raised to it)")
-    max: int = Field(MAX_TOKENS, ge=MIN_TOKENS, le=MAX_TOKENS, description="largest value sent (samples above are lowered to it)")
+    min: int = Field(
+        MIN_TOKENS,
+        ge=MIN_TOKENS,
+        le=MAX_TOKENS,
+        description="smallest value sent (samples below are raised to it)",
+    )
+    max: int = Field(
+        MAX_TOKENS,
+        ge=MIN_TOKENS,
+        le=MAX_TOKENS,
+        description="largest value sent (samples above are lowered to it)",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> _Clipped:
@@ -122,7 +132,9 @@ class Empirical(_Dist):
     def _weights_match(self) -> Empirical:
         if self.weights is not None:
             if len(self.weights) != len(self.values):
-                raise ValueError(f"weights has {len(self.weights)} entries but values has {len(self.values)}")
+                raise ValueError(
+                    f"weights has {len(self.weights)} entries but values has {len(self.values)}"
+                )
             if sum(self.weights) <= 0:
                 raise ValueError("weights must not all be zero")
         return self
@@ -149,7 +161,9 @@ def _number_is_fixed(value: object) -> object:
     return value
 
 
-LengthSpec = Annotated[Fixed | Uniform | Normal | LogNormal | Empirical, Field(discriminator="dist")]
+LengthSpec = Annotated[
+    Fixed | Uniform | Normal | LogNormal | Empirical, Field(discriminator="dist")
+]
 # What a profile (or the control API) may say: a number of tokens or a distribution object.
 Length = Annotated[LengthSpec, BeforeValidator(_number_is_fixed)]
 

@@ -165,8 +165,12 @@ class FastClient:
             self._all.discard(conn)
 
     def request(self, path: str, body: bytes, headers: dict[str, str]) -> _Exchange:
-        head = [b"POST " + (self.prefix + path).encode() + b" HTTP/1.1", b"Host: " + self._host_header,
-                b"Content-Type: application/json", b"Content-Length: " + str(len(body)).encode()]
+        head = [
+            b"POST " + (self.prefix + path).encode() + b" HTTP/1.1",
+            b"Host: " + self._host_header,
+            b"Content-Type: application/json",
+            b"Content-Length: " + str(len(body)).encode(),
+        ]
         head += [f"{k}: {v}".encode() for k, v in headers.items()]
         return _Exchange(self, b"\r\n".join(head) + b"\r\n\r\n" + body)
 
@@ -203,7 +207,11 @@ class _Exchange:
                 self.client._all.discard(self.conn)
                 # A kept-alive connection the server closed just before our request: once more
                 # on a new connection (nothing of the answer had arrived).
-                if reused and isinstance(exc, ConnectionError) and not isinstance(exc, ProtocolError):
+                if (
+                    reused
+                    and isinstance(exc, ConnectionError)
+                    and not isinstance(exc, ProtocolError)
+                ):
                     reuse = False
                     continue
                 self.conn = self.response = None

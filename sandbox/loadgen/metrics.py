@@ -22,14 +22,54 @@ OUTCOMES: tuple[str, ...] = ("ok", "4xx", "5xx", "timeout", "cancelled")
 # The sandbox's latency buckets (the gateway and the retriever use the same): fine below 100 ms,
 # coarse up to 5 minutes, where a queueing collapse ends up. TTFT and E2E use them.
 LATENCY_BUCKETS_S: tuple[float, ...] = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.4, 0.6,
-    1.0, 1.5, 2.5, 4.0, 6.0, 10.0, 15.0, 25.0, 40.0, 60.0, 120.0, 300.0,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.25,
+    0.4,
+    0.6,
+    1.0,
+    1.5,
+    2.5,
+    4.0,
+    6.0,
+    10.0,
+    15.0,
+    25.0,
+    40.0,
+    60.0,
+    120.0,
+    300.0,
 )
 # Time per output token: a healthy decode step is milliseconds to tens of milliseconds on the
 # CPU engine, a preempted or overloaded one up to seconds.
 TOKEN_LATENCY_BUCKETS_S: tuple[float, ...] = (
-    0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15,
-    0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0,
+    0.001,
+    0.0025,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.04,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
 )
 
 
@@ -44,51 +84,63 @@ class LoadgenMetrics:
         self.time_to_first_token_seconds = Histogram(
             "sandbox_loadgen_time_to_first_token_seconds",
             "Time from sending a streaming request to receiving its first token, in seconds.",
-            ["tenant"], buckets=LATENCY_BUCKETS_S, registry=r,
+            ["tenant"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
         )
         self.time_per_output_token_seconds = Histogram(
             "sandbox_loadgen_time_per_output_token_seconds",
             "Mean time between output tokens after the first, per streaming request, in seconds.",
-            ["tenant"], buckets=TOKEN_LATENCY_BUCKETS_S, registry=r,
+            ["tenant"],
+            buckets=TOKEN_LATENCY_BUCKETS_S,
+            registry=r,
         )
         self.e2e_request_latency_seconds = Histogram(
             "sandbox_loadgen_e2e_request_latency_seconds",
             "Time from sending a request to receiving the end of its answer, in seconds.",
-            ["tenant"], buckets=LATENCY_BUCKETS_S, registry=r,
+            ["tenant"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
         )
 
         # -- Requests and tokens ---------------------------------------------------------
         self.requests_total = Counter(
             "sandbox_loadgen_requests",
             "Requests finished, by tenant and outcome (ok, 4xx, 5xx, timeout, cancelled).",
-            ["tenant", "outcome"], registry=r,
+            ["tenant", "outcome"],
+            registry=r,
         )
         self.prompt_tokens_total = Counter(
             "sandbox_loadgen_prompt_tokens",
             "Prompt tokens of finished requests, as the server reported them (or as sent), in tokens.",
-            ["tenant"], registry=r,
+            ["tenant"],
+            registry=r,
         )
         self.output_tokens_total = Counter(
             "sandbox_loadgen_output_tokens",
             "Output tokens received, in tokens.",
-            ["tenant"], registry=r,
+            ["tenant"],
+            registry=r,
         )
         self.dropped_total = Counter(
             "sandbox_loadgen_dropped_arrivals",
             "Scheduled arrivals not sent because max_in_flight requests were already running.",
-            ["tenant"], registry=r,
+            ["tenant"],
+            registry=r,
         )
 
         # -- Now ---------------------------------------------------------------------------
         self.in_flight_requests = Gauge(
             "sandbox_loadgen_in_flight_requests",
             "Requests sent and not yet finished, in requests.",
-            ["tenant"], registry=r,
+            ["tenant"],
+            registry=r,
         )
         self.target_rate_per_second = Gauge(
             "sandbox_loadgen_target_rate_per_second",
             "Arrival rate the schedule asks for now (base rate times shape; 0 when off), in requests per second.",
-            ["tenant"], registry=r,
+            ["tenant"],
+            registry=r,
         )
 
         # Bind every label set at start-up: series exist (at 0) before the first request.

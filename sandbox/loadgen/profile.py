@@ -35,9 +35,9 @@ from sandbox.loadgen.shapes import _Shape as _ShapeBase
 
 __all__ = [
     "PROFILES_DIR",
+    "SLO",
     "Profile",
     "ProfileError",
-    "SLO",
     "Tenant",
     "TenantUpdate",
     "format_validation_error",
@@ -61,7 +61,9 @@ class SLO(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     ttft_s: float | None = Field(None, gt=0, description="time to first token, at most")
-    tpot_s: float | None = Field(None, gt=0, description="mean time per output token after the first, at most")
+    tpot_s: float | None = Field(
+        None, gt=0, description="mean time per output token after the first, at most"
+    )
     e2e_s: float | None = Field(None, gt=0, description="end-to-end latency, at most")
 
     def met(self, ttft_s: float | None, tpot_s: float | None, e2e_s: float) -> bool:
@@ -79,12 +81,18 @@ class Tenant(BaseModel):
 
     enabled: bool = True
     arrival: ArrivalKind = ArrivalKind.POISSON
-    rate_per_s: float = Field(1.0, ge=0, le=10000, description="base rate of an open-loop tenant, requests per second")
+    rate_per_s: float = Field(
+        1.0, ge=0, le=10000, description="base rate of an open-loop tenant, requests per second"
+    )
     users: int = Field(1, ge=1, le=4096, description="concurrent users of a closed-loop tenant")
-    think_time_s: float = Field(0.0, ge=0, description="pause of a closed-loop user between its requests")
+    think_time_s: float = Field(
+        0.0, ge=0, description="pause of a closed-loop user between its requests"
+    )
     prompt_tokens: Length
     output_tokens: Length
-    rag_share: float = Field(0.0, ge=0, le=1, description="share of requests that ask for retrieval")
+    rag_share: float = Field(
+        0.0, ge=0, le=1, description="share of requests that ask for retrieval"
+    )
     stream: bool = True
     endpoint: Literal["completions", "chat"] = "completions"
     shape: Shape | None = Field(None, description="this tenant's own shape (else the profile's)")
@@ -104,7 +112,11 @@ class TenantUpdate(BaseModel):
 
     def apply(self, tenant: Tenant) -> Tenant:
         # The values are validated already; model_copy keeps the distribution objects as they are.
-        return tenant.model_copy(update={k: getattr(self, k) for k in self.model_fields_set if getattr(self, k) is not None})
+        return tenant.model_copy(
+            update={
+                k: getattr(self, k) for k in self.model_fields_set if getattr(self, k) is not None
+            }
+        )
 
 
 class Profile(BaseModel):
@@ -114,8 +126,12 @@ class Profile(BaseModel):
     description: str = ""
     model: str = Field("tiny", min_length=1, description="model name sent in each request")
     duration_s: float = Field(300.0, gt=0, description="default run length")
-    request_timeout_s: float = Field(300.0, gt=0, description="a request still running after this is a timeout")
-    max_in_flight: int = Field(1024, ge=1, description="open-loop safety valve: arrivals beyond it are dropped and counted")
+    request_timeout_s: float = Field(
+        300.0, gt=0, description="a request still running after this is a timeout"
+    )
+    max_in_flight: int = Field(
+        1024, ge=1, description="open-loop safety valve: arrivals beyond it are dropped and counted"
+    )
     slo: SLO = SLO()
     shape: Shape = Constant()
     tenants: dict[str, Tenant] = Field(min_length=1)
@@ -127,7 +143,9 @@ class Profile(BaseModel):
 
         for name in tenants:
             if not re.match(TENANT_NAME, name):
-                raise ValueError(f"tenant name {name!r} must be lower case letters, digits and _ (at most 32), starting with a letter")
+                raise ValueError(
+                    f"tenant name {name!r} must be lower case letters, digits and _ (at most 32), starting with a letter"
+                )
         return tenants
 
     def shape_of(self, tenant: str) -> _ShapeBase:
@@ -147,7 +165,9 @@ def format_validation_error(exc: ValidationError, where: str) -> str:
     lines = []
     for error in exc.errors():
         # Drop pydantic's union-branch tags that carry no meaning for a profile author.
-        path = ".".join(str(p) for p in error["loc"] if not str(p).startswith(("function-", "tagged-union")))
+        path = ".".join(
+            str(p) for p in error["loc"] if not str(p).startswith(("function-", "tagged-union"))
+        )
         got = error.get("input")
         shown = "" if isinstance(got, dict) or error["type"] == "missing" else f" (got {got!r})"
         lines.append(f"{where}: {path or '(top level)'}: {error['msg']}{shown}")
@@ -166,13 +186,17 @@ def _resolve(name_or_path: str | Path) -> Path:
         return path
     shipped = PROFILES_DIR / f"{name_or_path}.yaml"
     if not shipped.exists():
-        raise ProfileError(f"no profile named {name_or_path!r}: shipped profiles are {', '.join(profile_names())}, or give a path to a .yaml file")
+        raise ProfileError(
+            f"no profile named {name_or_path!r}: shipped profiles are {', '.join(profile_names())}, or give a path to a .yaml file"
+        )
     return shipped
 
 
 def parse_profile(data: object, where: str) -> Profile:
     if not isinstance(data, dict):
-        raise ProfileError(f"{where}: a profile is a mapping (name, tenants, ...), not {type(data).__name__}")
+        raise ProfileError(
+            f"{where}: a profile is a mapping (name, tenants, ...), not {type(data).__name__}"
+        )
     try:
         return Profile.model_validate(data)
     except ValidationError as exc:

@@ -36,7 +36,9 @@ def default_corpus() -> list[Path]:
 
 
 class PromptBuilder:
-    def __init__(self, tokenizer_path: Path = DEFAULT_TOKENIZER, corpus: Sequence[Path] | None = None) -> None:
+    def __init__(
+        self, tokenizer_path: Path = DEFAULT_TOKENIZER, corpus: Sequence[Path] | None = None
+    ) -> None:
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         files = list(corpus) if corpus is not None else default_corpus()
         text = "\n\n".join(f.read_text() for f in files)
@@ -63,7 +65,9 @@ class PromptBuilder:
     def build(self, tokens: int, rng: np.random.Generator) -> str:
         """A text the engine counts as exactly ``tokens`` prompt tokens."""
         if tokens <= self.special:
-            raise PromptError(f"a prompt needs more than {self.special} token(s): the tokenizer adds {self.special} by itself")
+            raise PromptError(
+                f"a prompt needs more than {self.special} token(s): the tokenizer adds {self.special} by itself"
+            )
         want = tokens - self.special
         for _ in range(ATTEMPTS):
             offset = int(rng.integers(len(self._ids)))

@@ -48,7 +48,9 @@ class RequestResult:
     def to_json(self) -> str:
         data = asdict(self)
         data["start_error_s"] = self.start_error_s
-        return json.dumps({k: (round(v, 6) if isinstance(v, float) else v) for k, v in data.items()})
+        return json.dumps(
+            {k: (round(v, 6) if isinstance(v, float) else v) for k, v in data.items()}
+        )
 
 
 def _stats(values: list[float]) -> dict[str, float] | None:
@@ -97,7 +99,10 @@ def summarize(
         "elapsed_s": elapsed_s,
         "slo": slo.model_dump(),
         "overall": _group(results, elapsed_s, sum(dropped.values())),
-        "tenants": {t: _group([r for r in results if r.tenant == t], elapsed_s, dropped.get(t, 0)) for t in tenants},
+        "tenants": {
+            t: _group([r for r in results if r.tenant == t], elapsed_s, dropped.get(t, 0))
+            for t in tenants
+        },
     }
 
 
@@ -130,5 +135,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"goodput (SLO {slo}): {overall['goodput_ratio'] * 100:.1f}% of requests")
     se = overall["start_error_s"]
     if se:
-        lines.append(f"start-time error vs schedule: p50 {se['p50'] * 1000:.2f} ms, p99 {se['p99'] * 1000:.2f} ms")
+        lines.append(
+            f"start-time error vs schedule: p50 {se['p50'] * 1000:.2f} ms, p99 {se['p99'] * 1000:.2f} ms"
+        )
     return "\n".join(lines)

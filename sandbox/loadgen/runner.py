@@ -45,7 +45,7 @@ from sandbox.loadgen.results import RequestResult, summarize
 
 log = logging.getLogger("sandbox.loadgen")
 
-__all__ = ["RAG_HEADER", "RunOptions", "Runner", "TENANT_HEADER", "UnknownTenant"]
+__all__ = ["RAG_HEADER", "TENANT_HEADER", "RunOptions", "Runner", "UnknownTenant"]
 
 TENANT_HEADER = "X-Sandbox-Tenant"
 RAG_HEADER = "X-Sandbox-RAG"
@@ -90,8 +90,13 @@ class _Planned:
 
 
 class Runner:
-    def __init__(self, profile: Profile, options: RunOptions, metrics: LoadgenMetrics | None = None,
-                 prompts: PromptBuilder | None = None) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        options: RunOptions,
+        metrics: LoadgenMetrics | None = None,
+        prompts: PromptBuilder | None = None,
+    ) -> None:
         self.profile = profile
         self.options = options
         self.metrics = metrics or LoadgenMetrics(profile.tenants)
@@ -114,7 +119,9 @@ class Runner:
         self._end_s = float("inf")
         self._log: IO[str] | None = None
         self._recent_ttft: deque[float] = deque(maxlen=500)
-        self._rngs = {name: np.random.default_rng(self.rng.integers(2**63)) for name in profile.tenants}
+        self._rngs = {
+            name: np.random.default_rng(self.rng.integers(2**63)) for name in profile.tenants
+        }
         self._client: httpx.AsyncClient | None = None
         self._fast: FastClient | None = None
         self._errors = 0  # finished requests with an outcome other than ok or cancelled
@@ -179,7 +186,9 @@ class Runner:
             return False
         fut: asyncio.Future[None] = self._loop.create_future()
         self._wake[tenant] = fut
-        handle = self._loop.call_later(max(0.0, at_s - self.now_s()), lambda: fut.done() or fut.set_result(None))
+        handle = self._loop.call_later(
+            max(0.0, at_s - self.now_s()), lambda: fut.done() or fut.set_result(None)
+        )
         try:
             await fut
         finally:
@@ -224,7 +233,9 @@ class Runner:
         if rag:
             headers[RAG_HEADER] = "1"
         payload = json.dumps(body).encode()
-        return _Planned(name, at_s, body, headers, path, payload, prompt_tokens, max_tokens, rag, tenant.stream)
+        return _Planned(
+            name, at_s, body, headers, path, payload, prompt_tokens, max_tokens, rag, tenant.stream
+        )
 
     # -- Tenants ---------------------------------------------------------------------------
 
@@ -241,7 +252,9 @@ class Runner:
             shape = self.profile.shape_of(name)
             base = tenant.rate_per_s
             horizon = min(self._end_s, max(t, self.now_s()) + LOOKAHEAD_S)
-            at = next_arrival(t, lambda x: base * shape.factor(x), rng, tenant.arrival, horizon=horizon)
+            at = next_arrival(
+                t, lambda x: base * shape.factor(x), rng, tenant.arrival, horizon=horizon
+            )
             if at is None:
                 if horizon >= self._end_s:
                     return
@@ -266,8 +279,14 @@ class Runner:
         rng = np.random.default_rng(self._rngs[name].integers(2**63) + user)
         while not self._stop.is_set() and self._budget_left() and self.now_s() < self._end_s:
             tenant = self.tenant(name)
-            if not tenant.enabled or tenant.arrival is not ArrivalKind.CLOSED or user >= tenant.users:
-                await self._sleep_until(f"{name}#{user}", min(self._end_s, self.now_s() + LOOKAHEAD_S))
+            if (
+                not tenant.enabled
+                or tenant.arrival is not ArrivalKind.CLOSED
+                or user >= tenant.users
+            ):
+                await self._sleep_until(
+                    f"{name}#{user}", min(self._end_s, self.now_s() + LOOKAHEAD_S)
+                )
                 continue
             planned = self._plan(name, tenant, self.now_s(), rng)
             task = self._launch(planned)
@@ -290,7 +309,9 @@ class Runner:
     async def _send(self, p: _Planned, index: int) -> None:
         m = self.metrics.tenants[p.tenant]
         started = self.now_s()
-        r = RequestResult(p.tenant, index, p.scheduled_s, started, p.prompt_tokens, p.max_tokens, p.rag, p.stream)
+        r = RequestResult(
+            p.tenant, index, p.scheduled_s, started, p.prompt_tokens, p.max_tokens, p.rag, p.stream
+        )
         m.in_flight.inc()
         reader = _AnswerReader(self, p.stream)
         try:
@@ -302,7 +323,9 @@ class Runner:
                 else:
                     assert self._client is not None
                     headers = {"Content-Type": "application/json", **p.headers}
-                    async with self._client.stream("POST", p.path, content=p.payload, headers=headers) as response:
+                    async with self._client.stream(
+                        "POST", p.path, content=p.payload, headers=headers
+                    ) as response:
                         r.status = response.status_code
                         await reader.read(response.aiter_raw(), r)
             end = self.now_s()
@@ -312,7 +335,10 @@ class Runner:
             else:
                 r.outcome = "4xx" if r.status is not None and 400 <= r.status < 500 else "5xx"
         except TimeoutError:
-            r.outcome, r.error = "timeout", f"no complete answer after {self.profile.request_timeout_s:g} s"
+            r.outcome, r.error = (
+                "timeout",
+                f"no complete answer after {self.profile.request_timeout_s:g} s",
+            )
         except asyncio.CancelledError:
             r.outcome, r.error = "cancelled", "the run stopped while the request was in flight"
         except (httpx.HTTPError, OSError) as exc:
@@ -321,7 +347,7 @@ class Runner:
             r.outcome, r.error = "5xx", f"{type(exc).__name__}: {exc}"[:300]
         except ValueError as exc:  # an answer that is not JSON
             r.outcome, r.error = "5xx", f"bad answer: {exc}"[:300]
-        except Exception as exc:  # noqa: BLE001 - a request must never vanish from the counts
+        except Exception as exc:
             log.exception("request %d failed inside the load generator", index)
             r.outcome, r.error = "5xx", f"load generator error: {type(exc).__name__}: {exc}"[:300]
         finally:
@@ -340,7 +366,11 @@ class Runner:
         m = self.metrics.tenants[r.tenant]
         m.outcome[r.outcome].inc()
         m.output_tokens.inc(r.output_tokens)
-        m.prompt_tokens.inc(r.prompt_tokens if r.prompt_tokens is not None else (r.prompt_tokens_sent if r.outcome == "ok" else 0))
+        m.prompt_tokens.inc(
+            r.prompt_tokens
+            if r.prompt_tokens is not None
+            else (r.prompt_tokens_sent if r.outcome == "ok" else 0)
+        )
         if r.outcome == "ok":
             if r.ttft_s is not None:
                 m.ttft.observe(r.ttft_s)
@@ -409,21 +439,32 @@ class Runner:
         out = self.options.out_dir
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-            self._log = open(out / "requests.jsonl", "w")  # noqa: SIM115 - closed in finally
-        limits = httpx.Limits(max_connections=self.profile.max_in_flight, max_keepalive_connections=self.profile.max_in_flight)
+            self._log = open(out / "requests.jsonl", "w")
+        limits = httpx.Limits(
+            max_connections=self.profile.max_in_flight,
+            max_keepalive_connections=self.profile.max_in_flight,
+        )
         timeout = httpx.Timeout(self.profile.request_timeout_s, connect=10.0)
         wall_start = time.time()
         fast = self.options.http_client == "fast" or (
-            self.options.http_client == "auto" and self.options.target.startswith("http://"))
+            self.options.http_client == "auto" and self.options.target.startswith("http://")
+        )
         self._fast = FastClient(self.options.target) if fast else None
-        async with httpx.AsyncClient(base_url=self.options.target, limits=limits, timeout=timeout) as client:
+        async with httpx.AsyncClient(
+            base_url=self.options.target, limits=limits, timeout=timeout
+        ) as client:
             self._client = client
             self._t0 = time.perf_counter() + START_LEAD_S
             self._end_s = duration if duration is not None else float("inf")
-            tasks = [asyncio.ensure_future(self._open_loop(name, client)) for name in self.profile.tenants]
+            tasks = [
+                asyncio.ensure_future(self._open_loop(name, client))
+                for name in self.profile.tenants
+            ]
             for name, tenant in self.profile.tenants.items():
                 # Users beyond the profile's count may be added through the control API up to 4x.
-                for user in range(max(tenant.users, 1) * (4 if tenant.arrival is ArrivalKind.CLOSED else 0)):
+                for user in range(
+                    max(tenant.users, 1) * (4 if tenant.arrival is ArrivalKind.CLOSED else 0)
+                ):
                     tasks.append(asyncio.ensure_future(self._closed_loop(name, user, client)))
             progress = asyncio.ensure_future(self._progress())
             self.started.set()
@@ -444,15 +485,21 @@ class Runner:
         elapsed = self.now_s()
         if self.stopped_by == "running":
             self.stopped_by = "requests" if not self._budget_left() else "duration"
-        summary = summarize(self.results, elapsed, self.dropped, self.profile.slo, {
-            "profile": self.profile.name,
-            "target": self.options.target,
-            "seed": self.options.seed,
-            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall_start)),
-            "duration_s": duration,
-            "max_requests": self.options.max_requests,
-            "stopped_by": self.stopped_by,
-        })
+        summary = summarize(
+            self.results,
+            elapsed,
+            self.dropped,
+            self.profile.slo,
+            {
+                "profile": self.profile.name,
+                "target": self.options.target,
+                "seed": self.options.seed,
+                "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall_start)),
+                "duration_s": duration,
+                "max_requests": self.options.max_requests,
+                "stopped_by": self.stopped_by,
+            },
+        )
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -467,7 +514,9 @@ class Runner:
         try:
             pending = set(tasks)
             while pending and not self._stop.is_set():
-                done, pending = await asyncio.wait(pending | {stop}, return_when=asyncio.FIRST_COMPLETED)
+                done, pending = await asyncio.wait(
+                    pending | {stop}, return_when=asyncio.FIRST_COMPLETED
+                )
                 pending.discard(stop)
                 for task in done:
                     if task is not stop and not task.cancelled() and task.exception() is not None:
@@ -478,11 +527,17 @@ class Runner:
     async def _drain(self) -> None:
         """Let requests in flight finish (unless cancelled); what is left after drain_s is cancelled."""
         assert self._loop is not None
-        drain = self.options.drain_s if self.options.drain_s is not None else self.profile.request_timeout_s
+        drain = (
+            self.options.drain_s
+            if self.options.drain_s is not None
+            else self.profile.request_timeout_s
+        )
         deadline = time.perf_counter() + drain
         # Short waits, so a stop(cancel=True) during the drain is seen quickly.
         while self._in_flight and not self._cancel and time.perf_counter() < deadline:
-            await asyncio.wait(set(self._in_flight), timeout=min(0.2, deadline - time.perf_counter()))
+            await asyncio.wait(
+                set(self._in_flight), timeout=min(0.2, deadline - time.perf_counter())
+            )
 
 
 class _AnswerReader:

@@ -68,11 +68,18 @@ def _event_loop_policy() -> None:
 
 def run_service(profile: Profile, options: ServiceOptions) -> dict[str, Any]:
     """Run ``profile`` to the end (or a stop signal); return the summary (also written to out_dir)."""
-    runner = Runner(profile, RunOptions(
-        target=options.target, duration_s=options.duration_s, max_requests=options.max_requests,
-        seed=options.seed, out_dir=options.out_dir, progress=options.progress,
-        progress_interval_s=options.progress_interval_s,
-    ))
+    runner = Runner(
+        profile,
+        RunOptions(
+            target=options.target,
+            duration_s=options.duration_s,
+            max_requests=options.max_requests,
+            seed=options.seed,
+            out_dir=options.out_dir,
+            progress=options.progress,
+            progress_interval_s=options.progress_interval_s,
+        ),
+    )
     control = ControlServer(runner, options.host, options.port)
 
     async def main() -> dict[str, Any]:
@@ -102,6 +109,10 @@ def json_progress(every_s: float = 10.0) -> Callable[[dict[str, Any]], None]:
         now = time.monotonic()
         if now - last[0] >= every_s:
             last[0] = now
-            log.info("progress", extra={k: v for k, v in snap.items() if k != "state"} | {"run_state": snap.get("state")})
+            log.info(
+                "progress",
+                extra={k: v for k, v in snap.items() if k != "state"}
+                | {"run_state": snap.get("state")},
+            )
 
     return emit

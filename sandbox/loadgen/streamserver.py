@@ -26,8 +26,14 @@ __all__ = ["StreamServer", "main"]
 class StreamServer:
     """``await serve()`` in a loop; ``port`` is known after ``start``."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, ttft_ms: float = 5.0, itl_ms: float = 1.0,
-                 count_tokens: Callable[[str], int] | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ttft_ms: float = 5.0,
+        itl_ms: float = 1.0,
+        count_tokens: Callable[[str], int] | None = None,
+    ) -> None:
         self.host, self.port = host, port
         self.ttft_s, self.itl_s = ttft_ms / 1000, itl_ms / 1000
         self.count_tokens = count_tokens
@@ -39,7 +45,9 @@ class StreamServer:
         self._connections: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._connection, self.host, self.port, backlog=1024)
+        self._server = await asyncio.start_server(
+            self._connection, self.host, self.port, backlog=1024
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
@@ -61,15 +69,30 @@ class StreamServer:
                 head = await reader.readuntil(b"\r\n\r\n")
                 lines = head.decode("latin-1").split("\r\n")
                 method, path, _ = lines[0].split(" ", 2)
-                headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+                headers = {
+                    k.strip().lower(): v.strip()
+                    for k, _, v in (line.partition(":") for line in lines[1:] if line)
+                }
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 await self._answer(method, path, headers, body, writer)
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, asyncio.CancelledError):
+        except (
+            asyncio.IncompleteReadError,
+            ConnectionError,
+            asyncio.LimitOverrunError,
+            asyncio.CancelledError,
+        ):
             pass
         finally:
             writer.close()
 
-    async def _answer(self, method: str, path: str, headers: dict[str, str], body: bytes, writer: asyncio.StreamWriter) -> None:
+    async def _answer(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+        writer: asyncio.StreamWriter,
+    ) -> None:
         if method == "GET" and path == "/health":
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
             return
@@ -80,8 +103,13 @@ class StreamServer:
         self.headers_seen = [*self.headers_seen[-99:], headers]
         status = int(headers.get("x-stream-status", "200"))
         if status != 200:
-            payload = json.dumps({"error": {"message": "asked for by X-Stream-Status", "code": status}}).encode()
-            writer.write(f"HTTP/1.1 {status} Error\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n".encode() + payload)
+            payload = json.dumps(
+                {"error": {"message": "asked for by X-Stream-Status", "code": status}}
+            ).encode()
+            writer.write(
+                f"HTTP/1.1 {status} Error\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
+                + payload
+            )
             return
         request = json.loads(body)
         self.bodies_seen = [*self.bodies_seen[-99:], request]
@@ -89,21 +117,44 @@ class StreamServer:
         chat = path.endswith("chat/completions")
         prompt = request["messages"][-1]["content"] if chat else request["prompt"]
         prompt_tokens = self.count_tokens(prompt) if self.count_tokens else len(prompt.split())
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": n,
+            "total_tokens": prompt_tokens + n,
+        }
         delay = self.ttft_s + float(headers.get("x-stream-delay-ms", "0")) / 1000
         if not request.get("stream"):
             await asyncio.sleep(delay + self.itl_s * (n - 1))
-            choice = {"index": 0, "finish_reason": "length", **({"message": {"role": "assistant", "content": "tok " * n}} if chat else {"text": "tok " * n})}
-            payload = json.dumps({"object": "text_completion", "choices": [choice], "usage": usage}).encode()
-            writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n".encode() + payload)
+            choice = {
+                "index": 0,
+                "finish_reason": "length",
+                **(
+                    {"message": {"role": "assistant", "content": "tok " * n}}
+                    if chat
+                    else {"text": "tok " * n}
+                ),
+            }
+            payload = json.dumps(
+                {"object": "text_completion", "choices": [choice], "usage": usage}
+            ).encode()
+            writer.write(
+                f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
+                + payload
+            )
             return
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         await asyncio.sleep(delay)
         for i in range(n):
             if i:
                 await asyncio.sleep(self.itl_s)
             finish = "length" if i == n - 1 else None
-            choice = {"index": 0, "finish_reason": finish, **({"delta": {"content": " tok"}} if chat else {"text": " tok"})}
+            choice = {
+                "index": 0,
+                "finish_reason": finish,
+                **({"delta": {"content": " tok"}} if chat else {"text": " tok"}),
+            }
             _chunk(writer, {"object": "text_completion", "choices": [choice]})
             await writer.drain()
         _chunk(writer, {"object": "text_completion", "choices": [], "usage": usage})
@@ -124,7 +175,11 @@ def main() -> None:
     parser.add_argument("--ttft-ms", type=float, default=5.0)
     parser.add_argument("--itl-ms", type=float, default=1.0)
     parser.add_argument("--cpu", type=int, default=None, help="pin the server to this CPU")
-    parser.add_argument("--count-tokens", action="store_true", help="count prompt tokens with the engine's tokenizer (slower)")
+    parser.add_argument(
+        "--count-tokens",
+        action="store_true",
+        help="count prompt tokens with the engine's tokenizer (slower)",
+    )
     args = parser.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
@@ -141,7 +196,9 @@ def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        print(json.dumps({"event": "listening", "port": server.port, "time": time.time()}), flush=True)
+        print(
+            json.dumps({"event": "listening", "port": server.port, "time": time.time()}), flush=True
+        )
         await stop.wait()
         await server.close()
 

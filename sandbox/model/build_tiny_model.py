@@ -113,10 +113,15 @@ def build(out_dir: Path = MODEL_DIR) -> Path:
         ("config.json", config),
         ("tokenizer_config.json", tokenizer_config),
         ("generation_config.json", generation_config),
-        ("special_tokens_map.json", {k: tokenizer_config[k] for k in ("bos_token", "eos_token", "unk_token", "pad_token")}),
+        (
+            "special_tokens_map.json",
+            {k: tokenizer_config[k] for k in ("bos_token", "eos_token", "unk_token", "pad_token")},
+        ),
     ]:
         (out_dir / name).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    print(f"tiny model written to {out_dir} (vocab {tokenizer.get_vocab_size()}, {len(files)} files of text)")
+    print(
+        f"tiny model written to {out_dir} (vocab {tokenizer.get_vocab_size()}, {len(files)} files of text)"
+    )
     return out_dir
 
 

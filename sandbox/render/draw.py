@@ -29,10 +29,33 @@ ROW_PX = 30
 DPI = 100
 
 # Grafana's classic palette, so colours look familiar next to the real thing.
-PALETTE = ("#7eb26d", "#eab839", "#6ed0e0", "#ef843c", "#e24d42", "#1f78c1", "#ba43a9", "#705da0",
-           "#508642", "#cca300", "#447ebc", "#c15c17", "#890f02", "#0a437c", "#6d1f62", "#584477")
-NAMED = {"green": "#56a64b", "red": "#e02f44", "orange": "#ff9830", "yellow": "#fade2a", "purple": "#a352cc",
-         "blue": "#3274d9", "dark-red": "#ad0317"}
+PALETTE = (
+    "#7eb26d",
+    "#eab839",
+    "#6ed0e0",
+    "#ef843c",
+    "#e24d42",
+    "#1f78c1",
+    "#ba43a9",
+    "#705da0",
+    "#508642",
+    "#cca300",
+    "#447ebc",
+    "#c15c17",
+    "#890f02",
+    "#0a437c",
+    "#6d1f62",
+    "#584477",
+)
+NAMED = {
+    "green": "#56a64b",
+    "red": "#e02f44",
+    "orange": "#ff9830",
+    "yellow": "#fade2a",
+    "purple": "#a352cc",
+    "blue": "#3274d9",
+    "dark-red": "#ad0317",
+}
 
 
 @dataclass(frozen=True)
@@ -63,8 +86,14 @@ def _figure(panel: PanelSpec) -> Figure:
     return figure
 
 
-def _draw_timeseries(figure: Figure, panel: PanelSpec, series: Sequence[DrawnSeries], start: float, end: float,
-                     annotations: Sequence[Annotation]) -> None:
+def _draw_timeseries(
+    figure: Figure,
+    panel: PanelSpec,
+    series: Sequence[DrawnSeries],
+    start: float,
+    end: float,
+    annotations: Sequence[Annotation],
+) -> None:
     axes = figure.add_subplot(1, 1, 1)
     axes.set_title(panel.title, loc="left", fontsize=9, fontweight="bold")
     to_dt = datetime.fromtimestamp
@@ -87,15 +116,30 @@ def _draw_timeseries(figure: Figure, panel: PanelSpec, series: Sequence[DrawnSer
                 stack_base[t] = u
         else:
             dashed = panel.stacked  # lines over a stack are the dashed overlays
-            axes.plot(times, [v for _, v in points], color=c, linewidth=1.2, linestyle="--" if dashed else "-", label=s.name)
+            axes.plot(
+                times,
+                [v for _, v in points],
+                color=c,
+                linewidth=1.2,
+                linestyle="--" if dashed else "-",
+                label=s.name,
+            )
     for value, name in panel.thresholds:
         if value is not None:
             axes.axhline(value, color=colour(name), linestyle=(0, (4, 3)), linewidth=1)
     for mark in annotations:
         if start <= mark.time <= end:
             axes.axvline(to_dt(mark.time), color=colour(mark.colour), linewidth=1, alpha=0.8)
-            axes.annotate(mark.text, (to_dt(mark.time), 1.0), xycoords=("data", "axes fraction"), xytext=(2, -10),
-                          textcoords="offset points", fontsize=7, color=colour(mark.colour), rotation=0)
+            axes.annotate(
+                mark.text,
+                (to_dt(mark.time), 1.0),
+                xycoords=("data", "axes fraction"),
+                xytext=(2, -10),
+                textcoords="offset points",
+                fontsize=7,
+                color=colour(mark.colour),
+                rotation=0,
+            )
     axes.set_xlim(to_dt(start), to_dt(end))
     bottom = 0.0 if panel.min is None else panel.min
     axes.set_ylim(bottom=bottom)
@@ -110,10 +154,24 @@ def _draw_timeseries(figure: Figure, panel: PanelSpec, series: Sequence[DrawnSer
     for spine in ("top", "right"):
         axes.spines[spine].set_visible(False)
     if drawn == 0:
-        axes.text(0.5, 0.5, "No data", transform=axes.transAxes, ha="center", va="center", fontsize=12, color="#888888")
+        axes.text(
+            0.5,
+            0.5,
+            "No data",
+            transform=axes.transAxes,
+            ha="center",
+            va="center",
+            fontsize=12,
+            color="#888888",
+        )
     elif drawn <= 12:
-        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=min(drawn, max(1, panel.w // 3)),
-                    fontsize=6.5, frameon=False)
+        axes.legend(
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.12),
+            ncol=min(drawn, max(1, panel.w // 3)),
+            fontsize=6.5,
+            frameon=False,
+        )
 
 
 def _stat_colour(panel: PanelSpec, value: float | None) -> str:
@@ -142,23 +200,53 @@ def _draw_stat(figure: Figure, panel: PanelSpec, series: Sequence[DrawnSeries]) 
         axes.fill_between(xs, 0, ys, color="white", alpha=0.25, linewidth=0)
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1)
-    axes.text(0.04, 0.86, panel.title, ha="left", va="center", fontsize=8, color="white", fontweight="bold")
-    axes.text(0.5, 0.45, format_value(last, panel.unit, panel.decimals), ha="center", va="center", fontsize=18,
-              color="white", fontweight="bold")
+    axes.text(
+        0.04,
+        0.86,
+        panel.title,
+        ha="left",
+        va="center",
+        fontsize=8,
+        color="white",
+        fontweight="bold",
+    )
+    axes.text(
+        0.5,
+        0.45,
+        format_value(last, panel.unit, panel.decimals),
+        ha="center",
+        va="center",
+        fontsize=18,
+        color="white",
+        fontweight="bold",
+    )
 
 
-def draw_panel(panel: PanelSpec, series: Sequence[DrawnSeries], start: float, end: float,
-               annotations: Sequence[Annotation], path: Path, error: str | None = None) -> Path:
+def draw_panel(
+    panel: PanelSpec,
+    series: Sequence[DrawnSeries],
+    start: float,
+    end: float,
+    annotations: Sequence[Annotation],
+    path: Path,
+    error: str | None = None,
+) -> Path:
     """Draw one panel into ``path`` (PNG) at its Grafana grid size."""
     figure = _figure(panel)
     if panel.type == "stat":
         _draw_stat(figure, panel, series)
     else:
         _draw_timeseries(figure, panel, series, start, end, annotations)
-        figure.subplots_adjust(left=0.09 if panel.w >= 12 else 0.16, right=0.98, top=0.9,
-                               bottom=0.3 if panel.h <= 8 else 0.25)
+        figure.subplots_adjust(
+            left=0.09 if panel.w >= 12 else 0.16,
+            right=0.98,
+            top=0.9,
+            bottom=0.3 if panel.h <= 8 else 0.25,
+        )
     if error:
-        figure.text(0.5, 0.05, f"query error: {error[:120]}", ha="center", fontsize=6, color="#c4162a")
+        figure.text(
+            0.5, 0.05, f"query error: {error[:120]}", ha="center", fontsize=6, color="#c4162a"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=DPI, facecolor=figure.get_facecolor())
     return path

@@ -79,7 +79,8 @@ def _panel(raw: dict[str, Any]) -> PanelSpec:
     for override in config.get("overrides", []):
         matcher = override.get("matcher", {})
         if matcher.get("id") == "byRegexp" and any(
-            p.get("id") == "custom.stacking" and p.get("value", {}).get("mode") == "none" for p in override.get("properties", [])
+            p.get("id") == "custom.stacking" and p.get("value", {}).get("mode") == "none"
+            for p in override.get("properties", [])
         ):
             unstacked = re.compile(matcher["options"])
     grid = raw.get("gridPos", {})
@@ -89,12 +90,20 @@ def _panel(raw: dict[str, Any]) -> PanelSpec:
         title=raw.get("title", ""),
         description=raw.get("description", ""),
         unit=defaults.get("unit", ""),
-        x=int(grid.get("x", 0)), y=int(grid.get("y", 0)), w=int(grid.get("w", 12)), h=int(grid.get("h", 8)),
-        targets=tuple(Target(t.get("refId", ""), t["expr"], t.get("legendFormat", "")) for t in raw.get("targets", [])),
+        x=int(grid.get("x", 0)),
+        y=int(grid.get("y", 0)),
+        w=int(grid.get("w", 12)),
+        h=int(grid.get("h", 8)),
+        targets=tuple(
+            Target(t.get("refId", ""), t["expr"], t.get("legendFormat", ""))
+            for t in raw.get("targets", [])
+        ),
         thresholds=tuple((s.get("value"), s.get("color", "red")) for s in steps),
         stacked=custom.get("stacking", {}).get("mode", "none") == "normal",
         unstacked=unstacked,
-        min=defaults.get("min"), max=defaults.get("max"), decimals=defaults.get("decimals"),
+        min=defaults.get("min"),
+        max=defaults.get("max"),
+        decimals=defaults.get("decimals"),
     )
 
 
@@ -106,21 +115,36 @@ def parse_dashboard(raw: dict[str, Any]) -> DashboardSpec:
         elif item.get("targets"):
             panels.append(_panel(item))
     annotations = tuple(
-        AnnotationQuery(a.get("name", ""), a["expr"], a.get("step", "15s"), a.get("titleFormat", a.get("name", "")),
-                        a.get("iconColor", "purple"))
+        AnnotationQuery(
+            a.get("name", ""),
+            a["expr"],
+            a.get("step", "15s"),
+            a.get("titleFormat", a.get("name", "")),
+            a.get("iconColor", "purple"),
+        )
         for a in raw.get("annotations", {}).get("list", [])
         if a.get("expr") and a.get("enable", True)
     )
-    variables = {v["name"]: v.get("allValue") or ".*" for v in raw.get("templating", {}).get("list", [])}
-    return DashboardSpec(raw.get("uid", ""), raw.get("title", ""), raw.get("description", ""),
-                         tuple(sorted(panels, key=lambda p: (p.y, p.x))), annotations, variables)
+    variables = {
+        v["name"]: v.get("allValue") or ".*" for v in raw.get("templating", {}).get("list", [])
+    }
+    return DashboardSpec(
+        raw.get("uid", ""),
+        raw.get("title", ""),
+        raw.get("description", ""),
+        tuple(sorted(panels, key=lambda p: (p.y, p.x))),
+        annotations,
+        variables,
+    )
 
 
 def dashboard_names(directory: Path = DASHBOARD_DIR) -> list[str]:
     return sorted(p.stem for p in directory.glob("*.json"))
 
 
-def load_dashboard(dashboard: str | Path | dict[str, Any], directory: Path = DASHBOARD_DIR) -> tuple[str, DashboardSpec]:
+def load_dashboard(
+    dashboard: str | Path | dict[str, Any], directory: Path = DASHBOARD_DIR
+) -> tuple[str, DashboardSpec]:
     """A dashboard by name (``overview``), by path, or as parsed JSON; returns (name, spec)."""
     if isinstance(dashboard, dict):
         spec = parse_dashboard(dashboard)
@@ -130,5 +154,7 @@ def load_dashboard(dashboard: str | Path | dict[str, Any], directory: Path = DAS
         path = directory / f"{dashboard}.json"
     if not path.exists():
         known = ", ".join(dashboard_names(directory)) or "none"
-        raise FileNotFoundError(f"no dashboard {dashboard!r} (known: {known}; `make dashboards` writes them)")
+        raise FileNotFoundError(
+            f"no dashboard {dashboard!r} (known: {known}; `make dashboards` writes them)"
+        )
     return path.stem, parse_dashboard(json.loads(path.read_text()))

@@ -27,10 +27,14 @@ ul.marks {{ font-size: 12px; color: #555; }}
 
 def _cell(panel: PanelSpec, image: Path) -> str:
     data = base64.b64encode(image.read_bytes()).decode("ascii")
-    style = f"grid-column: {panel.x + 1} / span {panel.w}; grid-row: {panel.y + 1} / span {panel.h};"
+    style = (
+        f"grid-column: {panel.x + 1} / span {panel.w}; grid-row: {panel.y + 1} / span {panel.h};"
+    )
     title = html.escape(f"{panel.title}: {panel.description}")
-    return (f'<div class="panel" id="panel-{panel.id}" style="{style}" title="{title}">'
-            f'<img alt="{html.escape(panel.title)}" src="data:image/png;base64,{data}"></div>')
+    return (
+        f'<div class="panel" id="panel-{panel.id}" style="{style}" title="{title}">'
+        f'<img alt="{html.escape(panel.title)}" src="data:image/png;base64,{data}"></div>'
+    )
 
 
 def write_composite(path: Path, images: Sequence[tuple[PanelSpec, Path]]) -> Path:
@@ -42,19 +46,29 @@ def write_composite(path: Path, images: Sequence[tuple[PanelSpec, Path]]) -> Pat
     canvas = Image.new("RGB", (width, height), (244, 245, 245))
     for panel, image in images:
         with Image.open(image) as tile:
-            canvas.paste(tile.convert("RGB").resize((panel.w * COLUMN_PX - 4, panel.h * ROW_PX - 4)),
-                         (panel.x * COLUMN_PX + 2, panel.y * ROW_PX + 2))
+            canvas.paste(
+                tile.convert("RGB").resize((panel.w * COLUMN_PX - 4, panel.h * ROW_PX - 4)),
+                (panel.x * COLUMN_PX + 2, panel.y * ROW_PX + 2),
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
     return path
 
 
-def write_page(path: Path, name: str, spec: DashboardSpec, images: Sequence[tuple[PanelSpec, Path]],
-               start: float, end: float, annotations: Sequence[Annotation]) -> Path:
+def write_page(
+    path: Path,
+    name: str,
+    spec: DashboardSpec,
+    images: Sequence[tuple[PanelSpec, Path]],
+    start: float,
+    end: float,
+    annotations: Sequence[Annotation],
+) -> Path:
     stamp = "%Y-%m-%d %H:%M:%S"
     marks = "".join(
         f"<li>{time.strftime('%H:%M:%S', time.localtime(a.time))} {html.escape(a.text)}</li>"
-        for a in sorted(annotations, key=lambda a: a.time) if start <= a.time <= end
+        for a in sorted(annotations, key=lambda a: a.time)
+        if start <= a.time <= end
     )
     body = "".join(_cell(panel, image) for panel, image in images)
     page = (

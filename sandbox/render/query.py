@@ -47,23 +47,38 @@ def legend(template: str, labels: dict[str, str]) -> str:
     """Grafana's ``{{label}}`` legend; without a template, the label set."""
     if not template:
         shown = {k: v for k, v in labels.items() if k != "__name__"}
-        return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(shown.items())) + "}" if shown else "value"
+        return (
+            "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(shown.items())) + "}"
+            if shown
+            else "value"
+        )
     return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), template).strip()
 
 
-def query_range(client: httpx.Client, prometheus_url: str, expr: str, start: float, end: float, step_s: float) -> list[Series]:
+def query_range(
+    client: httpx.Client, prometheus_url: str, expr: str, start: float, end: float, step_s: float
+) -> list[Series]:
     try:
         response = client.get(
             f"{prometheus_url.rstrip('/')}/api/v1/query_range",
-            params={"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step_s:g}"},
+            params={
+                "query": expr,
+                "start": f"{start:.3f}",
+                "end": f"{end:.3f}",
+                "step": f"{step_s:g}",
+            },
         )
         body = response.json()
     except (httpx.HTTPError, ValueError) as exc:
         raise QueryError(f"{expr}: {type(exc).__name__}: {exc}") from exc
     if body.get("status") != "success":
-        raise QueryError(f"{expr}: {body.get('errorType', 'error')}: {body.get('error', response.text[:200])}")
+        raise QueryError(
+            f"{expr}: {body.get('errorType', 'error')}: {body.get('error', response.text[:200])}"
+        )
     series = []
     for item in body["data"]["result"]:
         points = [(float(t), float(v)) for t, v in item.get("values", [])]
-        series.append(Series(item.get("metric", {}), tuple(t for t, _ in points), tuple(v for _, v in points)))
+        series.append(
+            Series(item.get("metric", {}), tuple(t for t, _ in points), tuple(v for _, v in points))
+        )
     return series

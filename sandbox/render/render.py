@@ -41,9 +41,16 @@ class RenderResult(tuple):  # type: ignore[type-arg]
     panels: tuple[RenderedPanel, ...]
     name: str
 
-    def __new__(cls, name: str, html: Path, composite: Path, panels: Sequence[RenderedPanel]) -> RenderResult:
+    def __new__(
+        cls, name: str, html: Path, composite: Path, panels: Sequence[RenderedPanel]
+    ) -> RenderResult:
         result = super().__new__(cls, tuple(p.image for p in panels))
-        result.name, result.html, result.composite, result.panels = name, html, composite, tuple(panels)
+        result.name, result.html, result.composite, result.panels = (
+            name,
+            html,
+            composite,
+            tuple(panels),
+        )
         return result
 
     @property
@@ -69,19 +76,29 @@ def _duration_s(text: str) -> float:
     return float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
-def _caller_annotations(items: Iterable[Annotation | Mapping[str, Any] | tuple[float, str]]) -> list[Annotation]:
+def _caller_annotations(
+    items: Iterable[Annotation | Mapping[str, Any] | tuple[float, str]],
+) -> list[Annotation]:
     marks = []
     for item in items:
         if isinstance(item, Annotation):
             marks.append(item)
         elif isinstance(item, Mapping):
-            marks.append(Annotation(_seconds(item["time"], 0.0), str(item.get("text", "")), str(item.get("colour", "purple"))))
+            marks.append(
+                Annotation(
+                    _seconds(item["time"], 0.0),
+                    str(item.get("text", "")),
+                    str(item.get("colour", "purple")),
+                )
+            )
         else:
             marks.append(Annotation(_seconds(item[0], 0.0), str(item[1])))
     return marks
 
 
-def _query_annotations(client: httpx.Client, url: str, spec: DashboardSpec, start: float, end: float) -> list[Annotation]:
+def _query_annotations(
+    client: httpx.Client, url: str, spec: DashboardSpec, start: float, end: float
+) -> list[Annotation]:
     """Each run of points of an annotation query becomes one mark at the run's start."""
     marks = []
     for query in spec.annotations:
@@ -95,13 +112,24 @@ def _query_annotations(client: httpx.Client, url: str, spec: DashboardSpec, star
             previous = None
             for t, v in zip(series.times, series.values):
                 if math.isfinite(v) and v != 0 and (previous is None or t - previous > 1.5 * step):
-                    marks.append(Annotation(t, legend(query.title_format, series.labels) or query.name, query.colour))
+                    marks.append(
+                        Annotation(
+                            t, legend(query.title_format, series.labels) or query.name, query.colour
+                        )
+                    )
                 previous = t if math.isfinite(v) and v != 0 else previous
     return marks
 
 
-def _panel_series(client: httpx.Client, url: str, spec: DashboardSpec, panel: PanelSpec, start: float, end: float,
-                  step: float) -> tuple[list[DrawnSeries], list[str]]:
+def _panel_series(
+    client: httpx.Client,
+    url: str,
+    spec: DashboardSpec,
+    panel: PanelSpec,
+    start: float,
+    end: float,
+    step: float,
+) -> tuple[list[DrawnSeries], list[str]]:
     drawn, errors = [], []
     for target in panel.targets:
         expr = substitute(target.expr, spec.variables, step, end - start)
@@ -111,7 +139,9 @@ def _panel_series(client: httpx.Client, url: str, spec: DashboardSpec, panel: Pa
             errors.append(str(exc))
             continue
         for series in sorted(found, key=lambda s: sorted(s.labels.items())):
-            drawn.append(DrawnSeries(legend(target.legend, series.labels), series.times, series.values))
+            drawn.append(
+                DrawnSeries(legend(target.legend, series.labels), series.times, series.values)
+            )
     return drawn, errors
 
 
@@ -143,14 +173,33 @@ def render_dashboard(
     rendered: list[RenderedPanel] = []
     images: list[tuple[PanelSpec, Path]] = []
     with httpx.Client(timeout=timeout_s) as client:
-        marks = [*_caller_annotations(annotations), *_query_annotations(client, prometheus_url, spec, start_s, end_s)]
+        marks = [
+            *_caller_annotations(annotations),
+            *_query_annotations(client, prometheus_url, spec, start_s, end_s),
+        ]
         for panel in spec.panels:
-            series, errors = _panel_series(client, prometheus_url, spec, panel, start_s, end_s, step)
-            path = draw_panel(panel, series, start_s, end_s, marks, out / name / f"panel-{panel.id:02d}.png",
-                              error="; ".join(errors) or None)
+            series, errors = _panel_series(
+                client, prometheus_url, spec, panel, start_s, end_s, step
+            )
+            path = draw_panel(
+                panel,
+                series,
+                start_s,
+                end_s,
+                marks,
+                out / name / f"panel-{panel.id:02d}.png",
+                error="; ".join(errors) or None,
+            )
             images.append((panel, path))
-            rendered.append(RenderedPanel(panel.id, panel.title, path,
-                                          sum(1 for s in series if any(math.isfinite(v) for v in s.values)), tuple(errors)))
+            rendered.append(
+                RenderedPanel(
+                    panel.id,
+                    panel.title,
+                    path,
+                    sum(1 for s in series if any(math.isfinite(v) for v in s.values)),
+                    tuple(errors),
+                )
+            )
     page = write_page(out / f"{name}.html", name, spec, images, start_s, end_s, marks)
     composite = write_composite(out / f"{name}.png", images)
     return RenderResult(name, page, composite, rendered)

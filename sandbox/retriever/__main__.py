@@ -17,11 +17,29 @@ __all__ = ["main"]
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--host", default=None, help="address to bind [SANDBOX_HOST]")
 @click.option("--port", type=int, default=None, help="port to bind [SANDBOX_RETRIEVER_PORT]")
-@click.option("--otlp-endpoint", default=None, help="OTLP/HTTP traces URL (…/v1/traces); 'none' exports nothing [default: OTEL_* variables, then the local trace sink]")
-@click.option("--qdrant-path", type=click.Path(path_type=Path), default=None, help="keep the index on disk here (embedded Qdrant)")
-@click.option("--qdrant-url", default=None, help="use a Qdrant server instead of the embedded store")
-@click.option("--corpus-root", type=click.Path(path_type=Path, file_okay=False), default=None, help="folder the corpus globs are read from")
-@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--otlp-endpoint",
+    default=None,
+    help="OTLP/HTTP traces URL (…/v1/traces); 'none' exports nothing [default: OTEL_* variables, then the local trace sink]",
+)
+@click.option(
+    "--qdrant-path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="keep the index on disk here (embedded Qdrant)",
+)
+@click.option(
+    "--qdrant-url", default=None, help="use a Qdrant server instead of the embedded store"
+)
+@click.option(
+    "--corpus-root",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="folder the corpus globs are read from",
+)
+@click.option(
+    "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])
+)
 def main(
     host: str | None,
     port: int | None,
@@ -36,8 +54,8 @@ def main(
 
     from sandbox.retriever.app import create_app
     from sandbox.retriever.config import RetrieverOptions
-    from sandbox.telemetry import configure_logging
     from sandbox.settings import load_settings
+    from sandbox.telemetry import configure_logging
 
     settings = load_settings()
     overrides: dict[str, object] = {

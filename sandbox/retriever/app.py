@@ -35,18 +35,28 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("sandbox.retriever")
 
-_ERROR_TYPES = {400: "invalid_request_error", 404: "not_found_error", 405: "invalid_request_error",
-                503: "service_unavailable_error"}
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    503: "service_unavailable_error",
+}
 
 
-def _error(status: int, message: str, param: str | None = None, code: str | None = None) -> JSONResponse:
-    return JSONResponse(error_body(message, _ERROR_TYPES.get(status, "server_error"), param, code), status)
+def _error(
+    status: int, message: str, param: str | None = None, code: str | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        error_body(message, _ERROR_TYPES.get(status, "server_error"), param, code), status
+    )
 
 
 def _validation_error(exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     if errors and errors[0].get("type") == "json_invalid":
-        return _error(400, f"request body is not valid JSON: {errors[0].get('msg')}", None, "invalid_json")
+        return _error(
+            400, f"request body is not valid JSON: {errors[0].get('msg')}", None, "invalid_json"
+        )
     problems = []
     for error in errors:
         loc = [str(part) for part in error["loc"] if part != "body"]
@@ -55,7 +65,9 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
     return _error(400, message, problems[0][0] if problems else None, "invalid_value")
 
 
-def create_app(options: RetrieverOptions, settings: Settings | None = None, start: bool = True) -> FastAPI:
+def create_app(
+    options: RetrieverOptions, settings: Settings | None = None, start: bool = True
+) -> FastAPI:
     """The app; with ``start`` the model and index load in a background thread at start-up.
 
     Spans go to ``options.otlp_endpoint``, else where ``sandbox.telemetry`` finds an endpoint
@@ -100,7 +112,9 @@ def create_app(options: RetrieverOptions, settings: Settings | None = None, star
     # -- The server span, request count and duration of /search ----------------------------
 
     @app.middleware("http")
-    async def trace_search(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def trace_search(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         if request.url.path != "/search":
             return await call_next(request)
         started = time.perf_counter()
@@ -129,7 +143,12 @@ def create_app(options: RetrieverOptions, settings: Settings | None = None, star
         if not body.query.strip():
             return _error(400, "query: must contain non-whitespace text", "query", "invalid_value")
         if len(body.query) > options.max_query_chars:
-            return _error(400, f"query: longer than {options.max_query_chars} characters", "query", "invalid_value")
+            return _error(
+                400,
+                f"query: longer than {options.max_query_chars} characters",
+                "query",
+                "invalid_value",
+            )
         if body.k > options.max_k:
             return _error(400, f"k: must be at most {options.max_k}", "k", "invalid_value")
         try:
@@ -141,11 +160,16 @@ def create_app(options: RetrieverOptions, settings: Settings | None = None, star
         span.set_attribute("sandbox.retriever.results", len(result.passages))
         log.info(
             "search",
-            extra={"k": body.k, "results": len(result.passages),
-                   "timings": {p: round(s, 6) for p, s in result.timings.items()}},
+            extra={
+                "k": body.k,
+                "results": len(result.passages),
+                "timings": {p: round(s, 6) for p, s in result.timings.items()},
+            },
         )
         return SearchResponse(
-            passages=[Passage(text=c.text, score=c.score, source=c.source) for c in result.passages],
+            passages=[
+                Passage(text=c.text, score=c.score, source=c.source) for c in result.passages
+            ],
             timings=Timings(**result.timings),
         )
 
@@ -194,7 +218,9 @@ def create_app(options: RetrieverOptions, settings: Settings | None = None, star
     @app.delete("/admin/fault")
     async def delete_fault(phase: str | None = None) -> Any:
         if phase is not None and phase not in PHASES:
-            return _error(400, f"phase: must be one of {', '.join(PHASES)}", "phase", "invalid_value")
+            return _error(
+                400, f"phase: must be one of {', '.join(PHASES)}", "phase", "invalid_value"
+            )
         cleared = faults.clear(phase)
         if cleared:
             log.warning("fault cleared", extra={"phases": cleared})

@@ -35,7 +35,9 @@ class RetrieverClient:
         try:
             response = self._client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise RetrieverClientError(f"retriever at {self._client.base_url} unreachable: {exc!r}") from exc
+            raise RetrieverClientError(
+                f"retriever at {self._client.base_url} unreachable: {exc!r}"
+            ) from exc
         try:
             body = response.json()
         except ValueError:
@@ -43,11 +45,15 @@ class RetrieverClient:
         if response.status_code >= 400:
             message = body.get("error", {}).get("message") if isinstance(body, dict) else None
             raise RetrieverClientError(
-                f"{method} {path} -> {response.status_code}: {message or body}", response.status_code, body
+                f"{method} {path} -> {response.status_code}: {message or body}",
+                response.status_code,
+                body,
             )
         return body
 
-    def search(self, query: str, k: int = 5, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    def search(
+        self, query: str, k: int = 5, headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         return self._call("POST", "/search", json={"query": query, "k": k}, headers=headers)  # type: ignore[no-any-return]
 
     def set_fault(

@@ -51,5 +51,7 @@ class RetrieverOptions(BaseModel):
     @model_validator(mode="after")
     def _one_store(self) -> RetrieverOptions:
         if self.qdrant_path is not None and self.qdrant_url is not None:
-            raise ValueError("give qdrant_path (embedded, on disk) or qdrant_url (server), not both")
+            raise ValueError(
+                "give qdrant_path (embedded, on disk) or qdrant_url (server), not both"
+            )
         return self

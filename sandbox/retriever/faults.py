@@ -163,8 +163,14 @@ class ActiveFault:
     expires_at: float | None  # time.monotonic() deadline, None = until cleared
 
     def describe(self) -> dict[str, Any]:
-        remaining = None if self.expires_at is None else max(0.0, self.expires_at - time.monotonic())
-        return {**self.spec.model_dump(), "mean_delay_s": self.mean_delay_s, "expires_in_s": remaining}
+        remaining = (
+            None if self.expires_at is None else max(0.0, self.expires_at - time.monotonic())
+        )
+        return {
+            **self.spec.model_dump(),
+            "mean_delay_s": self.mean_delay_s,
+            "expires_in_s": remaining,
+        }
 
 
 class FaultState:
@@ -225,4 +231,3 @@ class FaultState:
                 del self._faults[phase]
         for phase in expired:
             self._on_change(phase, 0.0)
-

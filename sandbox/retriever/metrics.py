@@ -22,8 +22,30 @@ STATUS_CLASSES: tuple[str, ...] = ("2xx", "4xx", "5xx")
 # healthy embed/search/rerank lives, and coarse up to 5 minutes, where an injected heavy tail or
 # a queueing collapse ends up.
 LATENCY_BUCKETS_S: tuple[float, ...] = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.4, 0.6,
-    1.0, 1.5, 2.5, 4.0, 6.0, 10.0, 15.0, 25.0, 40.0, 60.0, 120.0, 300.0,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.25,
+    0.4,
+    0.6,
+    1.0,
+    1.5,
+    2.5,
+    4.0,
+    6.0,
+    10.0,
+    15.0,
+    25.0,
+    40.0,
+    60.0,
+    120.0,
+    300.0,
 )
 
 
@@ -80,8 +102,9 @@ class RetrieverMetrics:
         # Bind every label value now: series exist from the first scrape (a zero rate is a
         # fact, a missing series is a question) and recording needs no label lookup.
         self.phase = {phase: self.phase_seconds.labels(phase=phase) for phase in PHASES}
-        self.requests = {status: self.requests_total.labels(status=status) for status in STATUS_CLASSES}
+        self.requests = {
+            status: self.requests_total.labels(status=status) for status in STATUS_CLASSES
+        }
         self.injected = {phase: self.injected_delay_seconds.labels(phase=phase) for phase in PHASES}
         for gauge in self.injected.values():
             gauge.set(0.0)
-

@@ -14,7 +14,9 @@ class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: StrictStr = Field(min_length=1, description="the text to find passages for")
-    k: StrictInt = Field(5, ge=1, description="how many passages to return (at most the service's max_k)")
+    k: StrictInt = Field(
+        5, ge=1, description="how many passages to return (at most the service's max_k)"
+    )
 
 
 class Passage(BaseModel):
@@ -36,6 +38,8 @@ class SearchResponse(BaseModel):
     timings: Timings
 
 
-def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+def error_body(
+    message: str, type_: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
     """The OpenAI error shape every non-2xx answer uses."""
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}

@@ -43,7 +43,9 @@ def terms(text: str) -> set[str]:
     return out
 
 
-def rerank(query: str, candidates: Sequence[Candidate], k: int, lexical_weight: float) -> list[Candidate]:
+def rerank(
+    query: str, candidates: Sequence[Candidate], k: int, lexical_weight: float
+) -> list[Candidate]:
     """The ``k`` best candidates by the mixed score, best first (ties keep the search's order)."""
     wanted = terms(query)
     rescored = []

@@ -48,7 +48,11 @@ class SearchResult:
 
 class Retriever:
     def __init__(
-        self, options: RetrieverOptions, metrics: RetrieverMetrics, tracer: Tracer, faults: FaultState
+        self,
+        options: RetrieverOptions,
+        metrics: RetrieverMetrics,
+        tracer: Tracer,
+        faults: FaultState,
     ) -> None:
         self.options = options
         self.metrics = metrics
@@ -72,7 +76,9 @@ class Retriever:
         try:
             with self.tracer.start_as_current_span("retriever.startup"):
                 read_started = time.perf_counter()
-                passages = load_corpus(options.corpus_root, options.corpus_globs, options.chunk_chars)
+                passages = load_corpus(
+                    options.corpus_root, options.corpus_globs, options.chunk_chars
+                )
                 if not passages:
                     raise RuntimeError(
                         f"no passages: nothing matches {list(options.corpus_globs)} under {options.corpus_root}"
@@ -90,7 +96,9 @@ class Retriever:
                 with self.tracer.start_as_current_span("retriever.build_index") as span:
                     started = time.perf_counter()
                     vectors = self._embedder.encode([p.text for p in passages])
-                    store = VectorStore(options.collection, path=options.qdrant_path, url=options.qdrant_url)
+                    store = VectorStore(
+                        options.collection, path=options.qdrant_path, url=options.qdrant_url
+                    )
                     store.rebuild(passages, vectors)
                     self._store = store
                     self.index_build_s = read_s + time.perf_counter() - started
@@ -102,7 +110,7 @@ class Retriever:
                     extra={"seconds": round(self.index_build_s, 3), "passages": len(passages)},
                 )
             self.state = State.READY
-        except Exception as exc:  # noqa: BLE001 - reported by /ready and /health, and logged
+        except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             self.state = State.FAILED
             log.exception("start-up failed")

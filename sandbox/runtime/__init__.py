@@ -6,7 +6,15 @@ from sandbox.runtime.base import Runtime, ServiceSpec, ServiceState, ServiceStat
 from sandbox.runtime.local import LocalRuntime
 from sandbox.settings import Mode, Settings
 
-__all__ = ["Runtime", "ServiceSpec", "ServiceState", "ServiceStatus", "StartError", "LocalRuntime", "runtime_for"]
+__all__ = [
+    "LocalRuntime",
+    "Runtime",
+    "ServiceSpec",
+    "ServiceState",
+    "ServiceStatus",
+    "StartError",
+    "runtime_for",
+]
 
 
 def runtime_for(settings: Settings) -> Runtime:

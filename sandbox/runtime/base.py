@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 __all__ = [
-    "RuntimeError_",
     "Runtime",
+    "RuntimeError_",
     "ServiceSpec",
     "ServiceState",
     "ServiceStatus",

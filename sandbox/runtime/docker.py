@@ -14,7 +14,7 @@ from typing import Any
 
 from sandbox.runtime.base import RuntimeError_, ServiceSpec, ServiceState, ServiceStatus, StartError
 
-__all__ = ["DockerRuntime", "docker_available", "LABEL"]
+__all__ = ["LABEL", "DockerRuntime", "docker_available"]
 
 LABEL = "sandbox.component"
 
@@ -29,7 +29,7 @@ def docker_available(timeout_s: float = 2.0) -> bool:
             return bool(client.ping())
         finally:
             client.close()
-    except Exception:  # noqa: BLE001 - any failure means "no usable engine"
+    except Exception:
         return False
 
 
@@ -82,7 +82,9 @@ class DockerRuntime:
             "environment": dict(spec.env),
             # Published on loopback only, like every service of the sandbox.
             "ports": {f"{container_port}/tcp": (self.host, spec.port)},
-            "volumes": {host: {"bind": inside, "mode": "ro"} for host, inside in spec.volumes.items()},
+            "volumes": {
+                host: {"bind": inside, "mode": "ro"} for host, inside in spec.volumes.items()
+            },
             "labels": {LABEL: spec.name, **spec.labels},
         }
         if self.network:
@@ -90,7 +92,9 @@ class DockerRuntime:
         if spec.cpus:
             kwargs["cpuset_cpus"] = ",".join(str(cpu) for cpu in spec.cpus)
         if spec.gpu:
-            kwargs["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+            kwargs["device_requests"] = [
+                docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])
+            ]
         return kwargs
 
     def start(self, spec: ServiceSpec) -> ServiceStatus:
@@ -105,7 +109,9 @@ class DockerRuntime:
             container = self.client.containers.run(**self.run_kwargs(spec))
         except docker.errors.DockerException as exc:
             raise StartError(f"{spec.name}: docker could not start {spec.image}: {exc}") from exc
-        return ServiceStatus(spec.name, ServiceState.RUNNING, detail=f"container {container.short_id}")
+        return ServiceStatus(
+            spec.name, ServiceState.RUNNING, detail=f"container {container.short_id}"
+        )
 
     def status(self, name: str) -> ServiceStatus:
         import docker.errors
@@ -121,7 +127,9 @@ class DockerRuntime:
             return ServiceStatus(name, ServiceState.RUNNING, pid=state.get("Pid") or None)
         code = state.get("ExitCode")
         return ServiceStatus(
-            name, ServiceState.EXITED, exit_code=code,
+            name,
+            ServiceState.EXITED,
+            exit_code=code,
             detail=f"container {container.status}, exit code {code}",
         )
 

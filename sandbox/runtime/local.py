@@ -105,7 +105,15 @@ class LocalRuntime:
         self.pid_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_path(spec.name)
-        argv = [sys.executable, "-m", "sandbox.runtime.supervise", "--name", spec.name, "--state-dir", str(self.pid_dir)]
+        argv = [
+            sys.executable,
+            "-m",
+            "sandbox.runtime.supervise",
+            "--name",
+            spec.name,
+            "--state-dir",
+            str(self.pid_dir),
+        ]
         if spec.cpus:
             allowed = os.sched_getaffinity(0)
             if not set(spec.cpus) <= allowed:
@@ -117,7 +125,9 @@ class LocalRuntime:
         argv += ["--", *spec.argv]
         env = {**os.environ, **spec.env}
         with open(log_path, "ab", buffering=0) as log:
-            log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(spec.argv)}\n".encode())
+            log.write(
+                f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(spec.argv)}\n".encode()
+            )
             try:
                 process = subprocess.Popen(
                     argv,
@@ -161,8 +171,12 @@ class LocalRuntime:
             if isinstance(pid, int) and group_alive(pid):
                 detail += "; some of its processes still run: `make down` stops them"
         return ServiceStatus(
-            name, ServiceState.EXITED, pid=pid if isinstance(pid, int) else None,
-            exit_code=code, detail=f"{detail}; see {log_path}", log_path=log_path,
+            name,
+            ServiceState.EXITED,
+            pid=pid if isinstance(pid, int) else None,
+            exit_code=code,
+            detail=f"{detail}; see {log_path}",
+            log_path=log_path,
         )
 
     def stop(self, name: str, timeout_s: float = 15.0) -> ServiceStatus:

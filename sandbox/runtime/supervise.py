@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
-    parser.add_argument("--cpus", default="", help="comma-separated CPU cores the command may run on")
+    parser.add_argument(
+        "--cpus", default="", help="comma-separated CPU cores the command may run on"
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command

@@ -21,8 +21,14 @@ from sandbox.tracesink.store import DEFAULT_MAX_BYTES, spans_path
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps({"ts": record.created, "level": record.levelname.lower(), "logger": record.name,
-                           "msg": record.getMessage()})
+        return json.dumps(
+            {
+                "ts": record.created,
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "msg": record.getMessage(),
+            }
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,7 +37,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=settings.host)
     parser.add_argument("--port", type=int, default=settings.trace_sink_port)
     parser.add_argument("--out", type=Path, default=spans_path(settings.run_dir))
-    parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="rotate the file past this size")
+    parser.add_argument(
+        "--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="rotate the file past this size"
+    )
     args = parser.parse_args(argv)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonFormatter())

@@ -76,4 +76,6 @@ def decode_export(body: bytes, content_type: str | None) -> dict[str, Any]:
         if not isinstance(data, dict) or not isinstance(data.get("resourceSpans", []), list):
             raise OtlpDecodeError("JSON body must be an object with a resourceSpans list")
         return data
-    raise OtlpDecodeError(f"unsupported Content-Type {kind!r} (application/x-protobuf or application/json)")
+    raise OtlpDecodeError(
+        f"unsupported Content-Type {kind!r} (application/x-protobuf or application/json)"
+    )

@@ -138,12 +138,18 @@ def read_traces(path: Path, tail_bytes: int = DEFAULT_TAIL_BYTES) -> dict[str, T
     grouped: dict[str, list[Span]] = defaultdict(list)
     for span in iter_spans(path, tail_bytes):
         grouped[span.trace_id].append(span)
-    return {tid: Trace(tid, tuple(sorted(spans, key=lambda s: s.start_ns))) for tid, spans in grouped.items()}
+    return {
+        tid: Trace(tid, tuple(sorted(spans, key=lambda s: s.start_ns)))
+        for tid, spans in grouped.items()
+    }
 
 
 def find_trace(path: Path, trace_id: str, tail_bytes: int = DEFAULT_TAIL_BYTES) -> Trace | None:
     trace_id = trace_id.strip().lower()
-    spans = sorted((s for s in iter_spans(path, tail_bytes) if s.trace_id == trace_id), key=lambda s: s.start_ns)
+    spans = sorted(
+        (s for s in iter_spans(path, tail_bytes) if s.trace_id == trace_id),
+        key=lambda s: s.start_ns,
+    )
     return Trace(trace_id, tuple(spans)) if spans else None
 
 
@@ -153,7 +159,8 @@ def slowest_requests(
     """The ``limit`` slowest request traces that ended within the last ``within_s`` seconds."""
     cutoff = (time.time() - within_s) * 1e9 if within_s else 0
     requests = [
-        trace for trace in read_traces(path, tail_bytes).values()
+        trace
+        for trace in read_traces(path, tail_bytes).values()
         if trace.root.kind == SPAN_KIND_SERVER and trace.root.end_ns >= cutoff
     ]
     return sorted(requests, key=lambda t: t.duration_s, reverse=True)[:limit]

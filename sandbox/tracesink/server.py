@@ -44,6 +44,11 @@ def create_app(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> FastAPI:
 
     @app.get("/health")
     async def health() -> dict[str, object]:
-        return {"status": "alive", "path": str(store.path), "requests": store.requests, "spans": store.spans}
+        return {
+            "status": "alive",
+            "path": str(store.path),
+            "requests": store.requests,
+            "spans": store.spans,
+        }
 
     return app

@@ -21,9 +21,17 @@ _ENGINE_PHASES = (
     ("engine.prefill", "gen_ai.latency.time_in_model_prefill"),
     ("engine.decode", "gen_ai.latency.time_in_model_decode"),
 )
-_COLOURS = {"admission": "yellow", "retrieval": "magenta", "network": "blue", "upstream_ttft": "red",
-            "decode": "green", "postprocess": "cyan", "engine.queue": "yellow", "engine.prefill": "red",
-            "engine.decode": "green"}
+_COLOURS = {
+    "admission": "yellow",
+    "retrieval": "magenta",
+    "network": "blue",
+    "upstream_ttft": "red",
+    "decode": "green",
+    "postprocess": "cyan",
+    "engine.queue": "yellow",
+    "engine.prefill": "red",
+    "engine.decode": "green",
+}
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,9 @@ def rows_of(trace: Trace) -> list[Row]:
 
     def visit(span: Span, depth: int) -> None:
         start = (span.start_ns - root.start_ns) / 1e9
-        rows.append(Row(span.name, span.service, depth, start, span.duration_s, span.status_code == 2))
+        rows.append(
+            Row(span.name, span.service, depth, start, span.duration_s, span.status_code == 2)
+        )
         if span.name == "llm_request":
             offset = start
             for phase, attribute in _ENGINE_PHASES:
@@ -77,6 +87,11 @@ def waterfall_table(trace: Trace) -> Table:
     table.add_column("", no_wrap=True)
     for row in rows_of(trace):
         service = row.service.removeprefix("sandbox-")
-        table.add_row("  " * row.depth + row.name, service, f"{row.start_s * 1000:.1f}",
-                      f"{row.duration_s * 1000:.1f}", _bar(row, root.duration_s))
+        table.add_row(
+            "  " * row.depth + row.name,
+            service,
+            f"{row.start_s * 1000:.1f}",
+            f"{row.duration_s * 1000:.1f}",
+            _bar(row, root.duration_s),
+        )
     return table

@@ -22,35 +22,77 @@ import httpx
 from sandbox.settings import REPO_ROOT, Settings
 from tests.support import free_port, poll_until
 
-__all__ = ["GatewayProcess", "TcpProxy", "prom_query", "prom_scalar", "register_scrape_target", "vllm_metric"]
+__all__ = [
+    "GatewayProcess",
+    "TcpProxy",
+    "prom_query",
+    "prom_scalar",
+    "register_scrape_target",
+    "vllm_metric",
+]
 
 
 class GatewayProcess:
-    def __init__(self, settings: Settings, engines: list[str], log: Path, *, port: int | None = None,
-                 otlp_endpoint: str | None = None, retriever_url: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engines: list[str],
+        log: Path,
+        *,
+        port: int | None = None,
+        otlp_endpoint: str | None = None,
+        retriever_url: str | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        argv = [sys.executable, "-m", "sandbox.gateway", "--host", "127.0.0.1", "--port", str(self.port),
-                "--config", str(log.parent / "no-such-gateway.json"),
-                "--otlp-endpoint", otlp_endpoint or "none"]
+        argv = [
+            sys.executable,
+            "-m",
+            "sandbox.gateway",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--config",
+            str(log.parent / "no-such-gateway.json"),
+            "--otlp-endpoint",
+            otlp_endpoint or "none",
+        ]
         for engine in engines:
             argv += ["--engine", engine]
         if retriever_url:
             argv += ["--retriever-url", retriever_url]
-        env = {**os.environ, "SANDBOX_RUN_DIR": str(settings.run_dir), "TOKENIZERS_PARALLELISM": "false"}
+        env = {
+            **os.environ,
+            "SANDBOX_RUN_DIR": str(settings.run_dir),
+            "TOKENIZERS_PARALLELISM": "false",
+        }
         self.log = log
         self._out = log.open("ab")
-        self.process = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=self._out, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            argv,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
-            poll_until(self._ready, f"the gateway on port {self.port} (log {log})", timeout_s=60, interval_s=0.2)
+            poll_until(
+                self._ready,
+                f"the gateway on port {self.port} (log {log})",
+                timeout_s=60,
+                interval_s=0.2,
+            )
         except BaseException:
             self.stop()
             raise
 
     def _ready(self) -> bool:
         if self.process.poll() is not None:
-            raise AssertionError(f"gateway exited with {self.process.returncode}: {self.log.read_text()[-2000:]}")
+            raise AssertionError(
+                f"gateway exited with {self.process.returncode}: {self.log.read_text()[-2000:]}"
+            )
         try:
             return httpx.get(f"{self.url}/ready", timeout=2).status_code == 200
         except httpx.HTTPError:
@@ -105,7 +147,9 @@ class TcpProxy:
         self._writers -= {writer, up_writer}
 
     async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
+        self._server = await asyncio.start_server(
+            self._handle, "127.0.0.1", self.port, reuse_address=True
+        )
 
     async def _stop(self) -> None:
         if self._server is not None:
@@ -128,7 +172,9 @@ class TcpProxy:
         self._loop.close()
 
 
-def register_scrape_target(settings: Settings, job: str, address: str, labels: dict[str, str]) -> Path:
+def register_scrape_target(
+    settings: Settings, job: str, address: str, labels: dict[str, str]
+) -> Path:
     """Add a target to Prometheus' discovery file of ``job`` (kept: entries the stack wrote)."""
     path = settings.targets_dir / f"{job}.json"
     groups = json.loads(path.read_text() or "[]") if path.exists() else []
@@ -144,14 +190,18 @@ def unregister_scrape_target(settings: Settings, job: str, address: str) -> None
     path = settings.targets_dir / f"{job}.json"
     if not path.exists():
         return
-    groups = [g for g in json.loads(path.read_text() or "[]") if address not in g.get("targets", [])]
+    groups = [
+        g for g in json.loads(path.read_text() or "[]") if address not in g.get("targets", [])
+    ]
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(groups, indent=2) + "\n")
     tmp.replace(path)
 
 
 def prom_query(prometheus_url: str, promql: str) -> list[dict[str, object]]:
-    answer = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": promql}, timeout=10).json()
+    answer = httpx.get(
+        f"{prometheus_url}/api/v1/query", params={"query": promql}, timeout=10
+    ).json()
     assert answer["status"] == "success", answer
     return list(answer["data"]["result"])
 

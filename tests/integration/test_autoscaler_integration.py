@@ -28,7 +28,9 @@ class Load:
     def __init__(self, gateway: str, streams: int) -> None:
         self.stop = threading.Event()
         self.codes: list[int] = []
-        self.threads = [threading.Thread(target=self._run, args=(gateway,), daemon=True) for _ in range(streams)]
+        self.threads = [
+            threading.Thread(target=self._run, args=(gateway,), daemon=True) for _ in range(streams)
+        ]
         for thread in self.threads:
             thread.start()
 
@@ -36,8 +38,15 @@ class Load:
         with httpx.Client(timeout=120) as client:
             while not self.stop.is_set():
                 try:
-                    response = client.post(f"{gateway}/v1/completions", json={
-                        "model": "tiny", "prompt": "scale me", "max_tokens": 64, "ignore_eos": True})
+                    response = client.post(
+                        f"{gateway}/v1/completions",
+                        json={
+                            "model": "tiny",
+                            "prompt": "scale me",
+                            "max_tokens": 64,
+                            "ignore_eos": True,
+                        },
+                    )
                     self.codes.append(response.status_code)
                 except httpx.HTTPError:
                     self.codes.append(0)
@@ -56,16 +65,30 @@ def autoscaler(local_stack: StackHandle) -> Iterator[str]:
         # vLLM's running requests per replica: on two cores a queue would take >32 streams.
         # The down window outlasts a replica's start-up on a busy CPU, so the running count's
         # dips between requests do not remove a replica that is still loading.
-        signal="running", target=1.5, min_replicas=1, max_replicas=2, interval_s=2,
-        scale_up_cooldown_s=5, scale_down_cooldown_s=20, scale_down_stabilization_s=60,
-        ready_timeout_s=420, drain_timeout_s=20, port=port,
+        signal="running",
+        target=1.5,
+        min_replicas=1,
+        max_replicas=2,
+        interval_s=2,
+        scale_up_cooldown_s=5,
+        scale_down_cooldown_s=20,
+        scale_down_stabilization_s=60,
+        ready_timeout_s=420,
+        drain_timeout_s=20,
+        port=port,
     )
     component = autoscaler_component(options)
     local_stack.runtime.start(component.spec(settings))
     url = f"http://127.0.0.1:{port}"
-    deployer = Deployer(settings, local_stack.runtime, HttpGatewayRouting(settings.url(settings.gateway_port)))
+    deployer = Deployer(
+        settings, local_stack.runtime, HttpGatewayRouting(settings.url(settings.gateway_port))
+    )
     try:
-        poll_until(lambda: httpx.get(f"{url}/health", timeout=2).status_code == 200, "the autoscaler", timeout_s=30)
+        poll_until(
+            lambda: httpx.get(f"{url}/health", timeout=2).status_code == 200,
+            "the autoscaler",
+            timeout_s=30,
+        )
         yield url
     finally:
         local_stack.runtime.stop("autoscaler", 10)
@@ -74,20 +97,39 @@ def autoscaler(local_stack: StackHandle) -> Iterator[str]:
         print(local_stack.runtime.log_tail("autoscaler", 5))
 
 
-def test_adds_a_real_engine_under_load_and_removes_it_after(local_stack: StackHandle, autoscaler: str) -> None:
+def test_adds_a_real_engine_under_load_and_removes_it_after(
+    local_stack: StackHandle, autoscaler: str
+) -> None:
     settings = local_stack.settings
     gateway = settings.url(settings.gateway_port)
     started = time.time()
     load = Load(gateway, streams=4)  # light: the new engine's start-up shares the two cores
     try:
-        state = poll_until(lambda: (s := httpx.get(f"{autoscaler}/state").json())["counts"]["starting"] == 1 and s,
-                           "a scale-up decision", timeout_s=90, interval_s=1)
-        [up] = [e for e in read_timeline(settings.run_dir, since=started, kind_prefix="autoscaler.scale_up")]
-        assert up["detail"]["signal_name"] == "running" and up["detail"]["desired"] == 2 and up["detail"]["signal"] > 1.5
+        state = poll_until(
+            lambda: (s := httpx.get(f"{autoscaler}/state").json())["counts"]["starting"] == 1 and s,
+            "a scale-up decision",
+            timeout_s=90,
+            interval_s=1,
+        )
+        [up] = [
+            e
+            for e in read_timeline(
+                settings.run_dir, since=started, kind_prefix="autoscaler.scale_up"
+            )
+        ]
+        assert (
+            up["detail"]["signal_name"] == "running"
+            and up["detail"]["desired"] == 2
+            and up["detail"]["signal"] > 1.5
+        )
         assert state["counts"]["ready"] == 1  # the stack's engine
         replica = up["detail"]["replica"]
-        poll_until(lambda: httpx.get(f"{autoscaler}/state").json()["counts"]["ready"] == 2,
-                   "the new replica ready", timeout_s=450, interval_s=2)
+        poll_until(
+            lambda: httpx.get(f"{autoscaler}/state").json()["counts"]["ready"] == 2,
+            "the new replica ready",
+            timeout_s=450,
+            interval_s=2,
+        )
         ready = Deployer(settings, local_stack.runtime, None).state().get(replica)
         seconds = (ready.ready_at or 0) - ready.created_at
         print(f"scale-up decision -> ready: {seconds:.1f} s (under load)")
@@ -97,15 +139,34 @@ def test_adds_a_real_engine_under_load_and_removes_it_after(local_stack: StackHa
         metrics = httpx.get(f"{autoscaler}/metrics").text
         assert "sandbox_autoscaler_scale_up_to_ready_seconds_count 1.0" in metrics
         # The new replica takes traffic: its own vLLM counts finished requests.
-        poll_until(lambda: (prom_scalar(local_stack.prometheus_url,
-                                        f'sum(vllm:request_success_total{{replica="{replica}"}})') or 0) > 0,
-                   "requests served by the new replica", timeout_s=90, interval_s=2)
+        poll_until(
+            lambda: (
+                (
+                    prom_scalar(
+                        local_stack.prometheus_url,
+                        f'sum(vllm:request_success_total{{replica="{replica}"}})',
+                    )
+                    or 0
+                )
+                > 0
+            ),
+            "requests served by the new replica",
+            timeout_s=90,
+            interval_s=2,
+        )
     finally:
         load.end()
     assert load.codes and all(code == 200 for code in load.codes), set(load.codes)
 
-    poll_until(lambda: Deployer(settings, local_stack.runtime, None).state().get(replica).state is ReplicaState.STOPPED,
-               "the replica removed after the load", timeout_s=180, interval_s=2)
+    poll_until(
+        lambda: (
+            Deployer(settings, local_stack.runtime, None).state().get(replica).state
+            is ReplicaState.STOPPED
+        ),
+        "the replica removed after the load",
+        timeout_s=180,
+        interval_s=2,
+    )
     assert replica not in {e["name"] for e in httpx.get(f"{gateway}/admin/state").json()["engines"]}
     assert replica not in {t.labels["replica"] for t in read_job_targets(settings, "engine")}
     assert local_stack.runtime.status(replica).state.value == "stopped"

@@ -17,7 +17,13 @@ from PIL import Image, ImageStat
 
 from sandbox.render import dashboard_names, render_dashboard
 from tests.dashboards_support import (
-    RULE_FILES, Expr, all_exprs, dashboard_exprs, metric_names, recorded_names, with_variables,
+    RULE_FILES,
+    Expr,
+    all_exprs,
+    dashboard_exprs,
+    metric_names,
+    recorded_names,
+    with_variables,
 )
 from tests.support import StackHandle, poll_until
 
@@ -27,18 +33,28 @@ pytestmark = pytest.mark.integration
 # A name here is only excused while Prometheus does not have it: once its component runs, the
 # name is checked like every other one. Remove names as their components join the stack.
 PENDING: dict[str, str] = {
-    **{name: "the load generator (sandbox/loadgen) is not part of the stack yet" for name in (
-        "sandbox_loadgen_time_to_first_token_seconds_bucket",
-        "sandbox_loadgen_time_per_output_token_seconds_bucket",
-        "sandbox_loadgen_e2e_request_latency_seconds_bucket",
-        "sandbox_loadgen_requests_total",
-    )},
-    **{name: "the autoscaler runs only when started, and job `autoscaler` is not scraped yet" for name in (
-        "sandbox_autoscaler_desired_replicas", "sandbox_autoscaler_starting_replicas",
-        "sandbox_autoscaler_ready_replicas", "sandbox_autoscaler_max_replicas",
-        "sandbox_autoscaler_signal_value", "sandbox_autoscaler_signal_target",
-        "sandbox_autoscaler_scale_up_to_ready_seconds_bucket", "sandbox_autoscaler_decisions_total",
-    )},
+    **{
+        name: "the load generator (sandbox/loadgen) is not part of the stack yet"
+        for name in (
+            "sandbox_loadgen_time_to_first_token_seconds_bucket",
+            "sandbox_loadgen_time_per_output_token_seconds_bucket",
+            "sandbox_loadgen_e2e_request_latency_seconds_bucket",
+            "sandbox_loadgen_requests_total",
+        )
+    },
+    **{
+        name: "the autoscaler runs only when started, and job `autoscaler` is not scraped yet"
+        for name in (
+            "sandbox_autoscaler_desired_replicas",
+            "sandbox_autoscaler_starting_replicas",
+            "sandbox_autoscaler_ready_replicas",
+            "sandbox_autoscaler_max_replicas",
+            "sandbox_autoscaler_signal_value",
+            "sandbox_autoscaler_signal_target",
+            "sandbox_autoscaler_scale_up_to_ready_seconds_bucket",
+            "sandbox_autoscaler_decisions_total",
+        )
+    },
     "sandbox_drill_events_total": "the drill does not export its timeline events as a counter yet",
     "sandbox_gateway_upstream_errors_total": "the gateway creates it on the first upstream error (labels not pre-bound)",
     "sandbox_gateway_shadow_requests_total": "the gateway creates it on the first shadow request",
@@ -61,13 +77,22 @@ def _load(gateway_url: str, seconds: float, workers: int = 3) -> dict[str, int]:
                 if time.monotonic() > deadline:
                     return
                 rag = rng.random() < 0.3
-                headers = {"X-Sandbox-Tenant": "rag" if rag else rng.choice(["interactive", "batch"])}
+                headers = {
+                    "X-Sandbox-Tenant": "rag" if rag else rng.choice(["interactive", "batch"])
+                }
                 if rag:
                     headers["X-Sandbox-RAG"] = "1"
-                body = {"model": "tiny", "prompt": " ".join(rng.choice(WORDS) for _ in range(rng.randint(30, 120))),
-                        "max_tokens": rng.randint(8, 48), "stream": True, "ignore_eos": True}
+                body = {
+                    "model": "tiny",
+                    "prompt": " ".join(rng.choice(WORDS) for _ in range(rng.randint(30, 120))),
+                    "max_tokens": rng.randint(8, 48),
+                    "stream": True,
+                    "ignore_eos": True,
+                }
                 try:
-                    with client.stream("POST", f"{gateway_url}/v1/completions", json=body, headers=headers) as r:
+                    with client.stream(
+                        "POST", f"{gateway_url}/v1/completions", json=body, headers=headers
+                    ) as r:
                         for _chunk in r.iter_bytes():
                             pass
                         key = str(r.status_code)
@@ -91,13 +116,20 @@ def loaded(local_stack: StackHandle) -> tuple[StackHandle, float]:
     started = time.time()
     gateway = local_stack.settings.url(local_stack.settings.gateway_port)
     outcomes = _load(gateway, 30.0)
-    assert outcomes.get("200", 0) >= 10, f"too few successful requests for the dashboards: {outcomes}"
+    assert outcomes.get("200", 0) >= 10, (
+        f"too few successful requests for the dashboards: {outcomes}"
+    )
     url = local_stack.prometheus_url
 
     def recorded() -> bool:
-        body = httpx.get(f"{url}/api/v1/query", params={
-            "query": "phase:sandbox_retriever_phase_seconds_bucket:rate1m > 0 and on() "
-                     "version_tenant:sandbox_gateway_time_to_first_token_seconds_bucket:rate1m > 0"}, timeout=5).json()
+        body = httpx.get(
+            f"{url}/api/v1/query",
+            params={
+                "query": "phase:sandbox_retriever_phase_seconds_bucket:rate1m > 0 and on() "
+                "version_tenant:sandbox_gateway_time_to_first_token_seconds_bucket:rate1m > 0"
+            },
+            timeout=5,
+        ).json()
         return bool(body["data"]["result"])
 
     poll_until(recorded, "recording rules over the load's series", timeout_s=60, interval_s=2)
@@ -144,7 +176,9 @@ def test_every_metric_name_exists_in_prometheus(loaded: tuple[StackHandle, float
             if name in present:
                 continue
             (excused if name in PENDING else missing).append(f"{item.where}: {name}")
-    assert not missing, "metrics no component exports (renamed?):\n" + "\n".join(sorted(set(missing)))
+    assert not missing, "metrics no component exports (renamed?):\n" + "\n".join(
+        sorted(set(missing))
+    )
     # the check can fail: a name vLLM dropped is not in the list
     assert "vllm:gpu_cache_usage_perc" not in present
     # every recording rule whose inputs all exist produces series
@@ -152,7 +186,9 @@ def test_every_metric_name_exists_in_prometheus(loaded: tuple[StackHandle, float
     for name, reads in inputs.items():
         raw = _raw_names(Expr(name, name), inputs)
         if raw <= present:
-            assert name in present, f"recording rule {name} produced nothing although {sorted(raw)} exist"
+            assert name in present, (
+                f"recording rule {name} produced nothing although {sorted(raw)} exist"
+            )
     print(f"excused (pending components): {len(set(excused))}")
 
 
@@ -168,8 +204,15 @@ def test_every_query_with_available_metrics_returns_data(loaded: tuple[StackHand
             if " annotation " in item.where or not _raw_names(item, inputs) <= present:
                 continue
             checked += 1
-            body = client.get(f"{url}/api/v1/query_range", params={
-                "query": with_variables(item.expr), "start": started, "end": time.time(), "step": 2}).json()
+            body = client.get(
+                f"{url}/api/v1/query_range",
+                params={
+                    "query": with_variables(item.expr),
+                    "start": started,
+                    "end": time.time(),
+                    "step": 2,
+                },
+            ).json()
             assert body["status"] == "success", f"{item.where}: {body.get('error')}"
             values = [float(v) for s in body["data"]["result"] for _, v in s["values"]]
             if not any(math.isfinite(v) for v in values):
@@ -178,14 +221,26 @@ def test_every_query_with_available_metrics_returns_data(loaded: tuple[StackHand
     assert not empty, "queries that return no data (broken panels):\n" + "\n".join(empty)
 
 
-def test_renderer_draws_every_panel_from_live_data(loaded: tuple[StackHandle, float], tmp_path: Path) -> None:
+def test_renderer_draws_every_panel_from_live_data(
+    loaded: tuple[StackHandle, float], tmp_path: Path
+) -> None:
     stack, started = loaded
     end = time.time()
-    results = {name: render_dashboard(name, stack.prometheus_url, started - 60, end, out_dir=tmp_path,
-                                      annotations=[{"time": started, "text": "load starts"}])
-               for name in dashboard_names()}
+    results = {
+        name: render_dashboard(
+            name,
+            stack.prometheus_url,
+            started - 60,
+            end,
+            out_dir=tmp_path,
+            annotations=[{"time": started, "text": "load starts"}],
+        )
+        for name in dashboard_names()
+    }
     for name, result in results.items():
-        board = json.loads((Path(__file__).resolve().parents[2] / "dashboards" / f"{name}.json").read_text())
+        board = json.loads(
+            (Path(__file__).resolve().parents[2] / "dashboards" / f"{name}.json").read_text()
+        )
         assert len(result) == len(board["panels"]), name
         assert all(p.exists() and p.stat().st_size > 0 for p in result), name
         assert not [e for p in result.panels for e in p.errors], name

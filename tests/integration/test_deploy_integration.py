@@ -19,13 +19,17 @@ from tests.support import StackHandle, poll_until
 
 pytestmark = pytest.mark.integration
 
-LONG_PROMPT = "the quick brown fox jumps over the lazy dog " * 70  # ~630 tokens: over 512, under 4096
+LONG_PROMPT = (
+    "the quick brown fox jumps over the lazy dog " * 70
+)  # ~630 tokens: over 512, under 4096
 
 
 @pytest.fixture
 def deployer(local_stack: StackHandle) -> Iterator[Deployer]:
     settings = local_stack.settings
-    deployer = Deployer(settings, local_stack.runtime, HttpGatewayRouting(settings.url(settings.gateway_port)))
+    deployer = Deployer(
+        settings, local_stack.runtime, HttpGatewayRouting(settings.url(settings.gateway_port))
+    )
     try:
         yield deployer
     finally:
@@ -38,8 +42,11 @@ def deployer(local_stack: StackHandle) -> Iterator[Deployer]:
 
 
 def _complete(gateway: str, prompt: str) -> httpx.Response:
-    return httpx.post(f"{gateway}/v1/completions", timeout=120,
-                      json={"model": "tiny", "prompt": prompt, "max_tokens": 8, "ignore_eos": True})
+    return httpx.post(
+        f"{gateway}/v1/completions",
+        timeout=120,
+        json={"model": "tiny", "prompt": prompt, "max_tokens": 8, "ignore_eos": True},
+    )
 
 
 def test_bad_canary_takes_its_share_then_rollback_returns_all_traffic_to_stable(
@@ -51,27 +58,54 @@ def test_bad_canary_takes_its_share_then_rollback_returns_all_traffic_to_stable(
     replica = deployer.deploy("canary-bad-maxlen", 50, progress=print)
     print(f"canary ready {replica.ready_at - replica.created_at:.1f} s after start")  # type: ignore[operator]
     assert replica.state is ReplicaState.READY and time.monotonic() - started < 300
-    assert {t.labels["replica"] for t in read_job_targets(settings, "engine")} == {"engine", replica.name}
+    assert {t.labels["replica"] for t in read_job_targets(settings, "engine")} == {
+        "engine",
+        replica.name,
+    }
 
     # Short prompts succeed on both versions; long ones fail only where max-model-len is 512.
     statuses: dict[tuple[str, int], int] = {}
     for _ in range(16):
         response = _complete(gateway, LONG_PROMPT)
         version = response.headers.get("x-sandbox-version", "?")
-        statuses[(version, response.status_code)] = statuses.get((version, response.status_code), 0) + 1
+        statuses[(version, response.status_code)] = (
+            statuses.get((version, response.status_code), 0) + 1
+        )
     assert all(_complete(gateway, "hello").status_code == 200 for _ in range(4))
     assert statuses.get(("stable", 200), 0) > 0, statuses
     assert sum(n for (v, code), n in statuses.items() if code == 400) > 0, statuses
     assert not any(code != 200 for (v, code) in statuses if v == "stable"), statuses
 
     # Per version in Prometheus: the canary is scraped as version="canary" and its errors are its own.
-    poll_until(lambda: prom_scalar(local_stack.prometheus_url, f'up{{job="engine",replica="{replica.name}"}}') == 1,
-               "Prometheus scraping the canary", timeout_s=30)
-    poll_until(lambda: (prom_scalar(local_stack.prometheus_url,
-                                    'sum(sandbox_gateway_requests_total{version="canary",status_class="4xx"})') or 0) > 0,
-               "canary 4xx in Prometheus", timeout_s=30)
-    stable_4xx = prom_scalar(local_stack.prometheus_url,
-                             'sum(sandbox_gateway_requests_total{version="stable",status_class="4xx"})') or 0
+    poll_until(
+        lambda: (
+            prom_scalar(local_stack.prometheus_url, f'up{{job="engine",replica="{replica.name}"}}')
+            == 1
+        ),
+        "Prometheus scraping the canary",
+        timeout_s=30,
+    )
+    poll_until(
+        lambda: (
+            (
+                prom_scalar(
+                    local_stack.prometheus_url,
+                    'sum(sandbox_gateway_requests_total{version="canary",status_class="4xx"})',
+                )
+                or 0
+            )
+            > 0
+        ),
+        "canary 4xx in Prometheus",
+        timeout_s=30,
+    )
+    stable_4xx = (
+        prom_scalar(
+            local_stack.prometheus_url,
+            'sum(sandbox_gateway_requests_total{version="stable",status_class="4xx"})',
+        )
+        or 0
+    )
     assert stable_4xx == 0
 
     deployer.deploy("canary-bad-maxlen", 10)  # the same version: the weight moves, no restart
@@ -85,14 +119,20 @@ def test_bad_canary_takes_its_share_then_rollback_returns_all_traffic_to_stable(
     assert [e["name"] for e in state["engines"]] == ["engine"]
     assert all(_complete(gateway, LONG_PROMPT).status_code == 200 for _ in range(4))
     assert {t.labels["replica"] for t in read_job_targets(settings, "engine")} == {"engine"}
-    kinds = [e["kind"] for e in read_timeline(settings.run_dir) if e["kind"] in ("deploy", "rollback")]
+    kinds = [
+        e["kind"] for e in read_timeline(settings.run_dir) if e["kind"] in ("deploy", "rollback")
+    ]
     assert kinds[-3:] == ["deploy", "deploy", "rollback"]
 
 
-def test_a_version_that_cannot_start_is_reported_and_removed(local_stack: StackHandle, deployer: Deployer) -> None:
+def test_a_version_that_cannot_start_is_reported_and_removed(
+    local_stack: StackHandle, deployer: Deployer
+) -> None:
     settings = local_stack.settings
     gateway = settings.url(settings.gateway_port)
-    with pytest.raises(DeployError, match="broken-flag did not become ready: exited while starting") as failure:
+    with pytest.raises(
+        DeployError, match="broken-flag did not become ready: exited while starting"
+    ) as failure:
         deployer.deploy("broken-flag", 50, timeout_s=240)
     assert "no-such-vllm-flag" in str(failure.value)
     [replica] = [r for r in deployer.state().replicas if r.version == "broken-flag"][-1:]
@@ -100,5 +140,9 @@ def test_a_version_that_cannot_start_is_reported_and_removed(local_stack: StackH
     assert local_stack.runtime.status(replica.name).state is ServiceState.STOPPED
     assert [e["name"] for e in httpx.get(f"{gateway}/admin/state").json()["engines"]] == ["engine"]
     assert _complete(gateway, "still serving").status_code == 200
-    [event] = [e for e in read_timeline(settings.run_dir, kind_prefix="replica.failed") if e["detail"]["replica"] == replica.name]
+    [event] = [
+        e
+        for e in read_timeline(settings.run_dir, kind_prefix="replica.failed")
+        if e["detail"]["replica"] == replica.name
+    ]
     assert "exited while starting" in event["detail"]["reason"]

@@ -23,11 +23,14 @@ from sandbox.runtime.base import ServiceState
 from sandbox.settings import REPO_ROOT
 from tests.support import StackHandle, poll_until
 
+
 def _missing() -> str | None:
     why = loadgen_available()
     if why:
         return why
-    rules = "\n".join(p.read_text() for p in (REPO_ROOT / "stack" / "prometheus" / "rules").glob("*.yml"))
+    rules = "\n".join(
+        p.read_text() for p in (REPO_ROOT / "stack" / "prometheus" / "rules").glob("*.yml")
+    )
     for incident_id in list_incidents():
         page = load_incident(incident_id).manifest.alerts.page_alert
         if f"alert: {page}" not in rules:
@@ -37,34 +40,59 @@ def _missing() -> str | None:
 
 MISSING = _missing()
 # Decided before the session's stack starts, so a missing piece costs no vLLM start-up.
-pytestmark = [pytest.mark.integration, pytest.mark.skipif(MISSING is not None, reason=MISSING or "")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(MISSING is not None, reason=MISSING or ""),
+]
 
 
-@pytest.mark.parametrize("incident_id", ["kv-exhaustion", "slow-retrieval", "bad-rollout", "cold-start-autoscaling"])
+@pytest.mark.parametrize(
+    "incident_id", ["kv-exhaustion", "slow-retrieval", "bad-rollout", "cold-start-autoscaling"]
+)
 def test_incident_passes_auto(incident_id: str, local_stack: StackHandle, tmp_path: Path) -> None:
     settings = local_stack.settings
     incident = load_incident(incident_id)
-    result = Drill(incident, settings, DrillOptions(mode="auto", report_dir=tmp_path), runtime=local_stack.runtime).run()
+    result = Drill(
+        incident,
+        settings,
+        DrillOptions(mode="auto", report_dir=tmp_path),
+        runtime=local_stack.runtime,
+    ).run()
     assert result.ok, result.failures
     # Told apart: every must-stay-normal check stayed normal while the fault was active.
     normal = [r for r in result.signature if r.kind == "normal"]
     assert normal and all(not r.breached for r in normal), [(r.check.name, r.worst) for r in normal]
     assert all(r.breached for r in result.signature if r.kind == "anomalous")
     assert (tmp_path / "report.html").exists()
-    print(f"{incident_id}: page after {result.since_inject(result.paged_at):.0f} s; signature at page "
-          f"{result.signature_at_page}; recovered {result.recovered_at - result.first_mitigation_at:.0f} s after mitigation")  # type: ignore[operator]
+    print(
+        f"{incident_id}: page after {result.since_inject(result.paged_at):.0f} s; signature at page "
+        f"{result.signature_at_page}; recovered {result.recovered_at - result.first_mitigation_at:.0f} s after mitigation"
+    )  # type: ignore[operator]
     # Clean afterwards: no fault, no drill process (traffic, proxies), no alert.
     ctx = StackContext.from_settings(settings, local_stack.runtime)
     assert faults.active_handles(ctx) == []
-    running = [n for n in local_stack.runtime.names() if local_stack.runtime.status(n).state is ServiceState.RUNNING]
+    running = [
+        n
+        for n in local_stack.runtime.names()
+        if local_stack.runtime.status(n).state is ServiceState.RUNNING
+    ]
     leftovers = [n for n in running if n.startswith(("loadgen", "netdelay", "autoscaler"))]
     assert leftovers == []
-    with Deployer(settings, local_stack.runtime, None) as deployer:  # no canary, no scaled-out replica
+    with Deployer(
+        settings, local_stack.runtime, None
+    ) as deployer:  # no canary, no scaled-out replica
         assert [r.name for r in deployer.state().active()] == []
     engine_pid = local_stack.runtime.status("engine").pid
-    assert engine_pid and os.sched_getaffinity(engine_pid) == os.sched_getaffinity(0)  # engine-cpus undone
+    assert engine_pid and os.sched_getaffinity(engine_pid) == os.sched_getaffinity(
+        0
+    )  # engine-cpus undone
     prom = PromClient(settings.prometheus_url, settings.alertmanager_url)
     try:
-        poll_until(lambda: prom.firing_alerts() == [], "no alert firing after the drill", timeout_s=180, interval_s=5)
+        poll_until(
+            lambda: prom.firing_alerts() == [],
+            "no alert firing after the drill",
+            timeout_s=180,
+            interval_s=5,
+        )
     finally:
         prom.close()

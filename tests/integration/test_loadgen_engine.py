@@ -48,16 +48,22 @@ def engine_counters(url: str) -> dict[str, float]:
 
 def test_summary_matches_vllm_counters(local_stack: StackHandle) -> None:
     url = local_stack.engine_url
-    profile = parse_profile({
-        "name": "engine-check",
-        "model": local_stack.settings.served_model_name,
-        "request_timeout_s": 120,
-        "tenants": {
-            "chat": {"rate_per_s": 3, "prompt_tokens": {"dist": "uniform", "min": 20, "max": 400},
-                     "output_tokens": {"dist": "uniform", "min": 5, "max": 40}},
-            "long_context": {"rate_per_s": 0.5, "prompt_tokens": 1500, "output_tokens": 60},
+    profile = parse_profile(
+        {
+            "name": "engine-check",
+            "model": local_stack.settings.served_model_name,
+            "request_timeout_s": 120,
+            "tenants": {
+                "chat": {
+                    "rate_per_s": 3,
+                    "prompt_tokens": {"dist": "uniform", "min": 20, "max": 400},
+                    "output_tokens": {"dist": "uniform", "min": 5, "max": 40},
+                },
+                "long_context": {"rate_per_s": 0.5, "prompt_tokens": 1500, "output_tokens": 60},
+            },
         },
-    }, "test")
+        "test",
+    )
     before = engine_counters(url)
     runner = Runner(profile, RunOptions(target=url, max_requests=16, seed=42))
     summary = asyncio.run(runner.run())
@@ -65,7 +71,9 @@ def test_summary_matches_vllm_counters(local_stack: StackHandle) -> None:
     assert overall["requests"] == 16 and overall["outcomes"]["ok"] == 16, overall["outcomes"]
     # Every prompt was as long as planned, by vLLM's own count (usage).
     assert overall["prompt_tokens"] == overall["prompt_tokens_sent"]
-    assert all(r.output_tokens == r.max_tokens for r in runner.results)  # ignore_eos: exactly max_tokens
+    assert all(
+        r.output_tokens == r.max_tokens for r in runner.results
+    )  # ignore_eos: exactly max_tokens
 
     expected = {
         "vllm:request_success_total": 16,
@@ -81,12 +89,16 @@ def test_summary_matches_vllm_counters(local_stack: StackHandle) -> None:
         return d if all(d[name] >= want for name, want in expected.items()) else None
 
     delta = poll_until(deltas, "vLLM's counters to include the run", timeout_s=30, interval_s=0.5)
-    assert {name: delta[name] for name in expected} == expected, "another client used the engine during the run?"
+    assert {name: delta[name] for name in expected} == expected, (
+        "another client used the engine during the run?"
+    )
     assert delta["aborted"] == 0
 
     client_ttft = [r.ttft_s for r in runner.results if r.ttft_s is not None]
     assert len(client_ttft) == 16
     engine_ttft_sum = delta["vllm:time_to_first_token_seconds_sum"]
     assert sum(client_ttft) >= engine_ttft_sum, (sum(client_ttft), engine_ttft_sum)
-    print(f"client TTFT mean {sum(client_ttft) / 16 * 1000:.1f} ms, vLLM's {engine_ttft_sum / 16 * 1000:.1f} ms; "
-          f"prompt tokens {overall['prompt_tokens']}, generated {overall['output_tokens']}")
+    print(
+        f"client TTFT mean {sum(client_ttft) / 16 * 1000:.1f} ms, vLLM's {engine_ttft_sum / 16 * 1000:.1f} ms; "
+        f"prompt tokens {overall['prompt_tokens']}, generated {overall['output_tokens']}"
+    )

@@ -23,19 +23,29 @@ def retriever_url(local_stack: StackHandle) -> str:
 
 
 def _query(local_stack: StackHandle, promql: str) -> list[dict[str, object]]:
-    response = httpx.get(f"{local_stack.prometheus_url}/api/v1/query", params={"query": promql}, timeout=10)
+    response = httpx.get(
+        f"{local_stack.prometheus_url}/api/v1/query", params={"query": promql}, timeout=10
+    )
     return list(response.json()["data"]["result"])
 
 
 def test_prometheus_scrapes_the_retriever(local_stack: StackHandle, retriever_url: str) -> None:
     assert httpx.get(f"{retriever_url}/ready", timeout=10).status_code == 200
-    poll_until(lambda: _query(local_stack, 'up{job="retriever"} == 1'), "the retriever target to be up", timeout_s=30)
+    poll_until(
+        lambda: _query(local_stack, 'up{job="retriever"} == 1'),
+        "the retriever target to be up",
+        timeout_s=30,
+    )
     for phase in ("embed", "search", "rerank"):
-        series = _query(local_stack, f'sandbox_retriever_phase_seconds_count{{job="retriever",phase="{phase}"}}')
+        series = _query(
+            local_stack, f'sandbox_retriever_phase_seconds_count{{job="retriever",phase="{phase}"}}'
+        )
         assert series, f"no {phase} series"
 
 
-def test_prometheus_keeps_the_search_trace_as_an_exemplar(local_stack: StackHandle, retriever_url: str) -> None:
+def test_prometheus_keeps_the_search_trace_as_an_exemplar(
+    local_stack: StackHandle, retriever_url: str
+) -> None:
     response = httpx.post(
         f"{retriever_url}/search",
         json={"query": "KV cache preemption", "k": 3},
@@ -47,10 +57,17 @@ def test_prometheus_keeps_the_search_trace_as_an_exemplar(local_stack: StackHand
     def exemplar_trace_ids() -> set[str]:
         answer = httpx.get(
             f"{local_stack.prometheus_url}/api/v1/query_exemplars",
-            params={"query": 'sandbox_retriever_phase_seconds_bucket{job="retriever",phase="search"}',
-                    "start": "0", "end": "9999999999"},
+            params={
+                "query": 'sandbox_retriever_phase_seconds_bucket{job="retriever",phase="search"}',
+                "start": "0",
+                "end": "9999999999",
+            },
             timeout=10,
         ).json()
         return {e["labels"].get("trace_id", "") for s in answer["data"] for e in s["exemplars"]}
 
-    poll_until(lambda: TRACE_ID in exemplar_trace_ids(), "Prometheus to store the search's exemplar", timeout_s=30)
+    poll_until(
+        lambda: TRACE_ID in exemplar_trace_ids(),
+        "Prometheus to store the search's exemplar",
+        timeout_s=30,
+    )

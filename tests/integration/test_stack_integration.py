@@ -16,14 +16,20 @@ pytestmark = pytest.mark.integration
 def test_every_component_is_ready(local_stack: StackHandle) -> None:
     rows = stack.status(local_stack.settings, local_stack.runtime)
     assert {r.name: (r.ready, r.why) for r in rows} == {
-        name: (True, "") for name in ("tracesink", "engine", "retriever", "gateway", "alertmanager", "prometheus")
+        name: (True, "")
+        for name in ("tracesink", "engine", "retriever", "gateway", "alertmanager", "prometheus")
     }
 
 
 def test_completion(local_stack: StackHandle) -> None:
     response = httpx.post(
         f"{local_stack.engine_url}/v1/completions",
-        json={"model": "tiny", "prompt": "where does the time go", "max_tokens": 12, "ignore_eos": True},
+        json={
+            "model": "tiny",
+            "prompt": "where does the time go",
+            "max_tokens": 12,
+            "ignore_eos": True,
+        },
         timeout=60,
     )
     assert response.status_code == 200, response.text
@@ -34,8 +40,16 @@ def test_completion(local_stack: StackHandle) -> None:
 
 def test_streaming_completion(local_stack: StackHandle) -> None:
     chunks = []
-    request = {"model": "tiny", "prompt": "stream me", "max_tokens": 8, "ignore_eos": True, "stream": True}
-    with httpx.stream("POST", f"{local_stack.engine_url}/v1/completions", json=request, timeout=60) as response:
+    request = {
+        "model": "tiny",
+        "prompt": "stream me",
+        "max_tokens": 8,
+        "ignore_eos": True,
+        "stream": True,
+    }
+    with httpx.stream(
+        "POST", f"{local_stack.engine_url}/v1/completions", json=request, timeout=60
+    ) as response:
         assert response.status_code == 200
         for line in response.iter_lines():
             if line.startswith("data: ") and line != "data: [DONE]":
@@ -59,7 +73,9 @@ def test_chat_completion(local_stack: StackHandle) -> None:
 def test_prometheus_scrapes_the_engine(local_stack: StackHandle, metric: str) -> None:
     def series() -> list[dict[str, object]]:
         response = httpx.get(
-            f"{local_stack.prometheus_url}/api/v1/query", params={"query": f'{metric}{{job="engine"}}'}, timeout=5
+            f"{local_stack.prometheus_url}/api/v1/query",
+            params={"query": f'{metric}{{job="engine"}}'},
+            timeout=5,
         )
         return list(response.json()["data"]["result"])
 
@@ -73,7 +89,8 @@ def test_prometheus_counts_the_tokens_served(local_stack: StackHandle) -> None:
     def generated() -> float:
         response = httpx.get(
             f"{local_stack.prometheus_url}/api/v1/query",
-            params={"query": 'sum(vllm:generation_tokens_total{job="engine"})'}, timeout=5,
+            params={"query": 'sum(vllm:generation_tokens_total{job="engine"})'},
+            timeout=5,
         )
         result = response.json()["data"]["result"]
         return float(result[0]["value"][1]) if result else 0.0
@@ -81,6 +98,7 @@ def test_prometheus_counts_the_tokens_served(local_stack: StackHandle) -> None:
     before = generated()  # ready means the engine target was scraped at least once
     httpx.post(
         f"{local_stack.engine_url}/v1/completions",
-        json={"model": "tiny", "prompt": "count me", "max_tokens": 20, "ignore_eos": True}, timeout=60,
+        json={"model": "tiny", "prompt": "count me", "max_tokens": 20, "ignore_eos": True},
+        timeout=60,
     ).raise_for_status()
     poll_until(lambda: generated() >= before + 20, "Prometheus to see 20 more generated tokens", 30)

@@ -35,7 +35,13 @@ class StandInLauncher:
     """A Launcher (sandbox.deploy.engines) whose replicas are stand-in HTTP servers."""
 
     def spec(self, version: EngineVersion, replica: Replica) -> ServiceSpec:
-        argv = (sys.executable, str(SCRIPT), "--port", str(replica.port), *STANDIN_FLAGS[version.name])
+        argv = (
+            sys.executable,
+            str(SCRIPT),
+            "--port",
+            str(replica.port),
+            *STANDIN_FLAGS[version.name],
+        )
         return ServiceSpec(name=replica.name, argv=argv, port=replica.port)
 
     def url(self, name: str, port: int) -> str:
@@ -49,10 +55,17 @@ class StandInLauncher:
             health = client.get(f"{replica.url}/health")
             if health.status_code != 200:
                 return Readiness.no(f"/health answered {health.status_code}")
-            done = client.post(f"{replica.url}/v1/completions", json={"model": "tiny", "prompt": "x", "max_tokens": 1})
+            done = client.post(
+                f"{replica.url}/v1/completions",
+                json={"model": "tiny", "prompt": "x", "max_tokens": 1},
+            )
         except httpx.HTTPError as exc:
             return Readiness.no(type(exc).__name__)
-        return Readiness.ok() if done.status_code == 200 else Readiness.no(f"completion {done.status_code}")
+        return (
+            Readiness.ok()
+            if done.status_code == 200
+            else Readiness.no(f"completion {done.status_code}")
+        )
 
     def in_flight(self, replica: Replica, client: httpx.Client) -> float | None:
         try:

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.support import free_port
 
-__all__ = ["AdminServer", "STANDIN_ENGINE", "start_admin_server"]
+__all__ = ["STANDIN_ENGINE", "AdminServer", "start_admin_server"]
 
 
 @dataclass
@@ -27,11 +27,24 @@ class AdminServer:
     tenants: dict[str, dict[str, Any]] = field(default_factory=dict)
     retriever_faults: dict[str, dict[str, Any]] = field(default_factory=dict)
     engines: dict[str, dict[str, Any]] = field(default_factory=dict)
-    admission: dict[str, Any] = field(default_factory=lambda: {"enabled": False, "max_in_flight_tokens": 65536,
-                                                               "max_sequences": 64, "max_queue": 64, "queue_timeout_s": 5.0})
-    rag: dict[str, Any] = field(default_factory=lambda: {"retriever_url": None, "timeout_s": 2.0, "k": 3})
-    calls: list[tuple[str, str, Any, bool]] = field(default_factory=list)  # method, path, body, handle on disk
-    block_puts: threading.Event | None = None  # when set to an unset Event, PUTs hang until it is set
+    admission: dict[str, Any] = field(
+        default_factory=lambda: {
+            "enabled": False,
+            "max_in_flight_tokens": 65536,
+            "max_sequences": 64,
+            "max_queue": 64,
+            "queue_timeout_s": 5.0,
+        }
+    )
+    rag: dict[str, Any] = field(
+        default_factory=lambda: {"retriever_url": None, "timeout_s": 2.0, "k": 3}
+    )
+    calls: list[tuple[str, str, Any, bool]] = field(
+        default_factory=list
+    )  # method, path, body, handle on disk
+    block_puts: threading.Event | None = (
+        None  # when set to an unset Event, PUTs hang until it is set
+    )
     server: ThreadingHTTPServer | None = None
 
     @property
@@ -94,8 +107,14 @@ def _handler(state: AdminServer) -> type[BaseHTTPRequestHandler]:
                 return self._reply(200, {"faults": state.retriever_faults})
             # gateway
             if path == "/admin/state":
-                return self._reply(200, {"engines": list(state.engines.values()), "admission": state.admission,
-                                         "rag": state.rag})
+                return self._reply(
+                    200,
+                    {
+                        "engines": list(state.engines.values()),
+                        "admission": state.admission,
+                        "rag": state.rag,
+                    },
+                )
             if path == "/admin/admission" and method == "PUT":
                 state.admission.update(body)
                 return self._reply(200, {})
@@ -104,7 +123,14 @@ def _handler(state: AdminServer) -> type[BaseHTTPRequestHandler]:
                 return self._reply(200, {})
             if path == "/admin/engines" and method == "POST":
                 if body["name"] in state.engines:
-                    return self._reply(400, {"error": {"message": f"an engine named {body['name']!r} is registered already"}})
+                    return self._reply(
+                        400,
+                        {
+                            "error": {
+                                "message": f"an engine named {body['name']!r} is registered already"
+                            }
+                        },
+                    )
                 state.engines[body["name"]] = dict(body)
                 return self._reply(200, {})
             if path.startswith("/admin/engines/") and method == "DELETE":
@@ -140,7 +166,7 @@ def start_admin_server(faults_dir: Path) -> AdminServer:
 
 # A stand-in engine: serves GET /health and POST /v1/completions, and GET /argv with its argv,
 # so a test can see which KV budget it was started with. Started through the LocalRuntime.
-STANDIN_ENGINE = r'''
+STANDIN_ENGINE = r"""
 import json, sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 port = int(sys.argv[sys.argv.index("--port") + 1])
@@ -156,4 +182,4 @@ class H(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self._ok({"choices": [{"text": "x"}]})
 HTTPServer(("127.0.0.1", port), H).serve_forever()
-'''
+"""

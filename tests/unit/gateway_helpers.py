@@ -41,7 +41,9 @@ class Server:
 @contextmanager
 def serve(app: Any, port: int | None = None) -> Iterator[Server]:
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -74,10 +76,16 @@ class UpstreamState:
 
 def _chunk(body: dict[str, Any], text: str, finish: str | None) -> dict[str, Any]:
     if "messages" in body:
-        return {"object": "chat.completion.chunk", "model": body["model"],
-                "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": finish}]}
-    return {"object": "text_completion", "model": body["model"],
-            "choices": [{"index": 0, "text": text, "finish_reason": finish}]}
+        return {
+            "object": "chat.completion.chunk",
+            "model": body["model"],
+            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": finish}],
+        }
+    return {
+        "object": "text_completion",
+        "model": body["model"],
+        "choices": [{"index": 0, "text": text, "finish_reason": finish}],
+    }
 
 
 def upstream_app(state: UpstreamState) -> FastAPI:
@@ -92,21 +100,44 @@ def upstream_app(state: UpstreamState) -> FastAPI:
         state.received.append(body)
         state.headers.append(dict(request.headers))
         if state.status != 200:
-            return JSONResponse({"error": {"message": f"{state.name} says {state.status}", "type": "x",
-                                           "param": None, "code": None}}, status_code=state.status)
+            return JSONResponse(
+                {
+                    "error": {
+                        "message": f"{state.name} says {state.status}",
+                        "type": "x",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+                status_code=state.status,
+            )
         n = int(body.get("max_tokens") or 16)
         prompt = body.get("prompt") or json.dumps(body.get("messages"))
-        usage = {"prompt_tokens": len(str(prompt).split()), "completion_tokens": n,
-                 "total_tokens": len(str(prompt).split()) + n}
+        usage = {
+            "prompt_tokens": len(str(prompt).split()),
+            "completion_tokens": n,
+            "total_tokens": len(str(prompt).split()) + n,
+        }
         if not body.get("stream"):
             await asyncio.sleep(state.first_token_delay_s + n * state.token_delay_s)
             text = " ".join(f"{state.name}{i}" for i in range(n))
             if "messages" in body:
-                choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"}
+                choice = {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "length",
+                }
             else:
                 choice = {"index": 0, "text": text, "finish_reason": "length"}
-            return JSONResponse({"object": "x", "model": body["model"], "served_by": state.name,
-                                 "choices": [choice], "usage": usage})
+            return JSONResponse(
+                {
+                    "object": "x",
+                    "model": body["model"],
+                    "served_by": state.name,
+                    "choices": [choice],
+                    "usage": usage,
+                }
+            )
 
         async def events() -> AsyncIterator[bytes]:
             state.active += 1
@@ -136,8 +167,18 @@ def upstream_app(state: UpstreamState) -> FastAPI:
         body = await request.json()
         state.headers.append(dict(request.headers))
         await asyncio.sleep(state.search_delay_s)
-        return JSONResponse({"passages": [{"text": f"passage about {body['query'][:20]}", "score": 0.9, "source": "notes.md"}],
-                             "timings": {"embed": 0.0, "search": 0.0, "rerank": 0.0}})
+        return JSONResponse(
+            {
+                "passages": [
+                    {
+                        "text": f"passage about {body['query'][:20]}",
+                        "score": 0.9,
+                        "source": "notes.md",
+                    }
+                ],
+                "timings": {"embed": 0.0, "search": 0.0, "rerank": 0.0},
+            }
+        )
 
     return app
 

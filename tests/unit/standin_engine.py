@@ -18,7 +18,9 @@ __all__ = ["main"]
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ready-after", type=float, default=0.0, help="/health answers 503 until then")
+    parser.add_argument(
+        "--ready-after", type=float, default=0.0, help="/health answers 503 until then"
+    )
     parser.add_argument("--never-ready", action="store_true", help="listen, but /health always 503")
     parser.add_argument("--crash", action="store_true", help="exit 3 at once, like a bad flag")
     args = parser.parse_args()
@@ -39,27 +41,35 @@ def main() -> int:
         def _ready(self) -> bool:
             return not args.never_ready and time.monotonic() >= ready_at
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             if self.path == "/health":
                 self._send(200 if self._ready() else 503, "")
             elif self.path == "/metrics":
-                self._send(200, 'vllm:num_requests_running{model_name="tiny"} 0.0\n'
-                                'vllm:num_requests_waiting{model_name="tiny"} 0.0\n', "text/plain")
+                self._send(
+                    200,
+                    'vllm:num_requests_running{model_name="tiny"} 0.0\n'
+                    'vllm:num_requests_waiting{model_name="tiny"} 0.0\n',
+                    "text/plain",
+                )
             else:
                 self._send(404, "{}")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             self.rfile.read(length)
             if not self._ready():
                 self._send(503, json.dumps({"error": "loading"}))
                 return
-            body = {"id": "cmpl-1", "object": "text_completion", "model": "tiny",
-                    "choices": [{"index": 0, "text": " ok", "finish_reason": "length"}],
-                    "usage": {"prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3}}
+            body = {
+                "id": "cmpl-1",
+                "object": "text_completion",
+                "model": "tiny",
+                "choices": [{"index": 0, "text": " ok", "finish_reason": "length"}],
+                "usage": {"prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3},
+            }
             self._send(200, json.dumps(body))
 
-        def log_message(self, format: str, *items: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *items: object) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)

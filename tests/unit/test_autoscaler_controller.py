@@ -42,13 +42,20 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (root / "prometheus.yml").write_text("global: {scrape_interval: 15s}\nscrape_configs: []\n")
     port = free_port()
     process = subprocess.Popen(
-        [binary, f"--config.file={root / 'prometheus.yml'}", f"--storage.tsdb.path={root / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            binary,
+            f"--config.file={root / 'prometheus.yml'}",
+            f"--storage.tsdb.path={root / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        poll_until(lambda: httpx.get(f"{url}/-/ready").status_code == 200, "prometheus ready", timeout_s=30)
+        poll_until(
+            lambda: httpx.get(f"{url}/-/ready").status_code == 200, "prometheus ready", timeout_s=30
+        )
         yield url
     finally:
         process.terminate()
@@ -58,9 +65,12 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[Server]:
     with serve(upstream_app(UpstreamState("stable"))) as stable:
-        options = GatewayOptions.model_validate({
-            "engines": [{"name": "engine", "version": "stable", "url": stable.url}], "probe_interval_s": 0.2,
-        })
+        options = GatewayOptions.model_validate(
+            {
+                "engines": [{"name": "engine", "version": "stable", "url": stable.url}],
+                "probe_interval_s": 0.2,
+            }
+        )
         with serve(create_app(options)) as server:
             yield server
 
@@ -78,22 +88,43 @@ class Loop:
         update_options(options_path(self.settings.run_dir), **changes)
 
     def logged(self, event: str) -> list[dict[str, object]]:
-        return [r for r in map(json.loads, self.log_text.getvalue().splitlines()) if r["event"] == event]
+        return [
+            r for r in map(json.loads, self.log_text.getvalue().splitlines()) if r["event"] == event
+        ]
 
     def tick_until(self, check: object, what: str, timeout_s: float = 20) -> object:
-        return poll_until(lambda: (self.controller.tick(), check())[1], what, timeout_s=timeout_s, interval_s=0.2)  # type: ignore[operator]
+        return poll_until(
+            lambda: (self.controller.tick(), check())[1], what, timeout_s=timeout_s, interval_s=0.2
+        )  # type: ignore[operator]
 
 
 @pytest.fixture
 def loop(settings: Settings, gateway: Server, prometheus: str) -> Iterator[Loop]:
-    save_options(options_path(settings.run_dir), AutoscalerOptions(
-        signal="custom", query="vector(2)", target=4, min_replicas=1, max_replicas=2,
-        scale_up_cooldown_s=0, scale_down_cooldown_s=0, scale_down_stabilization_s=0, interval_s=0.2,
-    ))
+    save_options(
+        options_path(settings.run_dir),
+        AutoscalerOptions(
+            signal="custom",
+            query="vector(2)",
+            target=4,
+            min_replicas=1,
+            max_replicas=2,
+            scale_up_cooldown_s=0,
+            scale_down_cooldown_s=0,
+            scale_down_stabilization_s=0,
+            interval_s=0.2,
+        ),
+    )
     runtime = LocalRuntime(settings.run_dir)
     routing = HttpGatewayRouting(gateway.url)
-    deployer = Deployer(settings, runtime, routing, versions=dict(STANDIN_VERSIONS), launcher=StandInLauncher(),
-                        drain_timeout_s=3.0, base_engine=False)
+    deployer = Deployer(
+        settings,
+        runtime,
+        routing,
+        versions=dict(STANDIN_VERSIONS),
+        launcher=StandInLauncher(),
+        drain_timeout_s=3.0,
+        base_engine=False,
+    )
     log = io.StringIO()
     controller = Controller(deployer, options_path(settings.run_dir), prometheus, log=JsonLog(log))
     try:
@@ -112,7 +143,9 @@ def test_scales_up_on_a_high_signal_and_down_when_it_falls(loop: Loop, settings:
     # No replica at all is below the warm minimum of 1: the first one starts whatever the signal.
     first = loop.controller.tick()
     assert first.direction is Direction.UP and first.reason == "below min_replicas 1"
-    loop.tick_until(lambda: loop.controller.deployer.counts()["ready"] == 1, "the first replica ready")
+    loop.tick_until(
+        lambda: loop.controller.deployer.counts()["ready"] == 1, "the first replica ready"
+    )
     steady = loop.controller.tick()
     assert steady.direction is Direction.NONE and steady.signal == 2.0
 
@@ -120,15 +153,22 @@ def test_scales_up_on_a_high_signal_and_down_when_it_falls(loop: Loop, settings:
     up = loop.controller.tick()
     assert (up.direction, up.desired, up.recommendation) == (Direction.UP, 2, 2)
     assert loop.logged("options_changed")[0]["changes"] == {"query": "vector(12)"}
-    loop.tick_until(lambda: loop.controller.deployer.counts()["ready"] == 2, "the second replica ready")
+    loop.tick_until(
+        lambda: loop.controller.deployer.counts()["ready"] == 2, "the second replica ready"
+    )
     names = [r.name for r in loop.controller.deployer.state().active("stable")]
     assert len(names) == 2 and set(names) <= set(loop.controller.deployer.gateway.engines())  # type: ignore[union-attr]
 
     loop.set(query="vector(0.5)")
     down = loop.controller.tick()
     assert (down.direction, down.desired) == (Direction.DOWN, 1)
-    loop.tick_until(lambda: loop.controller.deployer.counts()["ready"] == 1 and not loop.controller.deployer.counts()["draining"],
-                    "one replica left")
+    loop.tick_until(
+        lambda: (
+            loop.controller.deployer.counts()["ready"] == 1
+            and not loop.controller.deployer.counts()["draining"]
+        ),
+        "one replica left",
+    )
     newest = names[-1]
     assert loop.controller.deployer.state().get(newest).state is ReplicaState.STOPPED
     # Still below target, but the warm minimum holds the last replica.
@@ -142,11 +182,20 @@ def test_scales_up_on_a_high_signal_and_down_when_it_falls(loop: Loop, settings:
     assert 'sandbox_autoscaler_decisions_total{direction="down"} 1.0' in metrics
     assert "sandbox_autoscaler_scale_up_to_ready_seconds_count 2.0" in metrics
     assert "sandbox_autoscaler_ready_replicas 1.0" in metrics
-    assert "sandbox_autoscaler_signal_value 0.5" in metrics and "sandbox_autoscaler_signal_target 4.0" in metrics
+    assert (
+        "sandbox_autoscaler_signal_value 0.5" in metrics
+        and "sandbox_autoscaler_signal_target 4.0" in metrics
+    )
     assert 'sandbox_autoscaler_signal_info{signal="custom"} 1.0' in metrics
     decisions = loop.logged("decision")
-    assert {"signal", "target", "ready", "starting", "desired", "reason", "query"} <= set(decisions[-1])
-    kinds = [e["kind"] for e in read_timeline(settings.run_dir) if e["kind"].startswith("autoscaler.scale")]
+    assert {"signal", "target", "ready", "starting", "desired", "reason", "query"} <= set(
+        decisions[-1]
+    )
+    kinds = [
+        e["kind"]
+        for e in read_timeline(settings.run_dir)
+        if e["kind"].startswith("autoscaler.scale")
+    ]
     assert kinds == ["autoscaler.scale_up", "autoscaler.scale_up", "autoscaler.scale_down"]
 
 
@@ -161,8 +210,10 @@ def test_a_replica_that_never_becomes_ready_is_reported_and_removed(loop: Loop) 
     assert loop.controller.deployer.runtime.status(starting.name).state.value == "stopped"
     from prometheus_client import generate_latest
 
-    assert 'sandbox_autoscaler_replica_failures_total{reason="deadline"} 1.0' in generate_latest(
-        loop.controller.metrics.registry).decode()
+    assert (
+        'sandbox_autoscaler_replica_failures_total{reason="deadline"} 1.0'
+        in generate_latest(loop.controller.metrics.registry).decode()
+    )
 
 
 def test_without_readiness_gating_the_gateway_gets_a_starting_replica(loop: Loop) -> None:
@@ -173,7 +224,9 @@ def test_without_readiness_gating_the_gateway_gets_a_starting_replica(loop: Loop
     assert replica.name in loop.controller.deployer.gateway.engines()  # type: ignore[union-attr]
 
 
-def test_a_bad_options_file_is_rejected_and_the_old_options_kept(loop: Loop, settings: Settings) -> None:
+def test_a_bad_options_file_is_rejected_and_the_old_options_kept(
+    loop: Loop, settings: Settings
+) -> None:
     options_path(settings.run_dir).write_text('{"signal": "latency"}')
     loop.controller.tick()
     [rejected] = loop.logged("options_rejected")
@@ -188,7 +241,11 @@ def test_the_signal_query_reports_prometheus_errors(prometheus: str) -> None:
         with pytest.raises(SignalError, match="parse error"):
             query_value(client, prometheus, "sum(")
         with pytest.raises(SignalError, match="returned 2 series"):
-            query_value(client, prometheus, 'label_replace(vector(1), "a", "x", "", "") or label_replace(vector(2), "a", "y", "", "")')
+            query_value(
+                client,
+                prometheus,
+                'label_replace(vector(1), "a", "x", "", "") or label_replace(vector(2), "a", "y", "", "")',
+            )
         with pytest.raises(SignalError, match="ConnectError"):
             query_value(client, f"http://127.0.0.1:{free_port()}", "vector(1)")
 
@@ -199,7 +256,9 @@ def test_failure_reasons_are_bounded() -> None:
     assert failure_reason("died while ready") == "died"
 
 
-def test_http_endpoints_and_cli(loop: Loop, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_http_endpoints_and_cli(
+    loop: Loop, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     port = free_port()
     server = serve_http("127.0.0.1", port, loop.controller.metrics.registry, loop.controller.state)
     try:
@@ -208,14 +267,19 @@ def test_http_endpoints_and_cli(loop: Loop, settings: Settings, monkeypatch: pyt
         assert httpx.get(f"{base}/health").status_code == 200
         assert "sandbox_autoscaler_desired_replicas 1.0" in httpx.get(f"{base}/metrics").text
         state = httpx.get(f"{base}/state").json()
-        assert state["last_decision"]["reason"] == "below min_replicas 1" and state["query"] == "vector(2)"
+        assert (
+            state["last_decision"]["reason"] == "below min_replicas 1"
+            and state["query"] == "vector(2)"
+        )
         monkeypatch.setenv("SANDBOX_RUN_DIR", str(settings.run_dir))
         update_options(options_path(settings.run_dir), port=port)
         runner = CliRunner()
         result = runner.invoke(cli, ["autoscaler", "status"])
         assert result.exit_code == 0 and '"desired": 1' in result.output, result.output
         result = runner.invoke(cli, ["autoscaler", "set", "signal=queue_depth", "min_replicas=2"])
-        assert result.exit_code == 0 and "signal=queue_depth, min_replicas=2" in result.output, result.output
+        assert result.exit_code == 0 and "signal=queue_depth, min_replicas=2" in result.output, (
+            result.output
+        )
         result = runner.invoke(cli, ["autoscaler", "set", "min_replicas=9"])
         assert result.exit_code == 2 and "min_replicas 9 > max_replicas 2" in result.output
         result = runner.invoke(cli, ["autoscaler", "set", "colour=blue"])
@@ -228,7 +292,9 @@ def test_the_component_writes_its_options_and_scrapes_its_port(settings: Setting
     component = autoscaler_component(AutoscalerOptions(port=8411, signal="request_rate"))
     spec = component.spec(settings)
     assert spec.argv[1:] == ("-m", "sandbox.autoscaler") and spec.port == 8411
-    assert spec.env["SANDBOX_RUN_DIR"] == str(settings.run_dir) and spec.env["SANDBOX_MODE"] == "auto"
+    assert (
+        spec.env["SANDBOX_RUN_DIR"] == str(settings.run_dir) and spec.env["SANDBOX_MODE"] == "auto"
+    )
     assert json.loads(options_path(settings.run_dir).read_text())["signal"] == "request_rate"
     [target] = component.scrape(settings)
     assert (target.job, target.address) == ("autoscaler", "127.0.0.1:8411")

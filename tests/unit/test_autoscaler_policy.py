@@ -7,15 +7,30 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.autoscaler.options import AutoscalerOptions, OptionsError, load_options, options_path, update_options
+from sandbox.autoscaler.options import (
+    AutoscalerOptions,
+    OptionsError,
+    load_options,
+    options_path,
+    update_options,
+)
 from sandbox.autoscaler.policy import Direction, Observation, Policy
 
 Series = list[tuple[float, float | None, int, int]]  # (t, signal, ready, starting)
 
 
 def _options(**changes: object) -> AutoscalerOptions:
-    base = dict(target=4.0, tolerance=0.1, min_replicas=1, max_replicas=3, scale_up_stabilization_s=0,
-                scale_down_stabilization_s=0, scale_up_cooldown_s=0, scale_down_cooldown_s=0, max_starting=1)
+    base = dict(
+        target=4.0,
+        tolerance=0.1,
+        min_replicas=1,
+        max_replicas=3,
+        scale_up_stabilization_s=0,
+        scale_down_stabilization_s=0,
+        scale_up_cooldown_s=0,
+        scale_down_cooldown_s=0,
+        max_starting=1,
+    )
     return AutoscalerOptions.model_validate({**base, **changes})
 
 
@@ -64,7 +79,10 @@ def test_bounds_clamp_the_recommendation_and_correct_the_count() -> None:
     assert policy.decide(Observation(2, 0.0, 3, 0)).direction is Direction.DOWN  # above max
     warm = Policy(_options(min_replicas=2, scale_up_cooldown_s=60))
     below = warm.decide(Observation(3, None, 1, 0))  # below the warm minimum: no signal needed
-    assert (below.direction, below.desired) == (Direction.UP, 2) and "below min_replicas 2" in below.reason
+    assert (below.direction, below.desired) == (
+        Direction.UP,
+        2,
+    ) and "below min_replicas 2" in below.reason
 
 
 def test_no_signal_or_no_ready_replica_holds() -> None:
@@ -98,14 +116,25 @@ def test_scale_down_waits_for_the_cooldown_after_a_scale_up() -> None:
 
 def test_scale_up_cooldown_spaces_out_additions() -> None:
     policy = Policy(_options(scale_up_cooldown_s=15))
-    steps = _replay(policy, [(0.0, 20.0, 1, 0), (5.0, 20.0, 2, 0), (10.0, 20.0, 2, 0), (15.0, 20.0, 2, 0)])
+    steps = _replay(
+        policy, [(0.0, 20.0, 1, 0), (5.0, 20.0, 2, 0), (10.0, 20.0, 2, 0), (15.0, 20.0, 2, 0)]
+    )
     assert [d for _, d, _ in steps] == [Direction.UP, Direction.NONE, Direction.NONE, Direction.UP]
     assert "up held by the 15 s cooldown" in policy.decide(Observation(20, 20.0, 2, 0)).reason
 
 
 def test_scale_up_window_ignores_a_single_spike() -> None:
     policy = Policy(_options(scale_up_stabilization_s=10))
-    spike = _replay(policy, [(-10.0, 4.0, 1, 0), (-5.0, 4.0, 1, 0), (0.0, 20.0, 1, 0), (5.0, 2.0, 1, 0), (10.0, 4.0, 1, 0)])
+    spike = _replay(
+        policy,
+        [
+            (-10.0, 4.0, 1, 0),
+            (-5.0, 4.0, 1, 0),
+            (0.0, 20.0, 1, 0),
+            (5.0, 2.0, 1, 0),
+            (10.0, 4.0, 1, 0),
+        ],
+    )
     assert all(d is Direction.NONE for _, d, _ in spike)
     sustained = _replay(policy, [(float(t), 20.0, 1, 0) for t in range(20, 40, 5)])
     # The last low recommendation (t=10) leaves the 10 s window after t=20.
@@ -117,7 +146,9 @@ def test_a_lagging_request_rate_scales_late_and_queue_depth_early() -> None:
     at once; a one-minute request rate climbs slowly, and crosses its target plus tolerance
     (6 x 1.1 = 6.6 per replica) only 40 s later."""
     queue: Series = [(float(t), 0.0 if t < 30 else 12.0, 1, 0) for t in range(0, 90, 5)]
-    rate: Series = [(float(t), 2.0 if t < 30 else 2.0 + (t - 30) * 0.12, 1, 0) for t in range(0, 90, 5)]
+    rate: Series = [
+        (float(t), 2.0 if t < 30 else 2.0 + (t - 30) * 0.12, 1, 0) for t in range(0, 90, 5)
+    ]
     first_up = {}
     for name, series in (("queue", queue), ("rate", rate)):
         steps = _replay(Policy(_options(target=4.0 if name == "queue" else 6.0)), series)
@@ -128,8 +159,18 @@ def test_a_lagging_request_rate_scales_late_and_queue_depth_early() -> None:
 def test_decisions_carry_their_inputs() -> None:
     decision = Policy(_options()).decide(Observation(7.0, 10.0, 1, 0))
     data = decision.to_dict()
-    assert data == {"now": 7.0, "signal": 10.0, "target": 4.0, "ready": 1, "starting": 0, "current": 1,
-                    "recommendation": 3, "desired": 2, "direction": "up", "reason": "signal/target 2.50 over 1 ready"}
+    assert data == {
+        "now": 7.0,
+        "signal": 10.0,
+        "target": 4.0,
+        "ready": 1,
+        "starting": 0,
+        "current": 1,
+        "recommendation": 3,
+        "desired": 2,
+        "direction": "up",
+        "reason": "signal/target 2.50 over 1 ready",
+    }
 
 
 # -- Options ----------------------------------------------------------------------------------------
@@ -139,18 +180,26 @@ def test_signal_presets_select_the_scaled_track() -> None:
     for signal in ("queue_depth", "running", "kv_usage", "request_rate"):
         query = AutoscalerOptions(signal=signal).promql()
         assert 'job="engine",version="stable"' in query, query
-    assert AutoscalerOptions(signal="queue_depth").promql() == 'avg(vllm:num_requests_waiting{job="engine",version="stable"})'
+    assert (
+        AutoscalerOptions(signal="queue_depth").promql()
+        == 'avg(vllm:num_requests_waiting{job="engine",version="stable"})'
+    )
     assert AutoscalerOptions(signal="custom", query="sum(up)").promql() == "sum(up)"
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"signal": "latency"}, "use one of queue_depth"),
-    ({"signal": "custom"}, "needs `query`"),
-    ({"min_replicas": 3, "max_replicas": 2}, "min_replicas 3 > max_replicas 2"),
-    ({"target": 0}, "target: Input should be greater than 0"),
-    ({"readiness_gate": False}, "readiness_gate: Extra inputs are not permitted"),
-])
-def test_bad_options_name_the_field(tmp_path: Path, changes: dict[str, object], message: str) -> None:
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"signal": "latency"}, "use one of queue_depth"),
+        ({"signal": "custom"}, "needs `query`"),
+        ({"min_replicas": 3, "max_replicas": 2}, "min_replicas 3 > max_replicas 2"),
+        ({"target": 0}, "target: Input should be greater than 0"),
+        ({"readiness_gate": False}, "readiness_gate: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_options_name_the_field(
+    tmp_path: Path, changes: dict[str, object], message: str
+) -> None:
     with pytest.raises(OptionsError, match=message):
         update_options(options_path(tmp_path), **changes)
     assert not options_path(tmp_path).exists()
@@ -159,7 +208,9 @@ def test_bad_options_name_the_field(tmp_path: Path, changes: dict[str, object], 
 def test_update_options_writes_what_the_service_reads(tmp_path: Path) -> None:
     path = options_path(tmp_path)
     assert load_options(path) == AutoscalerOptions()
-    before, after = update_options(path, signal="request_rate", min_replicas=2, readiness_gating=False)
+    before, after = update_options(
+        path, signal="request_rate", min_replicas=2, readiness_gating=False
+    )
     assert before.signal == "queue_depth" and after.signal == "request_rate"
     assert load_options(path) == after and not load_options(path).readiness_gating
     path.write_text("{not json")

@@ -36,11 +36,15 @@ def service_names(compose: dict[str, Any]) -> set[str]:
 
 def test_matches_the_compose_specification() -> None:
     # The dev extra installs it beside the interpreter running the tests.
-    checker = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent)) or shutil.which("check-jsonschema")
+    checker = shutil.which(
+        "check-jsonschema", path=str(Path(sys.executable).parent)
+    ) or shutil.which("check-jsonschema")
     if checker is None:
         pytest.skip("check-jsonschema not installed (run `make setup`)")
     result = subprocess.run(
-        [checker, "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE)], capture_output=True, text=True
+        [checker, "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE)],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -64,7 +68,9 @@ def test_every_scrape_target_is_a_service(compose: dict[str, Any]) -> None:
     for job in config["scrape_configs"]:
         for sd in job.get("file_sd_configs", []):
             for file in sd["files"]:
-                assert (targets_dir / Path(file).name).exists(), f"{job['job_name']}: {file} is not in stack/prometheus/targets"
+                assert (targets_dir / Path(file).name).exists(), (
+                    f"{job['job_name']}: {file} is not in stack/prometheus/targets"
+                )
 
 
 def test_every_mounted_file_exists(compose: dict[str, Any]) -> None:
@@ -72,7 +78,9 @@ def test_every_mounted_file_exists(compose: dict[str, Any]) -> None:
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
             if source.startswith((".", "/")):
-                assert (REPO_ROOT / source).exists(), f"{name} mounts {source}, which is not in the repository"
+                assert (REPO_ROOT / source).exists(), (
+                    f"{name} mounts {source}, which is not in the repository"
+                )
         build = service.get("build")
         if build:
             assert (REPO_ROOT / build["context"] / build["dockerfile"]).exists()
@@ -83,7 +91,9 @@ def test_every_image_is_pinned(compose: dict[str, Any]) -> None:
         image = service.get("image")
         assert image, f"{name} has no image"
         tag = image.rsplit(":", 1)[1] if ":" in image.split("/")[-1] else ""
-        assert re.fullmatch(r"v?\d+(\.\d+)+", tag), f"{name}: image {image} is not pinned to a version"
+        assert re.fullmatch(r"v?\d+(\.\d+)+", tag), (
+            f"{name}: image {image} is not pinned to a version"
+        )
 
 
 def test_ports_are_published_on_loopback_only(compose: dict[str, Any]) -> None:
@@ -93,7 +103,9 @@ def test_ports_are_published_on_loopback_only(compose: dict[str, Any]) -> None:
 
 
 # Distroless images have no program a compose healthcheck could run.
-NO_HEALTHCHECK = {"otel-collector": "distroless image; its health_check extension answers on :13133"}
+NO_HEALTHCHECK = {
+    "otel-collector": "distroless image; its health_check extension answers on :13133"
+}
 
 
 def test_every_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
@@ -107,18 +119,24 @@ def test_collector_pipelines_use_defined_parts_and_reach_tempo(compose: dict[str
     for pipeline_name, pipeline in config["service"]["pipelines"].items():
         for kind in ("receivers", "processors", "exporters"):
             for part in pipeline.get(kind, []):
-                assert part in config[kind], f"pipeline {pipeline_name} uses undefined {kind[:-1]} {part}"
+                assert part in config[kind], (
+                    f"pipeline {pipeline_name} uses undefined {kind[:-1]} {part}"
+                )
     for extension in config["service"].get("extensions", []):
         assert extension in config["extensions"]
     exporter_host = config["exporters"]["otlp/tempo"]["endpoint"].split(":")[0]
     assert exporter_host in service_names(compose)
     tempo = yaml.safe_load((REPO_ROOT / "stack" / "tempo" / "tempo.yaml").read_text())
-    assert tempo["distributor"]["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"].endswith(":4317")
+    assert tempo["distributor"]["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"].endswith(
+        ":4317"
+    )
 
 
 def test_prometheus_exemplars_link_to_tempo() -> None:
     datasources = yaml.safe_load(
-        (REPO_ROOT / "stack" / "grafana" / "provisioning" / "datasources" / "datasources.yml").read_text()
+        (
+            REPO_ROOT / "stack" / "grafana" / "provisioning" / "datasources" / "datasources.yml"
+        ).read_text()
     )["datasources"]
     by_uid = {d["uid"]: d for d in datasources}
     links = by_uid["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
@@ -137,7 +155,9 @@ def test_gpu_profile_reserves_a_gpu(compose: dict[str, Any]) -> None:
 def test_grafana_datasources_point_at_services(compose: dict[str, Any]) -> None:
     names = service_names(compose)
     datasources = yaml.safe_load(
-        (REPO_ROOT / "stack" / "grafana" / "provisioning" / "datasources" / "datasources.yml").read_text()
+        (
+            REPO_ROOT / "stack" / "grafana" / "provisioning" / "datasources" / "datasources.yml"
+        ).read_text()
     )
     for source in datasources["datasources"]:
         host = re.match(r"https?://([^:/]+)", source["url"]).group(1)  # type: ignore[union-attr]

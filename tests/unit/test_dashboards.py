@@ -19,7 +19,13 @@ from sandbox.components.alertmanager import render_alertmanager_config
 from sandbox.components.prometheus import render_prometheus_config
 from sandbox.settings import REPO_ROOT
 from tests.dashboards_support import (
-    DASHBOARD_FILES, RULE_FILES, all_exprs, dashboard_exprs, metric_names, recorded_names, throwaway_prometheus,
+    DASHBOARD_FILES,
+    RULE_FILES,
+    all_exprs,
+    dashboard_exprs,
+    metric_names,
+    recorded_names,
+    throwaway_prometheus,
     with_variables,
 )
 from tests.support import isolated_settings
@@ -40,11 +46,17 @@ def _boards() -> dict[str, dict[str, Any]]:
 
 
 def _alerts() -> list[tuple[Path, dict[str, Any]]]:
-    return [(path, rule) for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"]
-            for rule in group["rules"] if "alert" in rule]
+    return [
+        (path, rule)
+        for path in RULE_FILES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
 
 
 # -- Dashboards -----------------------------------------------------------------------------------
+
 
 def test_checked_in_json_is_what_the_code_generates(tmp_path: Path) -> None:
     assert generate(check=True) == [], "dashboards/*.json is stale: run `make dashboards`"
@@ -70,7 +82,11 @@ def test_every_panel_has_a_title_description_unit_and_queries_with_ref_ids() -> 
             assert all(t.get("expr") for t in targets), where
             g = panel["gridPos"]
             assert 0 <= g["x"] and g["x"] + g["w"] <= 24, f"{where} leaves the grid: {g}"
-            cells = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
+            cells = {
+                (x, y)
+                for x in range(g["x"], g["x"] + g["w"])
+                for y in range(g["y"], g["y"] + g["h"])
+            }
             assert not cells & taken, f"{where} overlaps another panel: {g}"
             taken |= cells
 
@@ -80,8 +96,14 @@ def test_every_latency_panel_shows_p50_p95_p99() -> None:
         for panel in board["panels"]:
             if panel["type"] != "timeseries" or panel["fieldConfig"]["defaults"]["unit"] != "s":
                 continue
-            quantiles = {m for t in panel["targets"] for m in re.findall(r"histogram_quantile\((0\.\d+)", t["expr"])}
-            assert {"0.5", "0.95", "0.99"} <= quantiles, f"{name} panel {panel['id']} {panel['title']!r}: {quantiles}"
+            quantiles = {
+                m
+                for t in panel["targets"]
+                for m in re.findall(r"histogram_quantile\((0\.\d+)", t["expr"])
+            }
+            assert {"0.5", "0.95", "0.99"} <= quantiles, (
+                f"{name} panel {panel['id']} {panel['title']!r}: {quantiles}"
+            )
 
 
 def test_template_variables_and_drill_annotations() -> None:
@@ -106,24 +128,36 @@ def test_every_query_parses_and_evaluates(tmp_path: Path) -> None:
     with throwaway_prometheus(tmp_path) as url, httpx.Client(timeout=10) as client:
         failures = []
         for item in all_exprs():
-            body = client.get(f"{url}/api/v1/query", params={"query": with_variables(item.expr)}).json()
+            body = client.get(
+                f"{url}/api/v1/query", params={"query": with_variables(item.expr)}
+            ).json()
             if body["status"] != "success":
                 failures.append(f"{item.where}: {body.get('error')}")
         # and the check can fail: a broken expression is reported
-        assert client.get(f"{url}/api/v1/query", params={"query": "sum(rate(x[1m]"}).json()["status"] == "error"
+        assert (
+            client.get(f"{url}/api/v1/query", params={"query": "sum(rate(x[1m]"}).json()["status"]
+            == "error"
+        )
     assert not failures, "\n".join(failures)
 
 
 def test_dashboards_provider_points_at_the_generated_json() -> None:
-    provider = yaml.safe_load((REPO_ROOT / "stack" / "grafana" / "provisioning" / "dashboards" / "dashboards.yml").read_text())
+    provider = yaml.safe_load(
+        (
+            REPO_ROOT / "stack" / "grafana" / "provisioning" / "dashboards" / "dashboards.yml"
+        ).read_text()
+    )
     assert provider["providers"][0]["folder"] == "LLM Serving"
     assert provider["providers"][0]["type"] == "file"
 
 
 # -- Rules ----------------------------------------------------------------------------------------
 
+
 def test_promtool_check_rules() -> None:
-    result = subprocess.run([_tool("promtool"), "check", "rules", *map(str, RULE_FILES)], capture_output=True, text=True)
+    result = subprocess.run(
+        [_tool("promtool"), "check", "rules", *map(str, RULE_FILES)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert {p.name for p in RULE_FILES} == {"recording.yml", "slo-alerts.yml", "cause-alerts.yml"}
 
@@ -131,8 +165,12 @@ def test_promtool_check_rules() -> None:
 def test_promtool_test_rules_one_file_per_rules_file() -> None:
     tests = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
     assert [p.name for p in tests] == sorted(p.name for p in RULE_FILES)
-    result = subprocess.run([_tool("promtool"), "test", "rules", *[p.name for p in tests]],
-                            cwd=PROMETHEUS_DIR / "tests", capture_output=True, text=True)
+    result = subprocess.run(
+        [_tool("promtool"), "test", "rules", *[p.name for p in tests]],
+        cwd=PROMETHEUS_DIR / "tests",
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("SUCCESS") == len(tests), result.stdout
 
@@ -140,16 +178,26 @@ def test_promtool_test_rules_one_file_per_rules_file() -> None:
 def test_every_alert_is_tested_firing_and_quiet() -> None:
     for path, rule in _alerts():
         test_file = yaml.safe_load((PROMETHEUS_DIR / "tests" / path.name).read_text())
-        cases = [c for t in test_file["tests"] for c in t.get("alert_rule_test", []) if c["alertname"] == rule["alert"]]
+        cases = [
+            c
+            for t in test_file["tests"]
+            for c in t.get("alert_rule_test", [])
+            if c["alertname"] == rule["alert"]
+        ]
         assert any(c.get("exp_alerts") for c in cases), f"{rule['alert']}: no test where it fires"
-        assert any(not c.get("exp_alerts") for c in cases), f"{rule['alert']}: no test where it must stay quiet"
+        assert any(not c.get("exp_alerts") for c in cases), (
+            f"{rule['alert']}: no test where it must stay quiet"
+        )
 
 
 def test_every_alert_has_severity_for_and_annotations_that_resolve() -> None:
     boards = {b["uid"]: {p["id"] for p in b["panels"]} for b in _boards().values()}
     runbook = (REPO_ROOT / "docs" / "alerts.md").read_text()
-    anchors = {re.sub(r"[^a-z0-9-]", "", line[3:].strip().lower().replace(" ", "-")) for line in runbook.splitlines()
-               if line.startswith("## ")}
+    anchors = {
+        re.sub(r"[^a-z0-9-]", "", line[3:].strip().lower().replace(" ", "-"))
+        for line in runbook.splitlines()
+        if line.startswith("## ")
+    }
     for _, rule in _alerts():
         name = rule["alert"]
         assert re.fullmatch(r"[A-Z][A-Za-z]+", name), name
@@ -158,7 +206,9 @@ def test_every_alert_has_severity_for_and_annotations_that_resolve() -> None:
         annotations = rule["annotations"]
         assert {"summary", "description", "dashboard", "runbook"} <= set(annotations), name
         match = re.fullmatch(r"/d/([\w-]+)\?viewPanel=(\d+)", annotations["dashboard"])
-        assert match and int(match.group(2)) in boards.get(match.group(1), set()), f"{name}: {annotations['dashboard']}"
+        assert match and int(match.group(2)) in boards.get(match.group(1), set()), (
+            f"{name}: {annotations['dashboard']}"
+        )
         doc, _, anchor = annotations["runbook"].partition("#")
         assert (REPO_ROOT / doc).exists() and anchor in anchors, f"{name}: {annotations['runbook']}"
 
@@ -173,21 +223,29 @@ def test_incident_alerts_exist() -> None:
 
 # -- Configs --------------------------------------------------------------------------------------
 
+
 def test_prometheus_config_renders_and_passes_promtool(tmp_path: Path) -> None:
     settings = isolated_settings(tmp_path)
     settings.targets_dir.mkdir(parents=True)
     for job in ("engine", "gateway", "retriever", "loadgen", "prometheus", "alertmanager"):
         (settings.targets_dir / f"{job}.json").write_text("[]")
     config = render_prometheus_config(settings)
-    result = subprocess.run([_tool("promtool"), "check", "config", str(config)], capture_output=True, text=True)
+    result = subprocess.run(
+        [_tool("promtool"), "check", "config", str(config)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "5 rules found" in result.stdout and "55 rules found" in result.stdout, result.stdout
 
 
 def test_alertmanager_config_renders_and_passes_amtool(tmp_path: Path) -> None:
     settings = isolated_settings(tmp_path)
-    for path in (REPO_ROOT / "stack" / "alertmanager" / "alertmanager.yml", render_alertmanager_config(settings)):
-        result = subprocess.run([_tool("amtool"), "check-config", str(path)], capture_output=True, text=True)
+    for path in (
+        REPO_ROOT / "stack" / "alertmanager" / "alertmanager.yml",
+        render_alertmanager_config(settings),
+    ):
+        result = subprocess.run(
+            [_tool("amtool"), "check-config", str(path)], capture_output=True, text=True
+        )
         assert result.returncode == 0, result.stdout + result.stderr
     rendered = yaml.safe_load(render_alertmanager_config(settings).read_text())
     hooks = {h["url"] for r in rendered["receivers"] for h in r.get("webhook_configs", [])}
@@ -199,8 +257,11 @@ def test_alertmanager_routes_pages_and_warnings() -> None:
     config = REPO_ROOT / "stack" / "alertmanager" / "alertmanager.yml"
 
     def route(*labels: str) -> str:
-        result = subprocess.run([amtool, "config", "routes", "test", f"--config.file={config}", *labels],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [amtool, "config", "routes", "test", f"--config.file={config}", *labels],
+            capture_output=True,
+            text=True,
+        )
         return result.stdout.strip()
 
     assert route("alertname=TimeToFirstTokenSLOBreach", "severity=page") == "drill-page"
@@ -210,5 +271,14 @@ def test_alertmanager_routes_pages_and_warnings() -> None:
 
 def test_metric_names_of_dashboards_cover_each_component() -> None:
     names = {m for item in dashboard_exprs() for m in metric_names(item.expr)}
-    for prefix in ("vllm:", "sandbox_gateway_", "sandbox_retriever_", "sandbox_loadgen_", "sandbox_autoscaler_"):
-        assert any(n.startswith(prefix) or f":{prefix}" in n or f":{prefix.rstrip(':')}_" in n for n in names), prefix
+    for prefix in (
+        "vllm:",
+        "sandbox_gateway_",
+        "sandbox_retriever_",
+        "sandbox_loadgen_",
+        "sandbox_autoscaler_",
+    ):
+        assert any(
+            n.startswith(prefix) or f":{prefix}" in n or f":{prefix.rstrip(':')}_" in n
+            for n in names
+        ), prefix

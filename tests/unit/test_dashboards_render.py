@@ -26,11 +26,21 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
         yield url
 
 
-@pytest.mark.parametrize(("value", "unit", "shown"), [
-    (0.0123, "s", "12.3 ms"), (2.5, "s", "2.5 s"), (300, "s", "5 min"), (0.0000042, "s", "4.2 µs"),
-    (0.42, "percentunit", "42%"), (3.0, "reqps", "3 req/s"), (1500, "suffix: tok/s", "1.5k tok/s"),
-    (float("nan"), "s", "No data"), (None, "short", "No data"), (1.23456, "s", "1.23 s"),
-])
+@pytest.mark.parametrize(
+    ("value", "unit", "shown"),
+    [
+        (0.0123, "s", "12.3 ms"),
+        (2.5, "s", "2.5 s"),
+        (300, "s", "5 min"),
+        (0.0000042, "s", "4.2 µs"),
+        (0.42, "percentunit", "42%"),
+        (3.0, "reqps", "3 req/s"),
+        (1500, "suffix: tok/s", "1.5k tok/s"),
+        (float("nan"), "s", "No data"),
+        (None, "short", "No data"),
+        (1.23456, "s", "1.23 s"),
+    ],
+)
 def test_units(value: float | None, unit: str, shown: str) -> None:
     assert format_value(value, unit, 2 if shown == "1.23 s" else None) == shown
 
@@ -52,8 +62,14 @@ def test_every_dashboard_renders_an_image_per_panel(prometheus: str, tmp_path: P
     end = time.time()
     for name in dashboard_names():
         _, spec = load_dashboard(name)
-        result = render_dashboard(name, prometheus, end - 600, end, out_dir=tmp_path,
-                                  annotations=[{"time": end - 120, "text": "fault injected"}])
+        result = render_dashboard(
+            name,
+            prometheus,
+            end - 600,
+            end,
+            out_dir=tmp_path,
+            annotations=[{"time": end - 120, "text": "fault injected"}],
+        )
         assert isinstance(result, RenderResult) and isinstance(result, tuple)
         assert [p.panel_id for p in result.panels] == [p.id for p in spec.panels]
         assert all(p.exists() and p.suffix == ".png" for p in result), name
@@ -66,24 +82,67 @@ def test_every_dashboard_renders_an_image_per_panel(prometheus: str, tmp_path: P
 
 def test_live_series_draw_a_non_blank_panel_and_a_stat(prometheus: str, tmp_path: Path) -> None:
     # Prometheus scrapes itself: wait for a few samples, then draw its own series.
-    from tests.support import poll_until
     import httpx
 
-    poll_until(lambda: httpx.get(f"{prometheus}/api/v1/query", params={"query": "count_over_time(up[1m]) > 2"}).json()["data"]["result"],
-               "three self-scrapes", 30)
+    from tests.support import poll_until
+
+    poll_until(
+        lambda: httpx.get(
+            f"{prometheus}/api/v1/query", params={"query": "count_over_time(up[1m]) > 2"}
+        ).json()["data"]["result"],
+        "three self-scrapes",
+        30,
+    )
     board = {
-        "uid": "test", "title": "test", "description": "",
+        "uid": "test",
+        "title": "test",
+        "description": "",
         "panels": [
-            {"id": 1, "type": "timeseries", "title": "scrape duration", "gridPos": {"x": 0, "y": 0, "w": 12, "h": 8},
-             "fieldConfig": {"defaults": {"unit": "s", "thresholds": {"steps": [{"value": None, "color": "green"}, {"value": 0.5, "color": "red"}]}}},
-             "targets": [{"refId": "A", "expr": "scrape_duration_seconds", "legendFormat": "{{job}}"},
-                         {"refId": "B", "expr": "time() % 60 / 100", "legendFormat": "sawtooth"}]},
-            {"id": 2, "type": "stat", "title": "up", "gridPos": {"x": 12, "y": 0, "w": 4, "h": 4},
-             "fieldConfig": {"defaults": {"unit": "short"}}, "targets": [{"refId": "A", "expr": "sum(up)"}]},
-            {"id": 3, "type": "timeseries", "title": "nothing", "gridPos": {"x": 0, "y": 8, "w": 12, "h": 8},
-             "fieldConfig": {"defaults": {"unit": "s"}}, "targets": [{"refId": "A", "expr": "no_such_metric"}]},
-            {"id": 4, "type": "timeseries", "title": "broken", "gridPos": {"x": 12, "y": 8, "w": 12, "h": 8},
-             "fieldConfig": {"defaults": {"unit": "s"}}, "targets": [{"refId": "A", "expr": "sum(rate(x[1m]"}]},
+            {
+                "id": 1,
+                "type": "timeseries",
+                "title": "scrape duration",
+                "gridPos": {"x": 0, "y": 0, "w": 12, "h": 8},
+                "fieldConfig": {
+                    "defaults": {
+                        "unit": "s",
+                        "thresholds": {
+                            "steps": [
+                                {"value": None, "color": "green"},
+                                {"value": 0.5, "color": "red"},
+                            ]
+                        },
+                    }
+                },
+                "targets": [
+                    {"refId": "A", "expr": "scrape_duration_seconds", "legendFormat": "{{job}}"},
+                    {"refId": "B", "expr": "time() % 60 / 100", "legendFormat": "sawtooth"},
+                ],
+            },
+            {
+                "id": 2,
+                "type": "stat",
+                "title": "up",
+                "gridPos": {"x": 12, "y": 0, "w": 4, "h": 4},
+                "fieldConfig": {"defaults": {"unit": "short"}},
+                "targets": [{"refId": "A", "expr": "sum(up)"}],
+            },
+            {
+                "id": 3,
+                "type": "timeseries",
+                "title": "nothing",
+                "gridPos": {"x": 0, "y": 8, "w": 12, "h": 8},
+                "fieldConfig": {"defaults": {"unit": "s"}},
+                "targets": [{"refId": "A", "expr": "no_such_metric"}],
+            },
+            {
+                "id": 4,
+                "type": "timeseries",
+                "title": "broken",
+                "gridPos": {"x": 12, "y": 8, "w": 12, "h": 8},
+                "fieldConfig": {"defaults": {"unit": "s"}},
+                "targets": [{"refId": "A", "expr": "sum(rate(x[1m]"}],
+            },
         ],
     }
     result = render_dashboard(board, prometheus, time.time() - 120, out_dir=tmp_path)

@@ -12,7 +12,14 @@ import pytest
 from click.testing import CliRunner
 
 from sandbox.cli import cli
-from sandbox.deploy import Deployer, DeployError, HttpGatewayRouting, ReplicaState, TransitionError, load_versions
+from sandbox.deploy import (
+    Deployer,
+    DeployError,
+    HttpGatewayRouting,
+    ReplicaState,
+    TransitionError,
+    load_versions,
+)
 from sandbox.deploy.engines import in_flight_from_metrics
 from sandbox.deploy.state import Replica, StateStore
 from sandbox.deploy.targets import read_job_targets
@@ -32,10 +39,12 @@ from tests.unit.gateway_helpers import Server, UpstreamState, serve, upstream_ap
 def gateway() -> Iterator[Server]:
     """The real gateway with one stand-in stable engine named `engine`, like the stack's."""
     with serve(upstream_app(UpstreamState("stable"))) as stable:
-        options = GatewayOptions.model_validate({
-            "engines": [{"name": "engine", "version": "stable", "url": stable.url}],
-            "probe_interval_s": 0.2,
-        })
+        options = GatewayOptions.model_validate(
+            {
+                "engines": [{"name": "engine", "version": "stable", "url": stable.url}],
+                "probe_interval_s": 0.2,
+            }
+        )
         with serve(create_app(options)) as server:
             yield server
 
@@ -48,8 +57,15 @@ def settings(tmp_path: Path, gateway: Server) -> Settings:
 @pytest.fixture
 def deployer(settings: Settings, gateway: Server) -> Iterator[Deployer]:
     runtime = LocalRuntime(settings.run_dir)
-    deployer = Deployer(settings, runtime, HttpGatewayRouting(gateway.url), versions=dict(STANDIN_VERSIONS),
-                        launcher=StandInLauncher(), drain_timeout_s=3.0, base_engine=False)
+    deployer = Deployer(
+        settings,
+        runtime,
+        HttpGatewayRouting(gateway.url),
+        versions=dict(STANDIN_VERSIONS),
+        launcher=StandInLauncher(),
+        drain_timeout_s=3.0,
+        base_engine=False,
+    )
     try:
         yield deployer
     finally:
@@ -95,7 +111,9 @@ def test_state_survives_a_new_deployer_and_keeps_a_bounded_history(tmp_path: Pat
             replica = Replica(name=name, version="stable", track="stable", port=1, url="u")
             replica.move(ReplicaState.FAILED, "test")
             state.replicas.append(replica)
-        state.replicas.append(Replica(name=state.new_name("canary"), version="v", track="canary", port=2, url="u"))
+        state.replicas.append(
+            Replica(name=state.new_name("canary"), version="v", track="canary", port=2, url="u")
+        )
     again = StateStore(tmp_path).load()
     assert again.next_index == 62
     assert [r.name for r in again.active()] == ["engine-canary-61"]
@@ -140,7 +158,9 @@ def test_the_vllm_launcher_applies_the_version_to_the_engine_argv(settings: Sett
     from sandbox.settings import Mode
 
     versions = load_versions()
-    replica = Replica(name="engine-canary-1", version="canary-slow", track="canary", port=4321, url="u")
+    replica = Replica(
+        name="engine-canary-1", version="canary-slow", track="canary", port=4321, url="u"
+    )
     spec = VllmLauncher(settings, Mode.LOCAL).spec(versions["canary-slow"], replica)
     argv = list(spec.argv)
     assert argv[argv.index("--max-num-seqs") + 1] == "1"
@@ -148,10 +168,15 @@ def test_the_vllm_launcher_applies_the_version_to_the_engine_argv(settings: Sett
     bad = VllmLauncher(settings, Mode.LOCAL).spec(versions["broken-flag"], replica)
     assert bad.argv[-1] == "--no-such-vllm-flag"
     # In a container it listens on all its interfaces on the engine's container port.
-    command = list(VllmLauncher(settings, Mode.COMPOSE).spec(versions["canary-slow"], replica).command)
+    command = list(
+        VllmLauncher(settings, Mode.COMPOSE).spec(versions["canary-slow"], replica).command
+    )
     assert command[command.index("--host") + 1] == "0.0.0.0"
     assert command[command.index("--port") + 1] == "8000"
-    assert VllmLauncher(settings, Mode.COMPOSE).url("engine-canary-1", 4321) == "http://sandbox-engine-canary-1:8000"
+    assert (
+        VllmLauncher(settings, Mode.COMPOSE).url("engine-canary-1", 4321)
+        == "http://sandbox-engine-canary-1:8000"
+    )
 
 
 def test_a_version_with_its_own_cores_confines_each_replica(settings: Settings) -> None:
@@ -168,8 +193,10 @@ def test_a_version_with_its_own_cores_confines_each_replica(settings: Settings) 
 
 
 def test_in_flight_is_read_from_vllm_metrics() -> None:
-    text = ('# HELP vllm:num_requests_running x\nvllm:num_requests_running{engine="0",model_name="tiny"} 2.0\n'
-            'vllm:num_requests_waiting{engine="0",model_name="tiny"} 3.0\nvllm:num_requests_waiting_by_reason 9\n')
+    text = (
+        '# HELP vllm:num_requests_running x\nvllm:num_requests_running{engine="0",model_name="tiny"} 2.0\n'
+        'vllm:num_requests_waiting{engine="0",model_name="tiny"} 3.0\nvllm:num_requests_waiting_by_reason 9\n'
+    )
     assert in_flight_from_metrics(text) == 5.0
 
 
@@ -193,16 +220,25 @@ def test_a_replica_is_admitted_to_prometheus_and_the_gateway_only_once_ready(
     assert target.address == f"127.0.0.1:{replica.port}"
     assert target.labels == {"version": "stable", "replica": replica.name, "config": "slow-start"}
     engines = {e["name"]: e for e in _gateway_state(gateway)["engines"]}  # type: ignore[union-attr]
-    assert engines[replica.name]["version"] == "stable" and engines[replica.name]["url"] == replica.url
+    assert (
+        engines[replica.name]["version"] == "stable" and engines[replica.name]["url"] == replica.url
+    )
     kinds = [e["kind"] for e in read_timeline(settings.run_dir, kind_prefix="replica.")]
     assert kinds == ["replica.starting", "replica.ready"]
 
 
-def test_an_engine_that_exits_while_starting_fails_with_its_log(deployer: Deployer, settings: Settings) -> None:
+def test_an_engine_that_exits_while_starting_fails_with_its_log(
+    deployer: Deployer, settings: Settings
+) -> None:
     replica = deployer.start_replica("broken-flag")
     failed = poll_until(
-        lambda: (r := (deployer.poll(), deployer.state().get(replica.name))[1]).state is ReplicaState.FAILED and r,
-        "the broken replica to fail", timeout_s=15,
+        lambda: (
+            (r := (deployer.poll(), deployer.state().get(replica.name))[1]).state
+            is ReplicaState.FAILED
+            and r
+        ),
+        "the broken replica to fail",
+        timeout_s=15,
     )
     assert "exited while starting" in failed.reason and "--no-such-vllm-flag" in failed.reason
     assert deployer.runtime.status(replica.name).state is ServiceState.STOPPED
@@ -217,7 +253,9 @@ def test_an_engine_never_ready_by_its_deadline_is_failed_and_stopped(deployer: D
     assert pid is not None
     settled = deployer.wait_settled(replica.name, timeout_s=15)
     assert settled.state is ReplicaState.FAILED
-    assert "not ready 3 s after start" in settled.reason and "/health answered 503" in settled.reason
+    assert (
+        "not ready 3 s after start" in settled.reason and "/health answered 503" in settled.reason
+    )
     assert not group_alive(pid)
     assert not settled.registered
 
@@ -263,12 +301,18 @@ def test_a_ready_replica_that_dies_is_failed_and_withdrawn(deployer: Deployer) -
     assert replica.name not in deployer.gateway.engines()  # type: ignore[union-attr]
 
 
-def test_the_stack_engine_counts_as_a_ready_stable_replica_and_is_never_drained(settings: Settings) -> None:
+def test_the_stack_engine_counts_as_a_ready_stable_replica_and_is_never_drained(
+    settings: Settings,
+) -> None:
     runtime = LocalRuntime(settings.run_dir)
     port = free_port()
-    runtime.start(ServiceSpec(name="engine", argv=("python3", str(SCRIPT), "--port", str(port)), port=port))
+    runtime.start(
+        ServiceSpec(name="engine", argv=("python3", str(SCRIPT), "--port", str(port)), port=port)
+    )
     try:
-        with Deployer(settings, runtime, None, versions=dict(STANDIN_VERSIONS), launcher=StandInLauncher()) as deployer:
+        with Deployer(
+            settings, runtime, None, versions=dict(STANDIN_VERSIONS), launcher=StandInLauncher()
+        ) as deployer:
             assert deployer.counts()["ready"] == 1
             assert deployer.counts("canary")["ready"] == 0
             with pytest.raises(DeployError, match="not managed"):
@@ -302,7 +346,9 @@ def test_deploy_shifts_weights_only_after_ready_and_rollback_restores_stable(
     assert state["weights"]["stable"] == 100.0 and state["weights"].get("canary", 0) == 0  # type: ignore[index,union-attr]
     assert [e["name"] for e in state["engines"]] == ["engine"]  # type: ignore[union-attr]
     assert deployer.runtime.status(replica.name).state is ServiceState.STOPPED
-    kinds = [e["kind"] for e in read_timeline(settings.run_dir) if not e["kind"].startswith("replica.")]
+    kinds = [
+        e["kind"] for e in read_timeline(settings.run_dir) if not e["kind"].startswith("replica.")
+    ]
     assert kinds == ["deploy", "deploy", "rollback"]
     deploy_event = read_timeline(settings.run_dir, kind_prefix="deploy")[0]["detail"]
     assert deploy_event["version"] == "canary-good" and deploy_event["weight"] == 25

@@ -30,8 +30,15 @@ print(f"RESULT fraction={grade.fraction:.3f} mitigation={chosen.id}", flush=True
 def _drive(script: str, answers: list[tuple[str, str]], timeout_s: float = 30.0) -> str:
     """Run ``script`` on a pty; each time ``expect`` appears in the output, type ``send``."""
     main_fd, child_fd = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-c", script], stdin=child_fd, stdout=child_fd, stderr=child_fd,
-                               cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, close_fds=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=child_fd,
+        stdout=child_fd,
+        stderr=child_fd,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        close_fds=True,
+    )
     os.close(child_fd)
     output = b""
     pending = list(answers)
@@ -49,7 +56,9 @@ def _drive(script: str, answers: list[tuple[str, str]], timeout_s: float = 30.0)
                 output += chunk
             while pending and pending[0][0].encode() in output.split(b"\x00")[-1]:
                 expect, send = pending.pop(0)
-                output = output.replace(expect.encode(), b"<" + expect.encode() + b">", 1)  # consume the match
+                output = output.replace(
+                    expect.encode(), b"<" + expect.encode() + b">", 1
+                )  # consume the match
                 os.write(main_fd, send.encode() + b"\n")
             if process.poll() is not None and not ready:
                 break
@@ -62,16 +71,19 @@ def _drive(script: str, answers: list[tuple[str, str]], timeout_s: float = 30.0)
 
 
 def test_scripted_learner_in_a_pseudo_terminal() -> None:
-    out = _drive(SCRIPT, [
-        ("Enter = diagnose: ", "h"),          # a hint while investigating
-        ("Enter = diagnose: ", "s"),          # the signals
-        ("Enter = diagnose: ", ""),           # go
-        ("answer [a/b/c/d", "x"),             # not a choice: asked again
-        ("please type one of", "b"),          # phase: right
-        ("answer [a/b/c", "a"),               # cause: wrong
-        ("answer [a/b/c", "a"),               # evidence: right
-        ("answer [1/2/3", "3"),               # mitigation: the tempting wrong one
-    ])
+    out = _drive(
+        SCRIPT,
+        [
+            ("Enter = diagnose: ", "h"),  # a hint while investigating
+            ("Enter = diagnose: ", "s"),  # the signals
+            ("Enter = diagnose: ", ""),  # go
+            ("answer [a/b/c/d", "x"),  # not a choice: asked again
+            ("please type one of", "b"),  # phase: right
+            ("answer [a/b/c", "a"),  # cause: wrong
+            ("answer [a/b/c", "a"),  # evidence: right
+            ("answer [1/2/3", "3"),  # mitigation: the tempting wrong one
+        ],
+    )
     assert "hint: Open the serving overview" in out
     assert "KV usage: 0.98" in out
     assert "right: vLLM's queue time" in out and "wrong: Per-token decode time" in out
@@ -86,8 +98,21 @@ def test_quit_and_end_of_input_are_clear() -> None:
 def test_no_terminal_fails_at_once_not_hangs() -> None:
     start = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-c", "from sandbox.cli import main; main()", "incident", "run", "kv-exhaustion", "--mode", "interactive"],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=REPO_ROOT, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "from sandbox.cli import main; main()",
+            "incident",
+            "run",
+            "kv-exhaustion",
+            "--mode",
+            "interactive",
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=60,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
     assert result.returncode != 0

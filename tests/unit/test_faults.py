@@ -32,42 +32,73 @@ REPO = str(REPO_ROOT)
 @pytest.fixture
 def admin(tmp_path: Path) -> Iterator[AdminServer]:
     server = start_admin_server(tmp_path / "run" / "faults")
-    server.tenants["long_context"] = {"enabled": False, "rate_per_s": 0.5, "prompt_tokens": 200, "output_tokens": 64}
-    server.engines["engine"] = {"name": "engine", "version": "stable", "url": "http://127.0.0.1:9", "ready": True}
+    server.tenants["long_context"] = {
+        "enabled": False,
+        "rate_per_s": 0.5,
+        "prompt_tokens": 200,
+        "output_tokens": 64,
+    }
+    server.engines["engine"] = {
+        "name": "engine",
+        "version": "stable",
+        "url": "http://127.0.0.1:9",
+        "ready": True,
+    }
     yield server
     server.stop()
 
 
 def _settings(tmp_path: Path, admin: AdminServer, **extra: object) -> Settings:
     return load_settings(
-        run_dir=tmp_path / "run", gateway_port=admin.port, retriever_port=admin.port, loadgen_port=admin.port,
-        engine_port=free_port(), stop_timeout_s=3.0, ready_timeout_s=20.0, **extra,
+        run_dir=tmp_path / "run",
+        gateway_port=admin.port,
+        retriever_port=admin.port,
+        loadgen_port=admin.port,
+        engine_port=free_port(),
+        stop_timeout_s=3.0,
+        ready_timeout_s=20.0,
+        **extra,
     )
 
 
 def _ctx(settings: Settings) -> StackContext:
     return StackContext(
-        settings=settings, runtime=LocalRuntime(settings.run_dir), endpoints=Endpoints.from_settings(settings),
-        engine_component=_standin_engine(), progress=lambda message: None,
+        settings=settings,
+        runtime=LocalRuntime(settings.run_dir),
+        endpoints=Endpoints.from_settings(settings),
+        engine_component=_standin_engine(),
+        progress=lambda message: None,
     )
 
 
 def _standin_engine() -> Component:
     def spec(settings: Settings) -> ServiceSpec:
-        argv = [sys.executable, "-c", STANDIN_ENGINE, "--port", str(settings.engine_port),
-                "--max-num-seqs", str(settings.max_num_seqs)]
+        argv = [
+            sys.executable,
+            "-c",
+            STANDIN_ENGINE,
+            "--port",
+            str(settings.engine_port),
+            "--max-num-seqs",
+            str(settings.max_num_seqs),
+        ]
         if settings.kv_blocks is not None:
             argv += ["--num-gpu-blocks-override", str(settings.kv_blocks)]
-        return ServiceSpec(name="engine", argv=tuple(argv), port=settings.engine_port, cpus=settings.engine_cpu_set)
+        return ServiceSpec(
+            name="engine", argv=tuple(argv), port=settings.engine_port, cpus=settings.engine_cpu_set
+        )
 
     return Component(
-        name="engine", spec=spec, url=lambda s: s.engine_url,
+        name="engine",
+        spec=spec,
+        url=lambda s: s.engine_url,
         check=lambda s, client: http_ready(client, f"{s.engine_url}/health", "stand-in engine"),
         scrape=lambda s: [ScrapeTarget("engine", f"{s.host}:{s.engine_port}", {})],
     )
 
 
 # -- parameters ------------------------------------------------------------------------------
+
 
 def test_bad_params_name_the_field(tmp_path: Path, admin: AdminServer) -> None:
     ctx = _ctx(_settings(tmp_path, admin))
@@ -87,7 +118,10 @@ def test_bad_params_name_the_field(tmp_path: Path, admin: AdminServer) -> None:
 
 # -- inject / revert / idempotence -----------------------------------------------------------
 
-def test_retriever_latency_inject_revert_and_handle_written_first(tmp_path: Path, admin: AdminServer) -> None:
+
+def test_retriever_latency_inject_revert_and_handle_written_first(
+    tmp_path: Path, admin: AdminServer
+) -> None:
     ctx = _ctx(_settings(tmp_path, admin))
     handle = faults.inject(ctx, "retriever-latency", {"median_s": 0.5, "sigma": 1.2}, ttl_s=60)
     assert handle.state is HandleState.ACTIVE
@@ -111,7 +145,10 @@ def test_retriever_latency_inject_revert_and_handle_written_first(tmp_path: Path
     calls = len(admin.calls)
     assert faults.revert(ctx, handle.id).state is HandleState.REVERTED  # twice: harmless, no call
     assert len(admin.calls) == calls
-    kinds = [json.loads(line)["kind"] for line in (ctx.settings.run_dir / "timeline.jsonl").read_text().splitlines()]
+    kinds = [
+        json.loads(line)["kind"]
+        for line in (ctx.settings.run_dir / "timeline.jsonl").read_text().splitlines()
+    ]
     assert kinds == ["fault.inject", "fault.revert"]
 
 
@@ -126,17 +163,29 @@ def test_retriever_latency_restores_a_fault_set_by_hand(tmp_path: Path, admin: A
 
 def test_traffic_tenant_changes_and_restores(tmp_path: Path, admin: AdminServer) -> None:
     ctx = _ctx(_settings(tmp_path, admin))
-    handle = faults.inject(ctx, "traffic-tenant", {"tenant": "long_context", "enabled": True, "prompt_tokens": 2000})
-    assert admin.tenants["long_context"]["enabled"] is True and admin.tenants["long_context"]["prompt_tokens"] == 2000
+    handle = faults.inject(
+        ctx, "traffic-tenant", {"tenant": "long_context", "enabled": True, "prompt_tokens": 2000}
+    )
+    assert (
+        admin.tenants["long_context"]["enabled"] is True
+        and admin.tenants["long_context"]["prompt_tokens"] == 2000
+    )
     assert admin.tenants["long_context"]["rate_per_s"] == 0.5  # untouched
     faults.revert(ctx, handle.id)
-    assert admin.tenants["long_context"] == {"enabled": False, "rate_per_s": 0.5, "prompt_tokens": 200, "output_tokens": 64}
+    assert admin.tenants["long_context"] == {
+        "enabled": False,
+        "rate_per_s": 0.5,
+        "prompt_tokens": 200,
+        "output_tokens": 64,
+    }
     with pytest.raises(FaultError, match="'tenant': 'ghost' is not in the running profile"):
         faults.inject(ctx, "traffic-tenant", {"tenant": "ghost", "enabled": True})
     assert faults.active_handles(ctx) == []
 
 
-def test_gateway_operator_changes_restore_previous_values(tmp_path: Path, admin: AdminServer) -> None:
+def test_gateway_operator_changes_restore_previous_values(
+    tmp_path: Path, admin: AdminServer
+) -> None:
     ctx = _ctx(_settings(tmp_path, admin))
     adm = faults.inject(ctx, "gateway-admission", {"max_in_flight_tokens": 3000})
     rag = faults.inject(ctx, "gateway-rag-timeout", {"timeout_s": 0.3})
@@ -158,6 +207,7 @@ def test_unreachable_target_fails_inject_cleanly(tmp_path: Path, admin: AdminSer
 
 # -- TTL ----------------------------------------------------------------------------------
 
+
 def test_ttl_reverts_on_reap_and_on_the_next_cli_call(tmp_path: Path, admin: AdminServer) -> None:
     settings = _settings(tmp_path, admin)
     ctx = _ctx(settings)
@@ -168,7 +218,9 @@ def test_ttl_reverts_on_reap_and_on_the_next_cli_call(tmp_path: Path, admin: Adm
     # Any CLI call reaps expired handles first: run a real one in another process.
     result = _cli(settings, "faults", "active")
     assert result.returncode == 0, result.stderr
-    assert f"TTL expired: reverted {handle.id}" in result.stdout and "no active fault" in result.stdout
+    assert (
+        f"TTL expired: reverted {handle.id}" in result.stdout and "no active fault" in result.stdout
+    )
     assert admin.retriever_faults == {}
     done = json.loads((ctx.faults_dir / "done" / f"{handle.id}.json").read_text())
     assert done["state"] == "reverted" and "reverted (ttl expired)" in done["notes"]
@@ -176,7 +228,9 @@ def test_ttl_reverts_on_reap_and_on_the_next_cli_call(tmp_path: Path, admin: Adm
 
 def test_zero_ttl_is_refused(tmp_path: Path, admin: AdminServer) -> None:
     with pytest.raises(FaultError, match="ttl_s must be above 0"):
-        faults.inject(_ctx(_settings(tmp_path, admin)), "retriever-latency", {"median_s": 0.5}, ttl_s=0)
+        faults.inject(
+            _ctx(_settings(tmp_path, admin)), "retriever-latency", {"median_s": 0.5}, ttl_s=0
+        )
 
 
 # -- crash and reset ----------------------------------------------------------------------
@@ -195,23 +249,35 @@ time.sleep(120)
 
 def _env(settings: Settings) -> dict[str, str]:
     return {
-        **os.environ, "PYTHONPATH": REPO, "SANDBOX_RUN_DIR": str(settings.run_dir),
-        "SANDBOX_RETRIEVER_PORT": str(settings.retriever_port), "SANDBOX_GATEWAY_PORT": str(settings.gateway_port),
-        "SANDBOX_LOADGEN_PORT": str(settings.loadgen_port), "SANDBOX_ENGINE_PORT": str(settings.engine_port),
+        **os.environ,
+        "PYTHONPATH": REPO,
+        "SANDBOX_RUN_DIR": str(settings.run_dir),
+        "SANDBOX_RETRIEVER_PORT": str(settings.retriever_port),
+        "SANDBOX_GATEWAY_PORT": str(settings.gateway_port),
+        "SANDBOX_LOADGEN_PORT": str(settings.loadgen_port),
+        "SANDBOX_ENGINE_PORT": str(settings.engine_port),
     }
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "from sandbox.cli import main; main()", *args],
-        env=_env(settings), cwd=REPO, capture_output=True, text=True, timeout=60,
+        env=_env(settings),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
 def _spawn_injector(settings: Settings) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", _CRASHING_INJECTOR], env=_env(settings), cwd=REPO,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-c", _CRASHING_INJECTOR],
+        env=_env(settings),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -254,7 +320,9 @@ def test_reset_after_a_kill_in_the_middle_of_inject(tmp_path: Path, admin: Admin
     admin.block_puts = threading.Event()  # the PUT arrives, then hangs: kill the injector there
     process = _spawn_injector(settings)
     try:
-        poll_until(lambda: any(m == "PUT" for m, *_ in admin.calls), "the injector's PUT", timeout_s=30)
+        poll_until(
+            lambda: any(m == "PUT" for m, *_ in admin.calls), "the injector's PUT", timeout_s=30
+        )
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(10)
@@ -279,6 +347,7 @@ def test_reset_with_the_target_gone_counts_as_reverted(tmp_path: Path, admin: Ad
 
 # -- engine restarts through the runtime ----------------------------------------------------
 
+
 def _engine_argv(settings: Settings) -> list[str]:
     return list(httpx.get(f"{settings.engine_url}/argv", timeout=5).json()["argv"])
 
@@ -289,7 +358,11 @@ def test_engine_kv_budget_restarts_and_reverts(tmp_path: Path, admin: AdminServe
     runtime = ctx.runtime
     runtime.start(ctx.engine_component.spec(settings))
     try:
-        poll_until(lambda: http_ready(httpx.Client(), f"{settings.engine_url}/health", "e").ready, "stand-in engine", 20)
+        poll_until(
+            lambda: http_ready(httpx.Client(), f"{settings.engine_url}/health", "e").ready,
+            "stand-in engine",
+            20,
+        )
         first_pid = runtime.status("engine").pid
         kv = faults.inject(ctx, "engine-kv-budget", {"kv_blocks": 24})
         argv = _engine_argv(settings)
@@ -315,7 +388,9 @@ def test_engine_kv_budget_restarts_and_reverts(tmp_path: Path, admin: AdminServe
         assert pid is None or not group_alive(pid)
 
 
-def test_engine_cpus_confines_the_engine_and_revert_frees_it(tmp_path: Path, admin: AdminServer) -> None:
+def test_engine_cpus_confines_the_engine_and_revert_frees_it(
+    tmp_path: Path, admin: AdminServer
+) -> None:
     settings = _settings(tmp_path, admin)
     ctx = _ctx(settings)
     runtime = ctx.runtime
@@ -323,7 +398,11 @@ def test_engine_cpus_confines_the_engine_and_revert_frees_it(tmp_path: Path, adm
     core = max(everywhere)
     runtime.start(ctx.engine_component.spec(settings))
     try:
-        poll_until(lambda: http_ready(httpx.Client(), f"{settings.engine_url}/health", "e").ready, "stand-in engine", 20)
+        poll_until(
+            lambda: http_ready(httpx.Client(), f"{settings.engine_url}/health", "e").ready,
+            "stand-in engine",
+            20,
+        )
         handle = faults.inject(ctx, "engine-cpus", {"engine_cpus": str(core)})
         assert os.sched_getaffinity(runtime.status("engine").pid) == {core}  # type: ignore[arg-type]
         faults.revert(ctx, handle.id)
@@ -341,12 +420,18 @@ def test_engine_change_needs_a_running_engine(tmp_path: Path, admin: AdminServer
         faults.inject(ctx, "engine-kv-budget", {"kv_blocks": 24})
 
 
-def test_engine_revert_after_stack_down_leaves_it_stopped(tmp_path: Path, admin: AdminServer) -> None:
+def test_engine_revert_after_stack_down_leaves_it_stopped(
+    tmp_path: Path, admin: AdminServer
+) -> None:
     settings = _settings(tmp_path, admin)
     ctx = _ctx(settings)
     ctx.runtime.start(ctx.engine_component.spec(settings))
     try:
-        poll_until(lambda: http_ready(httpx.Client(), f"{settings.engine_url}/health", "e").ready, "stand-in engine", 20)
+        poll_until(
+            lambda: http_ready(httpx.Client(), f"{settings.engine_url}/health", "e").ready,
+            "stand-in engine",
+            20,
+        )
         handle = faults.inject(ctx, "engine-kv-budget", {"kv_blocks": 16})
         # `make down` stopped everything: revert must not start a lone engine.
         ctx.runtime.stop("engine", 3.0)
@@ -359,13 +444,18 @@ def test_engine_revert_after_stack_down_leaves_it_stopped(tmp_path: Path, admin:
 
 # -- network latency: a real delaying proxy through the runtime --------------------------------
 
+
 def test_network_latency_proxy_delays_and_reverts(tmp_path: Path, admin: AdminServer) -> None:
     settings = _settings(tmp_path, admin)
     ctx = _ctx(settings)
     ctx.runtime.start(ctx.engine_component.spec(settings))
     admin.engines["engine"]["url"] = settings.engine_url
     try:
-        poll_until(lambda: http_ready(httpx.Client(), f"{settings.engine_url}/health", "e").ready, "stand-in engine", 20)
+        poll_until(
+            lambda: http_ready(httpx.Client(), f"{settings.engine_url}/health", "e").ready,
+            "stand-in engine",
+            20,
+        )
         handle = faults.inject(ctx, "network-latency", {"delay_s": 0.3})
         assert set(admin.engines) == {"engine-netdelay"}
         proxied = admin.engines["engine-netdelay"]["url"]
@@ -376,7 +466,10 @@ def test_network_latency_proxy_delays_and_reverts(tmp_path: Path, admin: AdminSe
         assert 0.55 <= elapsed < 3.0, elapsed  # request and response each wait 0.3 s
         proxy_pid = ctx.runtime.status("netdelay-engine").pid
         faults.revert(ctx, handle.id)
-        assert set(admin.engines) == {"engine"} and admin.engines["engine"]["url"] == settings.engine_url
+        assert (
+            set(admin.engines) == {"engine"}
+            and admin.engines["engine"]["url"] == settings.engine_url
+        )
         assert ctx.runtime.status("netdelay-engine").state is ServiceState.STOPPED
         assert proxy_pid is not None and not group_alive(proxy_pid)
         with pytest.raises(FaultError, match="no engine 'nope'"):

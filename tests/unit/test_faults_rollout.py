@@ -20,7 +20,9 @@ from tests.unit.fault_targets import AdminServer
 from tests.unit.test_faults import _cli, _ctx, _settings, admin  # noqa: F401 - the fixture is used by name
 
 
-def test_autoscaler_policy_validates_before_writing_and_restores(tmp_path: Path, admin: AdminServer) -> None:  # noqa: F811
+def test_autoscaler_policy_validates_before_writing_and_restores(
+    tmp_path: Path, admin: AdminServer
+) -> None:  # noqa: F811
     ctx = _ctx(_settings(tmp_path, admin))
     path = options_path(ctx.settings.run_dir)
     with pytest.raises(FaultError, match="signal 'rps'"):
@@ -33,28 +35,45 @@ def test_autoscaler_policy_validates_before_writing_and_restores(tmp_path: Path,
         faults.inject(ctx, "autoscaler-policy", {})
     assert not path.exists() and not faults.active_handles(ctx)
 
-    handle = faults.inject(ctx, "autoscaler-policy", {"signal": "request_rate", "target": 4, "readiness_gating": False})
+    handle = faults.inject(
+        ctx, "autoscaler-policy", {"signal": "request_rate", "target": 4, "readiness_gating": False}
+    )
     options = load_options(path)
-    assert (options.signal, options.target, options.readiness_gating) == ("request_rate", 4.0, False)
-    assert handle.undo["previous"] == {"signal": "queue_depth", "target": 4.0, "readiness_gating": True}
+    assert (options.signal, options.target, options.readiness_gating) == (
+        "request_rate",
+        4.0,
+        False,
+    )
+    assert handle.undo["previous"] == {
+        "signal": "queue_depth",
+        "target": 4.0,
+        "readiness_gating": True,
+    }
     faults.revert(ctx, handle.id)
     options = load_options(path)
     assert (options.signal, options.readiness_gating) == ("queue_depth", True)
 
 
-def test_autoscaler_run_starts_the_service_and_undo_stops_it(tmp_path: Path, admin: AdminServer) -> None:  # noqa: F811
+def test_autoscaler_run_starts_the_service_and_undo_stops_it(
+    tmp_path: Path, admin: AdminServer
+) -> None:  # noqa: F811
     ctx = _ctx(_settings(tmp_path, admin))
     path = options_path(ctx.settings.run_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"signal": "kv_usage", "target": 0.5}))  # someone's own options
 
-    handle = faults.inject(ctx, "autoscaler-run", {"version": "stable-bounded", "max_replicas": 2, "interval_s": 1})
+    handle = faults.inject(
+        ctx, "autoscaler-run", {"version": "stable-bounded", "max_replicas": 2, "interval_s": 1}
+    )
     try:
         status = ctx.runtime.status("autoscaler")
         assert status.state is ServiceState.RUNNING
         port = load_options(path).port
         state = httpx.get(f"http://127.0.0.1:{port}/state", timeout=5).json()
-        assert state["options"]["version"] == "stable-bounded" and state["options"]["max_replicas"] == 2
+        assert (
+            state["options"]["version"] == "stable-bounded"
+            and state["options"]["max_replicas"] == 2
+        )
         [target] = read_job_targets(ctx.settings, "autoscaler")
         assert target.address == f"127.0.0.1:{port}"
         with pytest.raises(FaultError, match="already changed|already running"):
@@ -66,9 +85,13 @@ def test_autoscaler_run_starts_the_service_and_undo_stops_it(tmp_path: Path, adm
     assert json.loads(path.read_text()) == {"signal": "kv_usage", "target": 0.5}
 
 
-def test_canary_deploy_refuses_an_unknown_version_before_changing_anything(tmp_path: Path, admin: AdminServer) -> None:  # noqa: F811
+def test_canary_deploy_refuses_an_unknown_version_before_changing_anything(
+    tmp_path: Path, admin: AdminServer
+) -> None:  # noqa: F811
     ctx = _ctx(_settings(tmp_path, admin))
-    with pytest.raises(FaultError, match="unknown version 'canary-nope'; known: .*canary-bad-maxlen"):
+    with pytest.raises(
+        FaultError, match="unknown version 'canary-nope'; known: .*canary-bad-maxlen"
+    ):
         faults.inject(ctx, "canary-deploy", {"version": "canary-nope", "weight": 10})
     with pytest.raises(ParamError, match="'weight'"):
         faults.inject(ctx, "canary-deploy", {"version": "canary-slow", "weight": 120})
@@ -82,7 +105,9 @@ def test_canary_deploy_live_and_shadow_are_separate_targets() -> None:
     assert live != shadow
 
 
-def test_engine_restart_restarts_with_the_live_settings_and_has_nothing_to_undo(tmp_path: Path, admin: AdminServer) -> None:  # noqa: F811
+def test_engine_restart_restarts_with_the_live_settings_and_has_nothing_to_undo(
+    tmp_path: Path, admin: AdminServer
+) -> None:  # noqa: F811
     settings = _settings(tmp_path, admin)
     ctx = _ctx(settings)
     with pytest.raises(FaultError, match="not running"):
@@ -106,7 +131,11 @@ def test_engine_restart_restarts_with_the_live_settings_and_has_nothing_to_undo(
 def test_reset_stops_the_traffic_of_a_killed_drill(tmp_path: Path, admin: AdminServer) -> None:  # noqa: F811
     settings = _settings(tmp_path, admin)
     ctx = _ctx(settings)
-    spec = ServiceSpec(name="loadgen", argv=(sys.executable, "-c", "import time; time.sleep(120)"), port=settings.loadgen_port)
+    spec = ServiceSpec(
+        name="loadgen",
+        argv=(sys.executable, "-c", "import time; time.sleep(120)"),
+        port=settings.loadgen_port,
+    )
     ctx.runtime.start(spec)
     try:
         result = _cli(settings, "reset")

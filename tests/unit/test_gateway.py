@@ -24,17 +24,28 @@ from sandbox.telemetry import configure_tracing
 from sandbox.tracesink.reader import find_trace
 from sandbox.tracesink.server import create_app as create_sink
 from tests.support import free_port
-from tests.unit.gateway_helpers import Server, UpstreamState, metric_value, serve, upstream_app, wait_for
+from tests.unit.gateway_helpers import (
+    Server,
+    UpstreamState,
+    metric_value,
+    serve,
+    upstream_app,
+    wait_for,
+)
 
 TOKENIZER = REPO_ROOT / "sandbox" / "model" / "tiny-llama" / "tokenizer.json"
 
 
 class Stack:
-    def __init__(self, gateway: Server, stable: UpstreamState, canary: UpstreamState, spans: Path) -> None:
+    def __init__(
+        self, gateway: Server, stable: UpstreamState, canary: UpstreamState, spans: Path
+    ) -> None:
         self.gateway, self.stable, self.canary, self.spans = gateway, stable, canary, spans
         self.client = httpx.Client(base_url=gateway.url, timeout=30)
 
-    def post(self, body: dict[str, object], route: str = "/v1/completions", **kwargs: object) -> httpx.Response:
+    def post(
+        self, body: dict[str, object], route: str = "/v1/completions", **kwargs: object
+    ) -> httpx.Response:
         return self.client.post(route, json=body, **kwargs)  # type: ignore[arg-type]
 
     def metrics(self) -> str:
@@ -48,15 +59,24 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     spans = tmp_path_factory.mktemp("traces") / "spans.jsonl"
     stable, canary = UpstreamState("stable"), UpstreamState("canary")
-    with serve(create_sink(spans)) as sink, serve(upstream_app(stable)) as s, serve(upstream_app(canary)) as c:
-        options = GatewayOptions.model_validate({
-            "engines": [{"name": "s", "version": "stable", "url": s.url}, {"name": "c", "version": "canary", "url": c.url}],
-            "weights": {"stable": 1, "canary": 0},
-            "tokenizer_path": str(TOKENIZER),
-            "rag": {"retriever_url": s.url, "timeout_s": 0.5},
-            "max_prompt_tokens": 200,
-            "probe_interval_s": 0.2,
-        })
+    with (
+        serve(create_sink(spans)) as sink,
+        serve(upstream_app(stable)) as s,
+        serve(upstream_app(canary)) as c,
+    ):
+        options = GatewayOptions.model_validate(
+            {
+                "engines": [
+                    {"name": "s", "version": "stable", "url": s.url},
+                    {"name": "c", "version": "canary", "url": c.url},
+                ],
+                "weights": {"stable": 1, "canary": 0},
+                "tokenizer_path": str(TOKENIZER),
+                "rag": {"retriever_url": s.url, "timeout_s": 0.5},
+                "max_prompt_tokens": 200,
+                "probe_interval_s": 0.2,
+            }
+        )
         tracing = configure_tracing("gateway", None, endpoint=f"{sink.url}/v1/traces")
         with serve(create_app(options, tracing)) as gateway:
             yield Stack(gateway, stable, canary, spans)
@@ -66,11 +86,26 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def fresh(stack: Stack) -> Iterator[None]:
     for state in (stack.stable, stack.canary):
         state.reset()
-        state.status, state.healthy, state.token_delay_s, state.first_token_delay_s, state.search_delay_s = 200, True, 0, 0, 0
+        (
+            state.status,
+            state.healthy,
+            state.token_delay_s,
+            state.first_token_delay_s,
+            state.search_delay_s,
+        ) = 200, True, 0, 0, 0
     stack.admin("PUT", "/admin/weights", {"stable": 1, "canary": 0})
     stack.admin("DELETE", "/admin/shadow")
-    stack.admin("PUT", "/admin/admission", {"enabled": False, "max_sequences": 64, "max_queue": 64,
-                                            "queue_timeout_s": 5, "max_in_flight_tokens": 65536})
+    stack.admin(
+        "PUT",
+        "/admin/admission",
+        {
+            "enabled": False,
+            "max_sequences": 64,
+            "max_queue": 64,
+            "queue_timeout_s": 5,
+            "max_in_flight_tokens": 65536,
+        },
+    )
     stack.admin("PUT", "/admin/rag", {"timeout_s": 0.5})
     yield
 
@@ -92,20 +127,38 @@ def test_non_streaming_completion_is_relayed_unchanged(stack: Stack) -> None:
 
 def test_streaming_relays_every_event_and_hides_the_usage_chunk_it_asked_for(stack: Stack) -> None:
     response = stack.post({"model": "tiny", "prompt": "hi", "max_tokens": 4, "stream": True})
-    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    assert response.status_code == 200 and response.headers["content-type"].startswith(
+        "text/event-stream"
+    )
     events = _events(response)
     assert events[-1] == "[DONE]"
-    assert [json.loads(e)["choices"][0]["text"] for e in events[:-1]] == [f"stable{i} " for i in range(4)]
+    assert [json.loads(e)["choices"][0]["text"] for e in events[:-1]] == [
+        f"stable{i} " for i in range(4)
+    ]
     assert stack.stable.received[-1]["stream_options"] == {"include_usage": True}
 
-    asked = _events(stack.post({"model": "tiny", "prompt": "hi", "max_tokens": 2, "stream": True,
-                                "stream_options": {"include_usage": True}}))
+    asked = _events(
+        stack.post(
+            {
+                "model": "tiny",
+                "prompt": "hi",
+                "max_tokens": 2,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            }
+        )
+    )
     assert json.loads(asked[-2])["usage"]["completion_tokens"] == 2
 
 
 def test_chat_streaming_and_extension_fields_pass_through(stack: Stack) -> None:
-    body = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "stream": True,
-            "ignore_eos": True}
+    body = {
+        "model": "tiny",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 2,
+        "stream": True,
+        "ignore_eos": True,
+    }
     events = _events(stack.post(body, "/v1/chat/completions"))
     assert json.loads(events[0])["choices"][0]["delta"]["content"] == "stable0 "
     assert stack.stable.received[-1]["ignore_eos"] is True
@@ -127,20 +180,54 @@ BAD_INPUTS = [
     ("unknown model", {"model": "gpt-5", "prompt": "x"}, 404, "model", "model_not_found"),
     ("missing prompt", {"model": "tiny"}, 400, "prompt", "missing_required_parameter"),
     ("prompt wrong type", {"model": "tiny", "prompt": {"a": 1}}, 400, "prompt", "invalid_type"),
-    ("max_tokens a string", {"model": "tiny", "prompt": "x", "max_tokens": "ten"}, 400, "max_tokens", "invalid_type"),
-    ("max_tokens negative", {"model": "tiny", "prompt": "x", "max_tokens": -1}, 400, "max_tokens", "invalid_value"),
-    ("max_tokens huge", {"model": "tiny", "prompt": "x", "max_tokens": 10**9}, 400, "max_tokens", "invalid_value"),
-    ("stream not a boolean", {"model": "tiny", "prompt": "x", "stream": "yes"}, 400, "stream", "invalid_type"),
-    ("prompt over the limit", {"model": "tiny", "prompt": "word " * 400}, 400, "prompt", "context_length_exceeded"),
+    (
+        "max_tokens a string",
+        {"model": "tiny", "prompt": "x", "max_tokens": "ten"},
+        400,
+        "max_tokens",
+        "invalid_type",
+    ),
+    (
+        "max_tokens negative",
+        {"model": "tiny", "prompt": "x", "max_tokens": -1},
+        400,
+        "max_tokens",
+        "invalid_value",
+    ),
+    (
+        "max_tokens huge",
+        {"model": "tiny", "prompt": "x", "max_tokens": 10**9},
+        400,
+        "max_tokens",
+        "invalid_value",
+    ),
+    (
+        "stream not a boolean",
+        {"model": "tiny", "prompt": "x", "stream": "yes"},
+        400,
+        "stream",
+        "invalid_type",
+    ),
+    (
+        "prompt over the limit",
+        {"model": "tiny", "prompt": "word " * 400},
+        400,
+        "prompt",
+        "context_length_exceeded",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("what", "body", "status", "param", "code"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+@pytest.mark.parametrize(
+    ("what", "body", "status", "param", "code"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS]
+)
 def test_bad_input_gets_its_status_and_an_openai_error(
     stack: Stack, what: str, body: object, status: int, param: str | None, code: str
 ) -> None:
     if isinstance(body, bytes):
-        response = stack.client.post("/v1/completions", content=body, headers={"content-type": "application/json"})
+        response = stack.client.post(
+            "/v1/completions", content=body, headers={"content-type": "application/json"}
+        )
     else:
         response = stack.post(body)  # type: ignore[arg-type]
     assert response.status_code == status, response.text
@@ -152,16 +239,23 @@ def test_bad_input_gets_its_status_and_an_openai_error(
 
 
 def test_bad_chat_messages_and_unknown_paths(stack: Stack) -> None:
-    response = stack.post({"model": "tiny", "messages": [{"content": "no role"}]}, "/v1/chat/completions")
+    response = stack.post(
+        {"model": "tiny", "messages": [{"content": "no role"}]}, "/v1/chat/completions"
+    )
     assert response.status_code == 400 and response.json()["error"]["param"] == "messages[0]"
     assert stack.client.get("/v1/nothing").json()["error"]["code"] == "not_found"
     assert stack.client.get("/v1/completions").status_code == 405
 
 
 def test_prompt_too_long_is_counted_as_a_rejection(stack: Stack) -> None:
-    before = metric_value(stack.metrics(), "sandbox_gateway_rejections_total", reason="prompt_too_long")
+    before = metric_value(
+        stack.metrics(), "sandbox_gateway_rejections_total", reason="prompt_too_long"
+    )
     assert stack.post({"model": "tiny", "prompt": "word " * 400}).status_code == 400
-    assert metric_value(stack.metrics(), "sandbox_gateway_rejections_total", reason="prompt_too_long") == before + 1
+    assert (
+        metric_value(stack.metrics(), "sandbox_gateway_rejections_total", reason="prompt_too_long")
+        == before + 1
+    )
 
 
 # -- Upstream failures --------------------------------------------------------------------------
@@ -171,8 +265,19 @@ def test_engine_errors_map_to_5xx_and_client_errors_pass_through(stack: Stack) -
     stack.stable.status = 500
     response = stack.post({"model": "tiny", "prompt": "x", "max_tokens": 1})
     assert response.status_code == 502 and response.json()["error"]["code"] == "upstream_error"
-    assert stack.post({"model": "tiny", "prompt": "x", "max_tokens": 1, "stream": True}).status_code == 502
-    assert metric_value(stack.metrics(), "sandbox_gateway_upstream_errors_total", version="stable", kind="status") >= 2
+    assert (
+        stack.post({"model": "tiny", "prompt": "x", "max_tokens": 1, "stream": True}).status_code
+        == 502
+    )
+    assert (
+        metric_value(
+            stack.metrics(),
+            "sandbox_gateway_upstream_errors_total",
+            version="stable",
+            kind="status",
+        )
+        >= 2
+    )
     stack.stable.status = 400  # vLLM's own validation: its answer goes to the client unchanged
     response = stack.post({"model": "tiny", "prompt": "x", "max_tokens": 1})
     assert response.status_code == 400 and response.json()["error"]["message"] == "stable says 400"
@@ -180,11 +285,17 @@ def test_engine_errors_map_to_5xx_and_client_errors_pass_through(stack: Stack) -
 
 def test_engine_gone_is_503_then_back_in_rotation() -> None:
     port = free_port()
-    options = GatewayOptions.model_validate({
-        "engines": [{"name": "solo", "version": "stable", "url": f"http://127.0.0.1:{port}"}], "probe_interval_s": 0.2,
-    })
+    options = GatewayOptions.model_validate(
+        {
+            "engines": [{"name": "solo", "version": "stable", "url": f"http://127.0.0.1:{port}"}],
+            "probe_interval_s": 0.2,
+        }
+    )
     body = {"model": "tiny", "prompt": "x", "max_tokens": 1}
-    with serve(create_app(options)) as gateway, httpx.Client(base_url=gateway.url, timeout=10) as client:
+    with (
+        serve(create_app(options)) as gateway,
+        httpx.Client(base_url=gateway.url, timeout=10) as client,
+    ):
         with serve(upstream_app(UpstreamState("first")), port=port):
             wait_for(lambda: client.get("/ready").status_code == 200, "the engine in rotation")
             assert client.post("/v1/completions", json=body).json()["served_by"] == "first"
@@ -193,10 +304,17 @@ def test_engine_gone_is_503_then_back_in_rotation() -> None:
         assert response.status_code == 503 and response.json()["error"]["code"] == "no_engine"
         assert client.get("/ready").status_code == 503
         text = client.get("/metrics").text
-        assert metric_value(text, "sandbox_gateway_upstream_errors_total", version="stable", kind="connect") >= 1
+        assert (
+            metric_value(
+                text, "sandbox_gateway_upstream_errors_total", version="stable", kind="connect"
+            )
+            >= 1
+        )
         assert metric_value(text, "sandbox_gateway_ready_engines", version="stable") == 0
         with serve(upstream_app(UpstreamState("second")), port=port):
-            wait_for(lambda: client.get("/ready").status_code == 200, "the prober to restore the engine")
+            wait_for(
+                lambda: client.get("/ready").status_code == 200, "the prober to restore the engine"
+            )
             assert client.post("/v1/completions", json=body).json()["served_by"] == "second"
 
 
@@ -223,7 +341,10 @@ def test_weights_refuse_unknown_versions(stack: Stack) -> None:
 
 def test_shadow_mirrors_without_changing_the_answer(stack: Stack) -> None:
     stack.admin("PUT", "/admin/shadow", {"version": "canary", "share": 1.0})
-    answers = [stack.post({"model": "tiny", "prompt": f"p{i}", "max_tokens": 2, "stream": i % 2 == 0}) for i in range(6)]
+    answers = [
+        stack.post({"model": "tiny", "prompt": f"p{i}", "max_tokens": 2, "stream": i % 2 == 0})
+        for i in range(6)
+    ]
     assert all(a.status_code == 200 for a in answers)
     assert all("canary" not in a.text for a in answers)
     wait_for(lambda: len(stack.canary.received) == 6, "six mirrored requests at the canary")
@@ -234,7 +355,9 @@ def test_shadow_mirrors_without_changing_the_answer(stack: Stack) -> None:
 # -- Admission ----------------------------------------------------------------------------------
 
 
-def _in_background(stack: Stack, body: dict[str, object]) -> tuple[threading.Thread, list[httpx.Response]]:
+def _in_background(
+    stack: Stack, body: dict[str, object]
+) -> tuple[threading.Thread, list[httpx.Response]]:
     out: list[httpx.Response] = []
     thread = threading.Thread(target=lambda: out.append(stack.post(body)))
     thread.start()
@@ -254,16 +377,25 @@ def test_admission_rejects_with_429_and_recovers(stack: Stack) -> None:
     assert first[0].status_code == 200
     stack.stable.first_token_delay_s = 0
     assert stack.post({"model": "tiny", "prompt": "y", "max_tokens": 1}).status_code == 200
-    assert metric_value(stack.metrics(), "sandbox_gateway_rejections_total", reason="sequences") >= 1
+    assert (
+        metric_value(stack.metrics(), "sandbox_gateway_rejections_total", reason="sequences") >= 1
+    )
 
 
 def test_admission_queue_waits_then_times_out(stack: Stack) -> None:
     stack.stable.first_token_delay_s = 0.8
-    stack.admin("PUT", "/admin/admission", {"enabled": True, "max_sequences": 1, "max_queue": 1, "queue_timeout_s": 2})
+    stack.admin(
+        "PUT",
+        "/admin/admission",
+        {"enabled": True, "max_sequences": 1, "max_queue": 1, "queue_timeout_s": 2},
+    )
     first = _in_background(stack, {"model": "tiny", "prompt": "x", "max_tokens": 1})
     wait_for(lambda: len(stack.stable.received) == 1, "the first request at the engine")
     second = _in_background(stack, {"model": "tiny", "prompt": "x", "max_tokens": 1})
-    wait_for(lambda: stack.admin("GET", "/admin/state").json()["admission"]["queued"] == 1, "one request queued")
+    wait_for(
+        lambda: stack.admin("GET", "/admin/state").json()["admission"]["queued"] == 1,
+        "one request queued",
+    )
     full = stack.post({"model": "tiny", "prompt": "x", "max_tokens": 1})
     assert full.status_code == 429 and full.json()["error"]["code"] == "queue_full"
     for thread, out in (first, second):
@@ -292,11 +424,18 @@ def test_admission_refuses_a_request_larger_than_the_budget(stack: Stack) -> Non
 def test_client_disconnect_aborts_the_upstream_stream(stack: Stack) -> None:
     stack.stable.token_delay_s = 0.05
     with httpx.Client(base_url=stack.gateway.url, timeout=10) as client:
-        with client.stream("POST", "/v1/completions", json={"model": "tiny", "prompt": "x", "max_tokens": 200, "stream": True}) as r:
+        with client.stream(
+            "POST",
+            "/v1/completions",
+            json={"model": "tiny", "prompt": "x", "max_tokens": 200, "stream": True},
+        ) as r:
             for _ in r.iter_raw():
                 break  # one chunk, then hang up
     wait_for(lambda: stack.stable.abandoned == 1, "the engine to see its stream abandoned")
-    wait_for(lambda: stack.admin("GET", "/admin/state").json()["admission"]["in_flight_sequences"] == 0, "release")
+    wait_for(
+        lambda: stack.admin("GET", "/admin/state").json()["admission"]["in_flight_sequences"] == 0,
+        "release",
+    )
     text = stack.metrics()
     assert metric_value(text, "sandbox_gateway_client_disconnects_total") >= 1
     assert metric_value(text, "sandbox_gateway_in_flight_requests") == 0
@@ -305,32 +444,58 @@ def test_client_disconnect_aborts_the_upstream_stream(stack: Stack) -> None:
 def test_client_disconnect_while_waiting_for_a_non_streaming_answer(stack: Stack) -> None:
     stack.stable.first_token_delay_s = 3.0
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{stack.gateway.url}/v1/completions", json={"model": "tiny", "prompt": "x", "max_tokens": 1}, timeout=0.3)
-    wait_for(lambda: metric_value(stack.metrics(), "sandbox_gateway_requests_total", status_class="4xx") >= 1
-             and metric_value(stack.metrics(), "sandbox_gateway_in_flight_requests") == 0, "the request ended as 499")
+        httpx.post(
+            f"{stack.gateway.url}/v1/completions",
+            json={"model": "tiny", "prompt": "x", "max_tokens": 1},
+            timeout=0.3,
+        )
+    wait_for(
+        lambda: (
+            metric_value(stack.metrics(), "sandbox_gateway_requests_total", status_class="4xx") >= 1
+            and metric_value(stack.metrics(), "sandbox_gateway_in_flight_requests") == 0
+        ),
+        "the request ended as 499",
+    )
 
 
 # -- RAG ----------------------------------------------------------------------------------------
 
 
 def test_rag_inserts_passages_and_falls_back_on_timeout(stack: Stack) -> None:
-    assert stack.post({"model": "tiny", "prompt": "why is TTFT high?", "max_tokens": 1, "sandbox_rag": True}).status_code == 200
+    assert (
+        stack.post(
+            {"model": "tiny", "prompt": "why is TTFT high?", "max_tokens": 1, "sandbox_rag": True}
+        ).status_code
+        == 200
+    )
     sent = stack.stable.received[-1]
     assert "sandbox_rag" not in sent
     assert sent["prompt"].startswith("Context:\n[1] passage about why is TTFT high?")
     assert sent["prompt"].endswith("why is TTFT high?")
 
     chat = {"model": "tiny", "messages": [{"role": "user", "content": "kv cache"}], "max_tokens": 1}
-    assert stack.post(chat, "/v1/chat/completions", headers={"X-Sandbox-RAG": "1"}).status_code == 200
+    assert (
+        stack.post(chat, "/v1/chat/completions", headers={"X-Sandbox-RAG": "1"}).status_code == 200
+    )
     assert stack.stable.received[-1]["messages"][0]["role"] == "system"
 
-    before = metric_value(stack.metrics(), "sandbox_gateway_retrieval_fallbacks_total", reason="timeout")
+    before = metric_value(
+        stack.metrics(), "sandbox_gateway_retrieval_fallbacks_total", reason="timeout"
+    )
     stack.stable.search_delay_s = 1.0
     started = time.monotonic()
-    assert stack.post({"model": "tiny", "prompt": "slow?", "max_tokens": 1, "sandbox_rag": True}).status_code == 200
+    assert (
+        stack.post(
+            {"model": "tiny", "prompt": "slow?", "max_tokens": 1, "sandbox_rag": True}
+        ).status_code
+        == 200
+    )
     assert time.monotonic() - started < 1.0
     assert stack.stable.received[-1]["prompt"] == "slow?"
-    assert metric_value(stack.metrics(), "sandbox_gateway_retrieval_fallbacks_total", reason="timeout") == before + 1
+    assert (
+        metric_value(stack.metrics(), "sandbox_gateway_retrieval_fallbacks_total", reason="timeout")
+        == before + 1
+    )
 
 
 # -- Telemetry ----------------------------------------------------------------------------------
@@ -339,10 +504,20 @@ def test_rag_inserts_passages_and_falls_back_on_timeout(stack: Stack) -> None:
 def test_phase_sums_add_up_to_end_to_end(stack: Stack) -> None:
     stack.stable.first_token_delay_s, stack.stable.token_delay_s = 0.02, 0.005
     for i in range(10):
-        stack.post({"model": "tiny", "prompt": "x", "max_tokens": 3, "stream": i % 2 == 0, "sandbox_rag": i % 3 == 0})
+        stack.post(
+            {
+                "model": "tiny",
+                "prompt": "x",
+                "max_tokens": 3,
+                "stream": i % 2 == 0,
+                "sandbox_rag": i % 3 == 0,
+            }
+        )
     stack.post({"model": "nope", "prompt": "x"})
     text = stack.metrics()
-    phases = sum(metric_value(text, "sandbox_gateway_phase_seconds_sum", phase=p) for p in GATEWAY_PHASES)
+    phases = sum(
+        metric_value(text, "sandbox_gateway_phase_seconds_sum", phase=p) for p in GATEWAY_PHASES
+    )
     e2e = metric_value(text, "sandbox_gateway_request_duration_seconds_sum")
     assert e2e > 0.2
     assert abs(phases - e2e) <= 1e-6 * max(1.0, e2e), (phases, e2e)
@@ -351,14 +526,20 @@ def test_phase_sums_add_up_to_end_to_end(stack: Stack) -> None:
 
 
 def test_exemplars_traceparent_and_spans(stack: Stack) -> None:
-    response = stack.post({"model": "tiny", "prompt": "x", "max_tokens": 2, "stream": True, "sandbox_rag": True},
-                          headers={"X-Sandbox-Tenant": "batch"})
+    response = stack.post(
+        {"model": "tiny", "prompt": "x", "max_tokens": 2, "stream": True, "sandbox_rag": True},
+        headers={"X-Sandbox-Tenant": "batch"},
+    )
     trace_id = response.headers["x-sandbox-trace-id"]
-    assert any(h.get("traceparent", "").split("-")[1] == trace_id for h in stack.stable.headers), "traceparent forwarded"
+    assert any(h.get("traceparent", "").split("-")[1] == trace_id for h in stack.stable.headers), (
+        "traceparent forwarded"
+    )
 
     def openmetrics_with_exemplar() -> str | None:
         # A streamed response ends at the client before the gateway records its last phases.
-        text = stack.client.get("/metrics", headers={"accept": "application/openmetrics-text; version=1.0.0"}).text
+        text = stack.client.get(
+            "/metrics", headers={"accept": "application/openmetrics-text; version=1.0.0"}
+        ).text
         return text if f'trace_id="{trace_id}"' in text else None
 
     om = wait_for(openmetrics_with_exemplar, "the request's exemplar on /metrics", timeout_s=10)
@@ -377,7 +558,10 @@ def test_exemplars_traceparent_and_spans(stack: Stack) -> None:
 
 
 def test_unknown_tenants_are_bounded(stack: Stack) -> None:
-    stack.post({"model": "tiny", "prompt": "x", "max_tokens": 1}, headers={"X-Sandbox-Tenant": "mallory-123"})
+    stack.post(
+        {"model": "tiny", "prompt": "x", "max_tokens": 1},
+        headers={"X-Sandbox-Tenant": "mallory-123"},
+    )
     text = stack.metrics()
     assert "mallory" not in text
     assert metric_value(text, "sandbox_gateway_requests_total", tenant="other") >= 1
@@ -389,9 +573,15 @@ def test_openai_client_works(stack: Stack) -> None:
     client = openai.OpenAI(base_url=f"{stack.gateway.url}/v1", api_key="unused")
     completion = client.completions.create(model="tiny", prompt="hi", max_tokens=2)
     assert completion.choices[0].text == "stable0 stable1"
-    chunks = list(client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}],
-                                                 max_tokens=3, stream=True))
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "stable0 stable1 stable2 "
+    chunks = list(
+        client.chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=3, stream=True
+        )
+    )
+    assert (
+        "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        == "stable0 stable1 stable2 "
+    )
     with pytest.raises(openai.NotFoundError):
         client.completions.create(model="gpt-9", prompt="hi")
     client.close()
@@ -404,13 +594,17 @@ def test_cli_weights_and_status(stack: Stack) -> None:
     from sandbox.cli import cli
 
     runner = CliRunner()
-    result = runner.invoke(cli, ["gateway", "--url", stack.gateway.url, "weights", "stable=90", "canary=10"])
+    result = runner.invoke(
+        cli, ["gateway", "--url", stack.gateway.url, "weights", "stable=90", "canary=10"]
+    )
     assert result.exit_code == 0, result.output
     assert "stable=90 (90%)" in result.output
     assert stack.admin("GET", "/admin/state").json()["weights"] == {"stable": 90.0, "canary": 10.0}
     result = runner.invoke(cli, ["gateway", "--url", stack.gateway.url, "weights", "stable"])
     assert result.exit_code != 0 and "version=weight" in result.output
-    result = runner.invoke(cli, ["gateway", "--url", stack.gateway.url, "admission", "--on", "--sequences", "4"])
+    result = runner.invoke(
+        cli, ["gateway", "--url", stack.gateway.url, "admission", "--on", "--sequences", "4"]
+    )
     assert result.exit_code == 0 and "admission: on" in result.output
     result = runner.invoke(cli, ["gateway", "--url", f"http://127.0.0.1:{free_port()}", "status"])
     assert result.exit_code != 0 and "unreachable" in result.output
@@ -420,11 +614,19 @@ def test_options_from_flags_and_file(tmp_path: Path) -> None:
     from sandbox.gateway.config import load_options
 
     config = tmp_path / "gateway.json"
-    config.write_text(json.dumps({"engines": [{"name": "c", "version": "canary", "url": "http://127.0.0.1:1"}],
-                                  "admission": {"enabled": True}}))
+    config.write_text(
+        json.dumps(
+            {
+                "engines": [{"name": "c", "version": "canary", "url": "http://127.0.0.1:1"}],
+                "admission": {"enabled": True},
+            }
+        )
+    )
     options = load_options(config, ["engine:stable=http://127.0.0.1:2/"])
     assert [(e.name, e.version, e.url) for e in options.engines] == [
-        ("c", "canary", "http://127.0.0.1:1"), ("engine", "stable", "http://127.0.0.1:2")]
+        ("c", "canary", "http://127.0.0.1:1"),
+        ("engine", "stable", "http://127.0.0.1:2"),
+    ]
     assert options.weights == {"canary": 0.0, "stable": 1.0}
     assert options.admission.enabled and isinstance(options.rag, RagOptions)
     with pytest.raises(ValueError, match="version=url"):
@@ -436,7 +638,11 @@ def test_admission_is_fifo() -> None:
     from sandbox.gateway.config import AdmissionOptions
 
     async def scenario() -> list[str]:
-        admission = Admission(AdmissionOptions(enabled=True, max_in_flight_tokens=100, max_sequences=10, queue_timeout_s=1))
+        admission = Admission(
+            AdmissionOptions(
+                enabled=True, max_in_flight_tokens=100, max_sequences=10, queue_timeout_s=1
+            )
+        )
         order: list[str] = []
         held = await admission.acquire(90)
 
@@ -462,19 +668,28 @@ def test_admission_is_fifo() -> None:
 
 def test_time_to_first_token_counts_streamed_answers_only(stack: Stack) -> None:
     def count() -> float:
-        return metric_value(stack.metrics(), "sandbox_gateway_time_to_first_token_seconds_count", version="stable")
+        return metric_value(
+            stack.metrics(), "sandbox_gateway_time_to_first_token_seconds_count", version="stable"
+        )
 
     before = count()
     assert stack.post({"model": "tiny", "prompt": "hi", "max_tokens": 4}).status_code == 200
     assert count() == before  # a whole answer has no first token before its last
-    assert stack.post({"model": "tiny", "prompt": "hi", "max_tokens": 4, "stream": True}).status_code == 200
-    wait_for(lambda: count() == before + 1, "the streamed answer's TTFT recorded")  # after the last chunk
+    assert (
+        stack.post({"model": "tiny", "prompt": "hi", "max_tokens": 4, "stream": True}).status_code
+        == 200
+    )
+    wait_for(
+        lambda: count() == before + 1, "the streamed answer's TTFT recorded"
+    )  # after the last chunk
 
 
 def test_an_engine_leaves_rotation_after_failed_probes_in_a_row_not_one() -> None:
     state = UpstreamState("solo")
     with serve(upstream_app(state)) as upstream:
-        router = Router([EngineOptions(name="solo", version="stable", url=upstream.url)], {"stable": 1}, None)
+        router = Router(
+            [EngineOptions(name="solo", version="stable", url=upstream.url)], {"stable": 1}, None
+        )
 
         def probe(times: int) -> None:
             async def run() -> None:
@@ -490,7 +705,10 @@ def test_an_engine_leaves_rotation_after_failed_probes_in_a_row_not_one() -> Non
         probe(PROBE_FAILURES_OUT - 1)  # a busy engine may miss a probe or two
         assert [e.name for e in router.ready("stable")] == ["solo"]
         probe(1)
-        assert router.ready("stable") == [] and router.engines["solo"].last_error == "/health answered 503"
+        assert (
+            router.ready("stable") == []
+            and router.engines["solo"].last_error == "/health answered 503"
+        )
         state.healthy = True
         probe(1)
         assert [e.name for e in router.ready("stable")] == ["solo"]

@@ -46,7 +46,9 @@ def test_poisson_arrivals_have_the_rate_and_exponential_gaps() -> None:
 def test_poisson_check_rejects_a_metronome() -> None:
     """The test above can fail: evenly spaced arrivals have the rate but not the statistics."""
     rate = 5.0
-    times = np.asarray(schedule(lambda t: rate, 200.0, np.random.default_rng(7), ArrivalKind.UNIFORM))
+    times = np.asarray(
+        schedule(lambda t: rate, 200.0, np.random.default_rng(7), ArrivalKind.UNIFORM)
+    )
     gaps = np.diff(np.concatenate([[0.0], times]))
     assert len(times) == pytest.approx(1000, abs=1)
     assert np.allclose(gaps, 1 / rate)
@@ -70,7 +72,9 @@ def test_no_arrival_while_the_rate_is_zero() -> None:
     rng = np.random.default_rng(1)
     assert next_arrival(0.0, lambda t: 0.0, rng, horizon=10.0) is None
     spike = Spike(at_s=5, duration_s=1, factor=50)
-    first = next_arrival(0.0, lambda t: 0.0 if t < 5 else 10.0 * spike.factor(t), rng, horizon=100.0)
+    first = next_arrival(
+        0.0, lambda t: 0.0 if t < 5 else 10.0 * spike.factor(t), rng, horizon=100.0
+    )
     assert first is not None and 5.0 <= first < 6.0
 
 
@@ -84,9 +88,22 @@ def test_shape_factors() -> None:
     ramp = Ramp(at_s=10, duration_s=20, start=1, end=5)
     assert (ramp.factor(0), ramp.factor(20), ramp.factor(30), ramp.factor(99)) == (1, 3, 5, 5)
     spike = Spike(at_s=60, duration_s=30, factor=5)
-    assert (spike.factor(59.9), spike.factor(60), spike.factor(89.9), spike.factor(90)) == (1, 5, 5, 1)
-    sched = Schedule.model_validate({"phases": [{"duration_s": 10, "factor": 1}, {"duration_s": 10, "start": 1, "end": 3},
-                                                {"duration_s": 5, "factor": 0}], "repeat": True})
+    assert (spike.factor(59.9), spike.factor(60), spike.factor(89.9), spike.factor(90)) == (
+        1,
+        5,
+        5,
+        1,
+    )
+    sched = Schedule.model_validate(
+        {
+            "phases": [
+                {"duration_s": 10, "factor": 1},
+                {"duration_s": 10, "start": 1, "end": 3},
+                {"duration_s": 5, "factor": 0},
+            ],
+            "repeat": True,
+        }
+    )
     assert [sched.factor(t) for t in (0, 10, 15, 20, 24.9, 25, 40)] == [1, 1, 2, 0, 0, 1, 2]
     once = sched.model_copy(update={"repeat": False})
     assert once.factor(1000) == 0  # holds the last phase
@@ -103,12 +120,16 @@ def test_length_distributions_match_their_parameters() -> None:
     assert uniform.mean() == pytest.approx(55, abs=0.5)
     assert stats.chisquare(np.bincount(uniform - 30)).pvalue > 0.01  # every value equally likely
     normal = np.array([Normal(mean=300, std=30).sample(rng) for _ in range(n)])
-    assert normal.mean() == pytest.approx(300, abs=1) and normal.std() == pytest.approx(30, rel=0.03)
+    assert normal.mean() == pytest.approx(300, abs=1) and normal.std() == pytest.approx(
+        30, rel=0.03
+    )
     lognormal = np.array([LogNormal(median=180, sigma=0.3).sample(rng) for _ in range(n)])
     assert np.median(lognormal) == pytest.approx(180, rel=0.02)
     assert np.log(lognormal).std() == pytest.approx(0.3, rel=0.05)
     assert lognormal.mean() == pytest.approx(LogNormal(median=180, sigma=0.3).mean(), rel=0.02)
-    clipped = np.array([LogNormal(median=180, sigma=1.0, min=100, max=300).sample(rng) for _ in range(2000)])
+    clipped = np.array(
+        [LogNormal(median=180, sigma=1.0, min=100, max=300).sample(rng) for _ in range(2000)]
+    )
     assert clipped.min() == 100 and clipped.max() == 300
     empirical = Empirical(values=[10, 20, 40], weights=[1, 2, 1])
     draws = np.array([empirical.sample(rng) for _ in range(n)])
@@ -131,22 +152,65 @@ def test_shipped_profiles_load() -> None:
     assert load_profile("rag-heavy").tenants["rag"].rag_share == 1.0
 
 
-GOOD = {"name": "t", "tenants": {"chat": {"rate_per_s": 1, "prompt_tokens": 100, "output_tokens": 50}}}
+GOOD = {
+    "name": "t",
+    "tenants": {"chat": {"rate_per_s": 1, "prompt_tokens": 100, "output_tokens": 50}},
+}
 
 
 @pytest.mark.parametrize(
     ("change", "field", "words"),
     [
-        ({"tenants": {"chat": {**GOOD["tenants"]["chat"], "rate_per_s": -1}}}, "tenants.chat.rate_per_s", "greater than or equal to 0"),
-        ({"tenants": {"chat": {**GOOD["tenants"]["chat"], "colour": "red"}}}, "tenants.chat.colour", "Extra inputs"),
-        ({"tenants": {"chat": {"rate_per_s": 1, "output_tokens": 5}}}, "tenants.chat.prompt_tokens", "Field required"),
-        ({"tenants": {"chat": {**GOOD["tenants"]["chat"], "prompt_tokens": {"dist": "uniform", "min": 9}}}},
-         "tenants.chat.prompt_tokens.uniform.max", "Field required"),
-        ({"tenants": {"chat": {**GOOD["tenants"]["chat"], "output_tokens": {"dist": "gauss"}}}}, "tenants.chat.output_tokens", "'gauss'"),
-        ({"tenants": {"chat": {**GOOD["tenants"]["chat"], "prompt_tokens": {"dist": "uniform", "min": 9, "max": 3}}}},
-         "tenants.chat.prompt_tokens.uniform", "min (9) is larger than max (3)"),
+        (
+            {"tenants": {"chat": {**GOOD["tenants"]["chat"], "rate_per_s": -1}}},
+            "tenants.chat.rate_per_s",
+            "greater than or equal to 0",
+        ),
+        (
+            {"tenants": {"chat": {**GOOD["tenants"]["chat"], "colour": "red"}}},
+            "tenants.chat.colour",
+            "Extra inputs",
+        ),
+        (
+            {"tenants": {"chat": {"rate_per_s": 1, "output_tokens": 5}}},
+            "tenants.chat.prompt_tokens",
+            "Field required",
+        ),
+        (
+            {
+                "tenants": {
+                    "chat": {
+                        **GOOD["tenants"]["chat"],
+                        "prompt_tokens": {"dist": "uniform", "min": 9},
+                    }
+                }
+            },
+            "tenants.chat.prompt_tokens.uniform.max",
+            "Field required",
+        ),
+        (
+            {"tenants": {"chat": {**GOOD["tenants"]["chat"], "output_tokens": {"dist": "gauss"}}}},
+            "tenants.chat.output_tokens",
+            "'gauss'",
+        ),
+        (
+            {
+                "tenants": {
+                    "chat": {
+                        **GOOD["tenants"]["chat"],
+                        "prompt_tokens": {"dist": "uniform", "min": 9, "max": 3},
+                    }
+                }
+            },
+            "tenants.chat.prompt_tokens.uniform",
+            "min (9) is larger than max (3)",
+        ),
         ({"shape": {"kind": "spike", "at_s": 3}}, "shape.spike.duration_s", "Field required"),
-        ({"shape": {"kind": "schedule", "phases": [{"duration_s": 5}]}}, "shape.schedule.phases.0", "either factor"),
+        (
+            {"shape": {"kind": "schedule", "phases": [{"duration_s": 5}]}},
+            "shape.schedule.phases.0",
+            "either factor",
+        ),
         ({"slo": {"ttft_s": 0}}, "slo.ttft_s", "greater than 0"),
         ({"tenants": {"Chat!": GOOD["tenants"]["chat"]}}, "tenants", "'Chat!'"),
         ({"tenants": {}}, "tenants", "at least 1"),
@@ -160,7 +224,9 @@ def test_a_bad_profile_names_the_field(change: dict[str, object], field: str, wo
 
 
 def test_profile_files_errors(tmp_path: Path) -> None:
-    with pytest.raises(ProfileError, match="no profile named 'nope': shipped profiles are .*baseline"):
+    with pytest.raises(
+        ProfileError, match="no profile named 'nope': shipped profiles are .*baseline"
+    ):
         load_profile("nope")
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: [unclosed\n")
@@ -177,7 +243,9 @@ def test_profile_files_errors(tmp_path: Path) -> None:
 
 def test_tenant_update_changes_only_what_it_names() -> None:
     tenant = parse_profile(GOOD, "x").tenants["chat"]
-    changed = TenantUpdate.model_validate({"prompt_tokens": {"dist": "uniform", "min": 10, "max": 20}, "enabled": False}).apply(tenant)
+    changed = TenantUpdate.model_validate(
+        {"prompt_tokens": {"dist": "uniform", "min": 10, "max": 20}, "enabled": False}
+    ).apply(tenant)
     view = tenant_view(changed)
     assert view["prompt_tokens"] == {"dist": "uniform", "min": 10, "max": 20}
     assert view["enabled"] is False and view["rate_per_s"] == 1 and view["output_tokens"] == 50
@@ -201,7 +269,11 @@ def test_prompts_tokenize_to_the_requested_length(prompts: PromptBuilder) -> Non
     for n in [2, 3, 17, 100, 180, 300, 1500, 4000, 9000, *rng.integers(2, 600, 40).tolist()]:
         text = prompts.build(int(n), rng)
         assert len(engine_tokenizer.encode(text).ids) == n
-    assert prompts.build(50, np.random.default_rng(1)) == prompts.build(50, np.random.default_rng(1))
-    assert prompts.build(50, np.random.default_rng(1)) != prompts.build(50, np.random.default_rng(2))
+    assert prompts.build(50, np.random.default_rng(1)) == prompts.build(
+        50, np.random.default_rng(1)
+    )
+    assert prompts.build(50, np.random.default_rng(1)) != prompts.build(
+        50, np.random.default_rng(2)
+    )
     with pytest.raises(PromptError, match="adds 1 by itself"):
         prompts.build(1, rng)

@@ -37,7 +37,9 @@ class ServerThread:
     """A StreamServer on its own event loop and thread (the tests read what it received)."""
 
     def __init__(self, prompts: PromptBuilder, port: int | None = None) -> None:
-        self.server = StreamServer(port=port or free_port(), ttft_ms=TTFT_MS, itl_ms=ITL_MS, count_tokens=prompts.count)
+        self.server = StreamServer(
+            port=port or free_port(), ttft_ms=TTFT_MS, itl_ms=ITL_MS, count_tokens=prompts.count
+        )
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
 
@@ -69,8 +71,16 @@ def server(prompts: PromptBuilder) -> Iterator[ServerThread]:
 
 
 def profile(**tenants: dict[str, Any]) -> Profile:
-    return parse_profile({"name": "t", "model": "tiny", "request_timeout_s": 5, "slo": {"ttft_s": 1.0},
-                          "tenants": tenants}, "test")
+    return parse_profile(
+        {
+            "name": "t",
+            "model": "tiny",
+            "request_timeout_s": 5,
+            "slo": {"ttft_s": 1.0},
+            "tenants": tenants,
+        },
+        "test",
+    )
 
 
 def run(runner: Runner, loop: str = "asyncio") -> dict[str, Any]:
@@ -81,19 +91,35 @@ def run(runner: Runner, loop: str = "asyncio") -> dict[str, Any]:
     return asyncio.run(runner.run())
 
 
-@pytest.mark.parametrize(("client", "loop"), [("fast", "asyncio"), ("fast", "uvloop"), ("httpx", "uvloop")])
-def test_measures_what_the_server_streams(server: ServerThread, prompts: PromptBuilder, tmp_path: Path,
-                                          client: str, loop: str) -> None:
+@pytest.mark.parametrize(
+    ("client", "loop"), [("fast", "asyncio"), ("fast", "uvloop"), ("httpx", "uvloop")]
+)
+def test_measures_what_the_server_streams(
+    server: ServerThread, prompts: PromptBuilder, tmp_path: Path, client: str, loop: str
+) -> None:
     p = profile(
-        chat={"rate_per_s": 40, "prompt_tokens": {"dist": "uniform", "min": 50, "max": 300},
-              "output_tokens": {"dist": "uniform", "min": 5, "max": 20}, "rag_share": 0.5},
+        chat={
+            "rate_per_s": 40,
+            "prompt_tokens": {"dist": "uniform", "min": 50, "max": 300},
+            "output_tokens": {"dist": "uniform", "min": 5, "max": 20},
+            "rag_share": 0.5,
+        },
         whole={"rate_per_s": 10, "prompt_tokens": 64, "output_tokens": 10, "stream": False},
     )
-    runner = Runner(p, RunOptions(target=server.url, max_requests=60, seed=1, out_dir=tmp_path, http_client=client),
-                    prompts=prompts)
+    runner = Runner(
+        p,
+        RunOptions(
+            target=server.url, max_requests=60, seed=1, out_dir=tmp_path, http_client=client
+        ),
+        prompts=prompts,
+    )
     summary = run(runner, loop)
     overall = summary["overall"]
-    assert overall["requests"] == 60 and overall["outcomes"]["ok"] == 60 and summary["stopped_by"] == "requests"
+    assert (
+        overall["requests"] == 60
+        and overall["outcomes"]["ok"] == 60
+        and summary["stopped_by"] == "requests"
+    )
     assert server.server.requests == 60
     # The server counts prompt tokens with the engine's tokenizer: exactly what was planned.
     assert overall["prompt_tokens"] == overall["prompt_tokens_sent"]
@@ -110,7 +136,11 @@ def test_measures_what_the_server_streams(server: ServerThread, prompts: PromptB
             assert r.ttft_s is None and r.e2e_s >= (TTFT_MS + 9 * ITL_MS) / 1000
     # What went on the wire: OpenAI fields, ignore_eos, the tenant and RAG headers.
     for body, headers in zip(server.server.bodies_seen, server.server.headers_seen, strict=True):
-        assert body["model"] == "tiny" and body["ignore_eos"] is True and isinstance(body["max_tokens"], int)
+        assert (
+            body["model"] == "tiny"
+            and body["ignore_eos"] is True
+            and isinstance(body["max_tokens"], int)
+        )
         assert headers["x-sandbox-tenant"] in ("chat", "whole")
         if headers["x-sandbox-tenant"] == "whole":
             assert "x-sandbox-rag" not in headers and body["stream"] is False
@@ -121,15 +151,24 @@ def test_measures_what_the_server_streams(server: ServerThread, prompts: PromptB
     lines = [json.loads(line) for line in (tmp_path / "requests.jsonl").read_text().splitlines()]
     assert len(lines) == 60 and {line["outcome"] for line in lines} == {"ok"}
     assert json.loads((tmp_path / "summary.json").read_text())["overall"]["requests"] == 60
-    assert summary["tenants"]["chat"]["ttft_s"]["p99"] >= summary["tenants"]["chat"]["ttft_s"]["p50"]
+    assert (
+        summary["tenants"]["chat"]["ttft_s"]["p99"] >= summary["tenants"]["chat"]["ttft_s"]["p50"]
+    )
     assert overall["goodput_ratio"] == 1.0
 
 
 def test_the_schedule_is_open_loop(server: ServerThread, prompts: PromptBuilder) -> None:
     """Arrivals keep their times while answers are slow: in flight grows instead."""
-    p = profile(chat={"arrival": "uniform", "rate_per_s": 50, "prompt_tokens": 20, "output_tokens": 2})
-    runner = Runner(p, RunOptions(target=server.url, duration_s=1.0, seed=2,
-                                  extra_headers={"X-Stream-Delay-Ms": "400"}), prompts=prompts)
+    p = profile(
+        chat={"arrival": "uniform", "rate_per_s": 50, "prompt_tokens": 20, "output_tokens": 2}
+    )
+    runner = Runner(
+        p,
+        RunOptions(
+            target=server.url, duration_s=1.0, seed=2, extra_headers={"X-Stream-Delay-Ms": "400"}
+        ),
+        prompts=prompts,
+    )
     summary = run(runner)
     starts = sorted(r.started_s for r in runner.results)
     assert summary["overall"]["requests"] == pytest.approx(50, abs=1)
@@ -137,20 +176,40 @@ def test_the_schedule_is_open_loop(server: ServerThread, prompts: PromptBuilder)
     # them (the generator's accuracy is measured by bench/loadgen_accuracy.py, not asserted here).
     assert starts[-1] < 1.5  # all sent within about the second although each takes 0.4 s
     assert max(abs(r.start_error_s) for r in runner.results) < 0.3
-    assert summary["overall"]["outcomes"]["ok"] == summary["overall"]["requests"]  # drained, not cut
+    assert (
+        summary["overall"]["outcomes"]["ok"] == summary["overall"]["requests"]
+    )  # drained, not cut
 
 
 @pytest.mark.parametrize("client", ["fast", "httpx"])
-@pytest.mark.parametrize(("headers", "outcome"), [
-    ({"X-Stream-Status": "503"}, "5xx"),
-    ({"X-Stream-Status": "400"}, "4xx"),
-    ({"X-Stream-Delay-Ms": "1500"}, "timeout"),
-])
-def test_outcomes(server: ServerThread, prompts: PromptBuilder, headers: dict[str, str], outcome: str, client: str) -> None:
-    p = parse_profile({"name": "t", "request_timeout_s": 0.5,
-                       "tenants": {"chat": {"rate_per_s": 20, "prompt_tokens": 20, "output_tokens": 3}}}, "t")
-    summary = run(Runner(p, RunOptions(target=server.url, max_requests=4, seed=3, extra_headers=headers, http_client=client),
-                         prompts=prompts))
+@pytest.mark.parametrize(
+    ("headers", "outcome"),
+    [
+        ({"X-Stream-Status": "503"}, "5xx"),
+        ({"X-Stream-Status": "400"}, "4xx"),
+        ({"X-Stream-Delay-Ms": "1500"}, "timeout"),
+    ],
+)
+def test_outcomes(
+    server: ServerThread, prompts: PromptBuilder, headers: dict[str, str], outcome: str, client: str
+) -> None:
+    p = parse_profile(
+        {
+            "name": "t",
+            "request_timeout_s": 0.5,
+            "tenants": {"chat": {"rate_per_s": 20, "prompt_tokens": 20, "output_tokens": 3}},
+        },
+        "t",
+    )
+    summary = run(
+        Runner(
+            p,
+            RunOptions(
+                target=server.url, max_requests=4, seed=3, extra_headers=headers, http_client=client
+            ),
+            prompts=prompts,
+        )
+    )
     assert summary["overall"]["outcomes"][outcome] == 4
     assert summary["overall"]["goodput_ratio"] == 0
 
@@ -158,13 +217,21 @@ def test_outcomes(server: ServerThread, prompts: PromptBuilder, headers: dict[st
 @pytest.mark.parametrize("client", ["fast", "httpx"])
 def test_refused_connection_counts_as_5xx(prompts: PromptBuilder, client: str) -> None:
     p = profile(chat={"rate_per_s": 20, "prompt_tokens": 20, "output_tokens": 3})
-    runner = Runner(p, RunOptions(target=f"http://127.0.0.1:{free_port()}", max_requests=3, http_client=client), prompts=prompts)
+    runner = Runner(
+        p,
+        RunOptions(target=f"http://127.0.0.1:{free_port()}", max_requests=3, http_client=client),
+        prompts=prompts,
+    )
     summary = run(runner)
     assert summary["overall"]["outcomes"]["5xx"] == 3
-    assert all("Connect" in (r.error or "") or "refused" in (r.error or "") for r in runner.results), [r.error for r in runner.results]
+    assert all(
+        "Connect" in (r.error or "") or "refused" in (r.error or "") for r in runner.results
+    ), [r.error for r in runner.results]
 
 
-def test_fast_client_keeps_connections_alive_and_survives_a_server_restart(prompts: PromptBuilder) -> None:
+def test_fast_client_keeps_connections_alive_and_survives_a_server_restart(
+    prompts: PromptBuilder,
+) -> None:
     """Sequential requests reuse one connection; when the server goes away and comes back on
     the same port, the stale kept-alive connection is replaced without a failed request."""
     from sandbox.loadgen.fasthttp import FastClient
@@ -173,7 +240,11 @@ def test_fast_client_keeps_connections_alive_and_survives_a_server_restart(promp
     port = first.server.port
 
     async def ask(client: FastClient) -> int:
-        async with client.request("/v1/completions", json.dumps({"prompt": "a b", "max_tokens": 2, "stream": True}).encode(), {}) as r:
+        async with client.request(
+            "/v1/completions",
+            json.dumps({"prompt": "a b", "max_tokens": 2, "stream": True}).encode(),
+            {},
+        ) as r:
             await r.read()
             return r.status
 
@@ -196,8 +267,13 @@ def test_fast_client_keeps_connections_alive_and_survives_a_server_restart(promp
 
 def test_closed_loop_keeps_n_users(server: ServerThread, prompts: PromptBuilder) -> None:
     p = profile(chat={"arrival": "closed", "users": 3, "prompt_tokens": 20, "output_tokens": 4})
-    runner = Runner(p, RunOptions(target=server.url, duration_s=1.0, seed=4, extra_headers={"X-Stream-Delay-Ms": "100"}),
-                    prompts=prompts)
+    runner = Runner(
+        p,
+        RunOptions(
+            target=server.url, duration_s=1.0, seed=4, extra_headers={"X-Stream-Delay-Ms": "100"}
+        ),
+        prompts=prompts,
+    )
     summary = run(runner)
     # Each request takes ~0.14 s: 3 users make about 3 / 0.14 = 21 requests in a second.
     assert 12 <= summary["overall"]["requests"] <= 24
@@ -211,34 +287,65 @@ def test_control_api_changes_a_running_tenant(server: ServerThread, prompts: Pro
         chat={"rate_per_s": 20, "prompt_tokens": 20, "output_tokens": 3},
         long_context={"enabled": False, "rate_per_s": 10, "prompt_tokens": 200, "output_tokens": 5},
     )
-    runner = Runner(p, RunOptions(target=server.url, duration_s=20, seed=5, progress_interval_s=0.2), prompts=prompts)
+    runner = Runner(
+        p,
+        RunOptions(target=server.url, duration_s=20, seed=5, progress_interval_s=0.2),
+        prompts=prompts,
+    )
     control = ControlServer(runner, port=0)
     result: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: result.update(run(runner)), daemon=True)
     thread.start()
     try:
         with httpx.Client(base_url=control.url, timeout=5) as client:
-            poll_until(lambda: client.get("/health").status_code == 200, "the run to start", timeout_s=10, interval_s=0.05)
+            poll_until(
+                lambda: client.get("/health").status_code == 200,
+                "the run to start",
+                timeout_s=10,
+                interval_s=0.05,
+            )
             assert client.get("/control/tenants/long_context").json()["enabled"] is False
             assert client.get("/control/tenants/ghost").status_code == 404
             bad = client.put("/control/tenants/long_context", json={"rate_per_s": -2})
             assert bad.status_code == 400 and "rate_per_s" in bad.json()["error"]["message"]
-            assert client.put("/control/tenants/long_context", json={"colour": 1}).status_code == 400
-            changed = client.put("/control/tenants/long_context", json={"enabled": True, "prompt_tokens": 300})
+            assert (
+                client.put("/control/tenants/long_context", json={"colour": 1}).status_code == 400
+            )
+            changed = client.put(
+                "/control/tenants/long_context", json={"enabled": True, "prompt_tokens": 300}
+            )
             assert changed.status_code == 200
             assert changed.json()["enabled"] is True and changed.json()["prompt_tokens"] == 300
             assert changed.json()["rate_per_s"] == 10  # untouched
-            poll_until(lambda: any(r.tenant == "long_context" for r in runner.results), "a long_context request", timeout_s=10, interval_s=0.05)
+            poll_until(
+                lambda: any(r.tenant == "long_context" for r in runner.results),
+                "a long_context request",
+                timeout_s=10,
+                interval_s=0.05,
+            )
             client.put("/control/tenants/chat", json={"enabled": False})
             metrics = client.get("/metrics").text
-            for name in ("sandbox_loadgen_time_to_first_token_seconds_bucket", "sandbox_loadgen_time_per_output_token_seconds_bucket",
-                         "sandbox_loadgen_e2e_request_latency_seconds_bucket", "sandbox_loadgen_requests_total",
-                         "sandbox_loadgen_prompt_tokens_total", "sandbox_loadgen_output_tokens_total",
-                         "sandbox_loadgen_in_flight_requests", "sandbox_loadgen_target_rate_per_second"):
+            for name in (
+                "sandbox_loadgen_time_to_first_token_seconds_bucket",
+                "sandbox_loadgen_time_per_output_token_seconds_bucket",
+                "sandbox_loadgen_e2e_request_latency_seconds_bucket",
+                "sandbox_loadgen_requests_total",
+                "sandbox_loadgen_prompt_tokens_total",
+                "sandbox_loadgen_output_tokens_total",
+                "sandbox_loadgen_in_flight_requests",
+                "sandbox_loadgen_target_rate_per_second",
+            ):
                 assert name in metrics, name
             assert 'sandbox_loadgen_requests_total{outcome="ok",tenant="long_context"}' in metrics
-            poll_until(lambda: 'sandbox_loadgen_target_rate_per_second{tenant="chat"} 0.0' in client.get("/metrics").text,
-                       "chat's target rate to read 0", timeout_s=5, interval_s=0.1)
+            poll_until(
+                lambda: (
+                    'sandbox_loadgen_target_rate_per_second{tenant="chat"} 0.0'
+                    in client.get("/metrics").text
+                ),
+                "chat's target rate to read 0",
+                timeout_s=5,
+                interval_s=0.1,
+            )
             assert client.get("/control/status").json()["sent"] > 0
             assert client.post("/control/stop").status_code == 200
             thread.join(15)
@@ -255,17 +362,44 @@ def test_control_api_changes_a_running_tenant(server: ServerThread, prompts: Pro
 
 def test_ctrl_c_stops_the_cli_and_writes_the_summary(server: ServerThread, tmp_path: Path) -> None:
     profile_file = tmp_path / "slow.yaml"
-    profile_file.write_text("name: slow\nrequest_timeout_s: 60\ntenants:\n"
-                            "  chat: {rate_per_s: 20, prompt_tokens: 30, output_tokens: 2000}\n")
+    profile_file.write_text(
+        "name: slow\nrequest_timeout_s: 60\ntenants:\n"
+        "  chat: {rate_per_s: 20, prompt_tokens: 30, output_tokens: 2000}\n"
+    )
     out = tmp_path / "out"
     env = {**os.environ, "SANDBOX_RUN_DIR": str(tmp_path / "run")}
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from sandbox.cli import main; main()", "load", "run", str(profile_file),
-         "--duration", "60", "--target", server.url, "--port", "0", "--out", str(out), "--seed", "1"],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "from sandbox.cli import main; main()",
+            "load",
+            "run",
+            str(profile_file),
+            "--duration",
+            "60",
+            "--target",
+            server.url,
+            "--port",
+            "0",
+            "--out",
+            str(out),
+            "--seed",
+            "1",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
-        poll_until(lambda: server.server.requests >= 5, "requests to reach the server", timeout_s=30, interval_s=0.1)
+        poll_until(
+            lambda: server.server.requests >= 5,
+            "requests to reach the server",
+            timeout_s=30,
+            interval_s=0.1,
+        )
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=20)
     finally:
@@ -275,7 +409,9 @@ def test_ctrl_c_stops_the_cli_and_writes_the_summary(server: ServerThread, tmp_p
     assert proc.returncode == 0, stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["stopped_by"] == "interrupt"
-    assert summary["overall"]["outcomes"]["cancelled"] >= 1  # 2000 tokens 5 ms apart: all were in flight
+    assert (
+        summary["overall"]["outcomes"]["cancelled"] >= 1
+    )  # 2000 tokens 5 ms apart: all were in flight
     assert "stopped by interrupt" in stdout and "cancelled" in stdout
     assert len((out / "requests.jsonl").read_text().splitlines()) == summary["overall"]["requests"]
 
@@ -293,13 +429,34 @@ def test_the_stack_component_runs_the_service(server: ServerThread, tmp_path: Pa
     argv = [a if a != target else server.url for a in spec.argv]  # our stand-in as the target
     assert "--port" in argv and str(settings.loadgen_port) in argv
     assert component.scrape(settings)[0].job == "loadgen"
-    proc = subprocess.Popen(argv, cwd=spec.cwd, env={**os.environ, **spec.env}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        argv,
+        cwd=spec.cwd,
+        env={**os.environ, **spec.env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         with httpx.Client(timeout=5) as client:
-            poll_until(lambda: component.check(settings, client).ready, "the load generator to be ready", timeout_s=30, interval_s=0.2)
-            assert client.get(f"{component.url(settings)}/control/tenants/interactive").json()["enabled"] is True
-        poll_until(lambda: server.server.requests >= 1, "a request from the service", timeout_s=30, interval_s=0.2)
+            poll_until(
+                lambda: component.check(settings, client).ready,
+                "the load generator to be ready",
+                timeout_s=30,
+                interval_s=0.2,
+            )
+            assert (
+                client.get(f"{component.url(settings)}/control/tenants/interactive").json()[
+                    "enabled"
+                ]
+                is True
+            )
+        poll_until(
+            lambda: server.server.requests >= 1,
+            "a request from the service",
+            timeout_s=30,
+            interval_s=0.2,
+        )
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=20)
     finally:

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from sandbox.drill.manifest import (
-    ManifestError,
     NOTES_SECTIONS,
+    ManifestError,
     list_incidents,
     load_incident,
     pick_incident,
@@ -29,7 +29,9 @@ def test_every_shipped_incident_validates(incident_id: str) -> None:
     incident = load_incident(incident_id)
     manifest = incident.manifest
     assert manifest.id == incident_id
-    assert any(m.correct for m in manifest.mitigations) and any(not m.correct for m in manifest.mitigations)
+    assert any(m.correct for m in manifest.mitigations) and any(
+        not m.correct for m in manifest.mitigations
+    )
     assert manifest.reference_mitigation.correct
     assert manifest.alerts.page_alert in manifest.alerts.expected
     for section in NOTES_SECTIONS:
@@ -56,20 +58,53 @@ def test_a_copy_loads_from_another_root(tmp_path: Path) -> None:
     [
         (lambda d: d.pop("page"), r"page: Field required"),
         (lambda d: d.update(difficulty="easy"), r"difficulty: Input should be 'beginner'"),
-        (lambda d: d["signature"]["anomalous"][0].update(below=1), r"signature\.anomalous\.0: .*exactly one of above or below"),
-        (lambda d: d["signature"].update(normal=[]), r"signature\.normal: List should have at least 1 item"),
-        (lambda d: d["faults"][0].update(change="no-such-fault"), r"faults\.0: .*unknown change 'no-such-fault'"),
-        (lambda d: d["faults"][0]["params"].update(rate_per_s=-1), r"faults\.0: .*param 'rate_per_s'"),
+        (
+            lambda d: d["signature"]["anomalous"][0].update(below=1),
+            r"signature\.anomalous\.0: .*exactly one of above or below",
+        ),
+        (
+            lambda d: d["signature"].update(normal=[]),
+            r"signature\.normal: List should have at least 1 item",
+        ),
+        (
+            lambda d: d["faults"][0].update(change="no-such-fault"),
+            r"faults\.0: .*unknown change 'no-such-fault'",
+        ),
+        (
+            lambda d: d["faults"][0]["params"].update(rate_per_s=-1),
+            r"faults\.0: .*param 'rate_per_s'",
+        ),
         (lambda d: d["setup"][0]["params"].update(kv_blocks=0), r"setup\.0: .*param 'kv_blocks'"),
-        (lambda d: [m.update(correct=True) for m in d["mitigations"]], r"at least one must be tempting but wrong"),
-        (lambda d: [m.update(correct=False) for m in d["mitigations"]], r"at least one must be correct"),
-        (lambda d: d["mitigations"][2].update(reference=True), r"exactly one must be the reference"),
-        (lambda d: d["mitigations"][0].update(action={"revert_fault": "ghost"}), r"revert_fault 'ghost' is not a fault id"),
-        (lambda d: d["diagnosis"][0]["choices"][1].update(points=0.5), r"diagnosis\.0: .*at least one choice must be fully right"),
+        (
+            lambda d: [m.update(correct=True) for m in d["mitigations"]],
+            r"at least one must be tempting but wrong",
+        ),
+        (
+            lambda d: [m.update(correct=False) for m in d["mitigations"]],
+            r"at least one must be correct",
+        ),
+        (
+            lambda d: d["mitigations"][2].update(reference=True),
+            r"exactly one must be the reference",
+        ),
+        (
+            lambda d: d["mitigations"][0].update(action={"revert_fault": "ghost"}),
+            r"revert_fault 'ghost' is not a fault id",
+        ),
+        (
+            lambda d: d["diagnosis"][0]["choices"][1].update(points=0.5),
+            r"diagnosis\.0: .*at least one choice must be fully right",
+        ),
         (lambda d: d["diagnosis"][0]["choices"][1].update(id="a"), r"choice ids must be unique"),
-        (lambda d: d["alerts"].update(page="NotExpected"), r"alerts: .*page 'NotExpected' is not in expected"),
+        (
+            lambda d: d["alerts"].update(page="NotExpected"),
+            r"alerts: .*page 'NotExpected' is not in expected",
+        ),
         (lambda d: d.update(colour="red"), r"colour: Extra inputs are not permitted"),
-        (lambda d: d["timing"].update(page_timeout_s=0), r"timing\.page_timeout_s: Input should be greater than 0"),
+        (
+            lambda d: d["timing"].update(page_timeout_s=0),
+            r"timing\.page_timeout_s: Input should be greater than 0",
+        ),
         (lambda d: d.update(id="other-id"), r"id: 'other-id' must equal its folder name"),
     ],
 )
@@ -104,7 +139,9 @@ def test_notes_must_exist_with_every_section(tmp_path: Path) -> None:
 
 
 def test_unknown_incident_lists_the_catalog(tmp_path: Path) -> None:
-    with pytest.raises(ManifestError, match="known: bad-rollout, cold-start-autoscaling, kv-exhaustion"):
+    with pytest.raises(
+        ManifestError, match="known: bad-rollout, cold-start-autoscaling, kv-exhaustion"
+    ):
         load_incident("nope")
 
 

@@ -26,7 +26,9 @@ def test_search_before_the_index_is_built_is_a_503() -> None:
 def test_an_empty_corpus_fails_start_up_visibly(tmp_path: Path) -> None:
     with TestClient(create_app(RetrieverOptions(corpus_root=tmp_path))) as client:
         health = poll_until(
-            lambda: (r := client.get("/health")).status_code == 500 and r, "start-up to fail", timeout_s=10
+            lambda: (r := client.get("/health")).status_code == 500 and r,
+            "start-up to fail",
+            timeout_s=10,
         )
         assert "no passages" in health.json()["error"]["message"]
         ready = client.get("/ready")

@@ -11,7 +11,14 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from sandbox.retriever.corpus import chunk_markdown, load_corpus
-from sandbox.retriever.faults import FaultError, FaultState, HeavyTailParams, JitterParams, _Sampler, parse_fault
+from sandbox.retriever.faults import (
+    FaultError,
+    FaultState,
+    HeavyTailParams,
+    JitterParams,
+    _Sampler,
+    parse_fault,
+)
 from sandbox.retriever.metrics import LATENCY_BUCKETS_S, RetrieverMetrics
 from sandbox.retriever.rerank import Candidate, rerank, terms
 from sandbox.telemetry import render_metrics
@@ -39,7 +46,11 @@ Evicted sequences are recomputed.
 
 def test_chunks_follow_sections_and_keep_code_fences_whole() -> None:
     passages = chunk_markdown(DOC, "docs/x.md", chunk_chars=800)
-    assert [p.source for p in passages] == ["docs/x.md#title", "docs/x.md#kv-cache", "docs/x.md#preemption"]
+    assert [p.source for p in passages] == [
+        "docs/x.md#title",
+        "docs/x.md#kv-cache",
+        "docs/x.md#preemption",
+    ]
     assert passages[1].text.startswith("Title > KV cache\n\n")
     assert "# not a heading\nx = 1\n\ny = 2\n```" in passages[1].text  # the fence was not cut
     assert passages[2].text.startswith("Title > KV cache > Preemption")
@@ -78,12 +89,16 @@ def test_rerank_lifts_the_passage_with_the_query_terms() -> None:
     assert [c.source for c in ranked] == ["b", "a"]
     assert ranked[0].score == pytest.approx(0.7 * 0.55 + 0.3 * 1.0)
     # Without the lexical part, the vector order stands.
-    assert [c.source for c in rerank("KV cache preemption", candidates, k=1, lexical_weight=0.0)] == ["a"]
+    assert [
+        c.source for c in rerank("KV cache preemption", candidates, k=1, lexical_weight=0.0)
+    ] == ["a"]
 
 
 def test_fault_errors_name_the_field() -> None:
     with pytest.raises(FaultError) as caught:
-        parse_fault({"phase": "search", "kind": "jitter", "params": {"mean_s": "slow", "jitter_s": 0.1}})
+        parse_fault(
+            {"phase": "search", "kind": "jitter", "params": {"mean_s": "slow", "jitter_s": 0.1}}
+        )
     assert caught.value.param == "params.mean_s"
     with pytest.raises(FaultError) as caught:
         parse_fault("not an object")
@@ -97,7 +112,9 @@ def test_distributions_have_the_advertised_shape() -> None:
     assert statistics.median(draws) == pytest.approx(0.05, rel=0.1)
     assert max(draws) > 10 * 0.05  # a heavy tail: some draws far above the median
 
-    pareto = _Sampler(HeavyTailParams(distribution="pareto", median_s=0.05, alpha=1.2, cap_s=2.0), rng)
+    pareto = _Sampler(
+        HeavyTailParams(distribution="pareto", median_s=0.05, alpha=1.2, cap_s=2.0), rng
+    )
     draws = [pareto.draw() for _ in range(4000)]
     assert statistics.median(draws) == pytest.approx(0.05, rel=0.1)
     assert max(draws) == 2.0  # capped
@@ -110,7 +127,9 @@ def test_distributions_have_the_advertised_shape() -> None:
 def test_state_tracks_faults_and_reports_changes() -> None:
     changes: list[tuple[str, float]] = []
     state = FaultState(on_change=lambda phase, mean: changes.append((phase, mean)), seed=1)
-    state.set(parse_fault({"phase": "embed", "kind": "fixed", "params": {"delay_s": 0.2}, "ttl_s": 0.2}))
+    state.set(
+        parse_fault({"phase": "embed", "kind": "fixed", "params": {"delay_s": 0.2}, "ttl_s": 0.2})
+    )
     state.set(parse_fault({"phase": "search", "kind": "fixed", "params": {"delay_s": 0.1}}))
     assert state.draw("embed")[0] == 0.2 and state.draw("rerank") == (0.0, None)
     time.sleep(0.25)
@@ -122,14 +141,21 @@ def test_state_tracks_faults_and_reports_changes() -> None:
 def test_exposition_follows_the_accept_header() -> None:
     metrics = RetrieverMetrics()
     metrics.phase["search"].observe(0.003, {"trace_id": "ab" * 16})
-    openmetrics, content_type = render_metrics(metrics.registry, "application/openmetrics-text; version=1.0.0")
+    openmetrics, content_type = render_metrics(
+        metrics.registry, "application/openmetrics-text; version=1.0.0"
+    )
     assert content_type.startswith("application/openmetrics-text")
     families = {f.name: f for f in text_string_to_metric_families(openmetrics.decode())}
     bucket = next(
-        s for s in families["sandbox_retriever_phase_seconds"].samples
+        s
+        for s in families["sandbox_retriever_phase_seconds"].samples
         if s.labels.get("phase") == "search" and s.labels.get("le") == "0.005"
     )
-    assert bucket.value == 1 and bucket.exemplar is not None and bucket.exemplar.labels["trace_id"] == "ab" * 16
+    assert (
+        bucket.value == 1
+        and bucket.exemplar is not None
+        and bucket.exemplar.labels["trace_id"] == "ab" * 16
+    )
     text, content_type = render_metrics(metrics.registry, None)
     assert content_type.startswith("text/plain") and b"trace_id" not in text
 

@@ -54,13 +54,18 @@ class _Receiver(ThreadingHTTPServer):
 class _OtlpHandler(BaseHTTPRequestHandler):
     server: _Receiver
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         request = ExportTraceServiceRequest.FromString(body)
         received = []
         for resource_spans in request.resource_spans:
             service = next(
-                (a.value.string_value for a in resource_spans.resource.attributes if a.key == "service.name"), ""
+                (
+                    a.value.string_value
+                    for a in resource_spans.resource.attributes
+                    if a.key == "service.name"
+                ),
+                "",
             )
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
@@ -69,8 +74,14 @@ class _OtlpHandler(BaseHTTPRequestHandler):
                         value = attribute.value
                         attributes[attribute.key] = getattr(value, value.WhichOneof("value"))
                     received.append(
-                        ReceivedSpan(span.name, span.trace_id.hex(), span.span_id.hex(),
-                                     span.parent_span_id.hex(), attributes, service)
+                        ReceivedSpan(
+                            span.name,
+                            span.trace_id.hex(),
+                            span.span_id.hex(),
+                            span.parent_span_id.hex(),
+                            attributes,
+                            service,
+                        )
                     )
         with self.server.lock:
             self.server.spans.extend(received)
@@ -79,7 +90,7 @@ class _OtlpHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep pytest output clean
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -142,7 +153,10 @@ def test_ready_reports_the_built_index(service: Service) -> None:
 def test_component_describes_how_to_run_and_scrape_it(service: Service) -> None:
     component = retriever_component()
     spec = component.spec(service.settings)
-    assert spec.argv[1:3] == ("-m", "sandbox.retriever") and str(service.settings.retriever_port) in spec.argv
+    assert (
+        spec.argv[1:3] == ("-m", "sandbox.retriever")
+        and str(service.settings.retriever_port) in spec.argv
+    )
     assert [(t.job, t.address) for t in component.scrape(service.settings)] == [
         ("retriever", f"{service.settings.host}:{service.settings.retriever_port}")
     ]
@@ -172,7 +186,10 @@ def test_search_finds_the_kv_cache_notes(service: Service) -> None:
 def test_different_questions_find_different_notes(service: Service) -> None:
     ttft = search(service, "what is time to first token and time per output token", k=1).json()
     kv = search(service, "preemptions when KV cache blocks run out", k=1).json()
-    assert ttft["passages"][0]["source"] == "docs/phases.md#time-to-first-token-and-time-per-output-token"
+    assert (
+        ttft["passages"][0]["source"]
+        == "docs/phases.md#time-to-first-token-and-time-per-output-token"
+    )
     assert kv["passages"][0]["source"] == "docs/phases.md#the-kv-cache-in-one-paragraph"
 
 
@@ -207,7 +224,10 @@ def test_bad_input_is_a_400_naming_the_field(service: Service, body: Any, param:
 
 def test_malformed_json_is_a_400(service: Service) -> None:
     response = httpx.post(
-        f"{service.url}/search", content=b'{"query": ', headers={"Content-Type": "application/json"}, timeout=10
+        f"{service.url}/search",
+        content=b'{"query": ',
+        headers={"Content-Type": "application/json"},
+        timeout=10,
     )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_json"
@@ -225,7 +245,8 @@ def test_metrics_are_openmetrics_with_trace_exemplars(service: Service) -> None:
 
     def requests(metrics: dict[str, Any], status: str) -> float:
         return next(
-            s.value for s in metrics["sandbox_retriever_requests"].samples
+            s.value
+            for s in metrics["sandbox_retriever_requests"].samples
             if s.name == "sandbox_retriever_requests_total" and s.labels["status"] == status
         )
 
@@ -244,7 +265,10 @@ def test_metrics_are_openmetrics_with_trace_exemplars(service: Service) -> None:
     assert any(s.exemplar is not None for s in duration.samples if s.name.endswith("_bucket"))
     assert families["sandbox_retriever_index_passages"].samples[0].value > 0
     # Every phase series of the gauge exists, at zero, without a fault.
-    gauge = {s.labels["phase"]: s.value for s in families["sandbox_retriever_injected_delay_seconds"].samples}
+    gauge = {
+        s.labels["phase"]: s.value
+        for s in families["sandbox_retriever_injected_delay_seconds"].samples
+    }
     assert gauge == {"embed": 0.0, "search": 0.0, "rerank": 0.0}
 
 
@@ -256,7 +280,9 @@ def test_plain_scrape_gets_the_text_format(service: Service) -> None:
 
 def test_phase_spans_are_children_of_the_callers_trace(service: Service) -> None:
     trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
-    response = search(service, "KV cache preemption", headers={"traceparent": f"00-{trace_id}-{parent_id}-01"})
+    response = search(
+        service, "KV cache preemption", headers={"traceparent": f"00-{trace_id}-{parent_id}-01"}
+    )
     assert response.status_code == 200
 
     names = {"POST /search", "retrieval.embed", "retrieval.search", "retrieval.rerank"}
@@ -268,12 +294,17 @@ def test_phase_spans_are_children_of_the_callers_trace(service: Service) -> None
     by_name = {s.name: s for s in spans}
     server = by_name["POST /search"]
     assert server.parent_span_id == parent_id and server.service == "sandbox-retriever"
-    assert server.attributes["sandbox.retriever.k"] == 3 and server.attributes["sandbox.retriever.results"] == 3
+    assert (
+        server.attributes["sandbox.retriever.k"] == 3
+        and server.attributes["sandbox.retriever.results"] == 3
+    )
     for phase in PHASES:
         assert by_name[f"retrieval.{phase}"].parent_span_id == server.span_id
     # The request's duration exemplar points at this trace.
     duration = service.metrics()["sandbox_retriever_request_duration_seconds"]
-    assert trace_id in {s.exemplar.labels["trace_id"] for s in duration.samples if s.exemplar is not None}
+    assert trace_id in {
+        s.exemplar.labels["trace_id"] for s in duration.samples if s.exemplar is not None
+    }
 
 
 # -- The fault hook ----------------------------------------------------------------------------
@@ -301,15 +332,22 @@ def test_fault_slows_only_its_phase_and_clears_cleanly(service: Service) -> None
     try:
         assert _gauge(service) == {"embed": 0.0, "search": 0.4, "rerank": 0.0}
         trace_id = "0af7651916cd43dd8448eb211c80319c"
-        traced = search(service, "KV cache preemption", headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"})
+        traced = search(
+            service,
+            "KV cache preemption",
+            headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"},
+        )
         assert traced.json()["timings"]["search"] >= 0.4
         faulty = _phase_times(service)
         assert faulty["search"] >= 0.4
         assert faulty["embed"] < 0.25 and faulty["rerank"] < 0.25, faulty
 
         span = poll_until(
-            lambda: next((s for s in service.spans(trace_id) if s.name == "retrieval.search"), None),
-            "the faulty search span", timeout_s=15,
+            lambda: next(
+                (s for s in service.spans(trace_id) if s.name == "retrieval.search"), None
+            ),
+            "the faulty search span",
+            timeout_s=15,
         )
         assert span.attributes["sandbox.fault.kind"] == "fixed"
         assert span.attributes["sandbox.fault.injected_delay_s"] == pytest.approx(0.4)
@@ -324,8 +362,12 @@ def test_fault_slows_only_its_phase_and_clears_cleanly(service: Service) -> None
 def test_heavy_tail_fault_varies_and_expires_by_itself(service: Service) -> None:
     answer = httpx.put(
         f"{service.url}/admin/fault",
-        json={"phase": "rerank", "kind": "heavy_tail", "params": {"median_s": 0.02, "sigma": 1.0, "cap_s": 0.5},
-              "ttl_s": 3},
+        json={
+            "phase": "rerank",
+            "kind": "heavy_tail",
+            "params": {"median_s": 0.02, "sigma": 1.0, "cap_s": 0.5},
+            "ttl_s": 3,
+        },
         timeout=10,
     )
     assert answer.status_code == 200, answer.text
@@ -334,7 +376,9 @@ def test_heavy_tail_fault_varies_and_expires_by_itself(service: Service) -> None
     assert _gauge(service)["rerank"] == pytest.approx(mean)
     delays = [search(service, "gateway", k=1).json()["timings"]["rerank"] for _ in range(6)]
     assert len({round(d, 3) for d in delays}) > 1, delays  # drawn, not fixed
-    poll_until(lambda: _gauge(service)["rerank"] == 0.0, "the fault's TTL to clear it", timeout_s=10)
+    poll_until(
+        lambda: _gauge(service)["rerank"] == 0.0, "the fault's TTL to clear it", timeout_s=10
+    )
     assert httpx.get(f"{service.url}/admin/fault", timeout=10).json() == {"faults": {}}
 
 
@@ -346,10 +390,16 @@ def test_heavy_tail_fault_varies_and_expires_by_itself(service: Service) -> None
         ({"phase": "search", "kind": "fixed", "params": {"delay_s": -1}}, "params.delay_s"),
         ({"phase": "search", "kind": "fixed", "params": {"delay_s": 1000}}, "params.delay_s"),
         ({"phase": "search", "kind": "fixed", "params": {}}, "params.delay_s"),
-        ({"phase": "search", "kind": "fixed", "params": {"delay_s": 1, "seconds": 2}}, "params.seconds"),
+        (
+            {"phase": "search", "kind": "fixed", "params": {"delay_s": 1, "seconds": 2}},
+            "params.seconds",
+        ),
         ({"phase": "embed", "kind": "jitter", "params": {"mean_s": 0.1}}, "params.jitter_s"),
         ({"phase": "embed", "kind": "heavy_tail", "params": {"median_s": 0}}, "params.median_s"),
-        ({"phase": "embed", "kind": "heavy_tail", "params": {"median_s": 1, "cap_s": 0.5}}, "params"),
+        (
+            {"phase": "embed", "kind": "heavy_tail", "params": {"median_s": 1, "cap_s": 0.5}},
+            "params",
+        ),
         ({"phase": "embed", "kind": "fixed", "params": {"delay_s": 1}, "ttl_s": -5}, "ttl_s"),
     ],
 )
@@ -378,8 +428,22 @@ def test_cli_search_and_fault_round_trip(service: Service) -> None:
     bad = runner.invoke(cli, [*base, "fault", "set", "embed", "fixed", "-p", "delay_s=-1"])
     assert bad.exit_code != 0 and "params.delay_s" in bad.output
 
-    applied = runner.invoke(cli, [*base, "fault", "set", "embed", "jitter", "-p", "mean_s=0.2", "-p", "jitter_s=0.05",
-                                  "--ttl", "60"])
+    applied = runner.invoke(
+        cli,
+        [
+            *base,
+            "fault",
+            "set",
+            "embed",
+            "jitter",
+            "-p",
+            "mean_s=0.2",
+            "-p",
+            "jitter_s=0.05",
+            "--ttl",
+            "60",
+        ],
+    )
     try:
         assert applied.exit_code == 0, applied.output
         shown = runner.invoke(cli, [*base, "fault", "show"])
@@ -394,15 +458,18 @@ def test_cli_search_and_fault_round_trip(service: Service) -> None:
 
 def test_cli_says_when_the_retriever_is_unreachable(service: Service) -> None:
     result = CliRunner().invoke(
-        cli, ["retriever", "--url", service.settings.url(service.settings.engine_port), "search", "kv"]
+        cli,
+        ["retriever", "--url", service.settings.url(service.settings.engine_port), "search", "kv"],
     )
     assert result.exit_code == 1 and "unreachable" in result.output
 
 
 def test_log_lines_are_json_with_trace_ids(service: Service) -> None:
-    lines = [line for line in service.runtime.log_tail("retriever", 200).splitlines() if line.startswith("{")]
+    lines = [
+        line
+        for line in service.runtime.log_tail("retriever", 200).splitlines()
+        if line.startswith("{")
+    ]
     records = [json.loads(line) for line in lines]
     searches = [r for r in records if r.get("message") == "search"]
     assert searches and all(re.fullmatch(r"[0-9a-f]{32}", r["trace_id"]) for r in searches)
-
-

@@ -7,10 +7,10 @@ a missing engine gives a clear error instead of a traceback.
 
 from __future__ import annotations
 
-import docker
 import pytest
 from docker.models.containers import _create_container_args
 
+import docker
 from sandbox.components.engine import engine_component
 from sandbox.runtime.base import RuntimeError_, ServiceSpec, StartError
 from sandbox.runtime.docker import LABEL, DockerRuntime, docker_available
@@ -20,7 +20,9 @@ from sandbox.settings import load_settings
 @pytest.fixture()
 def offline_client() -> docker.DockerClient:
     # Creating a client does not connect; every call fails as it would with no engine running.
-    return docker.DockerClient(base_url="unix:///nonexistent/docker.sock", version="1.43", timeout=1)
+    return docker.DockerClient(
+        base_url="unix:///nonexistent/docker.sock", version="1.43", timeout=1
+    )
 
 
 def test_run_kwargs_are_accepted_by_the_sdk(offline_client: docker.DockerClient) -> None:
@@ -31,9 +33,15 @@ def test_run_kwargs_are_accepted_by_the_sdk(offline_client: docker.DockerClient)
     assert kwargs["ports"] == {f"{settings.engine_port}/tcp": ("127.0.0.1", settings.engine_port)}
     assert kwargs["labels"][LABEL] == "engine"
     # The SDK turns run() kwargs into the create-container body; unknown keys raise TypeError.
-    body = _create_container_args({k: v for k, v in kwargs.items() if k != "detach"} | {"version": "1.43"})
+    body = _create_container_args(
+        {k: v for k, v in kwargs.items() if k != "detach"} | {"version": "1.43"}
+    )
     assert body["host_config"]["DeviceRequests"][0]["Capabilities"] == [["gpu"]]
-    assert body["host_config"]["PortBindings"] == {f"{settings.engine_port}/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(settings.engine_port)}]}
+    assert body["host_config"]["PortBindings"] == {
+        f"{settings.engine_port}/tcp": [
+            {"HostIp": "127.0.0.1", "HostPort": str(settings.engine_port)}
+        ]
+    }
     assert body["labels"]["sandbox.version"] == "stable"
     assert "CpusetCpus" not in body["host_config"]
 
@@ -41,7 +49,9 @@ def test_run_kwargs_are_accepted_by_the_sdk(offline_client: docker.DockerClient)
 def test_an_engine_confined_to_cores_gets_a_cpuset(offline_client: docker.DockerClient) -> None:
     spec = engine_component().spec(load_settings(engine_cpus="0,2"))
     kwargs = DockerRuntime(offline_client).run_kwargs(spec)
-    body = _create_container_args({k: v for k, v in kwargs.items() if k != "detach"} | {"version": "1.43"})
+    body = _create_container_args(
+        {k: v for k, v in kwargs.items() if k != "detach"} | {"version": "1.43"}
+    )
     assert body["host_config"]["CpusetCpus"] == "0,2"
 
 
@@ -51,7 +61,9 @@ def test_a_spec_without_image_is_refused(offline_client: docker.DockerClient) ->
 
 
 def test_no_engine_means_local_mode() -> None:
-    assert docker_available(timeout_s=1) is False or pytest.skip("a Docker engine answers on this machine")
+    assert docker_available(timeout_s=1) is False or pytest.skip(
+        "a Docker engine answers on this machine"
+    )
 
 
 def test_missing_engine_is_a_clear_error(offline_client: docker.DockerClient) -> None:

@@ -18,7 +18,8 @@ from tests.support import poll_until
 SLEEPER = (sys.executable, "-c", "import time; print('up', flush=True); time.sleep(600)")
 # A child that forks a grandchild, like vLLM's API server and its engine-core process.
 FORKER = (
-    sys.executable, "-c",
+    sys.executable,
+    "-c",
     "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); time.sleep(600)",
 )
 
@@ -56,7 +57,9 @@ def test_start_is_idempotent(runtime: LocalRuntime) -> None:
 def test_a_child_that_dies_is_reported_with_its_exit_code(runtime: LocalRuntime) -> None:
     runtime.start(spec("crasher", (sys.executable, "-c", "import sys; print('boom'); sys.exit(3)")))
     status = poll_until(
-        lambda: (s := runtime.status("crasher")).state is ServiceState.EXITED and s, "the crash to be seen", 10
+        lambda: (s := runtime.status("crasher")).state is ServiceState.EXITED and s,
+        "the crash to be seen",
+        10,
     )
     assert status.exit_code == 3
     assert "exited with code 3" in status.detail
@@ -66,9 +69,15 @@ def test_a_child_that_dies_is_reported_with_its_exit_code(runtime: LocalRuntime)
 def test_cores_bind_the_service_and_what_it_forks(runtime: LocalRuntime) -> None:
     core = min(os.sched_getaffinity(0))
     started = runtime.start(ServiceSpec(name="pinned", argv=FORKER, port=0, cpus=(core,)))
-    pids = poll_until(lambda: p if len(p := _group_members(started.pid)) >= 3 else None, "supervisor, child, grandchild", 10)
+    pids = poll_until(
+        lambda: p if len(p := _group_members(started.pid)) >= 3 else None,
+        "supervisor, child, grandchild",
+        10,
+    )
     assert all(os.sched_getaffinity(pid) == {core} for pid in pids)
-    assert os.sched_getaffinity(0) != {core} or os.cpu_count() == 1  # the test's own process is not confined
+    assert (
+        os.sched_getaffinity(0) != {core} or os.cpu_count() == 1
+    )  # the test's own process is not confined
 
 
 def test_cores_the_machine_lacks_are_refused_before_anything_starts(runtime: LocalRuntime) -> None:
@@ -89,7 +98,11 @@ def test_stop_after_the_supervisor_was_killed(runtime: LocalRuntime) -> None:
     started = runtime.start(spec("orphaned", FORKER))
     poll_until(lambda: _group_size(started.pid) >= 3, "supervisor, child and grandchild", 10)
     os.kill(started.pid, signal.SIGKILL)
-    poll_until(lambda: runtime.status("orphaned").state is ServiceState.EXITED, "the supervisor's death", 10)
+    poll_until(
+        lambda: runtime.status("orphaned").state is ServiceState.EXITED,
+        "the supervisor's death",
+        10,
+    )
     assert group_alive(started.pid), "the children should still run before stop"
     runtime.stop("orphaned", timeout_s=5)
     assert not group_alive(started.pid)
@@ -114,7 +127,8 @@ def test_stop_twice_and_unknown_names_are_harmless(runtime: LocalRuntime) -> Non
 
 def test_a_service_that_ignores_sigterm_is_killed(runtime: LocalRuntime) -> None:
     stubborn = (
-        sys.executable, "-c",
+        sys.executable,
+        "-c",
         "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(600)",
     )
     started = runtime.start(spec("stubborn", stubborn))

@@ -33,10 +33,18 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("SANDBOX_ENGINE_PORT", "eighty"), ("SANDBOX_ENGINE_PORT", "70000"), ("SANDBOX_MODE", "kubernetes"), ("SANDBOX_KV_BLOCKS", "0"),
-     ("SANDBOX_ENGINE_CPUS", "first"), ("SANDBOX_ENGINE_CPUS", "3-1")],
+    [
+        ("SANDBOX_ENGINE_PORT", "eighty"),
+        ("SANDBOX_ENGINE_PORT", "70000"),
+        ("SANDBOX_MODE", "kubernetes"),
+        ("SANDBOX_KV_BLOCKS", "0"),
+        ("SANDBOX_ENGINE_CPUS", "first"),
+        ("SANDBOX_ENGINE_CPUS", "3-1"),
+    ],
 )
-def test_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+def test_bad_value_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError) as excinfo:
         load_settings()
@@ -62,7 +70,9 @@ def test_a_small_kv_budget_lowers_the_context_limit() -> None:
     assert argv[argv.index("--num-gpu-blocks-override") + 1] == "24"
 
 
-@pytest.mark.parametrize(("text", "cpus"), [("1", (1,)), ("0-3", (0, 1, 2, 3)), ("2,0", (0, 2)), ("0-1,1", (0, 1))])
+@pytest.mark.parametrize(
+    ("text", "cpus"), [("1", (1,)), ("0-3", (0, 1, 2, 3)), ("2,0", (0, 2)), ("0-1,1", (0, 1))]
+)
 def test_cpu_lists_read_as_linux_writes_them(text: str, cpus: tuple[int, ...]) -> None:
     assert parse_cpu_list(text) == cpus
 

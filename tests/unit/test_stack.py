@@ -57,7 +57,9 @@ def test_up_status_down(settings: Settings) -> None:
 
     stack.down(settings, runtime, progress=messages.append)
     assert not any(group_alive(r.pid) for r in rows if r.pid)
-    assert [r.state for r in stack.status(settings, runtime, components)] == [ServiceState.STOPPED] * 2
+    assert [r.state for r in stack.status(settings, runtime, components)] == [
+        ServiceState.STOPPED
+    ] * 2
     assert stack.down(settings, runtime, progress=messages.append) == []  # safe twice
 
 
@@ -68,8 +70,12 @@ def test_status_reports_a_crashed_component_and_why(settings: Settings) -> None:
     child = _children(row.pid)[0]
     subprocess.run(["kill", "-9", str(child)], check=True)
     (after,) = poll_until(
-        lambda: (rows := stack.status(settings, runtime, [component]))[0].state is ServiceState.EXITED and rows,
-        "the crash to show in status", 10,
+        lambda: (
+            (rows := stack.status(settings, runtime, [component]))[0].state is ServiceState.EXITED
+            and rows
+        ),
+        "the crash to show in status",
+        10,
     )
     assert not after.ready
     assert "exited with code -9" in after.why
@@ -79,7 +85,11 @@ def test_status_reports_a_crashed_component_and_why(settings: Settings) -> None:
 def test_failed_up_says_why_and_leaves_nothing_running(settings: Settings) -> None:
     runtime = LocalRuntime(settings.run_dir)
     good = web_component("good", free_port())
-    bad = web_component("bad", free_port(), (sys.executable, "-c", "import sys; print('no model here'); sys.exit(2)"))
+    bad = web_component(
+        "bad",
+        free_port(),
+        (sys.executable, "-c", "import sys; print('no model here'); sys.exit(2)"),
+    )
     with pytest.raises(stack.StackError) as excinfo:
         stack.up(settings, runtime, [good, bad], progress=lambda m: None)
     assert "bad stopped while starting" in str(excinfo.value)
@@ -101,7 +111,8 @@ def test_down_cleans_up_after_up_was_killed(settings: Settings, tmp_path: Path) 
     """Kill `up` mid-start (as a crash would); `down` still stops what it had started."""
     ports = [free_port(), free_port()]
     script = tmp_path / "crashing_up.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
         from sandbox import stack
@@ -111,7 +122,8 @@ def test_down_cleans_up_after_up_was_killed(settings: Settings, tmp_path: Path) 
         settings = load_settings(run_dir={str(settings.run_dir)!r}, ready_timeout_s=600)
         never_ready = web_component("never-ready", {ports[1]}, (sys.executable, "-c", "import time; time.sleep(600)"))
         stack.up(settings, LocalRuntime(settings.run_dir), [web_component("web", {ports[0]}), never_ready], progress=print)
-    """))
+    """)
+    )
     up = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
         runtime = LocalRuntime(settings.run_dir)
@@ -133,7 +145,9 @@ def test_rendered_prometheus_config_passes_promtool(settings: Settings) -> None:
     promtool = shutil.which("promtool") or pytest.skip("promtool not installed (run `make setup`)")
     stack.write_targets(settings, [ScrapeTarget("engine", "127.0.0.1:8100", {"version": "stable"})])
     config = render_prometheus_config(settings)
-    result = subprocess.run([promtool, "check", "config", str(config)], capture_output=True, text=True)
+    result = subprocess.run(
+        [promtool, "check", "config", str(config)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     text = config.read_text()
     assert str(settings.targets_dir / "engine.json") in text

@@ -28,14 +28,26 @@ def sink(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
         yield server, path
 
 
-def _export_request(trace_id: str, spans: list[dict[str, object]], service: str = "svc") -> dict[str, object]:
-    return {"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
-        "scopeSpans": [{"scope": {"name": "t"}, "spans": [{"traceId": trace_id, **s} for s in spans]}],
-    }]}
+def _export_request(
+    trace_id: str, spans: list[dict[str, object]], service: str = "svc"
+) -> dict[str, object]:
+    return {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": service}}]
+                },
+                "scopeSpans": [
+                    {"scope": {"name": "t"}, "spans": [{"traceId": trace_id, **s} for s in spans]}
+                ],
+            }
+        ]
+    }
 
 
-def test_protobuf_export_from_the_real_exporter_lands_as_otlp_json(sink: tuple[Server, Path]) -> None:
+def test_protobuf_export_from_the_real_exporter_lands_as_otlp_json(
+    sink: tuple[Server, Path],
+) -> None:
     server, path = sink
     tracing = configure_tracing("unit", None, endpoint=f"{server.url}/v1/traces")
     with tracing.tracer.start_as_current_span("POST /thing", kind=SpanKind.SERVER) as root:
@@ -58,17 +70,35 @@ def test_protobuf_export_from_the_real_exporter_lands_as_otlp_json(sink: tuple[S
 
 def test_json_and_gzip_bodies_and_bad_ones(sink: tuple[Server, Path]) -> None:
     server, path = sink
-    body = _export_request("ab" * 16, [{"spanId": "01" * 8, "name": "json-span", "kind": 2,
-                                        "startTimeUnixNano": "1", "endTimeUnixNano": "2"}])
+    body = _export_request(
+        "ab" * 16,
+        [
+            {
+                "spanId": "01" * 8,
+                "name": "json-span",
+                "kind": 2,
+                "startTimeUnixNano": "1",
+                "endTimeUnixNano": "2",
+            }
+        ],
+    )
     assert httpx.post(f"{server.url}/v1/traces", json=body).status_code == 200
     zipped = gzip.compress(json.dumps(body).encode())
-    response = httpx.post(f"{server.url}/v1/traces", content=zipped,
-                          headers={"content-type": "application/json", "content-encoding": "gzip"})
+    response = httpx.post(
+        f"{server.url}/v1/traces",
+        content=zipped,
+        headers={"content-type": "application/json", "content-encoding": "gzip"},
+    )
     assert response.status_code == 200
     assert [s.name for s in iter_spans(path)] == ["json-span", "json-span"]
-    for content, ctype in ((b"\xff\x00garbage", "application/x-protobuf"), (b"{", "application/json"),
-                           (b"x", "text/plain")):
-        response = httpx.post(f"{server.url}/v1/traces", content=content, headers={"content-type": ctype})
+    for content, ctype in (
+        (b"\xff\x00garbage", "application/x-protobuf"),
+        (b"{", "application/json"),
+        (b"x", "text/plain"),
+    ):
+        response = httpx.post(
+            f"{server.url}/v1/traces", content=content, headers={"content-type": ctype}
+        )
         assert response.status_code == 400 and response.json()["message"]
 
 
@@ -77,13 +107,50 @@ def test_slowest_requests_skip_startup_spans_and_old_ones(tmp_path: Path) -> Non
     store = SpanFile(path)
     now = time.time_ns()
     for i, ms in enumerate((30, 10, 50)):
-        store.append(_export_request(f"{i:032x}", [{"spanId": f"{i:016x}", "name": f"req{i}", "kind": 2,
-                                                    "startTimeUnixNano": str(now), "endTimeUnixNano": str(now + ms * 10**6)}]))
-    store.append(_export_request("f" * 32, [{"spanId": "1" * 16, "name": "Load model", "kind": 1,
-                                             "startTimeUnixNano": str(now), "endTimeUnixNano": str(now + 9 * 10**9)}], "vllm"))
+        store.append(
+            _export_request(
+                f"{i:032x}",
+                [
+                    {
+                        "spanId": f"{i:016x}",
+                        "name": f"req{i}",
+                        "kind": 2,
+                        "startTimeUnixNano": str(now),
+                        "endTimeUnixNano": str(now + ms * 10**6),
+                    }
+                ],
+            )
+        )
+    store.append(
+        _export_request(
+            "f" * 32,
+            [
+                {
+                    "spanId": "1" * 16,
+                    "name": "Load model",
+                    "kind": 1,
+                    "startTimeUnixNano": str(now),
+                    "endTimeUnixNano": str(now + 9 * 10**9),
+                }
+            ],
+            "vllm",
+        )
+    )
     old = now - 3600 * 10**9
-    store.append(_export_request("e" * 32, [{"spanId": "2" * 16, "name": "old", "kind": 2,
-                                             "startTimeUnixNano": str(old), "endTimeUnixNano": str(old + 10**10)}]))
+    store.append(
+        _export_request(
+            "e" * 32,
+            [
+                {
+                    "spanId": "2" * 16,
+                    "name": "old",
+                    "kind": 2,
+                    "startTimeUnixNano": str(old),
+                    "endTimeUnixNano": str(old + 10**10),
+                }
+            ],
+        )
+    )
     with path.open("a") as out:
         out.write('{"resourceSpans": [ cut by a crash\n')
     assert [t.root.name for t in slowest_requests(path, limit=2)] == ["req2", "req0"]
@@ -95,8 +162,20 @@ def test_rotation_keeps_one_previous_file(tmp_path: Path) -> None:
     path = tmp_path / "spans.jsonl"
     store = SpanFile(path, max_bytes=400)
     for i in range(6):
-        store.append(_export_request(f"{i:032x}", [{"spanId": "1" * 16, "name": f"s{i}", "kind": 2,
-                                                    "startTimeUnixNano": "1", "endTimeUnixNano": "2"}]))
+        store.append(
+            _export_request(
+                f"{i:032x}",
+                [
+                    {
+                        "spanId": "1" * 16,
+                        "name": f"s{i}",
+                        "kind": 2,
+                        "startTimeUnixNano": "1",
+                        "endTimeUnixNano": "2",
+                    }
+                ],
+            )
+        )
     assert path.stat().st_size <= 400
     assert path.with_name("spans.jsonl.1").exists()
     names = [s.name for s in iter_spans(path)]
@@ -108,24 +187,52 @@ def test_waterfall_expands_vllm_phases_and_cli_prints_it(tmp_path: Path) -> None
     now = time.time_ns()
     ms = 10**6
     spans = [
-        {"spanId": "a" * 16, "name": "POST /v1/completions", "kind": 2, "startTimeUnixNano": str(now),
-         "endTimeUnixNano": str(now + 100 * ms), "attributes": [{"key": "http.response.status_code", "value": {"intValue": "200"}}]},
-        {"spanId": "b" * 16, "parentSpanId": "a" * 16, "name": "upstream", "kind": 3,
-         "startTimeUnixNano": str(now + 5 * ms), "endTimeUnixNano": str(now + 95 * ms)},
+        {
+            "spanId": "a" * 16,
+            "name": "POST /v1/completions",
+            "kind": 2,
+            "startTimeUnixNano": str(now),
+            "endTimeUnixNano": str(now + 100 * ms),
+            "attributes": [{"key": "http.response.status_code", "value": {"intValue": "200"}}],
+        },
+        {
+            "spanId": "b" * 16,
+            "parentSpanId": "a" * 16,
+            "name": "upstream",
+            "kind": 3,
+            "startTimeUnixNano": str(now + 5 * ms),
+            "endTimeUnixNano": str(now + 95 * ms),
+        },
     ]
-    vllm = [{"spanId": "c" * 16, "parentSpanId": "b" * 16, "name": "llm_request", "kind": 2,
-             "startTimeUnixNano": str(now + 6 * ms), "endTimeUnixNano": str(now + 90 * ms),
-             "attributes": [{"key": "gen_ai.latency.time_in_queue", "value": {"doubleValue": 0.01}},
-                            {"key": "gen_ai.latency.time_in_model_prefill", "value": {"doubleValue": 0.02}},
-                            {"key": "gen_ai.latency.time_in_model_decode", "value": {"doubleValue": 0.05}}]}]
+    vllm = [
+        {
+            "spanId": "c" * 16,
+            "parentSpanId": "b" * 16,
+            "name": "llm_request",
+            "kind": 2,
+            "startTimeUnixNano": str(now + 6 * ms),
+            "endTimeUnixNano": str(now + 90 * ms),
+            "attributes": [
+                {"key": "gen_ai.latency.time_in_queue", "value": {"doubleValue": 0.01}},
+                {"key": "gen_ai.latency.time_in_model_prefill", "value": {"doubleValue": 0.02}},
+                {"key": "gen_ai.latency.time_in_model_decode", "value": {"doubleValue": 0.05}},
+            ],
+        }
+    ]
     store = SpanFile(path)
     store.append(_export_request("d" * 32, spans, "sandbox-gateway"))
     store.append(_export_request("d" * 32, vllm, "vllm"))
     trace = find_trace(path, "D" * 32)
     assert trace is not None and trace.root.name == "POST /v1/completions"
     rows = [(r.name, r.depth, round(r.start_s * 1000)) for r in rows_of(trace)]
-    assert rows == [("POST /v1/completions", 0, 0), ("upstream", 1, 5), ("llm_request", 2, 6),
-                    ("engine.queue", 3, 6), ("engine.prefill", 3, 16), ("engine.decode", 3, 36)]
+    assert rows == [
+        ("POST /v1/completions", 0, 0),
+        ("upstream", 1, 5),
+        ("llm_request", 2, 6),
+        ("engine.queue", 3, 6),
+        ("engine.prefill", 3, 16),
+        ("engine.decode", 3, 36),
+    ]
 
     from sandbox.cli import cli
 
@@ -155,7 +262,12 @@ def test_trace_endpoint_order(monkeypatch: pytest.MonkeyPatch) -> None:
     from sandbox.telemetry import trace_endpoint
 
     settings = load_settings(trace_sink_port=4999)
-    for name in ("OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+    for name in (
+        "OTEL_SDK_DISABLED",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ):
         monkeypatch.delenv(name, raising=False)
     assert trace_endpoint(settings) == "http://127.0.0.1:4999/v1/traces"
     assert trace_endpoint(None) is None
