@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from faults.endpoints import Endpoints
 from sandbox.components.base import Component
+from sandbox.exceptions import ConfigError, SandboxError
 from sandbox.runtime.base import Runtime
 from sandbox.settings import Settings
 
@@ -35,11 +36,11 @@ __all__ = [
 Progress = Callable[[str], None]
 
 
-class FaultError(Exception):
+class FaultError(SandboxError):
     """A change could not be injected or reverted; the message says which, why, and what to do."""
 
 
-class ParamError(FaultError):
+class ParamError(FaultError, ConfigError):
     """Bad parameters. ``problems`` pairs each field with what is wrong with it."""
 
     def __init__(self, change: str, problems: list[tuple[str, str]]) -> None:

@@ -1,16 +1,6 @@
-"""Every admin endpoint a change calls, in one place: the contract with the other services.
-
-The paths are constants so that a service that moves an endpoint changes one line here. The
-base URLs come from the settings (ports), so tests point them at small servers of their own.
-
-- gateway (``sandbox/gateway/app.py``): ``GET /admin/state``, ``PUT /admin/admission``,
-  ``PUT /admin/rag``, ``POST /admin/engines``, ``DELETE /admin/engines/{name}``;
-- retriever (``sandbox/retriever/app.py``): ``GET|PUT|DELETE /admin/fault``;
-- load generator: ``GET /control/tenants/{tenant}`` returns the tenant as the running profile
-  has it (at least the keys a fault changes), ``PUT /control/tenants/{tenant}`` with a partial
-  object (``enabled``, ``rate_per_s``, ``prompt_tokens``, ``output_tokens``) changes it and
-  answers the new tenant; an unknown tenant is a 404.
-"""
+"""Where the services a change talks to listen: base URLs from the settings (ports), so tests
+can point them at servers of their own. The paths on those services are in
+``sandbox.admin_paths``, shared with the apps that serve them."""
 
 from __future__ import annotations
 
@@ -18,24 +8,7 @@ from dataclasses import dataclass
 
 from sandbox.settings import Settings
 
-__all__ = [
-    "GATEWAY_ADMISSION_PATH",
-    "GATEWAY_ENGINES_PATH",
-    "GATEWAY_ENGINE_PATH",
-    "GATEWAY_RAG_PATH",
-    "GATEWAY_STATE_PATH",
-    "LOADGEN_TENANT_PATH",
-    "RETRIEVER_FAULT_PATH",
-    "Endpoints",
-]
-
-GATEWAY_STATE_PATH = "/admin/state"
-GATEWAY_ADMISSION_PATH = "/admin/admission"
-GATEWAY_RAG_PATH = "/admin/rag"
-GATEWAY_ENGINES_PATH = "/admin/engines"
-GATEWAY_ENGINE_PATH = "/admin/engines/{name}"
-RETRIEVER_FAULT_PATH = "/admin/fault"
-LOADGEN_TENANT_PATH = "/control/tenants/{tenant}"
+__all__ = ["Endpoints"]
 
 
 @dataclass(frozen=True)

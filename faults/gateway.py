@@ -12,8 +12,8 @@ from typing import Any
 from pydantic import Field
 
 from faults.base import Change, ChangeCategory, FaultHandle, Params, StackContext
-from faults.endpoints import GATEWAY_ADMISSION_PATH, GATEWAY_RAG_PATH, GATEWAY_STATE_PATH
 from faults.http import call
+from sandbox.admin_paths import GATEWAY_ADMISSION_PATH, GATEWAY_RAG_PATH, GATEWAY_STATE_PATH
 
 __all__ = [
     "GatewayAdmission",

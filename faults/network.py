@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 from pydantic import Field
 
 from faults.base import Change, ChangeCategory, FaultError, FaultHandle, Params, StackContext
-from faults.endpoints import GATEWAY_ENGINE_PATH, GATEWAY_ENGINES_PATH, GATEWAY_STATE_PATH
 from faults.http import HttpStatusError, call
+from sandbox.admin_paths import GATEWAY_ENGINE_PATH, GATEWAY_ENGINES_PATH, GATEWAY_STATE_PATH
 from sandbox.components.base import free_port
 from sandbox.runtime.base import ServiceSpec, ServiceState
 from sandbox.settings import REPO_ROOT

@@ -12,8 +12,8 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from faults.base import Change, ChangeCategory, FaultHandle, Params, StackContext
-from faults.endpoints import RETRIEVER_FAULT_PATH
 from faults.http import call
+from sandbox.admin_paths import RETRIEVER_FAULT_PATH
 
 __all__ = ["RetrieverLatency", "RetrieverLatencyParams"]
 

@@ -12,8 +12,8 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from faults.base import Change, ChangeCategory, FaultError, FaultHandle, Params, StackContext
-from faults.endpoints import LOADGEN_TENANT_PATH
 from faults.http import HttpStatusError, call
+from sandbox.admin_paths import LOADGEN_TENANT_PATH
 
 __all__ = ["TrafficTenant", "TrafficTenantParams"]
 

@@ -16,6 +16,8 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sandbox.exceptions import ConfigError
+
 __all__ = [
     "REPO_ROOT",
     "CpuList",
@@ -35,7 +37,7 @@ class Mode(str, Enum):
     COMPOSE = "compose"
 
 
-class SettingsError(ValueError):
+class SettingsError(ConfigError):
     """A setting has a bad value; the message names the environment variable to fix."""
 
 

@@ -22,6 +22,7 @@ from sandbox.components.base import Component, Readiness, ScrapeTarget
 from sandbox.components.engine import engine_component
 from sandbox.components.prometheus import prometheus_component
 from sandbox.deploy.state import StateStore
+from sandbox.exceptions import SandboxError
 from sandbox.gateway.component import gateway_component
 from sandbox.retriever.component import retriever_component
 from sandbox.runtime.base import Runtime, ServiceState, StartError
@@ -42,7 +43,7 @@ __all__ = [
 Progress = Callable[[str], None]
 
 
-class StackError(Exception):
+class StackError(SandboxError):
     """The stack could not be brought up; the message says what failed and where to look."""
 
 

@@ -15,13 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-import httpx
-
 from sandbox.autoscaler.metrics import AutoscalerMetrics
 from sandbox.autoscaler.options import OptionsError, load_options
 from sandbox.autoscaler.policy import Decision, Direction, Observation, Policy
-from sandbox.autoscaler.signal import SignalError, query_value
 from sandbox.deploy import Deployer, DeployError, ReplicaState, Transition, timeline
+from sandbox.promapi import PrometheusClient, PrometheusError, Reduce
 
 __all__ = ["Controller", "JsonLog", "failure_reason"]
 
@@ -69,13 +67,13 @@ class Controller:
         self.options = load_options(options_path)
         self.policy = Policy(self.options)
         self._options_mtime = self._mtime()
-        self._http = httpx.Client(timeout=httpx.Timeout(5.0, connect=1.0))
+        self._prom = PrometheusClient(prometheus_url, timeout_s=5.0)
         self.last_decision: Decision | None = None
         self.last_error: str = ""
         self._publish_options()
 
     def close(self) -> None:
-        self._http.close()
+        self._prom.close()
 
     # -- options -----------------------------------------------------------------------------
     def _mtime(self) -> float | None:
@@ -142,8 +140,10 @@ class Controller:
 
     def _signal(self) -> float | None:
         try:
-            value = query_value(self._http, self.prometheus_url, self.options.promql())
-        except SignalError as exc:
+            # The signal is one number per replica: a query that returns several series is a
+            # policy bug, reported rather than silently reduced.
+            value = self._prom.value(self.options.promql(), Reduce.ONLY)
+        except PrometheusError as exc:
             self.last_error = str(exc)
             return None
         self.last_error = "" if value is not None else "no series"

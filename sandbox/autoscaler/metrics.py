@@ -4,26 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["STARTUP_BUCKETS_S", "AutoscalerMetrics"]
+from sandbox.buckets import STARTUP_BUCKETS_S
 
-# Engine start-up times: vLLM takes tens of seconds on a CPU (model load, KV allocation,
-# warm-up) and minutes on a GPU host pulling large weights; a deadline ends it at 600 s.
-STARTUP_BUCKETS_S = (
-    5.0,
-    10.0,
-    15.0,
-    20.0,
-    30.0,
-    45.0,
-    60.0,
-    90.0,
-    120.0,
-    180.0,
-    240.0,
-    300.0,
-    450.0,
-    600.0,
-)
+__all__ = ["AutoscalerMetrics"]
 
 
 class AutoscalerMetrics:

@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sandbox.exceptions import ConfigError
+
 __all__ = [
     "OPTIONS_FILE",
     "SIGNALS",
@@ -45,7 +47,7 @@ SIGNALS: dict[str, str] = {
 }
 
 
-class OptionsError(ValueError):
+class OptionsError(ConfigError):
     """Bad autoscaler options; the message names the field."""
 
 

@@ -35,6 +35,7 @@ from sandbox.deploy.versions import (
     VersionError,
     load_versions,
 )
+from sandbox.exceptions import SandboxError
 from sandbox.runtime.base import Runtime, ServiceState, StartError
 from sandbox.settings import Settings
 
@@ -47,7 +48,7 @@ STABLE = "stable"
 Progress = Callable[[str], None]
 
 
-class DeployError(Exception):
+class DeployError(SandboxError):
     """A deploy, rollback or replica start failed; the message says why and where the log is."""
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from sandbox.exceptions import UpstreamError
 from sandbox.gateway.admin import GatewayAdmin, GatewayAdminError
 
 __all__ = ["GatewayRouting", "HttpGatewayRouting", "RoutingError"]
 
 
-class RoutingError(Exception):
+class RoutingError(UpstreamError):
     """The gateway refused a routing change or could not be reached."""
 
 

@@ -27,6 +27,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sandbox.exceptions import ConfigError
+
 __all__ = [
     "ACTIVE_STATES",
     "DeploymentState",
@@ -40,7 +42,7 @@ __all__ = [
 HISTORY_KEPT = 40
 
 
-class TransitionError(ValueError):
+class TransitionError(ConfigError):
     """A replica was asked to make a move its state machine does not allow."""
 
 

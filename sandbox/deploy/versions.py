@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from sandbox.exceptions import ConfigError
 from sandbox.settings import REPO_ROOT, CpuList, Settings
 
 __all__ = [
@@ -25,7 +26,7 @@ __all__ = [
 DEFAULT_VERSIONS_FILE = REPO_ROOT / "stack" / "versions.yaml"
 
 
-class VersionError(ValueError):
+class VersionError(ConfigError):
     """A versions file is malformed, or a version is unknown; the message names file and field."""
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sandbox.exceptions import ConfigError
 from sandbox.settings import REPO_ROOT
 
 __all__ = [
@@ -38,7 +39,7 @@ NOTES_SECTIONS = ("Mechanism", "Why it matters", "Tradeoffs", "Common mistakes")
 ID_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 
 
-class ManifestError(ValueError):
+class ManifestError(ConfigError):
     """A manifest is invalid; the message names the file and each bad field."""
 
 

@@ -12,14 +12,16 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
+from sandbox.exceptions import SandboxError
+
 __all__ = ["GiveUp", "NoTerminal", "Prompter"]
 
 
-class NoTerminal(RuntimeError):
+class NoTerminal(SandboxError):
     """Interactive mode was asked for without a terminal."""
 
 
-class GiveUp(Exception):
+class GiveUp(SandboxError):
     """The learner typed q."""
 
 

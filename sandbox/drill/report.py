@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sandbox.drill.prom import PromClient, PromError, Series
 from sandbox.drill.signature import format_value
+from sandbox.promapi import PrometheusClient, PrometheusError, label_key
 from sandbox.settings import Settings
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def summary_lines(result: DrillResult) -> list[str]:
 
 
 def svg_chart(
-    series: dict[str, Series],
+    series: dict[str, list[tuple[float, float]]],
     start: float,
     end: float,
     marks: list[tuple[float, str]],
@@ -235,7 +235,7 @@ concepts: {esc(", ".join(m.concepts))}</p>
 def write_report(
     result: DrillResult,
     settings: Settings,
-    prom: PromClient,
+    prom: PrometheusClient,
     out_dir: Path | None,
     say: Callable[[str], None] = print,
 ) -> list[Path]:
@@ -251,8 +251,10 @@ def write_report(
     charts = []
     for panel in result.incident.manifest.report.panels:
         try:
-            series = prom.query_range(panel.expr, start, end, step)
-        except PromError as exc:
+            series = {
+                label_key(s.labels): s.points for s in prom.range(panel.expr, start, end, step)
+            }
+        except PrometheusError as exc:
             say(f"  panel {panel.title!r}: {exc}")
             series = {}
         charts.append((panel.title, svg_chart(series, start, end, _marks(result), panel.unit)))

@@ -25,13 +25,14 @@ from faults import FaultConflict, FaultError, FaultHandle, StackContext
 from sandbox.components.base import Component
 from sandbox.drill.grading import DiagnosisGrade, MitigationAttempt, Score, score_drill
 from sandbox.drill.manifest import Check, Incident, Mitigation, RevertFault
-from sandbox.drill.prom import PromClient, PromError
 from sandbox.drill.prompts import GiveUp, Prompter
 from sandbox.drill.quiz import ask_diagnosis, ask_mitigation
 from sandbox.drill.signature import CheckResult, current_breaches, evaluate, format_value
 from sandbox.drill.timeline import read_events, record_event
 from sandbox.drill.traffic import TrafficError, start_traffic, stop_traffic
 from sandbox.drill.webhook import AlertNotification, AlertReceiver
+from sandbox.exceptions import SandboxError
+from sandbox.promapi import AlertmanagerClient, PrometheusClient, PrometheusError, Reduce
 from sandbox.runtime.base import Runtime
 from sandbox.runtime.local import LocalRuntime
 from sandbox.settings import Settings
@@ -44,7 +45,7 @@ REPORT_EVERY_S = 10.0
 REAPER_EVERY_S = 5.0
 
 
-class DrillFailure(Exception):
+class DrillFailure(SandboxError):
     def __init__(self, step: str, reason: str) -> None:
         super().__init__(f"{step}: {reason}")
         self.step = step
@@ -109,7 +110,8 @@ class Drill:
         self.ctx = StackContext.from_settings(
             settings, self.runtime, progress=lambda msg: say(f"  {msg}")
         )
-        self.prom = PromClient(settings.prometheus_url, settings.alertmanager_url)
+        self.prom = PrometheusClient(settings.prometheus_url)
+        self.alertmanager = AlertmanagerClient(settings.alertmanager_url)
         self.source = f"drill:{self.m.id}"
         self.fault_handles: dict[str, FaultHandle] = {}
         self.traffic: Component | None = None
@@ -139,8 +141,8 @@ class Drill:
 
     def _firing(self) -> list[str]:
         try:
-            return self.prom.firing_alerts()
-        except PromError as exc:
+            return self.alertmanager.active_alerts()
+        except PrometheusError as exc:
             return [f"(Alertmanager unreachable: {exc})"]
 
     # -- the loop ------------------------------------------------------------------------
@@ -321,8 +323,8 @@ class Drill:
         self._event("drill.page", alert=page.name, labels=page.labels)
         for check in [*self.m.signature.anomalous, *self.m.signature.normal]:
             try:
-                self.result.signature_at_page[check.name] = self.prom.query(check.expr)
-            except PromError:
+                self.result.signature_at_page[check.name] = self.prom.value(check.expr, Reduce.MAX)
+            except PrometheusError:
                 self.result.signature_at_page[check.name] = None
         self.say("")
         self.say(
@@ -457,8 +459,8 @@ class Drill:
             lines = []
             for check in [*self.m.signature.anomalous, *self.m.signature.normal]:
                 try:
-                    value = self.prom.query(check.expr)
-                except PromError as exc:
+                    value = self.prom.value(check.expr, Reduce.MAX)
+                except PrometheusError as exc:
                     value = None
                     lines.append(f"  {check.name}: {exc}")
                     continue
@@ -535,3 +537,4 @@ class Drill:
         except Exception as exc:
             self.say(f"  report failed: {type(exc).__name__}: {exc}")
         self.prom.close()
+        self.alertmanager.close()

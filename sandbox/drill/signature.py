@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from sandbox.drill.manifest import Check
-from sandbox.drill.prom import PromClient, PromError
+from sandbox.promapi import PrometheusClient, PrometheusError, Reduce, reduce_series
 
 __all__ = ["CheckResult", "current_breaches", "evaluate", "format_value"]
 
@@ -41,11 +41,12 @@ def format_value(value: float | None, unit: str = "") -> str:
 
 
 def evaluate(
-    prom: PromClient, check: Check, kind: str, start: float, end: float, step: float
+    prom: PrometheusClient, check: Check, kind: str, start: float, end: float, step: float
 ) -> CheckResult:
     try:
-        series = prom.worst_over_time(check.expr, start, end, step)
-    except PromError as exc:
+        # The worst series at each step: the worst replica, tenant or version.
+        series = reduce_series(prom.range(check.expr, start, end, step), Reduce.MAX)
+    except PrometheusError as exc:
         return CheckResult(check, kind, False, None, None, 0, error=str(exc))
     if not series:
         breached = check.breached(None)
@@ -58,13 +59,15 @@ def evaluate(
     )
 
 
-def current_breaches(prom: PromClient, checks: list[Check]) -> list[tuple[Check, float | None]]:
+def current_breaches(
+    prom: PrometheusClient, checks: list[Check]
+) -> list[tuple[Check, float | None]]:
     """The checks breached right now, with their values (an unanswerable query counts as breached)."""
     breached = []
     for check in checks:
         try:
-            value = prom.query(check.expr)
-        except PromError:
+            value = prom.value(check.expr, Reduce.MAX)
+        except PrometheusError:
             breached.append((check, None))
             continue
         if check.breached(value):

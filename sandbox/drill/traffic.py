@@ -15,13 +15,14 @@ import httpx
 
 from sandbox.components.base import Component
 from sandbox.deploy.targets import write_job_targets
+from sandbox.exceptions import SandboxError
 from sandbox.runtime.base import Runtime, ServiceState
 from sandbox.settings import Settings
 
 __all__ = ["TrafficError", "loadgen_available", "start_traffic", "stop_traffic"]
 
 
-class TrafficError(Exception):
+class TrafficError(SandboxError):
     """The incident's traffic could not be started; the message says why."""
 
 

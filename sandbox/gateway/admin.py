@@ -6,10 +6,21 @@ from typing import Any
 
 import httpx
 
+from sandbox.admin_paths import (
+    GATEWAY_ADMISSION_PATH,
+    GATEWAY_ENGINE_PATH,
+    GATEWAY_ENGINES_PATH,
+    GATEWAY_RAG_PATH,
+    GATEWAY_SHADOW_PATH,
+    GATEWAY_STATE_PATH,
+    GATEWAY_WEIGHTS_PATH,
+)
+from sandbox.exceptions import UpstreamError
+
 __all__ = ["GatewayAdmin", "GatewayAdminError", "parse_weights"]
 
 
-class GatewayAdminError(Exception):
+class GatewayAdminError(UpstreamError):
     """The gateway refused or could not be reached; the message says which and why."""
 
 
@@ -54,24 +65,26 @@ class GatewayAdmin:
         return response.json()  # type: ignore[no-any-return]
 
     def state(self) -> dict[str, Any]:
-        return self._call("GET", "/admin/state")
+        return self._call("GET", GATEWAY_STATE_PATH)
 
     def set_weights(self, weights: dict[str, float]) -> dict[str, Any]:
-        return self._call("PUT", "/admin/weights", weights)  # type: ignore[arg-type]
+        return self._call("PUT", GATEWAY_WEIGHTS_PATH, weights)  # type: ignore[arg-type]
 
     def set_shadow(self, version: str | None, share: float = 0.0) -> dict[str, Any]:
         if version is None:
-            return self._call("DELETE", "/admin/shadow")
-        return self._call("PUT", "/admin/shadow", {"version": version, "share": share})
+            return self._call("DELETE", GATEWAY_SHADOW_PATH)
+        return self._call("PUT", GATEWAY_SHADOW_PATH, {"version": version, "share": share})
 
     def set_admission(self, **fields: Any) -> dict[str, Any]:
-        return self._call("PUT", "/admin/admission", fields)
+        return self._call("PUT", GATEWAY_ADMISSION_PATH, fields)
 
     def set_rag(self, **fields: Any) -> dict[str, Any]:
-        return self._call("PUT", "/admin/rag", fields)
+        return self._call("PUT", GATEWAY_RAG_PATH, fields)
 
     def add_engine(self, name: str, version: str, url: str) -> dict[str, Any]:
-        return self._call("POST", "/admin/engines", {"name": name, "version": version, "url": url})
+        return self._call(
+            "POST", GATEWAY_ENGINES_PATH, {"name": name, "version": version, "url": url}
+        )
 
     def remove_engine(self, name: str) -> dict[str, Any]:
-        return self._call("DELETE", f"/admin/engines/{name}")
+        return self._call("DELETE", GATEWAY_ENGINE_PATH.format(name=name))

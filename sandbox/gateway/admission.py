@@ -14,12 +14,13 @@ import collections
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sandbox.exceptions import SandboxError
 from sandbox.gateway.config import AdmissionOptions
 
 __all__ = ["Admission", "Rejected", "Ticket"]
 
 
-class Rejected(Exception):
+class Rejected(SandboxError):
     """Refused by admission control; ``reason`` is a value of the rejections metric's label."""
 
     def __init__(self, reason: str, message: str) -> None:

@@ -27,6 +27,15 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sandbox.admin_paths import (
+    GATEWAY_ADMISSION_PATH,
+    GATEWAY_ENGINE_PATH,
+    GATEWAY_ENGINES_PATH,
+    GATEWAY_RAG_PATH,
+    GATEWAY_SHADOW_PATH,
+    GATEWAY_STATE_PATH,
+    GATEWAY_WEIGHTS_PATH,
+)
 from sandbox.gateway.config import (
     AdmissionOptions,
     EngineOptions,
@@ -155,11 +164,11 @@ def create_app(options: GatewayOptions, tracing: Tracing | None = None) -> FastA
             "rag": options.rag.model_dump(),
         }
 
-    @app.get("/admin/state")
+    @app.get(GATEWAY_STATE_PATH)
     async def get_state() -> dict[str, Any]:
         return state()
 
-    @app.put("/admin/weights")
+    @app.put(GATEWAY_WEIGHTS_PATH)
     async def put_weights(request: Request) -> dict[str, Any]:
         body = await _json_object(request)
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in body.values()):
@@ -173,7 +182,7 @@ def create_app(options: GatewayOptions, tracing: Tracing | None = None) -> FastA
         gateway.publish_routing()
         return state()
 
-    @app.put("/admin/shadow")
+    @app.put(GATEWAY_SHADOW_PATH)
     async def put_shadow(request: Request) -> dict[str, Any]:
         shadow = _validated(ShadowOptions, await _json_object(request))
         try:
@@ -182,24 +191,24 @@ def create_app(options: GatewayOptions, tracing: Tracing | None = None) -> FastA
             raise GatewayError(400, str(exc), "version", "invalid_value") from None
         return state()
 
-    @app.delete("/admin/shadow")
+    @app.delete(GATEWAY_SHADOW_PATH)
     async def delete_shadow() -> dict[str, Any]:
         gateway.router.set_shadow(None)
         return state()
 
-    @app.put("/admin/admission")
+    @app.put(GATEWAY_ADMISSION_PATH)
     async def put_admission(request: Request) -> dict[str, Any]:
         merged = {**gateway.admission.options.model_dump(), **await _json_object(request)}
         gateway.admission.configure(_validated(AdmissionOptions, merged))
         return state()
 
-    @app.put("/admin/rag")
+    @app.put(GATEWAY_RAG_PATH)
     async def put_rag(request: Request) -> dict[str, Any]:
         merged = {**options.rag.model_dump(), **await _json_object(request)}
         options.rag = _validated(RagOptions, merged)
         return state()
 
-    @app.post("/admin/engines")
+    @app.post(GATEWAY_ENGINES_PATH)
     async def post_engine(request: Request) -> dict[str, Any]:
         engine = _validated(EngineOptions, await _json_object(request))
         try:
@@ -210,7 +219,7 @@ def create_app(options: GatewayOptions, tracing: Tracing | None = None) -> FastA
         gateway.publish_routing()
         return state()
 
-    @app.delete("/admin/engines/{name}")
+    @app.delete(GATEWAY_ENGINE_PATH)
     async def delete_engine(name: str) -> dict[str, Any]:
         try:
             gateway.router.remove(name)

@@ -12,6 +12,8 @@ import json
 
 from fastapi.responses import JSONResponse
 
+from sandbox.exceptions import SandboxError
+
 __all__ = ["GatewayError", "error_body", "error_response", "sse_error"]
 
 _TYPES = {
@@ -28,7 +30,7 @@ _TYPES = {
 }
 
 
-class GatewayError(Exception):
+class GatewayError(SandboxError):
     """An answer that is not a completion: carries the status and the OpenAI error fields."""
 
     def __init__(

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from sandbox.buckets import LATENCY_BUCKETS_S
+
 __all__ = [
     "GATEWAY_PHASES",
-    "LATENCY_BUCKETS_S",
     "REJECTION_REASONS",
     "GatewayMetrics",
     "status_class",
@@ -42,36 +43,6 @@ REJECTION_REASONS: tuple[str, ...] = (
 )
 FALLBACK_REASONS: tuple[str, ...] = ("timeout", "error")
 UPSTREAM_ERROR_KINDS: tuple[str, ...] = ("connect", "timeout", "status")
-
-# The sandbox's latency buckets (shared with the retriever and the load generator): fine below
-# 100 ms, where gateway phases and a healthy TTFT live, and coarse up to 5 minutes, where a
-# queueing collapse ends up.
-LATENCY_BUCKETS_S: tuple[float, ...] = (
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.075,
-    0.1,
-    0.15,
-    0.25,
-    0.4,
-    0.6,
-    1.0,
-    1.5,
-    2.5,
-    4.0,
-    6.0,
-    10.0,
-    15.0,
-    25.0,
-    40.0,
-    60.0,
-    120.0,
-    300.0,
-)
 
 
 def status_class(status: int) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from sandbox.exceptions import SandboxError
 from sandbox.gateway.config import RagOptions
 from sandbox.gateway.protocol import ParsedRequest
 from sandbox.gateway.tokens import TokenCounter
@@ -18,7 +19,7 @@ from sandbox.gateway.tokens import TokenCounter
 __all__ = ["RetrievalFailed", "attach_context", "query_of", "retrieve"]
 
 
-class RetrievalFailed(Exception):
+class RetrievalFailed(SandboxError):
     """The retriever gave no passages; ``reason`` is ``timeout`` or ``error``."""
 
     def __init__(self, reason: str, detail: str) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from sandbox.exceptions import SandboxError
 from sandbox.gateway.config import EngineOptions, ShadowOptions
 
 __all__ = ["PROBE_FAILURES_OUT", "Engine", "NoEngineError", "Router"]
@@ -23,7 +24,7 @@ __all__ = ["PROBE_FAILURES_OUT", "Engine", "NoEngineError", "Router"]
 PROBE_FAILURES_OUT = 3  # as Kubernetes' readiness failureThreshold
 
 
-class NoEngineError(Exception):
+class NoEngineError(SandboxError):
     """No engine in rotation can take the request."""
 
 

@@ -26,13 +26,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from sandbox.admin_paths import (
+    LOADGEN_STATUS_PATH,
+    LOADGEN_STOP_PATH,
+    LOADGEN_TENANT_PATH,
+    LOADGEN_TENANTS_PATH,
+)
 from sandbox.loadgen.profile import TenantUpdate, format_validation_error, tenant_view
 from sandbox.loadgen.runner import Runner, UnknownTenant
 from sandbox.telemetry import render_metrics
 
 __all__ = ["ControlServer"]
 
-_TENANT = re.compile(r"^/control/tenants/([^/]+)$")
+_TENANT = re.compile("^" + re.escape(LOADGEN_TENANT_PATH).replace(r"\{tenant\}", "([^/]+)") + "$")
 
 
 class ControlServer:
@@ -82,9 +88,9 @@ def _handler(runner: Runner) -> type[BaseHTTPRequestHandler]:
                     self._json(200, {"status": "running", "profile": runner.profile.name})
                 else:
                     self._error(503, "the run has not started yet")
-            elif path == "/control/status":
+            elif path == LOADGEN_STATUS_PATH:
                 self._json(200, runner.snapshot())
-            elif path == "/control/tenants":
+            elif path == LOADGEN_TENANTS_PATH:
                 self._json(200, {name: tenant_view(t) for name, t in runner.tenants().items()})
             elif match := _TENANT.match(path):
                 try:
@@ -119,7 +125,7 @@ def _handler(runner: Runner) -> type[BaseHTTPRequestHandler]:
                 self._unknown(name)
 
         def do_POST(self) -> None:
-            if self.path.split("?")[0] != "/control/stop":
+            if self.path.split("?")[0] != LOADGEN_STOP_PATH:
                 self._error(404, f"no route POST {self.path}")
                 return
             runner.stop(cancel=True, why="control API")

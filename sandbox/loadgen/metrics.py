@@ -15,62 +15,11 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["LATENCY_BUCKETS_S", "OUTCOMES", "TOKEN_LATENCY_BUCKETS_S", "LoadgenMetrics"]
+from sandbox.buckets import LATENCY_BUCKETS_S, TOKEN_LATENCY_BUCKETS_S
+
+__all__ = ["OUTCOMES", "LoadgenMetrics"]
 
 OUTCOMES: tuple[str, ...] = ("ok", "4xx", "5xx", "timeout", "cancelled")
-
-# The sandbox's latency buckets (the gateway and the retriever use the same): fine below 100 ms,
-# coarse up to 5 minutes, where a queueing collapse ends up. TTFT and E2E use them.
-LATENCY_BUCKETS_S: tuple[float, ...] = (
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.075,
-    0.1,
-    0.15,
-    0.25,
-    0.4,
-    0.6,
-    1.0,
-    1.5,
-    2.5,
-    4.0,
-    6.0,
-    10.0,
-    15.0,
-    25.0,
-    40.0,
-    60.0,
-    120.0,
-    300.0,
-)
-# Time per output token: a healthy decode step is milliseconds to tens of milliseconds on the
-# CPU engine, a preempted or overloaded one up to seconds.
-TOKEN_LATENCY_BUCKETS_S: tuple[float, ...] = (
-    0.001,
-    0.0025,
-    0.005,
-    0.0075,
-    0.01,
-    0.015,
-    0.02,
-    0.03,
-    0.04,
-    0.05,
-    0.075,
-    0.1,
-    0.15,
-    0.2,
-    0.3,
-    0.5,
-    0.75,
-    1.0,
-    2.5,
-    5.0,
-)
 
 
 class LoadgenMetrics:

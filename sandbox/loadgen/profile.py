@@ -28,6 +28,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from sandbox.exceptions import ConfigError
 from sandbox.loadgen.arrivals import ArrivalKind
 from sandbox.loadgen.distributions import Length, length_to_data
 from sandbox.loadgen.shapes import Constant, Shape
@@ -51,7 +52,7 @@ PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 TENANT_NAME = r"^[a-z][a-z0-9_]{0,31}$"
 
 
-class ProfileError(ValueError):
+class ProfileError(ConfigError):
     """A profile cannot be used; the message names the file and the field to fix."""
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from sandbox.exceptions import ConfigError
 from sandbox.settings import REPO_ROOT
 
 __all__ = ["DEFAULT_TOKENIZER", "PromptBuilder", "PromptError", "default_corpus"]
@@ -26,7 +27,7 @@ DEFAULT_TOKENIZER = REPO_ROOT / "sandbox" / "model" / "tiny-llama" / "tokenizer.
 ATTEMPTS = 20
 
 
-class PromptError(ValueError):
+class PromptError(ConfigError):
     """No prompt of the requested length could be built."""
 
 

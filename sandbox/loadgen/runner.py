@@ -36,6 +36,7 @@ from typing import IO, Any
 import httpx
 import numpy as np
 
+from sandbox.exceptions import ConfigError
 from sandbox.loadgen.arrivals import ArrivalKind, next_arrival
 from sandbox.loadgen.fasthttp import FastClient
 from sandbox.loadgen.metrics import LoadgenMetrics
@@ -55,7 +56,7 @@ LOOKAHEAD_S = 30.0
 START_LEAD_S = 0.05
 
 
-class UnknownTenant(KeyError):
+class UnknownTenant(ConfigError, KeyError):
     """The control API named a tenant that is not in the running profile."""
 
 

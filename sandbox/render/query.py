@@ -1,29 +1,10 @@
-"""Range queries against Prometheus, with Grafana's template variables replaced."""
+"""Grafana's template variables and legends, applied to panel queries and their series."""
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass
 
-import httpx
-
-__all__ = ["QueryError", "Series", "legend", "query_range", "substitute"]
-
-
-class QueryError(Exception):
-    """Prometheus refused or failed a query; the message has the expression and the reason."""
-
-
-@dataclass(frozen=True)
-class Series:
-    labels: dict[str, str]
-    times: tuple[float, ...]
-    values: tuple[float, ...]
-
-    @property
-    def finite(self) -> bool:
-        return any(math.isfinite(v) for v in self.values)
+__all__ = ["legend", "substitute"]
 
 
 def substitute(expr: str, variables: dict[str, str], step_s: float, range_s: float) -> str:
@@ -53,32 +34,3 @@ def legend(template: str, labels: dict[str, str]) -> str:
             else "value"
         )
     return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), template).strip()
-
-
-def query_range(
-    client: httpx.Client, prometheus_url: str, expr: str, start: float, end: float, step_s: float
-) -> list[Series]:
-    try:
-        response = client.get(
-            f"{prometheus_url.rstrip('/')}/api/v1/query_range",
-            params={
-                "query": expr,
-                "start": f"{start:.3f}",
-                "end": f"{end:.3f}",
-                "step": f"{step_s:g}",
-            },
-        )
-        body = response.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise QueryError(f"{expr}: {type(exc).__name__}: {exc}") from exc
-    if body.get("status") != "success":
-        raise QueryError(
-            f"{expr}: {body.get('errorType', 'error')}: {body.get('error', response.text[:200])}"
-        )
-    series = []
-    for item in body["data"]["result"]:
-        points = [(float(t), float(v)) for t, v in item.get("values", [])]
-        series.append(
-            Series(item.get("metric", {}), tuple(t for t, _ in points), tuple(v for _, v in points))
-        )
-    return series

@@ -10,12 +10,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from sandbox.promapi import PrometheusClient, PrometheusError
 from sandbox.render.draw import Annotation, DrawnSeries, draw_panel
 from sandbox.render.model import DashboardSpec, PanelSpec, load_dashboard
 from sandbox.render.page import write_composite, write_page
-from sandbox.render.query import QueryError, legend, query_range, substitute
+from sandbox.render.query import legend, substitute
 
 __all__ = ["RenderResult", "RenderedPanel", "render_dashboard", "step_for"]
 
@@ -97,7 +96,7 @@ def _caller_annotations(
 
 
 def _query_annotations(
-    client: httpx.Client, url: str, spec: DashboardSpec, start: float, end: float
+    prom: PrometheusClient, spec: DashboardSpec, start: float, end: float
 ) -> list[Annotation]:
     """Each run of points of an annotation query becomes one mark at the run's start."""
     marks = []
@@ -105,8 +104,8 @@ def _query_annotations(
         step = _duration_s(query.step)
         expr = substitute(query.expr, spec.variables, step, end - start)
         try:
-            found = query_range(client, url, expr, start, end, step)
-        except QueryError:
+            found = prom.range(expr, start, end, step)
+        except PrometheusError:
             continue  # an annotation source that fails must not stop the panels
         for series in found:
             previous = None
@@ -122,8 +121,7 @@ def _query_annotations(
 
 
 def _panel_series(
-    client: httpx.Client,
-    url: str,
+    prom: PrometheusClient,
     spec: DashboardSpec,
     panel: PanelSpec,
     start: float,
@@ -134,8 +132,8 @@ def _panel_series(
     for target in panel.targets:
         expr = substitute(target.expr, spec.variables, step, end - start)
         try:
-            found = query_range(client, url, expr, start, end, step)
-        except QueryError as exc:
+            found = prom.range(expr, start, end, step)
+        except PrometheusError as exc:
             errors.append(str(exc))
             continue
         for series in sorted(found, key=lambda s: sorted(s.labels.items())):
@@ -172,15 +170,13 @@ def render_dashboard(
     out = Path(out_dir)
     rendered: list[RenderedPanel] = []
     images: list[tuple[PanelSpec, Path]] = []
-    with httpx.Client(timeout=timeout_s) as client:
+    with PrometheusClient(prometheus_url, timeout_s=timeout_s) as prom:
         marks = [
             *_caller_annotations(annotations),
-            *_query_annotations(client, prometheus_url, spec, start_s, end_s),
+            *_query_annotations(prom, spec, start_s, end_s),
         ]
         for panel in spec.panels:
-            series, errors = _panel_series(
-                client, prometheus_url, spec, panel, start_s, end_s, step
-            )
+            series, errors = _panel_series(prom, spec, panel, start_s, end_s, step)
             path = draw_panel(
                 panel,
                 series,

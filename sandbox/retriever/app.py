@@ -23,8 +23,9 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sandbox.admin_paths import RETRIEVER_FAULT_PATH
 from sandbox.retriever.config import RetrieverOptions
-from sandbox.retriever.faults import FaultError, FaultState, parse_fault
+from sandbox.retriever.faults import FaultState, RetrieverFaultError, parse_fault
 from sandbox.retriever.metrics import PHASES, RetrieverMetrics
 from sandbox.retriever.protocol import Passage, SearchRequest, SearchResponse, Timings, error_body
 from sandbox.retriever.service import NotReadyError, Retriever, State
@@ -197,11 +198,11 @@ def create_app(
         payload, content_type = render_metrics(metrics.registry, request.headers.get("accept"))
         return Response(payload, media_type=content_type)
 
-    @app.get("/admin/fault")
+    @app.get(RETRIEVER_FAULT_PATH)
     async def get_faults() -> Any:
         return {"faults": {phase: fault.describe() for phase, fault in faults.active().items()}}
 
-    @app.put("/admin/fault")
+    @app.put(RETRIEVER_FAULT_PATH)
     async def put_fault(request: Request) -> Any:
         try:
             body = json.loads(await request.body())
@@ -209,13 +210,13 @@ def create_app(
             return _error(400, f"request body is not valid JSON: {exc}", None, "invalid_json")
         try:
             spec = parse_fault(body)
-        except FaultError as exc:
+        except RetrieverFaultError as exc:
             return _error(400, str(exc), exc.param, "invalid_value")
         active = faults.set(spec)
         log.warning("fault set", extra={"fault": active.describe()})
         return {"fault": active.describe()}
 
-    @app.delete("/admin/fault")
+    @app.delete(RETRIEVER_FAULT_PATH)
     async def delete_fault(phase: str | None = None) -> Any:
         if phase is not None and phase not in PHASES:
             return _error(

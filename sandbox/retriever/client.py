@@ -6,10 +6,13 @@ from typing import Any
 
 import httpx
 
+from sandbox.admin_paths import RETRIEVER_FAULT_PATH
+from sandbox.exceptions import UpstreamError
+
 __all__ = ["RetrieverClient", "RetrieverClientError"]
 
 
-class RetrieverClientError(Exception):
+class RetrieverClientError(UpstreamError):
     """The retriever answered with an error, or could not be reached; the message says which."""
 
     def __init__(self, message: str, status: int | None = None, body: Any = None) -> None:
@@ -62,11 +65,11 @@ class RetrieverClient:
         body: dict[str, Any] = {"phase": phase, "kind": kind, "params": params}
         if ttl_s is not None:
             body["ttl_s"] = ttl_s
-        return self._call("PUT", "/admin/fault", json=body)  # type: ignore[no-any-return]
+        return self._call("PUT", RETRIEVER_FAULT_PATH, json=body)  # type: ignore[no-any-return]
 
     def clear_fault(self, phase: str | None = None) -> list[str]:
         params = {"phase": phase} if phase else None
-        return list(self._call("DELETE", "/admin/fault", params=params)["cleared"])
+        return list(self._call("DELETE", RETRIEVER_FAULT_PATH, params=params)["cleared"])
 
     def faults(self) -> dict[str, Any]:
-        return dict(self._call("GET", "/admin/fault")["faults"])
+        return dict(self._call("GET", RETRIEVER_FAULT_PATH)["faults"])

@@ -24,10 +24,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sandbox.exceptions import ConfigError
+
 __all__ = [
     "MAX_DELAY_S",
     "ActiveFault",
-    "FaultError",
+    "RetrieverFaultError",
     "FaultSpec",
     "FaultState",
     "FixedParams",
@@ -91,7 +93,7 @@ class FaultSpec(BaseModel):
         return PARAMS_BY_KIND[self.kind].model_validate(self.params)
 
 
-class FaultError(ValueError):
+class RetrieverFaultError(ConfigError):
     """A fault request is invalid. ``problems`` pairs each field (dotted path) with what is wrong."""
 
     def __init__(self, problems: list[tuple[str, str]]) -> None:
@@ -112,15 +114,15 @@ def _problems(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def parse_fault(body: object) -> FaultSpec:
-    """Validate a fault request body; raise FaultError naming each bad field (``params.delay_s``)."""
+    """Validate a fault request body; raise RetrieverFaultError naming each bad field (``params.delay_s``)."""
     try:
         spec = FaultSpec.model_validate(body)
     except ValidationError as exc:
-        raise FaultError(_problems(exc)) from exc
+        raise RetrieverFaultError(_problems(exc)) from exc
     try:
         spec.typed_params()
     except ValidationError as exc:
-        raise FaultError(_problems(exc, prefix="params.")) from exc
+        raise RetrieverFaultError(_problems(exc, prefix="params.")) from exc
     return spec
 
 

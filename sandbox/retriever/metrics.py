@@ -10,43 +10,15 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["LATENCY_BUCKETS_S", "PHASES", "STATUS_CLASSES", "RetrieverMetrics"]
+from sandbox.buckets import LATENCY_BUCKETS_S
+
+__all__ = ["PHASES", "STATUS_CLASSES", "RetrieverMetrics"]
 
 # The retrieval parts, in the order a request goes through them.
 PHASES: tuple[str, ...] = ("embed", "search", "rerank")
 
 # Outcome of a /search call, as an HTTP status class.
 STATUS_CLASSES: tuple[str, ...] = ("2xx", "4xx", "5xx")
-
-# Latency buckets shared by every latency histogram of the sandbox: fine below 100 ms, where a
-# healthy embed/search/rerank lives, and coarse up to 5 minutes, where an injected heavy tail or
-# a queueing collapse ends up.
-LATENCY_BUCKETS_S: tuple[float, ...] = (
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.075,
-    0.1,
-    0.15,
-    0.25,
-    0.4,
-    0.6,
-    1.0,
-    1.5,
-    2.5,
-    4.0,
-    6.0,
-    10.0,
-    15.0,
-    25.0,
-    40.0,
-    60.0,
-    120.0,
-    300.0,
-)
 
 
 class RetrieverMetrics:

@@ -13,6 +13,7 @@ from typing import TypeVar
 from opentelemetry.trace import Tracer
 from starlette.concurrency import run_in_threadpool
 
+from sandbox.exceptions import SandboxError
 from sandbox.retriever.config import RetrieverOptions
 from sandbox.retriever.corpus import load_corpus
 from sandbox.retriever.embedder import Embedder
@@ -36,7 +37,7 @@ class State(str, enum.Enum):
     FAILED = "failed"
 
 
-class NotReadyError(Exception):
+class NotReadyError(SandboxError):
     """A search arrived before the index was built (or after start-up failed)."""
 
 

@@ -12,9 +12,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from sandbox.exceptions import SandboxError
+
 __all__ = [
     "Runtime",
-    "RuntimeError_",
+    "RuntimeFailure",
     "ServiceSpec",
     "ServiceState",
     "ServiceStatus",
@@ -22,11 +24,11 @@ __all__ = [
 ]
 
 
-class RuntimeError_(Exception):
-    """Base of the runtime's errors (named so it does not shadow the builtin)."""
+class RuntimeFailure(SandboxError):
+    """Base of the runtime's errors: a process or container cannot be run."""
 
 
-class StartError(RuntimeError_):
+class StartError(RuntimeFailure):
     """A service could not be started; the message says why and where its log is."""
 
 

@@ -12,7 +12,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sandbox.runtime.base import RuntimeError_, ServiceSpec, ServiceState, ServiceStatus, StartError
+from sandbox.runtime.base import (
+    RuntimeFailure,
+    ServiceSpec,
+    ServiceState,
+    ServiceStatus,
+    StartError,
+)
 
 __all__ = ["LABEL", "DockerRuntime", "docker_available"]
 
@@ -44,7 +50,7 @@ def _engine_errors() -> Iterator[None]:
     except docker.errors.NotFound:
         raise
     except (docker.errors.DockerException, requests.RequestException) as exc:
-        raise RuntimeError_(
+        raise RuntimeFailure(
             f"the Docker engine did not answer ({exc}); start it, or run without Docker: SANDBOX_MODE=local"
         ) from exc
 

@@ -17,12 +17,14 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from sandbox.exceptions import ConfigError
+
 __all__ = ["OtlpDecodeError", "decode_export", "decompress"]
 
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 
 
-class OtlpDecodeError(ValueError):
+class OtlpDecodeError(ConfigError):
     """The body is not an OTLP trace export; the message says what is wrong with it."""
 
 

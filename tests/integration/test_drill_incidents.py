@@ -16,9 +16,9 @@ import faults
 from faults import StackContext
 from sandbox.deploy import Deployer
 from sandbox.drill.manifest import list_incidents, load_incident
-from sandbox.drill.prom import PromClient
 from sandbox.drill.runner import Drill, DrillOptions
 from sandbox.drill.traffic import loadgen_available
+from sandbox.promapi import AlertmanagerClient
 from sandbox.runtime.base import ServiceState
 from sandbox.settings import REPO_ROOT
 from tests.support import StackHandle, poll_until
@@ -86,13 +86,13 @@ def test_incident_passes_auto(incident_id: str, local_stack: StackHandle, tmp_pa
     assert engine_pid and os.sched_getaffinity(engine_pid) == os.sched_getaffinity(
         0
     )  # engine-cpus undone
-    prom = PromClient(settings.prometheus_url, settings.alertmanager_url)
+    alertmanager = AlertmanagerClient(settings.alertmanager_url)
     try:
         poll_until(
-            lambda: prom.firing_alerts() == [],
+            lambda: alertmanager.active_alerts() == [],
             "no alert firing after the drill",
             timeout_s=180,
             interval_s=5,
         )
     finally:
-        prom.close()
+        alertmanager.close()

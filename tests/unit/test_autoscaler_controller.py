@@ -20,12 +20,12 @@ from sandbox.autoscaler.controller import Controller, JsonLog, failure_reason
 from sandbox.autoscaler.options import AutoscalerOptions, options_path, save_options, update_options
 from sandbox.autoscaler.policy import Direction
 from sandbox.autoscaler.server import serve_http
-from sandbox.autoscaler.signal import SignalError, query_value
 from sandbox.cli import cli
 from sandbox.deploy import Deployer, HttpGatewayRouting, ReplicaState
 from sandbox.deploy.timeline import read_timeline
 from sandbox.gateway.app import create_app
 from sandbox.gateway.config import GatewayOptions
+from sandbox.promapi import PrometheusClient, PrometheusError, Reduce
 from sandbox.runtime.local import LocalRuntime
 from sandbox.settings import Settings
 from tests.support import free_port, isolated_settings, poll_until
@@ -235,19 +235,21 @@ def test_a_bad_options_file_is_rejected_and_the_old_options_kept(
 
 
 def test_the_signal_query_reports_prometheus_errors(prometheus: str) -> None:
-    with httpx.Client() as client:
-        assert query_value(client, prometheus, "vector(3)") == 3.0
-        assert query_value(client, prometheus, "absent_metric_xyz") is None
-        with pytest.raises(SignalError, match="parse error"):
-            query_value(client, prometheus, "sum(")
-        with pytest.raises(SignalError, match="returned 2 series"):
-            query_value(
-                client,
-                prometheus,
-                'label_replace(vector(1), "a", "x", "", "") or label_replace(vector(2), "a", "y", "", "")',
-            )
-        with pytest.raises(SignalError, match="ConnectError"):
-            query_value(client, f"http://127.0.0.1:{free_port()}", "vector(1)")
+    two = 'label_replace(vector(1), "a", "x", "", "") or label_replace(vector(2), "a", "y", "", "")'
+    with PrometheusClient(prometheus) as prom:
+        assert prom.value("vector(3)", Reduce.ONLY) == 3.0
+        assert prom.value("absent_metric_xyz", Reduce.ONLY) is None
+        with pytest.raises(PrometheusError, match="parse error"):
+            prom.value("sum(", Reduce.ONLY)
+        with pytest.raises(PrometheusError, match="returned 2 series"):
+            prom.value(two, Reduce.ONLY)
+        assert prom.value(two, Reduce.MAX) == 2.0
+        assert prom.value(two, Reduce.SUM) == 3.0
+    with (
+        PrometheusClient(f"http://127.0.0.1:{free_port()}") as down,
+        pytest.raises(PrometheusError, match="ConnectError"),
+    ):
+        down.value("vector(1)", Reduce.ONLY)
 
 
 def test_failure_reasons_are_bounded() -> None:

@@ -10,16 +10,17 @@ from pathlib import Path
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from sandbox.buckets import LATENCY_BUCKETS_S
 from sandbox.retriever.corpus import chunk_markdown, load_corpus
 from sandbox.retriever.faults import (
-    FaultError,
     FaultState,
     HeavyTailParams,
     JitterParams,
+    RetrieverFaultError,
     _Sampler,
     parse_fault,
 )
-from sandbox.retriever.metrics import LATENCY_BUCKETS_S, RetrieverMetrics
+from sandbox.retriever.metrics import RetrieverMetrics
 from sandbox.retriever.rerank import Candidate, rerank, terms
 from sandbox.telemetry import render_metrics
 
@@ -95,12 +96,12 @@ def test_rerank_lifts_the_passage_with_the_query_terms() -> None:
 
 
 def test_fault_errors_name_the_field() -> None:
-    with pytest.raises(FaultError) as caught:
+    with pytest.raises(RetrieverFaultError) as caught:
         parse_fault(
             {"phase": "search", "kind": "jitter", "params": {"mean_s": "slow", "jitter_s": 0.1}}
         )
     assert caught.value.param == "params.mean_s"
-    with pytest.raises(FaultError) as caught:
+    with pytest.raises(RetrieverFaultError) as caught:
         parse_fault("not an object")
     assert caught.value.param == "body"
 

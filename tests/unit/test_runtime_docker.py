@@ -12,7 +12,7 @@ from docker.models.containers import _create_container_args
 
 import docker
 from sandbox.components.engine import engine_component
-from sandbox.runtime.base import RuntimeError_, ServiceSpec, StartError
+from sandbox.runtime.base import RuntimeFailure, ServiceSpec, StartError
 from sandbox.runtime.docker import LABEL, DockerRuntime, docker_available
 from sandbox.settings import load_settings
 
@@ -68,7 +68,7 @@ def test_no_engine_means_local_mode() -> None:
 
 def test_missing_engine_is_a_clear_error(offline_client: docker.DockerClient) -> None:
     runtime = DockerRuntime(offline_client)
-    with pytest.raises(RuntimeError_, match="SANDBOX_MODE=local"):
+    with pytest.raises(RuntimeFailure, match="SANDBOX_MODE=local"):
         runtime.names()
-    with pytest.raises(RuntimeError_, match="did not answer"):
+    with pytest.raises(RuntimeFailure, match="did not answer"):
         runtime.status("engine")
