@@ -19,6 +19,7 @@ from sandbox.components.base import Component
 from sandbox.exceptions import ConfigError, SandboxError
 from sandbox.runtime.base import Runtime
 from sandbox.settings import Settings
+from sandbox.validation import field_problems
 
 __all__ = [
     "Change",
@@ -51,11 +52,7 @@ class ParamError(FaultError, ConfigError):
 
     @classmethod
     def from_validation(cls, change: str, exc: ValidationError) -> ParamError:
-        problems = []
-        for error in exc.errors():
-            name = ".".join(str(part) for part in error["loc"]) or "params"
-            problems.append((name, error["msg"]))
-        return cls(change, problems)
+        return cls(change, field_problems(exc, default="params"))
 
 
 class FaultConflict(FaultError):

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sandbox.exceptions import ConfigError
+from sandbox.validation import field_path
 
 __all__ = [
     "REPO_ROOT",
@@ -173,7 +174,7 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            field = ".".join(str(part) for part in error["loc"])
+            field = field_path(error)
             variable = f"SANDBOX_{field.upper()}"
             shown = os.environ.get(variable, error.get("input"))
             problems.append(f"{variable}={shown!r}: {error['msg']}")

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sandbox.exceptions import ConfigError
+from sandbox.validation import field_problems
 
 __all__ = [
     "OPTIONS_FILE",
@@ -139,7 +140,7 @@ def _validate(data: dict[str, Any], where: str) -> AutoscalerOptions:
         return AutoscalerOptions.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}" for e in exc.errors()
+            f"{field}: {msg}" for field, msg in field_problems(exc, default="options")
         )
         raise OptionsError(f"{where}: {problems}") from None
 

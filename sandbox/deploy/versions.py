@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sandbox.exceptions import ConfigError
 from sandbox.settings import REPO_ROOT, CpuList, Settings
+from sandbox.validation import field_problems
 
 __all__ = [
     "DEFAULT_VERSIONS_FILE",
@@ -78,8 +79,7 @@ def load_versions(path: Path = DEFAULT_VERSIONS_FILE) -> dict[str, EngineVersion
             )
         except ValidationError as exc:
             problems = "; ".join(
-                f"versions.{name}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                for e in exc.errors()
+                f"{field}: {msg}" for field, msg in field_problems(exc, prefix=f"versions.{name}.")
             )
             raise VersionError(f"{path}: {problems}") from None
     if "stable" not in versions:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sandbox.exceptions import ConfigError
 from sandbox.settings import REPO_ROOT
+from sandbox.validation import field_problems
 
 __all__ = [
     "NOTES_SECTIONS",
@@ -303,11 +304,7 @@ def incidents_dir() -> Path:
 
 
 def _problems(exc: ValidationError) -> list[str]:
-    out = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        out.append(f"{where}: {error['msg']}")
-    return out
+    return [f"{field}: {msg}" for field, msg in field_problems(exc, default="(top level)")]
 
 
 def _check_notes(path: Path) -> str:

@@ -48,6 +48,7 @@ from sandbox.gateway.metrics import GatewayMetrics
 from sandbox.gateway.protocol import CHAT_ROUTE, COMPLETIONS_ROUTE
 from sandbox.gateway.serving import Gateway
 from sandbox.telemetry import Tracing, configure_tracing, render_metrics
+from sandbox.validation import field_path
 
 __all__ = ["create_app"]
 
@@ -69,7 +70,7 @@ def _validated(model: type[BaseModel], data: dict[str, Any]) -> Any:
         return model.model_validate(data)
     except ValidationError as exc:
         error = exc.errors()[0]
-        param = ".".join(str(p) for p in error["loc"]) or None
+        param = field_path(error) or None
         raise GatewayError(
             400, f"{param}: {error['msg']}" if param else error["msg"], param, "invalid_value"
         ) from None

@@ -33,6 +33,7 @@ from sandbox.loadgen.arrivals import ArrivalKind
 from sandbox.loadgen.distributions import Length, length_to_data
 from sandbox.loadgen.shapes import Constant, Shape
 from sandbox.loadgen.shapes import _Shape as _ShapeBase
+from sandbox.validation import field_path
 
 __all__ = [
     "PROFILES_DIR",
@@ -165,10 +166,7 @@ def format_validation_error(exc: ValidationError, where: str) -> str:
     """One line per problem: ``<where>: <field path>: <message> (got <value>)``."""
     lines = []
     for error in exc.errors():
-        # Drop pydantic's union-branch tags that carry no meaning for a profile author.
-        path = ".".join(
-            str(p) for p in error["loc"] if not str(p).startswith(("function-", "tagged-union"))
-        )
+        path = field_path(error)
         got = error.get("input")
         shown = "" if isinstance(got, dict) or error["type"] == "missing" else f" (got {got!r})"
         lines.append(f"{where}: {path or '(top level)'}: {error['msg']}{shown}")

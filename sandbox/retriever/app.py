@@ -31,6 +31,7 @@ from sandbox.retriever.protocol import Passage, SearchRequest, SearchResponse, T
 from sandbox.retriever.service import NotReadyError, Retriever, State
 from sandbox.settings import Settings
 from sandbox.telemetry import configure_tracing, exemplar_of, extract_context, render_metrics
+from sandbox.validation import field_problems
 
 __all__ = ["create_app"]
 
@@ -58,10 +59,7 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
         return _error(
             400, f"request body is not valid JSON: {errors[0].get('msg')}", None, "invalid_json"
         )
-    problems = []
-    for error in errors:
-        loc = [str(part) for part in error["loc"] if part != "body"]
-        problems.append((".".join(loc) or "body", error["msg"]))
+    problems = field_problems(errors, default="body", skip=("body",))
     message = "; ".join(f"{field}: {msg}" for field, msg in problems)
     return _error(400, message, problems[0][0] if problems else None, "invalid_value")
 

@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sandbox.exceptions import ConfigError
+from sandbox.validation import field_problems
 
 __all__ = [
     "MAX_DELAY_S",
@@ -106,11 +107,7 @@ class RetrieverFaultError(ConfigError):
 
 
 def _problems(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
-    out = []
-    for error in exc.errors():
-        field = ".".join(str(part) for part in error["loc"])
-        out.append((f"{prefix}{field}" if field else prefix.rstrip(".") or "body", error["msg"]))
-    return out
+    return field_problems(exc, prefix=prefix, default=prefix.rstrip(".") or "body")
 
 
 def parse_fault(body: object) -> FaultSpec:
