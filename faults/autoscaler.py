@@ -28,7 +28,7 @@ from sandbox.autoscaler.options import (
     options_path,
     update_options,
 )
-from sandbox.components.base import free_port
+from sandbox.components.base import free_port, wait_component_ready
 from sandbox.deploy.targets import write_job_targets
 from sandbox.runtime.base import ServiceState
 
@@ -90,21 +90,7 @@ class AutoscalerRun(Change):
         ctx.progress(
             f"started the autoscaler (pid {status.pid}) on port {options.port}, replicas of {params.version}"
         )
-        deadline = time.monotonic() + 30
-        with ctx.http() as client:
-            while True:
-                if ctx.runtime.status(SERVICE).state is not ServiceState.RUNNING:
-                    raise FaultError(
-                        f"{self.name}: the autoscaler exited:\n{ctx.runtime.log_tail(SERVICE, 15)}"
-                    )
-                readiness = component.check(ctx.settings, client)
-                if readiness.ready:
-                    return
-                if time.monotonic() > deadline:
-                    raise FaultError(
-                        f"{self.name}: the autoscaler is not ready after 30 s: {readiness.why}"
-                    )
-                time.sleep(0.3)
+        wait_component_ready(component, ctx.settings, ctx.runtime, 30.0, fail=FaultError)
 
     def undo(self, ctx: StackContext, handle: FaultHandle) -> None:
         ctx.runtime.stop(SERVICE, ctx.settings.stop_timeout_s)

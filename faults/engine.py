@@ -13,7 +13,6 @@ and keeps the others. A revert waits for the engine to be ready again.
 
 from __future__ import annotations
 
-import time
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -28,6 +27,7 @@ from faults.base import (
     StackContext,
 )
 from faults.store import HandleStore
+from sandbox.components.base import wait_component_ready
 from sandbox.runtime.base import ServiceState
 from sandbox.settings import CpuList
 
@@ -66,30 +66,15 @@ def restart_engine(ctx: StackContext, overrides: dict[str, Any], why: str) -> No
     ctx.progress(f"restarting {component.name} ({why}) with {overrides or 'the stack settings'}")
     ctx.runtime.stop(component.name, ctx.settings.stop_timeout_s)
     ctx.runtime.start(component.spec(settings))
-    start = time.monotonic()
-    deadline = start + ctx.settings.ready_timeout_s
-    last_report = start
-    why_not = ""
-    with ctx.http() as client:
-        while True:
-            status = ctx.runtime.status(component.name)
-            if status.state is not ServiceState.RUNNING:
-                raise FaultError(
-                    f"{component.name} stopped while starting ({status.detail}); last log lines:\n"
-                    f"{ctx.runtime.log_tail(component.name, 15)}"
-                )
-            readiness = component.check(settings, client)
-            if readiness.ready:
-                ctx.progress(f"{component.name} ready after {time.monotonic() - start:.0f} s")
-                return
-            why_not = readiness.why
-            now = time.monotonic()
-            if now > deadline:
-                raise FaultError(f"{component.name} not ready after {now - start:.0f} s: {why_not}")
-            if now - last_report >= 5.0:
-                last_report = now
-                ctx.progress(f"waiting for {component.name} ({now - start:.0f} s): {why_not}")
-            time.sleep(0.5)
+    took = wait_component_ready(
+        component,
+        settings,
+        ctx.runtime,
+        ctx.settings.ready_timeout_s,
+        fail=FaultError,
+        progress=ctx.progress,
+    )
+    ctx.progress(f"{component.name} ready after {took:.0f} s")
 
 
 class _EngineSetting(Change):

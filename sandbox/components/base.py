@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +12,9 @@ from typing import Any
 import httpx
 import yaml
 
-from sandbox.runtime.base import ServiceSpec
+from sandbox.runtime.base import Runtime, ServiceSpec, ServiceState
 from sandbox.settings import Settings
+from sandbox.waiting import NotYet, wait_until
 
 __all__ = [
     "Component",
@@ -20,6 +22,7 @@ __all__ = [
     "ScrapeTarget",
     "free_port",
     "http_ready",
+    "wait_component_ready",
     "write_generated_yaml",
 ]
 
@@ -95,3 +98,37 @@ def write_generated_yaml(out: Path, config: dict[str, Any], source: Path) -> Pat
     )
     out.write_text(header + yaml.safe_dump(config, sort_keys=False))
     return out
+
+
+def wait_component_ready(
+    component: Component,
+    settings: Settings,
+    runtime: Runtime,
+    timeout_s: float,
+    *,
+    fail: Callable[[str], Exception],
+    progress: Callable[[str], None] | None = None,
+) -> float:
+    """Wait until a started component answers ready; return how long it took. A process that
+    stops meanwhile fails at once, with the end of its log: it will not become ready."""
+    start = time.monotonic()
+
+    def check(client: httpx.Client) -> Readiness | NotYet:
+        status = runtime.status(component.name)
+        if status.state is not ServiceState.RUNNING:
+            raise fail(
+                f"{component.name} stopped while starting ({status.detail}); last log lines:\n"
+                f"{runtime.log_tail(component.name, 15)}"
+            )
+        readiness = component.check(settings, client)
+        return readiness if readiness.ready else NotYet(readiness.why)
+
+    with httpx.Client(timeout=5.0) as client:
+        wait_until(
+            lambda: check(client),
+            f"{component.name} to be ready",
+            timeout_s,
+            progress=progress,
+            fail=fail,
+        )
+    return time.monotonic() - start

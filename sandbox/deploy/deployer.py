@@ -38,6 +38,7 @@ from sandbox.deploy.versions import (
 from sandbox.exceptions import SandboxError
 from sandbox.runtime.base import Runtime, ServiceState, StartError
 from sandbox.settings import Settings
+from sandbox.waiting import NotYet, wait_until
 
 __all__ = ["BASE_ENGINE", "DeployError", "Deployer", "Transition"]
 
@@ -313,20 +314,21 @@ class Deployer:
         interval_s: float = 1.0,
     ) -> DeploymentState:
         """Poll until ``done(state)``; raise DeployError naming ``what`` after ``timeout_s``."""
-        start = time.monotonic()
-        last_report = start
-        while True:
+
+        def check() -> DeploymentState | NotYet:
             self.poll()
             state = self.state()
-            if done(state):
-                return state
-            waited = time.monotonic() - start
-            if waited >= timeout_s:
-                raise DeployError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-            if progress and time.monotonic() - last_report >= 10:
-                last_report = time.monotonic()
-                progress(f"waiting for {what} ({waited:.0f} s)")
-            time.sleep(interval_s)
+            return state if done(state) else NotYet()
+
+        return wait_until(
+            check,
+            what,
+            timeout_s,
+            interval_s=interval_s,
+            progress=progress,
+            report_every_s=10.0,
+            fail=DeployError,
+        )
 
     def wait_settled(
         self, name: str, timeout_s: float, progress: Progress | None = None

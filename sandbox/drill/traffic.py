@@ -8,15 +8,12 @@ its ``/metrics`` on ``Settings.loadgen_port``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
-import httpx
-
-from sandbox.components.base import Component
+from sandbox.components.base import Component, wait_component_ready
 from sandbox.deploy.targets import write_job_targets
 from sandbox.exceptions import SandboxError
-from sandbox.runtime.base import Runtime, ServiceState
+from sandbox.runtime.base import Runtime
 from sandbox.settings import Settings
 
 __all__ = ["TrafficError", "loadgen_available", "start_traffic", "stop_traffic"]
@@ -58,21 +55,8 @@ def start_traffic(
     # Prometheus discovers the generator from its file, like every other component.
     write_job_targets(settings, "loadgen", component.scrape(settings))
     progress(f"started traffic (profile {profile}, pid {status.pid})")
-    start = time.monotonic()
-    with httpx.Client(timeout=5.0) as client:
-        while True:
-            if runtime.status(component.name).state is not ServiceState.RUNNING:
-                raise TrafficError(
-                    f"the load generator stopped:\n{runtime.log_tail(component.name, 15)}"
-                )
-            readiness = component.check(settings, client)
-            if readiness.ready:
-                return component
-            if time.monotonic() - start > timeout_s:
-                raise TrafficError(
-                    f"the load generator is not ready after {timeout_s:.0f} s: {readiness.why}"
-                )
-            time.sleep(0.5)
+    wait_component_ready(component, settings, runtime, timeout_s, fail=TrafficError)
+    return component
 
 
 def stop_traffic(settings: Settings, runtime: Runtime, component: Component | str | None) -> None:
