@@ -21,7 +21,7 @@ from sandbox.autoscaler.policy import Decision, Direction, Observation, Policy
 from sandbox.deploy import Deployer, DeployError, ReplicaState, Transition, timeline
 from sandbox.promapi import PrometheusClient, PrometheusError, Reduce
 
-__all__ = ["Controller", "JsonLog", "failure_reason"]
+__all__ = ["Controller", "JsonLog"]
 
 AUTOSCALER = "autoscaler"
 
@@ -36,15 +36,6 @@ class JsonLog:
         record = {"ts": round(time.time(), 3), "service": AUTOSCALER, "event": event, **fields}
         self.out.write(json.dumps(record, default=str) + "\n")
         self.out.flush()
-
-
-def failure_reason(reason: str) -> str:
-    """The bounded label of a replica failure, from the deployer's words."""
-    if reason.startswith("exited") or reason.startswith("could not start"):
-        return "exited"
-    if reason.startswith("not ready"):
-        return "deadline"
-    return "died"
 
 
 class Controller:
@@ -200,7 +191,7 @@ class Controller:
                 decision_to_ready_s=round(seconds, 2),
             )
         elif move.after is ReplicaState.FAILED:
-            reason = failure_reason(replica.reason)
+            reason = replica.failure or "died"
             self.metrics.replica_failures.labels(reason).inc()
             self.log(
                 "replica_failed",

@@ -27,7 +27,7 @@ from sandbox.components.engine import engine_component
 from sandbox.deploy import timeline
 from sandbox.deploy.engines import Launcher, VllmLauncher, scrape_target
 from sandbox.deploy.routing import GatewayRouting, RoutingError
-from sandbox.deploy.state import DeploymentState, Replica, ReplicaState, StateStore
+from sandbox.deploy.state import DeploymentState, FailureKind, Replica, ReplicaState, StateStore
 from sandbox.deploy.targets import write_job_targets
 from sandbox.deploy.versions import (
     DEFAULT_VERSIONS_FILE,
@@ -150,13 +150,14 @@ class Deployer:
                 deadline=now + (ready_timeout_s or version.ready_timeout_s),
                 requested_by=requested_by,
                 reason="" if gated else "readiness gating off",
+                gated=gated,
             )
             state.replicas.append(replica)
         self._event("replica.starting", replica, gated=gated)
         try:
             self.runtime.start(self.launcher.spec(version, replica))
         except StartError as exc:
-            return self._fail(replica.name, f"could not start: {exc}")
+            return self._fail(replica.name, "exited", f"could not start: {exc}")
         if not gated:
             self._admit(replica.name)
         return self.state().get(replica.name)
@@ -196,6 +197,7 @@ class Deployer:
                 tail = self.runtime.log_tail(replica.name, 8).strip()
                 return self._fail(
                     replica.name,
+                    "exited",
                     f"exited while starting ({service.detail}); last log lines: {tail[-800:]}",
                 )
             readiness = self.launcher.check(self.version(replica.version), replica, self._http)
@@ -204,12 +206,13 @@ class Deployer:
             if replica.deadline is not None and now >= replica.deadline:
                 return self._fail(
                     replica.name,
+                    "deadline",
                     f"not ready {now - replica.created_at:.0f} s after start ({readiness.why})",
                 )
             return None
         if replica.state is ReplicaState.READY:
             if service.state is not ServiceState.RUNNING:
-                return self._fail(replica.name, f"died while ready ({service.detail})")
+                return self._fail(replica.name, "died", f"died while ready ({service.detail})")
             if not replica.registered:
                 self._admit(replica.name)  # a gateway that was down is retried
             return None
@@ -241,10 +244,11 @@ class Deployer:
         )
         return self.state().get(name)
 
-    def _fail(self, name: str, reason: str) -> Replica:
+    def _fail(self, name: str, kind: FailureKind, reason: str) -> Replica:
         with self.store.transaction() as state:
             replica = state.get(name)
             replica.move(ReplicaState.FAILED, reason, self.clock())
+            replica.failure = kind
         self._withdraw(replica)
         self.runtime.stop(name, self.settings.stop_timeout_s)
         self._event("replica.failed", replica)
@@ -296,7 +300,7 @@ class Deployer:
             targets += engine_component().scrape(self.settings)
         for replica in self.state().active():
             admitted = replica.state is ReplicaState.READY or (
-                replica.state is ReplicaState.STARTING and replica.reason == "readiness gating off"
+                replica.state is ReplicaState.STARTING and not replica.gated
             )
             if admitted:
                 targets.append(

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,6 +32,7 @@ from sandbox.exceptions import ConfigError
 
 __all__ = [
     "ACTIVE_STATES",
+    "FailureKind",
     "DeploymentState",
     "Replica",
     "ReplicaState",
@@ -44,6 +46,11 @@ HISTORY_KEPT = 40
 
 class TransitionError(ConfigError):
     """A replica was asked to make a move its state machine does not allow."""
+
+
+# Why a replica failed, as a bounded value (a metric label, a test's assertion); ``reason``
+# keeps the human-readable detail.
+FailureKind = Literal["exited", "deadline", "died"]
 
 
 class ReplicaState(str, Enum):
@@ -75,7 +82,9 @@ class Replica(BaseModel):
     port: int
     url: str  # as the gateway and Prometheus reach it
     state: ReplicaState = ReplicaState.STARTING
-    reason: str = ""  # why it is in this state (a failure's cause, who drained it)
+    reason: str = ""  # why it is in this state, for people (a failure's cause, who drained it)
+    failure: FailureKind | None = None  # set when it failed: exited, deadline or died
+    gated: bool = True  # admitted (routed, scraped) only once ready; False: from the start
     created_at: float = Field(default_factory=time.time)
     changed_at: float = Field(default_factory=time.time)
     ready_at: float | None = None

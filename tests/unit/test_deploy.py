@@ -241,6 +241,7 @@ def test_an_engine_that_exits_while_starting_fails_with_its_log(
         timeout_s=15,
     )
     assert "exited while starting" in failed.reason and "--no-such-vllm-flag" in failed.reason
+    assert failed.failure == "exited"  # the bounded kind the autoscaler's metric label uses
     assert deployer.runtime.status(replica.name).state is ServiceState.STOPPED
     assert read_job_targets(settings, "engine") == []
     [event] = read_timeline(settings.run_dir, kind_prefix="replica.failed")
