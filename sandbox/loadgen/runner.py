@@ -6,10 +6,8 @@ tenant runs ``users`` tasks, each sending its next request when the previous one
 The request's payload (an exact-length prompt) is built *before* its start time, so building it
 does not delay the start.
 
-Measurements, client side, from the moment the request is handed to the HTTP client:
-TTFT (first chunk carrying a token), TPOT (time from the first to the last token divided by the
-tokens after the first), E2E (end of the answer), output tokens and prompt tokens as the
-server's ``usage`` reports them, outcome.
+How one request is sent and measured (TTFT, TPOT, E2E, tokens, outcome) is
+``sandbox.loadgen.request``; this module schedules them and keeps the counts.
 
 The tenants can be changed while running (``update_tenant``, thread-safe: the control API runs
 on its own thread); a sleeping tenant is woken and redraws its next arrival from now, which is
@@ -28,7 +26,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -42,6 +40,7 @@ from sandbox.loadgen.fasthttp import FastClient
 from sandbox.loadgen.metrics import LoadgenMetrics
 from sandbox.loadgen.profile import Profile, Tenant, TenantUpdate
 from sandbox.loadgen.prompts import PromptBuilder
+from sandbox.loadgen.request import PlannedRequest, send_request
 from sandbox.loadgen.results import RequestResult, summarize
 
 log = logging.getLogger("sandbox.loadgen")
@@ -74,20 +73,6 @@ class RunOptions:
     # "fast" (fasthttp: plain http:// only, far less CPU per request) or "httpx" (anything httpx
     # speaks, e.g. https://). "auto": fast where it can, else httpx.
     http_client: str = "auto"
-
-
-@dataclass
-class _Planned:
-    tenant: str
-    scheduled_s: float
-    body: dict[str, Any]
-    headers: dict[str, str]
-    path: str
-    payload: bytes  # the JSON body, encoded before the start time
-    prompt_tokens: int
-    max_tokens: int
-    rag: bool
-    stream: bool
 
 
 class Runner:
@@ -210,7 +195,9 @@ class Runner:
     def _budget_left(self) -> bool:
         return self.options.max_requests is None or self._count < self.options.max_requests
 
-    def _plan(self, name: str, tenant: Tenant, at_s: float, rng: np.random.Generator) -> _Planned:
+    def _plan(
+        self, name: str, tenant: Tenant, at_s: float, rng: np.random.Generator
+    ) -> PlannedRequest:
         prompt_tokens = tenant.prompt_tokens.sample(rng)
         max_tokens = tenant.output_tokens.sample(rng)
         rag = bool(tenant.rag_share > 0 and rng.random() < tenant.rag_share)
@@ -234,7 +221,7 @@ class Runner:
         if rag:
             headers[RAG_HEADER] = "1"
         payload = json.dumps(body).encode()
-        return _Planned(
+        return PlannedRequest(
             name, at_s, body, headers, path, payload, prompt_tokens, max_tokens, rag, tenant.stream
         )
 
@@ -295,7 +282,7 @@ class Runner:
             if tenant.think_time_s > 0:
                 await self._sleep_until(f"{name}#{user}", self.now_s() + tenant.think_time_s)
 
-    def _launch(self, planned: _Planned) -> asyncio.Task[None]:
+    def _launch(self, planned: PlannedRequest) -> asyncio.Task[None]:
         index = self._count
         self._count += 1
         task = asyncio.ensure_future(self._send(planned, index))
@@ -307,56 +294,20 @@ class Runner:
 
     # -- One request -----------------------------------------------------------------------
 
-    async def _send(self, p: _Planned, index: int) -> None:
+    async def _send(self, p: PlannedRequest, index: int) -> None:
         m = self.metrics.tenants[p.tenant]
-        started = self.now_s()
-        r = RequestResult(
-            p.tenant, index, p.scheduled_s, started, p.prompt_tokens, p.max_tokens, p.rag, p.stream
-        )
         m.in_flight.inc()
-        reader = _AnswerReader(self, p.stream)
         try:
-            async with asyncio.timeout(self.profile.request_timeout_s):
-                if self._fast is not None:
-                    async with self._fast.request(p.path, p.payload, p.headers) as answer:
-                        r.status = answer.status
-                        await reader.read(answer.iter_body(), r)
-                else:
-                    assert self._client is not None
-                    headers = {"Content-Type": "application/json", **p.headers}
-                    async with self._client.stream(
-                        "POST", p.path, content=p.payload, headers=headers
-                    ) as response:
-                        r.status = response.status_code
-                        await reader.read(response.aiter_raw(), r)
-            end = self.now_s()
-            r.e2e_s = end - started
-            if r.status == 200:
-                r.outcome = "ok"
-            else:
-                r.outcome = "4xx" if r.status is not None and 400 <= r.status < 500 else "5xx"
-        except TimeoutError:
-            r.outcome, r.error = (
-                "timeout",
-                f"no complete answer after {self.profile.request_timeout_s:g} s",
+            r = await send_request(
+                p,
+                index,
+                clock=self.now_s,
+                fast=self._fast,
+                client=self._client,
+                timeout_s=self.profile.request_timeout_s,
             )
-        except asyncio.CancelledError:
-            r.outcome, r.error = "cancelled", "the run stopped while the request was in flight"
-        except (httpx.HTTPError, OSError) as exc:
-            # Refused, reset or broken connections (ConnectionError is an OSError): the service
-            # was not there to answer.
-            r.outcome, r.error = "5xx", f"{type(exc).__name__}: {exc}"[:300]
-        except ValueError as exc:  # an answer that is not JSON
-            r.outcome, r.error = "5xx", f"bad answer: {exc}"[:300]
-        except Exception as exc:
-            log.exception("request %d failed inside the load generator", index)
-            r.outcome, r.error = "5xx", f"load generator error: {type(exc).__name__}: {exc}"[:300]
         finally:
             m.in_flight.dec()
-        if reader.first is not None:
-            r.ttft_s = reader.first - started
-            if reader.last is not None and r.output_tokens > 1:
-                r.tpot_s = (reader.last - reader.first) / (r.output_tokens - 1)
         if r.outcome == "ok":
             # Without streaming the user sees nothing until the whole answer: its TTFT is its E2E.
             ttft = r.ttft_s if p.stream else r.e2e_s
@@ -539,64 +490,3 @@ class Runner:
             await asyncio.wait(
                 set(self._in_flight), timeout=min(0.2, deadline - time.perf_counter())
             )
-
-
-class _AnswerReader:
-    """Reads an answer's body as it arrives: SSE events (streaming) or one JSON document.
-
-    Notes the time of the first and last chunk carrying a token, and the ``usage`` the server
-    reports (prompt and completion tokens as it counted them)."""
-
-    def __init__(self, runner: Runner, stream: bool) -> None:
-        self.runner = runner
-        self.stream = stream
-        self.first: float | None = None
-        self.last: float | None = None
-        self.chunks = 0
-
-    async def read(self, pieces: AsyncIterator[bytes], r: RequestResult) -> None:
-        if r.status != 200:
-            body = b"".join([piece async for piece in pieces])
-            r.error = body[:300].decode(errors="replace")
-            return
-        if not self.stream:
-            body = b"".join([piece async for piece in pieces])
-            self._usage(json.loads(body), r)
-            return
-        buffer = b""
-        async for piece in pieces:
-            now = self.runner.now_s()
-            buffer += piece
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
-                    continue
-                data = json.loads(line[6:])
-                if _has_token(data):
-                    self.chunks += 1
-                    self.last = now
-                    if self.first is None:
-                        self.first = now
-                self._usage(data, r)
-        if not r.output_tokens:
-            r.output_tokens = self.chunks  # a server that sends no usage: one token per chunk
-
-    @staticmethod
-    def _usage(data: dict[str, Any], r: RequestResult) -> None:
-        usage = data.get("usage")
-        if usage:
-            r.prompt_tokens = usage.get("prompt_tokens")
-            r.output_tokens = usage.get("completion_tokens") or 0
-
-
-def _has_token(chunk: dict[str, Any]) -> bool:
-    """A stream chunk that carries generated text (a chat stream's first chunk only names the role)."""
-    for choice in chunk.get("choices") or ():
-        if choice.get("text"):
-            return True
-        delta = choice.get("delta")
-        if delta and delta.get("content"):
-            return True
-        if choice.get("finish_reason"):
-            return True
-    return False
