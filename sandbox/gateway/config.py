@@ -11,8 +11,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sandbox.tenants import known_tenants
+
 __all__ = [
-    "DEFAULT_TENANTS",
     "AdmissionOptions",
     "EngineOptions",
     "GatewayOptions",
@@ -21,10 +22,6 @@ __all__ = [
     "load_options",
     "parse_engine_flag",
 ]
-
-# Tenants a request may name in X-Sandbox-Tenant; any other value is counted as "other", so a
-# client cannot blow up the label set. A request without the header is "default".
-DEFAULT_TENANTS: tuple[str, ...] = ("default", "interactive", "batch", "rag", "long_context")
 
 
 class _Strict(BaseModel):
@@ -94,7 +91,8 @@ class GatewayOptions(_Strict):
     )
     max_tokens_limit: int = Field(4096, ge=1, description="largest max_tokens accepted")
     default_max_tokens: int = Field(16, ge=1, description="max_tokens when a request gives none")
-    tenants: list[str] = Field(default_factory=lambda: list(DEFAULT_TENANTS))
+    # Tenants a request may name in X-Sandbox-Tenant (any other counts as "other"): the profiles'.
+    tenants: list[str] = Field(default_factory=lambda: list(known_tenants()))
     connect_timeout_s: float = Field(2.0, gt=0)
     upstream_timeout_s: float = Field(
         300.0, gt=0, description="no byte from the engine for this long -> 504"

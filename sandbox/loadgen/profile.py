@@ -33,6 +33,7 @@ from sandbox.loadgen.arrivals import ArrivalKind
 from sandbox.loadgen.distributions import Length, length_to_data
 from sandbox.loadgen.shapes import Constant, Shape
 from sandbox.loadgen.shapes import _Shape as _ShapeBase
+from sandbox.tenants import PROFILES_DIR
 from sandbox.validation import field_path
 
 __all__ = [
@@ -49,7 +50,6 @@ __all__ = [
     "tenant_view",
 ]
 
-PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 TENANT_NAME = r"^[a-z][a-z0-9_]{0,31}$"
 
 

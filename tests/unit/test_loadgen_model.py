@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from sandbox.gateway.config import GatewayOptions
 from sandbox.loadgen.arrivals import ArrivalKind, next_arrival, schedule
 from sandbox.loadgen.distributions import Empirical, LogNormal, Normal, Uniform
 from sandbox.loadgen.profile import (
@@ -150,6 +151,14 @@ def test_shipped_profiles_load() -> None:
     assert not long.tenants["long_context"].enabled and long.tenants["interactive"].enabled
     assert long.tenants["long_context"].prompt_tokens.mean() == 1500
     assert load_profile("rag-heavy").tenants["rag"].rag_share == 1.0
+
+
+def test_the_gateway_labels_every_profile_tenant_by_its_own_name() -> None:
+    # A tenant the gateway does not know is counted as "other" and vanishes from its panels.
+    known = set(GatewayOptions().tenants)
+    for name in profile_names():
+        assert set(load_profile(name).tenants) <= known, name
+    assert "default" in known
 
 
 GOOD = {
