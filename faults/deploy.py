@@ -20,6 +20,7 @@ from pydantic import Field
 
 from faults.base import Change, ChangeCategory, FaultError, FaultHandle, Params, StackContext
 from sandbox.deploy import Deployer, DeployError, HttpGatewayRouting, ReplicaState
+from sandbox.deploy.rollout import Rollout
 from sandbox.deploy.routing import RoutingError
 from sandbox.deploy.versions import VersionError
 
@@ -91,7 +92,7 @@ class CanaryDeploy(Change):
     def apply(self, ctx: StackContext, params: Params, handle: FaultHandle) -> None:
         assert isinstance(params, CanaryDeployParams)
         with deployer_for(ctx, self.name) as deployer:
-            replica = deployer.deploy(
+            replica = Rollout(deployer).deploy(
                 params.version, params.weight, shadow=params.shadow, progress=ctx.progress
             )
         handle.notes.append(
@@ -100,4 +101,4 @@ class CanaryDeploy(Change):
 
     def undo(self, ctx: StackContext, handle: FaultHandle) -> None:
         with deployer_for(ctx, f"revert {self.name}") as deployer:
-            deployer.rollback(progress=ctx.progress, reason=f"revert {handle.id}")
+            Rollout(deployer).rollback(progress=ctx.progress, reason=f"revert {handle.id}")

@@ -23,6 +23,7 @@ from sandbox.deploy import (
     VersionError,
     load_versions,
 )
+from sandbox.deploy.rollout import Rollout
 from sandbox.deploy.versions import DEFAULT_VERSIONS_FILE
 from sandbox.runtime import runtime_for
 from sandbox.settings import load_settings
@@ -73,7 +74,7 @@ def deploy(version: str, weight: float, shadow: bool) -> None:
     """
     with _deployer() as deployer:
         started = time.monotonic()
-        replica = deployer.deploy(version, weight, shadow=shadow, progress=_say)
+        replica = Rollout(deployer).deploy(version, weight, shadow=shadow, progress=_say)
         how = f"mirrors {weight:g}% of requests" if shadow else f"takes {weight:g}% of traffic"
         click.echo(
             f"{version} is ready on {replica.url} ({replica.name}) and {how} "
@@ -86,7 +87,7 @@ def rollback() -> None:
     """Send all traffic to stable, stop mirroring, drain and stop the canary."""
     with _deployer() as deployer:
         started = time.monotonic()
-        stopped = deployer.rollback(progress=_say)
+        stopped = Rollout(deployer).rollback(progress=_say)
         if not stopped:
             click.echo("no canary was running; all traffic goes to stable")
             return

@@ -2,13 +2,15 @@
 
 - ``versions``: named engine configurations (``stack/versions.yaml``);
 - ``state``: replicas and their state machine, persisted in the run directory;
-- ``deployer``: starts, admits, drains and stops replicas; moves the gateway's weights;
+- ``deployer``: starts, admits, drains and stops replicas;
+- ``rollout``: a version as the canary with a share of traffic or a mirror, and rollback;
 - ``engines``: how a replica is launched and checked (vLLM, locally or as a container);
 - ``routing``: the gateway calls the deployer needs; ``targets``: Prometheus discovery;
 - ``timeline``: the drill's event log, ``<run_dir>/timeline.jsonl``.
 """
 
 from sandbox.deploy.deployer import BASE_ENGINE, Deployer, DeployError, Transition
+from sandbox.deploy.rollout import Rollout
 from sandbox.deploy.routing import GatewayRouting, HttpGatewayRouting, RoutingError
 from sandbox.deploy.state import DeploymentState, Replica, ReplicaState, StateStore, TransitionError
 from sandbox.deploy.versions import EngineVersion, VersionError, load_versions
@@ -23,6 +25,7 @@ __all__ = [
     "HttpGatewayRouting",
     "Replica",
     "ReplicaState",
+    "Rollout",
     "RoutingError",
     "StateStore",
     "Transition",

@@ -350,117 +350,6 @@ class Deployer:
         return self.state().get(name)
 
     # -- operator actions ---------------------------------------------------------------------
-    def deploy(
-        self,
-        version_name: str,
-        weight: float,
-        *,
-        shadow: bool = False,
-        progress: Progress | None = None,
-        timeout_s: float | None = None,
-    ) -> Replica:
-        """Run ``version_name`` as the canary and give it ``weight`` percent of traffic (or, with
-        ``shadow``, a mirror of ``weight`` percent). A canary of another version is rolled back
-        first; one of the same version is reused, so `deploy` again just moves the weight."""
-        if not 0 <= weight <= 100:
-            raise DeployError(f"--weight {weight:g}: a percentage between 0 and 100")
-        version = self.version(version_name)
-        started = self.clock()
-        current = [r for r in self.state().active(CANARY) if r.state is not ReplicaState.DRAINING]
-        if any(r.version != version.name for r in current):
-            self.rollback(progress=progress, reason=f"replaced by {version.name}")
-            current = []
-        replica = next((r for r in current if r.state is ReplicaState.READY), None)
-        if replica is None:
-            replica = current[0] if current else self.start_replica(version.name, CANARY)
-            if progress:
-                progress(f"starting {replica.name} ({version.name}) on port {replica.port}")
-            replica = self.wait_settled(
-                replica.name, timeout_s or version.ready_timeout_s + 30, progress
-            )
-        if replica.state is not ReplicaState.READY:
-            self._record_deploy(
-                "deploy.failed",
-                version.name,
-                weight,
-                shadow,
-                started,
-                replica=replica.name,
-                reason=replica.reason,
-            )
-            raise DeployError(f"{version.name} did not become ready: {replica.reason}")
-        self._route_canary(weight, shadow)
-        self._record_deploy(
-            "deploy",
-            version.name,
-            weight,
-            shadow,
-            started,
-            replica=replica.name,
-            start_to_ready_s=round((replica.ready_at or started) - replica.created_at, 2),
-        )
-        return replica
-
-    def set_canary_weight(self, weight: float, shadow: bool = False) -> None:
-        if not self.state().active(CANARY, ReplicaState.READY):
-            raise DeployError("no canary is ready: `sandbox deploy VERSION --weight N` first")
-        self._route_canary(weight, shadow)
-        timeline.record(self.settings.run_dir, "weights", {"canary": weight, "shadow": shadow})
-
-    def _route_canary(self, weight: float, shadow: bool) -> None:
-        if shadow:
-            weights, mirror = {STABLE: 100.0}, {CANARY: weight / 100}
-        else:
-            weights, mirror = {STABLE: 100.0 - weight, CANARY: float(weight)}, None
-        if self.gateway is not None:
-            try:
-                self.gateway.set_weights(weights)
-                self.gateway.set_shadow(CANARY if mirror else None, weight / 100 if mirror else 0.0)
-            except RoutingError as exc:
-                raise DeployError(f"the gateway did not take the weights: {exc}") from exc
-        with self.store.transaction() as state:
-            state.weights, state.shadow = weights, mirror
-
-    def rollback(self, progress: Progress | None = None, reason: str = "rollback") -> list[Replica]:
-        """All traffic to stable, no shadow, every canary replica drained and stopped."""
-        started = self.clock()
-        if self.gateway is not None:
-            try:
-                self.gateway.set_shadow(None)
-                if self.gateway_knows(STABLE):
-                    self.gateway.set_weights({STABLE: 100.0})
-            except RoutingError as exc:
-                raise DeployError(f"rollback: the gateway did not take the weights: {exc}") from exc
-        with self.store.transaction() as state:
-            state.weights, state.shadow = {STABLE: 100.0}, None
-        canaries = self.state().active(CANARY)
-        versions = sorted({r.version for r in canaries})
-        for replica in canaries:
-            self.drain(replica.name, reason)
-        names = {r.name for r in canaries}
-        self.wait_for(
-            lambda s: not any(r.active for r in s.replicas if r.name in names),
-            "the canary to drain and stop",
-            self.drain_timeout_s + self.settings.stop_timeout_s + 30,
-            progress,
-        )
-        timeline.record(
-            self.settings.run_dir,
-            "rollback",
-            {
-                "versions": versions,
-                "replicas": sorted(names),
-                "reason": reason,
-                "seconds": round(self.clock() - started, 2),
-            },
-        )
-        return [self.state().get(n) for n in sorted(names)]
-
-    def gateway_knows(self, version: str) -> bool:
-        if self.gateway is None:
-            return False
-        return any(e.get("version") == version for e in self.gateway.engines().values())
-
     def remove_all(
         self, progress: Progress | None = None, requested_by: str | None = None
     ) -> list[str]:
@@ -475,13 +364,17 @@ class Deployer:
             if replica.state is not ReplicaState.DRAINING:
                 self.drain(replica.name, "reset")
         names = {r.name for r in mine}
+        self.wait_stopped(names, "every replica to stop", progress)
+        return sorted(names)
+
+    def wait_stopped(self, names: set[str], what: str, progress: Progress | None = None) -> None:
+        """Wait until none of ``names`` is active (drained replicas stop by their deadline)."""
         self.wait_for(
             lambda s: not any(r.active for r in s.replicas if r.name in names),
-            "every replica to stop",
+            what,
             self.drain_timeout_s + self.settings.stop_timeout_s + 30,
             progress,
         )
-        return sorted(names)
 
     # -- records -------------------------------------------------------------------------------
     def _event(self, kind: str, replica: Replica, **extra: Any) -> None:
@@ -496,18 +389,3 @@ class Deployer:
             **extra,
         }
         timeline.record(self.settings.run_dir, kind, detail)
-
-    def _record_deploy(
-        self, kind: str, version: str, weight: float, shadow: bool, started: float, **extra: Any
-    ) -> None:
-        timeline.record(
-            self.settings.run_dir,
-            kind,
-            {
-                "version": version,
-                "weight": weight,
-                "shadow": shadow,
-                "seconds": round(self.clock() - started, 2),
-                **extra,
-            },
-        )

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from sandbox.deploy import Deployer, DeployError, HttpGatewayRouting, ReplicaState
+from sandbox.deploy.rollout import Rollout
 from sandbox.deploy.targets import read_job_targets
 from sandbox.deploy.timeline import read_timeline
 from sandbox.runtime.base import ServiceState
@@ -34,7 +35,7 @@ def deployer(local_stack: StackHandle) -> Iterator[Deployer]:
         yield deployer
     finally:
         try:
-            deployer.rollback()
+            Rollout(deployer).rollback()
         finally:
             deployer.close()
         leftovers = [r.name for r in deployer.state().active()]
@@ -55,7 +56,7 @@ def test_bad_canary_takes_its_share_then_rollback_returns_all_traffic_to_stable(
     settings = local_stack.settings
     gateway = settings.url(settings.gateway_port)
     started = time.monotonic()
-    replica = deployer.deploy("canary-bad-maxlen", 50, progress=print)
+    replica = Rollout(deployer).deploy("canary-bad-maxlen", 50, progress=print)
     print(f"canary ready {replica.ready_at - replica.created_at:.1f} s after start")  # type: ignore[operator]
     assert replica.state is ReplicaState.READY and time.monotonic() - started < 300
     assert {t.labels["replica"] for t in read_job_targets(settings, "engine")} == {
@@ -108,11 +109,13 @@ def test_bad_canary_takes_its_share_then_rollback_returns_all_traffic_to_stable(
     )
     assert stable_4xx == 0
 
-    deployer.deploy("canary-bad-maxlen", 10)  # the same version: the weight moves, no restart
+    Rollout(deployer).deploy(
+        "canary-bad-maxlen", 10
+    )  # the same version: the weight moves, no restart
     assert httpx.get(f"{gateway}/admin/state").json()["weights"] == {"stable": 90.0, "canary": 10.0}
 
     pid = local_stack.runtime.status(replica.name).pid
-    stopped = deployer.rollback()
+    stopped = Rollout(deployer).rollback()
     assert [r.state for r in stopped] == [ReplicaState.STOPPED]
     assert local_stack.runtime.status(replica.name).state is ServiceState.STOPPED and pid
     state = httpx.get(f"{gateway}/admin/state").json()
@@ -133,7 +136,7 @@ def test_a_version_that_cannot_start_is_reported_and_removed(
     with pytest.raises(
         DeployError, match="broken-flag did not become ready: exited while starting"
     ) as failure:
-        deployer.deploy("broken-flag", 50, timeout_s=240)
+        Rollout(deployer).deploy("broken-flag", 50, timeout_s=240)
     assert "no-such-vllm-flag" in str(failure.value)
     [replica] = [r for r in deployer.state().replicas if r.version == "broken-flag"][-1:]
     assert replica.state is ReplicaState.FAILED

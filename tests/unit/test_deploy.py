@@ -21,6 +21,7 @@ from sandbox.deploy import (
     load_versions,
 )
 from sandbox.deploy.engines import in_flight_from_metrics
+from sandbox.deploy.rollout import Rollout
 from sandbox.deploy.state import Replica, StateStore
 from sandbox.deploy.targets import read_job_targets
 from sandbox.deploy.timeline import read_timeline, record
@@ -331,17 +332,17 @@ def test_the_stack_engine_counts_as_a_ready_stable_replica_and_is_never_drained(
 def test_deploy_shifts_weights_only_after_ready_and_rollback_restores_stable(
     deployer: Deployer, settings: Settings, gateway: Server
 ) -> None:
-    replica = deployer.deploy("canary-good", 25)
+    replica = Rollout(deployer).deploy("canary-good", 25)
     assert replica.state is ReplicaState.READY and replica.track == "canary"
     state = _gateway_state(gateway)
     assert state["weights"] == {"stable": 75.0, "canary": 25.0}
     assert deployer.state().weights == {"stable": 75.0, "canary": 25.0}
 
-    again = deployer.deploy("canary-good", 50)  # same version: only the weight moves
+    again = Rollout(deployer).deploy("canary-good", 50)  # same version: only the weight moves
     assert again.name == replica.name
     assert _gateway_state(gateway)["weights"] == {"stable": 50.0, "canary": 50.0}
 
-    stopped = deployer.rollback()
+    stopped = Rollout(deployer).rollback()
     assert [(r.name, r.state) for r in stopped] == [(replica.name, ReplicaState.STOPPED)]
     state = _gateway_state(gateway)
     assert state["weights"]["stable"] == 100.0 and state["weights"].get("canary", 0) == 0  # type: ignore[index,union-attr]
@@ -357,17 +358,17 @@ def test_deploy_shifts_weights_only_after_ready_and_rollback_restores_stable(
 
 
 def test_shadow_mirrors_without_taking_traffic(deployer: Deployer, gateway: Server) -> None:
-    deployer.deploy("canary-good", 40, shadow=True)
+    Rollout(deployer).deploy("canary-good", 40, shadow=True)
     state = _gateway_state(gateway)
     assert state["shadow"] == {"version": "canary", "share": 0.4}
     assert state["weights"] == {"stable": 100.0, "canary": 0.0}
-    deployer.rollback()
+    Rollout(deployer).rollback()
     assert _gateway_state(gateway)["shadow"] is None
 
 
 def test_deploying_another_version_replaces_the_canary(deployer: Deployer) -> None:
-    first = deployer.deploy("canary-good", 10)
-    second = deployer.deploy("slow-start", 10)
+    first = Rollout(deployer).deploy("canary-good", 10)
+    second = Rollout(deployer).deploy("slow-start", 10)
     assert second.name != first.name and second.version == "slow-start"
     assert deployer.state().get(first.name).state is ReplicaState.STOPPED
     assert [r.name for r in deployer.state().active("canary")] == [second.name]
@@ -377,15 +378,15 @@ def test_a_deploy_that_never_becomes_ready_fails_and_leaves_stable_serving(
     deployer: Deployer, settings: Settings, gateway: Server
 ) -> None:
     with pytest.raises(DeployError, match="never-ready did not become ready: not ready"):
-        deployer.deploy("never-ready", 50)
+        Rollout(deployer).deploy("never-ready", 50)
     weights = _gateway_state(gateway)["weights"]
     assert weights["stable"] == 1.0 and weights.get("canary", 0) == 0  # type: ignore[index,union-attr]
     assert not deployer.state().active()
     assert read_timeline(settings.run_dir, kind_prefix="deploy.failed")
     with pytest.raises(DeployError, match="between 0 and 100"):
-        deployer.deploy("canary-good", 120)
+        Rollout(deployer).deploy("canary-good", 120)
     with pytest.raises(VersionError, match="unknown version 'nope'"):
-        deployer.deploy("nope", 10)
+        Rollout(deployer).deploy("nope", 10)
 
 
 # -- Timeline and CLI ------------------------------------------------------------------------------
