@@ -52,6 +52,8 @@ def loadgen_component(profile: str = "baseline", seed: int | None = None) -> Com
             ),
             port=settings.loadgen_port,
             env={"TOKENIZERS_PARALLELISM": "false"},
+            # Its start times are the measurement: keep them while the engine fills the cores.
+            nice=-5,
             cwd=REPO_ROOT,
             image=LOADGEN_IMAGE,
             command=(

@@ -56,6 +56,10 @@ class ServiceSpec:
     # CPU cores the service (and every process it forks) may run on; empty: any core. An engine
     # replica confined to its own cores stands for a replica with its own GPU.
     cpus: tuple[int, ...] = ()
+    # Scheduling priority (a nice value, -20..19; 0 leaves it alone). The load generator asks for
+    # -5 so that its timer keeps the schedule while a CPU engine keeps every core busy; raising
+    # priority needs root, and without it the service runs at the default priority.
+    nice: int = 0
 
 
 class ServiceState(str, Enum):

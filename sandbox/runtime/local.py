@@ -122,6 +122,8 @@ class LocalRuntime:
                     f"{sorted(allowed)}"
                 )
             argv += ["--cpus", ",".join(str(cpu) for cpu in spec.cpus)]
+        if spec.nice:
+            argv += ["--nice", str(spec.nice)]
         argv += ["--", *spec.argv]
         env = {**os.environ, **spec.env}
         with open(log_path, "ab", buffering=0) as log:

@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cpus", default="", help="comma-separated CPU cores the command may run on"
     )
+    parser.add_argument("--nice", type=int, default=0, help="nice value for the command")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -41,6 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.cpus:
         # Set on ourselves before the fork: the child and everything it forks inherit it.
         os.sched_setaffinity(0, {int(cpu) for cpu in args.cpus.split(",")})
+
+    if args.nice:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # inherited like the affinity
+        except PermissionError:
+            print(
+                f"supervise: cannot set nice {args.nice} without root; running at the default",
+                file=sys.stderr,
+                flush=True,
+            )
 
     # The child inherits stdout/stderr (the service's log file) and our process group, so
     # stopping the group stops the child and anything it forks (vLLM's engine-core process).

@@ -80,6 +80,18 @@ def test_cores_bind_the_service_and_what_it_forks(runtime: LocalRuntime) -> None
     )  # the test's own process is not confined
 
 
+def test_a_nice_value_reaches_the_service_and_what_it_forks(runtime: LocalRuntime) -> None:
+    # A lower priority (a positive nice) needs no privilege, so the test runs as any user.
+    started = runtime.start(ServiceSpec(name="gentle", argv=FORKER, port=0, nice=7))
+    pids = poll_until(
+        lambda: p if len(p := _group_members(started.pid)) >= 3 else None,
+        "supervisor, child, grandchild",
+        10,
+    )
+    assert all(os.getpriority(os.PRIO_PROCESS, pid) == 7 for pid in pids)
+    assert os.getpriority(os.PRIO_PROCESS, 0) != 7  # the test's own process is untouched
+
+
 def test_cores_the_machine_lacks_are_refused_before_anything_starts(runtime: LocalRuntime) -> None:
     with pytest.raises(StartError, match=r"asked for CPU cores \[4096\]"):
         runtime.start(ServiceSpec(name="nowhere", argv=SLEEPER, port=0, cpus=(4096,)))
