@@ -16,6 +16,8 @@ from grafana_foundation_sdk.builders import prometheus, stat, timeseries
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 
+from sandbox.slos import load_slos
+
 __all__ = [
     "DATASOURCE",
     "ENGINE",
@@ -39,10 +41,10 @@ CLIENT = 'tenant=~"$tenant"'
 
 PERCENTILES: tuple[tuple[float, str], ...] = ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))
 
-# SLOs drawn as threshold lines (the same numbers as stack/prometheus/rules/slo-alerts.yml).
-TTFT_SLO_S = 2.0
-TPOT_SLO_S = 0.25
-ERROR_BUDGET = 0.01
+# SLOs drawn as threshold lines, from stack/slos.yaml (as the SLO alerts are).
+TTFT_SLO_S = load_slos().ttft_s
+TPOT_SLO_S = load_slos().tpot_s
+ERROR_BUDGET = load_slos().error_ratio
 
 
 class Unit:

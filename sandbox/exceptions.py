@@ -14,6 +14,7 @@ and "the drill failed":
     │   ├── PromptError          sandbox.loadgen.prompts
     │   ├── VersionError         sandbox.deploy.versions (stack/versions.yaml)
     │   ├── OptionsError         sandbox.autoscaler.options
+    │   ├── SloError             sandbox.slos (stack/slos.yaml)
     │   ├── TransitionError      sandbox.deploy.state (an impossible replica state change)
     │   ├── RetrieverFaultError  sandbox.retriever.faults (a bad fault request)
     │   └── OtlpDecodeError      sandbox.tracesink.otlp (an OTLP payload that does not parse)

@@ -33,6 +33,7 @@ from sandbox.loadgen.arrivals import ArrivalKind
 from sandbox.loadgen.distributions import Length, length_to_data
 from sandbox.loadgen.shapes import Constant, Shape
 from sandbox.loadgen.shapes import _Shape as _ShapeBase
+from sandbox.slos import load_slos
 from sandbox.tenants import PROFILES_DIR
 from sandbox.validation import field_path
 
@@ -58,15 +59,23 @@ class ProfileError(ConfigError):
 
 
 class SLO(BaseModel):
-    """What a good request is; goodput counts the requests that meet every bound given."""
+    """What a good request is; goodput counts the requests that meet every bound given. The
+    bounds default to the sandbox's SLOs (``stack/slos.yaml``); a profile of long answers may
+    set its own ``e2e_s``, and ``null`` drops a bound."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    ttft_s: float | None = Field(None, gt=0, description="time to first token, at most")
-    tpot_s: float | None = Field(
-        None, gt=0, description="mean time per output token after the first, at most"
+    ttft_s: float | None = Field(
+        default_factory=lambda: load_slos().ttft_s, gt=0, description="time to first token, at most"
     )
-    e2e_s: float | None = Field(None, gt=0, description="end-to-end latency, at most")
+    tpot_s: float | None = Field(
+        default_factory=lambda: load_slos().tpot_s,
+        gt=0,
+        description="mean time per output token after the first, at most",
+    )
+    e2e_s: float | None = Field(
+        default_factory=lambda: load_slos().e2e_s, gt=0, description="end-to-end latency, at most"
+    )
 
     def met(self, ttft_s: float | None, tpot_s: float | None, e2e_s: float) -> bool:
         if self.ttft_s is not None and (ttft_s is None or ttft_s > self.ttft_s):

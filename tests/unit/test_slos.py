@@ -1,0 +1,45 @@
+"""The SLO file: the one place the objectives' numbers live, and what reads it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dashboards.panels import TPOT_SLO_S, TTFT_SLO_S
+from sandbox.loadgen.profile import SLO, load_profile
+from sandbox.slos import SloError, load_slos
+
+
+def test_the_shipped_slos_load_and_feed_dashboards_and_profiles() -> None:
+    slos = load_slos()
+    assert (TTFT_SLO_S, TPOT_SLO_S) == (slos.ttft_s, slos.tpot_s)
+    assert SLO() == SLO(ttft_s=slos.ttft_s, tpot_s=slos.tpot_s, e2e_s=slos.e2e_s)
+    # A profile of long answers loosens only its end-to-end bound.
+    long = load_profile("long-context-tenant").slo
+    assert long.ttft_s == slos.ttft_s and long.e2e_s is not None and long.e2e_s > slos.e2e_s
+    assert slos.value("ttft_s") == slos.ttft_s
+
+
+def test_an_unknown_slo_name_lists_the_known_ones() -> None:
+    with pytest.raises(SloError, match=r"no SLO named 'ttft'.*slo\.ttft_s"):
+        load_slos().value("ttft")
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("ttft_s: [unclosed\n", "not valid YAML"),
+        ("ttft_s: 2\ntpot_s: 0.25\ne2e_s: 30\n", "error_ratio: Field required"),
+        (
+            "ttft_s: -1\ntpot_s: 0.25\ne2e_s: 30\nerror_ratio: 0.01\n",
+            "ttft_s: Input should be greater than 0",
+        ),
+    ],
+)
+def test_a_bad_slo_file_names_the_file_and_the_field(tmp_path: Path, text: str, words: str) -> None:
+    path = tmp_path / "slos.yaml"
+    path.write_text(text)
+    with pytest.raises(SloError, match=words) as caught:
+        load_slos(path)
+    assert str(path) in str(caught.value)
