@@ -21,6 +21,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from sandbox.gateway.app import create_app
+from sandbox.gateway.config import GatewayOptions
 from tests.support import free_port, poll_until
 
 __all__ = ["Server", "UpstreamState", "serve", "upstream_app"]
@@ -181,6 +183,20 @@ def upstream_app(state: UpstreamState) -> FastAPI:
         )
 
     return app
+
+
+@contextmanager
+def gateway_with_standin_stable(probe_interval_s: float = 0.2) -> Iterator[Server]:
+    """The real gateway with one stand-in stable engine named ``engine``, like the stack's."""
+    with serve(upstream_app(UpstreamState("stable"))) as stable:
+        options = GatewayOptions.model_validate(
+            {
+                "engines": [{"name": "engine", "version": "stable", "url": stable.url}],
+                "probe_interval_s": probe_interval_s,
+            }
+        )
+        with serve(create_app(options)) as server:
+            yield server
 
 
 def wait_for(check: Any, what: str, timeout_s: float = 10.0) -> Any:

@@ -23,14 +23,15 @@ from sandbox.autoscaler.server import serve_http
 from sandbox.cli import cli
 from sandbox.deploy import Deployer, HttpGatewayRouting, ReplicaState
 from sandbox.deploy.timeline import read_timeline
-from sandbox.gateway.app import create_app
-from sandbox.gateway.config import GatewayOptions
 from sandbox.promapi import PrometheusClient, PrometheusError, Reduce
 from sandbox.runtime.local import LocalRuntime
 from sandbox.settings import Settings
 from tests.support import free_port, isolated_settings, poll_until
 from tests.unit.deploy_helpers import STANDIN_VERSIONS, StandInLauncher
-from tests.unit.gateway_helpers import Server, UpstreamState, serve, upstream_app
+from tests.unit.gateway_helpers import (
+    Server,
+    gateway_with_standin_stable,
+)
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +65,8 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[Server]:
-    with serve(upstream_app(UpstreamState("stable"))) as stable:
-        options = GatewayOptions.model_validate(
-            {
-                "engines": [{"name": "engine", "version": "stable", "url": stable.url}],
-                "probe_interval_s": 0.2,
-            }
-        )
-        with serve(create_app(options)) as server:
-            yield server
+    with gateway_with_standin_stable() as server:
+        yield server
 
 
 @pytest.fixture

@@ -26,28 +26,21 @@ from sandbox.deploy.state import Replica, StateStore
 from sandbox.deploy.targets import read_job_targets
 from sandbox.deploy.timeline import read_timeline, record
 from sandbox.deploy.versions import VersionError, version_settings
-from sandbox.gateway.app import create_app
-from sandbox.gateway.config import GatewayOptions
 from sandbox.runtime.base import ServiceSpec, ServiceState
 from sandbox.runtime.local import LocalRuntime, group_alive
 from sandbox.settings import Settings
 from tests.support import free_port, isolated_settings, poll_until
 from tests.unit.deploy_helpers import SCRIPT, STANDIN_VERSIONS, StandInLauncher
-from tests.unit.gateway_helpers import Server, UpstreamState, serve, upstream_app
+from tests.unit.gateway_helpers import (
+    Server,
+    gateway_with_standin_stable,
+)
 
 
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[Server]:
-    """The real gateway with one stand-in stable engine named `engine`, like the stack's."""
-    with serve(upstream_app(UpstreamState("stable"))) as stable:
-        options = GatewayOptions.model_validate(
-            {
-                "engines": [{"name": "engine", "version": "stable", "url": stable.url}],
-                "probe_interval_s": 0.2,
-            }
-        )
-        with serve(create_app(options)) as server:
-            yield server
+    with gateway_with_standin_stable() as server:
+        yield server
 
 
 @pytest.fixture
