@@ -21,10 +21,12 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from sandbox.exceptions import UpstreamError
+
 __all__ = ["FastClient", "ProtocolError", "Response"]
 
 
-class ProtocolError(ConnectionError):
+class ProtocolError(UpstreamError, ConnectionError):
     """The server's answer was not valid HTTP/1.1."""
 
 
