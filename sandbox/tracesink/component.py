@@ -2,48 +2,29 @@
 
 from __future__ import annotations
 
-import sys
-
-from sandbox.components.base import Component, http_ready
-from sandbox.runtime.base import ServiceSpec
-from sandbox.settings import REPO_ROOT, Settings
+from sandbox.components.base import Component
+from sandbox.components.python_service import PythonService
+from sandbox.settings import Settings
 from sandbox.tracesink.store import spans_path
 
 __all__ = ["trace_sink_component", "trace_sink_endpoint"]
 
+TRACE_SINK = PythonService(
+    name="tracesink",
+    module="sandbox.tracesink",
+    port=lambda settings: settings.trace_sink_port,
+    ready_path="/health",
+    # First: the engine's start-up spans are sent while it loads.
+    order=5,
+    local_args=lambda settings: ("--out", str(spans_path(settings.run_dir))),
+    scraped=False,
+)
+
 
 def trace_sink_endpoint(settings: Settings) -> str:
     """The OTLP/HTTP traces URL every local process exports to."""
-    return f"{settings.url(settings.trace_sink_port)}/v1/traces"
-
-
-def _spec(settings: Settings) -> ServiceSpec:
-    return ServiceSpec(
-        name="tracesink",
-        argv=(
-            sys.executable,
-            "-m",
-            "sandbox.tracesink",
-            "--host",
-            settings.host,
-            "--port",
-            str(settings.trace_sink_port),
-            "--out",
-            str(spans_path(settings.run_dir)),
-        ),
-        port=settings.trace_sink_port,
-        cwd=REPO_ROOT,
-    )
+    return f"{TRACE_SINK.url(settings)}/v1/traces"
 
 
 def trace_sink_component() -> Component:
-    return Component(
-        name="tracesink",
-        spec=_spec,
-        url=lambda settings: settings.url(settings.trace_sink_port),
-        check=lambda settings, client: http_ready(
-            client, f"{settings.url(settings.trace_sink_port)}/health", "trace sink /health"
-        ),
-        # First: the engine's start-up spans are sent while it loads.
-        order=5,
-    )
+    return TRACE_SINK.component()

@@ -1,0 +1,99 @@
+"""The sandbox's own Python services (gateway, retriever, load generator, trace sink) as stack
+components: each runs ``python -m sandbox.<module> --host H --port P ...`` locally, and the same
+module in the project's image under compose, is ready when one HTTP path answers, and is scraped
+under its own job. What differs between them is data, so it is given as data here.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+
+from sandbox.components.base import Component, Readiness, ScrapeTarget, http_ready
+from sandbox.runtime.base import ServiceSpec
+from sandbox.settings import REPO_ROOT, Settings
+
+__all__ = ["PROJECT_IMAGE", "PythonService"]
+
+# The project's own image (docker/sandbox.Dockerfile) runs every Python service in compose.
+PROJECT_IMAGE = "llm-sandbox/app:0.1.0"
+
+Args = Callable[[Settings], Sequence[str]]
+
+
+@dataclass(frozen=True)
+class PythonService:
+    name: str
+    module: str  # run as `python -m MODULE`
+    port: Callable[[Settings], int]  # its port on the host, from the settings
+    ready_path: str  # answers 200 once the service is usable
+    order: int  # start order (see Component.order)
+    container_port: int | None = None  # None: not run in compose (the collector replaces it)
+    local_args: Args = lambda settings: ()  # flags after --host/--port, locally
+    container_args: Sequence[str] = ()  # flags after --host/--port, in the container
+    env: Mapping[str, str] = field(default_factory=dict)
+    nice: int = 0
+    scraped: bool = True  # Prometheus scrapes its /metrics under job NAME
+
+    def url(self, settings: Settings) -> str:
+        return settings.url(self.port(settings))
+
+    def spec(self, settings: Settings) -> ServiceSpec:
+        in_compose = self.container_port is not None
+        return ServiceSpec(
+            name=self.name,
+            # The interpreter running `sandbox` is the sandbox's venv (.venv/bin/python).
+            argv=(
+                sys.executable,
+                "-m",
+                self.module,
+                "--host",
+                settings.host,
+                "--port",
+                str(self.port(settings)),
+                *self.local_args(settings),
+            ),
+            port=self.port(settings),
+            env=dict(self.env),
+            cwd=REPO_ROOT,
+            nice=self.nice,
+            image=PROJECT_IMAGE if in_compose else None,
+            command=(
+                (
+                    "python",
+                    "-m",
+                    self.module,
+                    "--host",
+                    "0.0.0.0",
+                    "--port",
+                    str(self.container_port),
+                )
+                + tuple(self.container_args)
+                if in_compose
+                else ()
+            ),
+            container_port=self.container_port,
+        )
+
+    def check(self, settings: Settings, client: httpx.Client) -> Readiness:
+        return http_ready(
+            client, f"{self.url(settings)}{self.ready_path}", f"{self.name} {self.ready_path}"
+        )
+
+    def scrape(self, settings: Settings) -> list[ScrapeTarget]:
+        if not self.scraped:
+            return []
+        return [ScrapeTarget(self.name, f"{settings.host}:{self.port(settings)}", {})]
+
+    def component(self) -> Component:
+        return Component(
+            name=self.name,
+            spec=self.spec,
+            url=self.url,
+            check=self.check,
+            scrape=self.scrape,
+            order=self.order,
+        )
