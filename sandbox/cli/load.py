@@ -10,6 +10,7 @@ from typing import Any
 import click
 import httpx
 
+from sandbox.loadgen.run_options import run_options
 from sandbox.settings import load_settings
 
 __all__ = ["COMMANDS"]
@@ -21,40 +22,7 @@ def load() -> None:
 
 
 @load.command()
-@click.argument("profile")
-@click.option(
-    "--duration", type=float, default=None, help="seconds to run [the profile's duration_s]"
-)
-@click.option(
-    "--requests",
-    "max_requests",
-    type=int,
-    default=None,
-    help="stop after this many requests (with no --duration: only this bound)",
-)
-@click.option(
-    "--target",
-    default=None,
-    help="base URL of the OpenAI-compatible server [see sandbox.loadgen.target]",
-)
-@click.option(
-    "--seed",
-    type=int,
-    default=None,
-    help="seed for arrivals, lengths and prompts (same seed, same schedule)",
-)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="folder for requests.jsonl and summary.json [<run_dir>/loadgen/<time>-<profile>]",
-)
-@click.option(
-    "--port",
-    type=int,
-    default=None,
-    help="port of the control API and /metrics (0: any free port) [SANDBOX_LOADGEN_PORT]",
-)
+@run_options
 def run(
     profile: str,
     duration: float | None,

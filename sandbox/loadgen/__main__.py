@@ -15,36 +15,14 @@ from pathlib import Path
 
 import click
 
+from sandbox.loadgen.run_options import run_options
+
 __all__ = ["main"]
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("profile")
-@click.option(
-    "--target",
-    default=None,
-    help="base URL of the OpenAI-compatible server [the default target of sandbox.loadgen.target]",
-)
+@run_options
 @click.option("--host", default=None, help="address of the control API and /metrics [SANDBOX_HOST]")
-@click.option(
-    "--port",
-    type=int,
-    default=None,
-    help="port of the control API and /metrics [SANDBOX_LOADGEN_PORT]",
-)
-@click.option(
-    "--duration", type=float, default=None, help="seconds to run [the profile's duration_s]"
-)
-@click.option(
-    "--requests", "max_requests", type=int, default=None, help="stop after this many requests"
-)
-@click.option("--seed", type=int, default=None, help="seed for arrivals, lengths and prompts")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="folder for requests.jsonl and summary.json [<run_dir>/loadgen/<time>-<profile>]",
-)
 def main(
     profile: str,
     target: str | None,
