@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 SANDBOX := .venv/bin/sandbox
 
-.PHONY: help setup up status down test test-fast incident incidents reset dashboards render traces load bench clean
+.PHONY: help setup up status down test test-fast incident incidents reset dashboards rules render traces load bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ reset: ## revert every active fault (also after a crashed drill)
 
 dashboards: ## regenerate dashboards/*.json from the Python dashboards
 	@$(PY) -m dashboards.generate
+
+rules: ## regenerate stack/prometheus/rules/slo-alerts.yml from stack/slos.yaml
+	@$(PY) -m sandbox.slo_rules
 
 render: ## render every dashboard from the running Prometheus to PNG/HTML (no Grafana needed)
 	@$(SANDBOX) dashboards render

@@ -1,14 +1,16 @@
-"""The SLO file: the one place the objectives' numbers live, and what reads it."""
+"""The SLO file: the one place the objectives' numbers live, and what is generated from it."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from dashboards.panels import TPOT_SLO_S, TTFT_SLO_S
 from sandbox.loadgen.profile import SLO, load_profile
-from sandbox.slos import SloError, load_slos
+from sandbox.slo_rules import RULES_FILE, render_slo_rules
+from sandbox.slos import SloError, Slos, load_slos
 
 
 def test_the_shipped_slos_load_and_feed_dashboards_and_profiles() -> None:
@@ -43,3 +45,21 @@ def test_a_bad_slo_file_names_the_file_and_the_field(tmp_path: Path, text: str, 
     with pytest.raises(SloError, match=words) as caught:
         load_slos(path)
     assert str(path) in str(caught.value)
+
+
+def test_the_slo_alerts_are_generated_from_the_slo_file_and_current() -> None:
+    assert RULES_FILE.read_text() == render_slo_rules(load_slos()), "run `make rules`"
+
+
+def test_the_generated_rules_follow_a_changed_slo() -> None:
+    text = render_slo_rules(Slos(ttft_s=3.5, tpot_s=0.1, e2e_s=30, error_ratio=0.005))
+    assert "p99_rate1m > 3.5" in text and "p99_rate5m > 0.1" in text
+    assert "(14.4 * 0.005)" in text and "0.5% error budget" in text
+    assert not re.search(r"@[A-Z_]+@", text)
+
+
+def test_an_unknown_placeholder_is_refused(tmp_path: Path) -> None:
+    template = tmp_path / "t.yml.in"
+    template.write_text("groups: [] # @NOPE@\n")
+    with pytest.raises(SloError, match="unknown placeholder @NOPE@"):
+        render_slo_rules(load_slos(), template)
