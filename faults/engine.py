@@ -121,20 +121,18 @@ class _EngineSetting(Change):
 
 
 class EngineKvBudgetParams(Params):
-    kv_blocks: int = Field(
+    kv_tokens: int = Field(
         ge=1,
-        le=1_000_000,
-        description="KV cache blocks (--num-gpu-blocks-override; 128 tokens each on CPU)",
+        le=100_000_000,
+        description="the KV budget in tokens, the same on every backend (rounded up to whole blocks of SANDBOX_KV_BLOCK_SIZE)",
     )
 
 
 class EngineKvBudget(_EngineSetting):
     name = "engine-kv-budget"
     category = ChangeCategory.FAULT
-    setting = "kv_blocks"
-    summary = (
-        "restart the engine with another KV budget (--num-gpu-blocks-override blocks of 128 tokens)"
-    )
+    setting = "kv_tokens"
+    summary = "restart the engine with another KV budget in tokens (--num-gpu-blocks-override)"
     effect = "a small budget: KV usage near 1 under long contexts, preemptions, requests waiting for capacity"
     params_model = EngineKvBudgetParams
 

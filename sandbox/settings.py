@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from enum import Enum
+import subprocess
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -22,10 +23,12 @@ from sandbox.validation import field_path
 __all__ = [
     "REPO_ROOT",
     "CpuList",
+    "EngineBackend",
     "Mode",
     "Settings",
     "SettingsError",
     "load_settings",
+    "nvidia_gpu_present",
     "parse_cpu_list",
 ]
 
@@ -36,6 +39,14 @@ class Mode(str, Enum):
     AUTO = "auto"
     LOCAL = "local"
     COMPOSE = "compose"
+
+
+class EngineBackend(StrEnum):
+    """What vLLM runs on: ``auto`` is CUDA when ``nvidia-smi`` lists a GPU, else the CPU."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
 
 
 class SettingsError(ConfigError):
@@ -97,10 +108,26 @@ class Settings(BaseSettings):
     max_model_len: int = Field(4096, ge=256)
     max_num_seqs: int = Field(32, ge=1)
     kv_cache_space_gib: float = Field(1.0, gt=0, description="VLLM_CPU_KVCACHE_SPACE")
-    kv_blocks: int | None = Field(
+    engine_backend: EngineBackend = Field(
+        EngineBackend.AUTO,
+        description="cpu (vllm-cpu), cuda (vLLM's CUDA build), or auto (cuda when nvidia-smi lists a GPU)",
+    )
+    kv_tokens: int | None = Field(
         None,
         ge=1,
-        description="--num-gpu-blocks-override: the KV budget in blocks (128 tokens each on the CPU)",
+        description="the KV budget in tokens, the same on every backend (unset: vLLM sizes it)",
+    )
+    kv_block_size: int = Field(
+        128,
+        ge=16,
+        multiple_of=16,
+        description="--block-size, passed to every engine (vLLM's CPU default; 16 is CUDA's)",
+    )
+    gpu_memory_utilization: float = Field(
+        0.3,
+        gt=0,
+        le=0.95,
+        description="--gpu-memory-utilization of each engine on a GPU: a canary and an added replica fit beside the stable one",
     )
     engine_threads_bind: str | None = Field(
         None, description="VLLM_CPU_OMP_THREADS_BIND (vLLM chooses when unset)"
@@ -108,6 +135,15 @@ class Settings(BaseSettings):
     engine_cpus: CpuList | None = Field(
         None,
         description="CPU cores the engine may use (1, 0-3, 0,2); unset: any. One core per replica stands for one GPU",
+    )
+
+    # Compose mode.
+    compose_project: str = Field(
+        "llm-sandbox", description="the compose project (compose.yaml's `name:`)"
+    )
+    host_gateway_bind: str = Field(
+        "0.0.0.0",
+        description="address the drill's webhook binds in compose mode, so Alertmanager's container reaches it as host.docker.internal",
     )
 
     # Observability binaries (Debian names by default).
@@ -131,6 +167,12 @@ class Settings(BaseSettings):
     def engine_cpu_set(self) -> tuple[int, ...]:
         """``engine_cpus`` as core numbers; empty when unset (model_copy skips validation, so parse here)."""
         return parse_cpu_list(self.engine_cpus) if self.engine_cpus else ()
+
+    def resolve_engine_backend(self) -> EngineBackend:
+        """``engine_backend`` with ``auto`` decided: CUDA when ``nvidia-smi -L`` lists a GPU."""
+        if self.engine_backend is not EngineBackend.AUTO:
+            return self.engine_backend
+        return EngineBackend.CUDA if nvidia_gpu_present() else EngineBackend.CPU
 
     def url(self, port: int) -> str:
         return f"http://{self.host}:{port}"
@@ -165,6 +207,18 @@ class Settings(BaseSettings):
 
     def which(self, binary: str) -> str | None:
         return shutil.which(binary)
+
+
+def nvidia_gpu_present() -> bool:
+    """True when ``nvidia-smi -L`` runs and lists at least one GPU (as scripts/setup.sh checks)."""
+    binary = shutil.which("nvidia-smi")
+    if binary is None:
+        return False
+    try:
+        done = subprocess.run([binary, "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0 and "GPU" in done.stdout
 
 
 def load_settings(**overrides: object) -> Settings:

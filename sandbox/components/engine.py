@@ -6,40 +6,58 @@ import httpx
 
 from sandbox.components.base import Component, Readiness, ScrapeTarget, http_ready
 from sandbox.runtime.base import ServiceSpec
-from sandbox.settings import Settings
+from sandbox.settings import EngineBackend, Settings
 
 __all__ = [
-    "CPU_KV_BLOCK_TOKENS",
-    "ENGINE_IMAGE",
+    "COLLECTOR_TRACES_URL",
+    "CONTAINER_PORT",
+    "ENGINE_IMAGES",
+    "ENGINE_SHM_SIZE",
+    "container_engine_argv",
     "engine_argv",
     "engine_component",
+    "engine_env",
+    "kv_cache_blocks",
     "max_model_len",
 ]
 
-# The image compose uses on a GPU host; the CPU profile builds from docker/engine-cpu.Dockerfile.
-ENGINE_IMAGE = "vllm/vllm-openai:v0.32.0"
+# The images of compose's two engine profiles (compose.yaml); the CPU one is built from
+# docker/engine-cpu.Dockerfile. Replicas the sandbox adds in compose mode run the same image.
+ENGINE_IMAGES = {
+    EngineBackend.CUDA: "vllm/vllm-openai:v0.32.0",
+    EngineBackend.CPU: "llm-sandbox/engine-cpu:0.32.0",
+}
+# Inside a container: the port vLLM listens on, where the model is mounted, and the collector.
+CONTAINER_PORT = 8000
+CONTAINER_MODELS = "/models"
+COLLECTOR_TRACES_URL = "http://otel-collector:4318/v1/traces"
+# Shared memory for vLLM's worker processes (Docker's default of 64 MB is too small); compose.yaml
+# gives its engines the same.
+ENGINE_SHM_SIZE = "1g"
 
 
-# vLLM's CPU backend allocates the KV cache in blocks of this many tokens.
-CPU_KV_BLOCK_TOKENS = 128
+def kv_cache_blocks(settings: Settings) -> int | None:
+    """The KV budget in vLLM's unit (``--num-gpu-blocks-override``): ``kv_tokens`` rounded up to
+    whole blocks of ``kv_block_size``. The one place tokens become blocks."""
+    if settings.kv_tokens is None:
+        return None
+    return -(-settings.kv_tokens // settings.kv_block_size)
 
 
 def max_model_len(settings: Settings) -> int:
     """The context limit, lowered to what a small KV budget can hold: vLLM refuses to start when
     one request of ``--max-model-len`` tokens would not fit (it keeps one block in reserve)."""
-    if settings.kv_blocks is None:
+    blocks = kv_cache_blocks(settings)
+    if blocks is None:
         return settings.max_model_len
-    return max(
-        CPU_KV_BLOCK_TOKENS,
-        min(settings.max_model_len, (settings.kv_blocks - 1) * CPU_KV_BLOCK_TOKENS),
-    )
+    block = settings.kv_block_size
+    return max(block, min(settings.max_model_len, (blocks - 1) * block))
 
 
-def engine_argv(settings: Settings, port: int) -> list[str]:
-    """The vLLM server's arguments (without the interpreter), the same in every mode."""
+def _argv(settings: Settings, *, host: str, port: int, model: str, traces_url: str) -> list[str]:
     argv = [
         "--model",
-        str(settings.model_dir),
+        model,
         "--served-model-name",
         settings.served_model_name,
         # Random weights from config.json alone: nothing is downloaded; outputs are noise.
@@ -48,25 +66,56 @@ def engine_argv(settings: Settings, port: int) -> list[str]:
         # torch.compile doubles start-up on two cores (about 115 s against 48 s).
         "--enforce-eager",
         "--host",
-        settings.host,
+        host,
         "--port",
         str(port),
         "--max-model-len",
         str(max_model_len(settings)),
         "--max-num-seqs",
         str(settings.max_num_seqs),
+        # Explicit on every backend (CPU's default is 128, CUDA's 16), so a KV budget in tokens
+        # means the same blocks everywhere.
+        "--block-size",
+        str(settings.kv_block_size),
     ]
-    if settings.kv_blocks is not None:
-        argv += ["--num-gpu-blocks-override", str(settings.kv_blocks)]
+    blocks = kv_cache_blocks(settings)
+    if blocks is not None:
+        argv += ["--num-gpu-blocks-override", str(blocks)]
+    if settings.resolve_engine_backend() is EngineBackend.CUDA:
+        # A bounded share of the GPU, so a canary and an added replica fit beside the stable
+        # engine. (On the CPU the flag reserves that share of RAM instead: left out there.)
+        argv += ["--gpu-memory-utilization", f"{settings.gpu_memory_utilization:g}"]
     # vLLM's llm_request spans join the caller's trace (it honours traceparent), and its
     # start-up spans (loading, KV-cache allocation) show where a cold start spends its time.
-    argv += ["--otlp-traces-endpoint", f"{settings.url(settings.trace_sink_port)}/v1/traces"]
+    argv += ["--otlp-traces-endpoint", traces_url]
     return argv
+
+
+def engine_argv(settings: Settings, port: int) -> list[str]:
+    """The vLLM server's arguments as a local process (without the interpreter)."""
+    return _argv(
+        settings,
+        host=settings.host,
+        port=port,
+        model=str(settings.model_dir),
+        traces_url=f"{settings.url(settings.trace_sink_port)}/v1/traces",
+    )
+
+
+def container_engine_argv(settings: Settings) -> list[str]:
+    """The same server's arguments inside a container on the compose network (compose.yaml's
+    engine services run these): all interfaces, the mounted model, the collector."""
+    return _argv(
+        settings,
+        host="0.0.0.0",
+        port=CONTAINER_PORT,
+        model=f"{CONTAINER_MODELS}/{settings.model_dir.name}",
+        traces_url=COLLECTOR_TRACES_URL,
+    )
 
 
 def engine_env(settings: Settings) -> dict[str, str]:
     env = {
-        "VLLM_CPU_KVCACHE_SPACE": f"{settings.kv_cache_space_gib:g}",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "VLLM_NO_USAGE_STATS": "1",
@@ -74,6 +123,9 @@ def engine_env(settings: Settings) -> dict[str, str]:
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",  # vLLM defaults to gRPC
         "OTEL_SERVICE_NAME": "vllm",
     }
+    if settings.resolve_engine_backend() is EngineBackend.CUDA:
+        return env
+    env["VLLM_CPU_KVCACHE_SPACE"] = f"{settings.kv_cache_space_gib:g}"
     if settings.engine_threads_bind:
         env["VLLM_CPU_OMP_THREADS_BIND"] = settings.engine_threads_bind
     elif settings.engine_cpu_set:
@@ -112,14 +164,18 @@ def engine_component(
 
     def spec(settings: Settings) -> ServiceSpec:
         args = engine_argv(settings, _port(settings))
+        backend = settings.resolve_engine_backend()
         return ServiceSpec(
             name=name,
             argv=(str(settings.engine_python), "-m", "vllm.entrypoints.openai.api_server", *args),
             port=_port(settings),
             env=engine_env(settings),
-            image=ENGINE_IMAGE,
-            command=tuple(args),
-            gpu=True,
+            image=ENGINE_IMAGES[backend],
+            command=tuple(container_engine_argv(settings)),
+            container_port=CONTAINER_PORT,
+            volumes={str(settings.model_dir): f"{CONTAINER_MODELS}/{settings.model_dir.name}"},
+            gpu=backend is EngineBackend.CUDA,
+            shm_size=ENGINE_SHM_SIZE,
             labels={"sandbox.version": version},
             cpus=settings.engine_cpu_set,
         )

@@ -46,8 +46,8 @@ class EngineVersion(BaseModel):
     max_num_seqs: int | None = Field(
         None, ge=1, description="--max-num-seqs: sequences batched at once"
     )
-    kv_blocks: int | None = Field(
-        None, ge=1, description="--num-gpu-blocks-override (128 tokens a block on CPU)"
+    kv_tokens: int | None = Field(
+        None, ge=1, description="the KV budget in tokens (whole blocks of --block-size)"
     )
     kv_cache_space_gib: float | None = Field(None, gt=0, description="VLLM_CPU_KVCACHE_SPACE")
     threads_bind: str | None = Field(None, description="VLLM_CPU_OMP_THREADS_BIND")
@@ -96,7 +96,7 @@ def version_settings(settings: Settings, version: EngineVersion) -> Settings:
         "served_model_name": version.served_model_name,
         "max_model_len": version.max_model_len,
         "max_num_seqs": version.max_num_seqs,
-        "kv_blocks": version.kv_blocks,
+        "kv_tokens": version.kv_tokens,
         "kv_cache_space_gib": version.kv_cache_space_gib,
         "engine_threads_bind": version.threads_bind,
         "engine_cpus": version.cpus,

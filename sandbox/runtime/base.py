@@ -51,7 +51,8 @@ class ServiceSpec:
     command: tuple[str, ...] = ()
     container_port: int | None = None
     volumes: dict[str, str] = field(default_factory=dict)  # host path -> container path
-    gpu: bool = False
+    gpu: bool = False  # one GPU (the settings' device), shared with the other engines
+    shm_size: str | None = None  # /dev/shm of the container ("1g"); Docker's default is 64 MB
     labels: dict[str, str] = field(default_factory=dict)
     # CPU cores the service (and every process it forks) may run on; empty: any core. An engine
     # replica confined to its own cores stands for a replica with its own GPU.

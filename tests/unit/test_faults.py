@@ -20,6 +20,7 @@ import faults
 from faults import FaultConflict, FaultError, HandleState, ParamError, StackContext
 from faults.endpoints import Endpoints
 from sandbox.components.base import Component, ScrapeTarget, http_ready
+from sandbox.components.engine import kv_cache_blocks
 from sandbox.runtime.base import ServiceSpec, ServiceState
 from sandbox.runtime.local import LocalRuntime, group_alive
 from sandbox.settings import REPO_ROOT, Settings, load_settings
@@ -82,8 +83,9 @@ def _standin_engine() -> Component:
             "--max-num-seqs",
             str(settings.max_num_seqs),
         ]
-        if settings.kv_blocks is not None:
-            argv += ["--num-gpu-blocks-override", str(settings.kv_blocks)]
+        blocks = kv_cache_blocks(settings)
+        if blocks is not None:
+            argv += ["--num-gpu-blocks-override", str(blocks)]
         return ServiceSpec(
             name="engine", argv=tuple(argv), port=settings.engine_port, cpus=settings.engine_cpu_set
         )
@@ -364,7 +366,7 @@ def test_engine_kv_budget_restarts_and_reverts(tmp_path: Path, admin: AdminServe
             20,
         )
         first_pid = runtime.status("engine").pid
-        kv = faults.inject(ctx, "engine-kv-budget", {"kv_blocks": 24})
+        kv = faults.inject(ctx, "engine-kv-budget", {"kv_tokens": 3072})
         argv = _engine_argv(settings)
         assert argv[argv.index("--num-gpu-blocks-override") + 1] == "24"
         assert runtime.status("engine").pid != first_pid and not group_alive(first_pid)  # type: ignore[arg-type]
@@ -417,7 +419,7 @@ def test_engine_cpus_confines_the_engine_and_revert_frees_it(
 def test_engine_change_needs_a_running_engine(tmp_path: Path, admin: AdminServer) -> None:
     ctx = _ctx(_settings(tmp_path, admin))
     with pytest.raises(FaultError, match="not running"):
-        faults.inject(ctx, "engine-kv-budget", {"kv_blocks": 24})
+        faults.inject(ctx, "engine-kv-budget", {"kv_tokens": 3072})
 
 
 def test_engine_revert_after_stack_down_leaves_it_stopped(
@@ -432,7 +434,7 @@ def test_engine_revert_after_stack_down_leaves_it_stopped(
             "stand-in engine",
             20,
         )
-        handle = faults.inject(ctx, "engine-kv-budget", {"kv_blocks": 16})
+        handle = faults.inject(ctx, "engine-kv-budget", {"kv_tokens": 2048})
         # `make down` stopped everything: revert must not start a lone engine.
         ctx.runtime.stop("engine", 3.0)
         reverted = faults.revert(ctx, handle.id)

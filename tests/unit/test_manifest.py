@@ -74,7 +74,7 @@ def test_a_copy_loads_from_another_root(tmp_path: Path) -> None:
             lambda d: d["faults"][0]["params"].update(rate_per_s=-1),
             r"faults\.0: .*param 'rate_per_s'",
         ),
-        (lambda d: d["setup"][0]["params"].update(kv_blocks=0), r"setup\.0: .*param 'kv_blocks'"),
+        (lambda d: d["setup"][0]["params"].update(kv_tokens=0), r"setup\.0: .*param 'kv_tokens'"),
         (
             lambda d: [m.update(correct=True) for m in d["mitigations"]],
             r"at least one must be tempting but wrong",

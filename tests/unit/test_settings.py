@@ -22,12 +22,12 @@ def test_defaults_work_out_of_the_box(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SANDBOX_ENGINE_PORT", "18100")
     monkeypatch.setenv("SANDBOX_RUN_DIR", str(tmp_path))
-    monkeypatch.setenv("SANDBOX_KV_BLOCKS", "24")
+    monkeypatch.setenv("SANDBOX_KV_TOKENS", "3072")
     monkeypatch.setenv("SANDBOX_MODE", "local")
     settings = load_settings()
     assert settings.engine_port == 18100
     assert settings.run_dir == tmp_path
-    assert settings.kv_blocks == 24
+    assert settings.kv_tokens == 3072
     assert settings.resolve_mode() is Mode.LOCAL
 
 
@@ -37,7 +37,9 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
         ("SANDBOX_ENGINE_PORT", "eighty"),
         ("SANDBOX_ENGINE_PORT", "70000"),
         ("SANDBOX_MODE", "kubernetes"),
-        ("SANDBOX_KV_BLOCKS", "0"),
+        ("SANDBOX_KV_TOKENS", "0"),
+        ("SANDBOX_KV_BLOCK_SIZE", "100"),
+        ("SANDBOX_ENGINE_BACKEND", "tpu"),
         ("SANDBOX_ENGINE_CPUS", "first"),
         ("SANDBOX_ENGINE_CPUS", "3-1"),
     ],
@@ -62,7 +64,7 @@ def test_a_small_kv_budget_lowers_the_context_limit() -> None:
     from sandbox.components.engine import engine_argv, max_model_len
 
     assert max_model_len(load_settings()) == 4096
-    small = load_settings(kv_blocks=24)
+    small = load_settings(kv_tokens=3072)
     # vLLM refuses to start when one max-length request cannot fit in the KV cache (seen: 2,944).
     assert max_model_len(small) == 23 * 128
     argv = engine_argv(small, 8100)
