@@ -14,6 +14,7 @@ __all__ = [
     "ServiceStatus",
     "StartError",
     "runtime_for",
+    "webhook_bind_host",
 ]
 
 
@@ -22,5 +23,15 @@ def runtime_for(settings: Settings) -> Runtime:
     if settings.resolve_mode() is Mode.COMPOSE:
         from sandbox.runtime.docker import DockerRuntime
 
-        return DockerRuntime.from_env(network="llm-sandbox_default")
+        project = settings.compose_project
+        return DockerRuntime.from_env(project=project, network=f"{project}_default")
     return LocalRuntime(settings.run_dir)
+
+
+def webhook_bind_host(settings: Settings, runtime: Runtime) -> str:
+    """Where the drill's alert webhook listens. Locally: the settings' host, like every service.
+    In compose, Alertmanager's container posts to ``host.docker.internal`` (the host's bridge
+    address), which a socket on 127.0.0.1 never sees: ``host_gateway_bind`` then."""
+    from sandbox.runtime.docker import DockerRuntime
+
+    return settings.host_gateway_bind if isinstance(runtime, DockerRuntime) else settings.host

@@ -1,14 +1,20 @@
-"""Docker runtime: each service is a container, managed through the Docker SDK for Python.
+"""Docker runtime: each service is a container of the compose project, through the Docker SDK.
 
-Compose mode starts the fixed stack from ``compose.yaml``; this runtime is what the sandbox uses
-for what changes while a drill runs (extra engine replicas, a canary). Containers are named
-``sandbox-<service>`` and labelled ``sandbox.component=<service>`` so ``names()`` finds them
-after a crash.
+``docker compose up`` starts the fixed stack from ``compose.yaml``: containers named
+``<project>-<service>-1`` with compose's own labels (``com.docker.compose.project`` and
+``...service``). This runtime finds those by their labels under the sandbox's names (``engine``
+is compose's ``engine-gpu`` or ``engine-cpu``, ``tracesink`` its ``otel-collector``), starts
+them again when they are stopped, and refuses to invent them: compose owns their definition.
+
+What changes while a drill runs (extra engine replicas, a canary, the load generator) it runs
+itself, as containers on the project's network, labelled ``sandbox.component=<name>`` and with
+the compose project's labels, so ``names()`` finds them after a crash and
+``docker compose down --remove-orphans`` removes them with the project.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,9 +26,34 @@ from sandbox.runtime.base import (
     StartError,
 )
 
-__all__ = ["LABEL", "DockerRuntime", "docker_available"]
+__all__ = [
+    "COMPOSE_SERVICES",
+    "LABEL",
+    "PROJECT_LABEL",
+    "SERVICE_LABEL",
+    "DockerRuntime",
+    "docker_available",
+    "is_compose_service",
+    "pick_container",
+    "sandbox_name_of",
+]
 
 LABEL = "sandbox.component"
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+# The sandbox's component names for the services compose.yaml defines. The engine has one
+# service per profile (only one of them runs); the collector takes the local trace sink's place.
+COMPOSE_SERVICES: dict[str, tuple[str, ...]] = {
+    "engine": ("engine-gpu", "engine-cpu"),
+    "tracesink": ("otel-collector",),
+    "retriever": ("retriever",),
+    "gateway": ("gateway",),
+    "prometheus": ("prometheus",),
+    "alertmanager": ("alertmanager",),
+}
+_SANDBOX_NAME = {
+    service: name for name, services in COMPOSE_SERVICES.items() for service in services
+}
 
 
 def docker_available(timeout_s: float = 2.0) -> bool:
@@ -55,23 +86,68 @@ def _engine_errors() -> Iterator[None]:
         ) from exc
 
 
-class DockerRuntime:
-    """Starts and stops containers for ServiceSpecs; see the module docstring."""
+def sandbox_name_of(container: Any) -> str | None:
+    """The sandbox's name for a container of the project; None for one it does not manage
+    (qdrant, tempo, grafana)."""
+    labels = container.labels or {}
+    if LABEL in labels:
+        return str(labels[LABEL])
+    return _SANDBOX_NAME.get(str(labels.get(SERVICE_LABEL, "")))
 
-    def __init__(self, client: Any, network: str | None = None, host: str = "127.0.0.1") -> None:
+
+def is_compose_service(container: Any) -> bool:
+    """Compose created it (from compose.yaml), as opposed to the sandbox."""
+    return LABEL not in (container.labels or {})
+
+
+def pick_container(containers: Iterable[Any], name: str) -> Any | None:
+    """The container that plays ``name`` among the project's: one the sandbox added, else
+    compose's own, a running one first (only one engine profile runs at a time)."""
+    candidates = [c for c in containers if sandbox_name_of(c) == name]
+    candidates.sort(key=lambda c: (is_compose_service(c), c.status != "running"))
+    return candidates[0] if candidates else None
+
+
+# Exit codes of a container stopped on purpose: cleanly, or by SIGTERM/SIGKILL from `stop`.
+_STOPPED_CODES = (0, 137, 143)
+
+
+class DockerRuntime:
+    """Finds, starts and stops the compose project's containers; see the module docstring."""
+
+    def __init__(
+        self,
+        client: Any,
+        project: str = "llm-sandbox",
+        network: str | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
         self.client = client
+        self.project = project
         self.network = network
         self.host = host
 
     @classmethod
-    def from_env(cls, network: str | None = None) -> DockerRuntime:
+    def from_env(cls, project: str = "llm-sandbox", network: str | None = None) -> DockerRuntime:
         import docker
 
-        return cls(docker.from_env(), network=network)
+        return cls(docker.from_env(), project=project, network=network)
 
-    @staticmethod
-    def container_name(name: str) -> str:
-        return f"sandbox-{name}"
+    def container_name(self, name: str) -> str:
+        """The name of a container the sandbox adds (compose's own end in ``-<index>``)."""
+        return f"{self.project}-{name}"
+
+    def labels(self, spec: ServiceSpec) -> dict[str, str]:
+        """A container the sandbox adds belongs to the compose project (so `down` can remove the
+        network) under a service name of its own (so compose counts it as an orphan, never as
+        one of its services)."""
+        return {
+            **spec.labels,
+            LABEL: spec.name,
+            PROJECT_LABEL: self.project,
+            SERVICE_LABEL: spec.name,
+            "com.docker.compose.oneoff": "False",
+        }
 
     def run_kwargs(self, spec: ServiceSpec) -> dict[str, Any]:
         """The arguments of ``containers.run`` for a spec (kept separate so tests can read them)."""
@@ -91,75 +167,117 @@ class DockerRuntime:
             "volumes": {
                 host: {"bind": inside, "mode": "ro"} for host, inside in spec.volumes.items()
             },
-            "labels": {LABEL: spec.name, **spec.labels},
+            "labels": self.labels(spec),
         }
         if self.network:
             kwargs["network"] = self.network
         if spec.cpus:
             kwargs["cpuset_cpus"] = ",".join(str(cpu) for cpu in spec.cpus)
+        if spec.shm_size:
+            kwargs["shm_size"] = spec.shm_size
         if spec.gpu:
+            # One GPU, as compose's engine-gpu reserves: every engine shares it, each with its
+            # bounded --gpu-memory-utilization (count=-1 would ask for all of them).
             kwargs["device_requests"] = [
-                docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])
+                docker.types.DeviceRequest(count=1, capabilities=[["gpu"]])
             ]
         return kwargs
 
+    # -- finding containers ----------------------------------------------------------------
+    def _project_containers(self) -> list[Any]:
+        with _engine_errors():
+            return list(self.client.containers.list(all=True, filters=self.project_filters()))
+
+    sandbox_name = staticmethod(sandbox_name_of)
+
+    def project_filters(self) -> dict[str, str]:
+        """The filter of ``containers.list``: every container of the compose project."""
+        return {"label": f"{PROJECT_LABEL}={self.project}"}
+
+    def find(self, name: str) -> Any | None:
+        return pick_container(self._project_containers(), name)
+
+    @staticmethod
+    def _is_compose_service(container: Any) -> bool:
+        return is_compose_service(container)
+
+    # -- Runtime protocol ------------------------------------------------------------------
     def start(self, spec: ServiceSpec) -> ServiceStatus:
         import docker.errors
 
-        current = self.status(spec.name)
-        if current.state is ServiceState.RUNNING:
-            return current
-        if current.state is ServiceState.EXITED:
+        container = self.find(spec.name)
+        if container is not None and self._is_compose_service(container):
+            if container.status != "running":
+                with _engine_errors():
+                    container.start()
+            return self.status(spec.name)
+        if container is not None and container.status == "running":
+            return self.status(spec.name)
+        if container is not None:
             self.stop(spec.name)
+        if spec.name in COMPOSE_SERVICES:
+            services = " or ".join(COMPOSE_SERVICES[spec.name])
+            raise StartError(
+                f"{spec.name}: compose project {self.project!r} has no {services} container; "
+                "start it first: docker compose --profile gpu up -d --wait (or --profile cpu)"
+            )
         try:
-            container = self.client.containers.run(**self.run_kwargs(spec))
+            created = self.client.containers.run(**self.run_kwargs(spec))
         except docker.errors.DockerException as exc:
             raise StartError(f"{spec.name}: docker could not start {spec.image}: {exc}") from exc
         return ServiceStatus(
-            spec.name, ServiceState.RUNNING, detail=f"container {container.short_id}"
+            spec.name, ServiceState.RUNNING, detail=f"container {created.short_id}"
         )
 
     def status(self, name: str) -> ServiceStatus:
         import docker.errors
 
+        container = self.find(name)
+        if container is None:
+            return ServiceStatus(name, ServiceState.STOPPED)
         try:
             with _engine_errors():
-                container = self.client.containers.get(self.container_name(name))
                 container.reload()
         except docker.errors.NotFound:
             return ServiceStatus(name, ServiceState.STOPPED)
         state = container.attrs.get("State", {})
         if container.status == "running":
-            return ServiceStatus(name, ServiceState.RUNNING, pid=state.get("Pid") or None)
+            return ServiceStatus(
+                name, ServiceState.RUNNING, pid=state.get("Pid") or None, detail=container.name
+            )
         code = state.get("ExitCode")
+        if self._is_compose_service(container) and code in _STOPPED_CODES:
+            # Stopped by `docker compose stop` or by us: not a crash.
+            return ServiceStatus(name, ServiceState.STOPPED, detail=f"{container.name} stopped")
         return ServiceStatus(
             name,
             ServiceState.EXITED,
             exit_code=code,
-            detail=f"container {container.status}, exit code {code}",
+            detail=f"container {container.name} {container.status}, exit code {code}",
         )
 
     def stop(self, name: str, timeout_s: float = 15.0) -> ServiceStatus:
         import docker.errors
 
-        try:
-            container = self.client.containers.get(self.container_name(name))
-        except docker.errors.NotFound:
+        container = self.find(name)
+        if container is None:
             return ServiceStatus(name, ServiceState.STOPPED)
-        container.stop(timeout=int(timeout_s))
-        container.remove(force=True)
+        try:
+            with _engine_errors():
+                container.stop(timeout=int(timeout_s))
+                if not self._is_compose_service(container):
+                    container.remove(force=True)  # compose's own stay, for `up` to start again
+        except docker.errors.NotFound:
+            pass
         return ServiceStatus(name, ServiceState.STOPPED)
 
     def names(self) -> list[str]:
-        with _engine_errors():
-            containers = self.client.containers.list(all=True, filters={"label": LABEL})
-        return sorted(c.labels[LABEL] for c in containers)
+        found = {self.sandbox_name(c) for c in self._project_containers()}
+        return sorted(name for name in found if name is not None)
 
     def log_tail(self, name: str, lines: int = 20) -> str:
-        import docker.errors
-
-        try:
-            container = self.client.containers.get(self.container_name(name))
-        except docker.errors.NotFound:
+        container = self.find(name)
+        if container is None:
             return ""
-        return bytes(container.logs(tail=lines)).decode(errors="replace")
+        with _engine_errors():
+            return bytes(container.logs(tail=lines)).decode(errors="replace")
