@@ -162,3 +162,89 @@ def test_grafana_datasources_point_at_services(compose: dict[str, Any]) -> None:
     for source in datasources["datasources"]:
         host = re.match(r"https?://([^:/]+)", source["url"]).group(1)  # type: ignore[union-attr]
         assert host in names, f"datasource {source['name']} points at {host}, not a compose service"
+
+
+def test_every_engine_sends_traces_to_the_collector_over_http(compose: dict[str, Any]) -> None:
+    collector = compose["services"]["otel-collector"]
+    config = yaml.safe_load((REPO_ROOT / "stack" / "otel-collector" / "config.yaml").read_text())
+    assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"].endswith(":4318")
+    for name in ("engine-gpu", "engine-cpu"):
+        engine = compose["services"][name]
+        flags = dict(arg.split("=", 1) for arg in engine["command"] if "=" in arg)
+        assert flags["--otlp-traces-endpoint"] == "http://otel-collector:4318/v1/traces"
+        assert engine["environment"]["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] == "http/protobuf"
+        assert engine["shm_size"]
+        assert "otel-collector" in engine["depends_on"]
+    assert "127.0.0.1:4318:4318" in collector["ports"]
+
+
+def test_every_engine_has_a_block_size_and_the_gpu_a_bounded_share(compose: dict[str, Any]) -> None:
+    for name in ("engine-gpu", "engine-cpu"):
+        flags = dict(
+            arg.split("=", 1) for arg in compose["services"][name]["command"] if "=" in arg
+        )
+        assert flags["--block-size"] == "128", name
+    gpu = dict(a.split("=", 1) for a in compose["services"]["engine-gpu"]["command"] if "=" in a)
+    # Stable engine, canary and an added replica on one GPU.
+    assert 3 * float(gpu["--gpu-memory-utilization"]) <= 0.95
+
+
+def test_dependencies_wait_for_health(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, service in services.items():
+        depends = service.get("depends_on") or {}
+        assert isinstance(depends, dict), f"{name}: depends_on as a list waits for nothing"
+        for dependency, condition in depends.items():
+            wanted = (
+                "service_healthy" if "healthcheck" in services[dependency] else "service_started"
+            )
+            assert condition["condition"] == wanted, f"{name} -> {dependency}"
+    gateway = services["gateway"]["depends_on"]
+    assert gateway["engine-gpu"]["required"] is False and gateway["engine-cpu"]["required"] is False
+
+
+def test_images_built_here_get_the_cpu_torch_index(compose: dict[str, Any]) -> None:
+    for name in ("engine-cpu", "retriever", "gateway"):
+        build = compose["services"][name]["build"]
+        assert "TORCH_INDEX" in build["args"], name
+        dockerfile = (REPO_ROOT / build["dockerfile"]).read_text()
+        assert (
+            "ARG TORCH_INDEX" in dockerfile and '--index-url "$TORCH_INDEX" "torch==' in dockerfile
+        )
+    assert "libnuma1" in (REPO_ROOT / "docker" / "engine-cpu.Dockerfile").read_text()
+
+
+def test_prometheus_scrapes_the_compose_services(compose: dict[str, Any]) -> None:
+    targets_dir = REPO_ROOT / "stack" / "prometheus" / "targets"
+    jobs = {path.stem: json.loads(path.read_text()) for path in targets_dir.glob("*.json")}
+    assert {"engine", "gateway", "retriever", "prometheus", "alertmanager"} <= set(jobs)
+    assert jobs["engine"][0]["targets"] == ["engine:8000"]
+    # The same labels the local engine's target carries, so panels split by version alike.
+    assert jobs["engine"][0]["labels"] == {"version": "stable", "replica": "engine"}
+
+
+def test_tempo_writes_span_metrics_to_prometheus(compose: dict[str, Any]) -> None:
+    tempo = yaml.safe_load((REPO_ROOT / "stack" / "tempo" / "tempo.yaml").read_text())
+    write = tempo["metrics_generator"]["storage"]["remote_write"][0]["url"]
+    assert write.startswith("http://prometheus:9090/")
+    assert "--web.enable-remote-write-receiver" in compose["services"]["prometheus"]["command"]
+    processors = tempo["overrides"]["defaults"]["metrics_generator"]["processors"]
+    assert {"service-graphs", "span-metrics"} <= set(processors)
+
+
+def test_alertmanager_posts_where_the_drill_listens_in_compose(compose: dict[str, Any]) -> None:
+    from unittest.mock import MagicMock
+
+    from sandbox.runtime import LocalRuntime, webhook_bind_host
+    from sandbox.runtime.docker import DockerRuntime
+    from sandbox.settings import load_settings
+
+    settings = load_settings()
+    config = yaml.safe_load((REPO_ROOT / "stack" / "alertmanager" / "alertmanager.yml").read_text())
+    urls = {w["url"] for r in config["receivers"] for w in r.get("webhook_configs", [])}
+    assert urls == {f"http://host.docker.internal:{settings.alert_webhook_port}/alerts"}
+    assert "host.docker.internal:host-gateway" in compose["services"]["alertmanager"]["extra_hosts"]
+    # host.docker.internal is the host's bridge address: a webhook on 127.0.0.1 never sees it.
+    assert webhook_bind_host(settings, DockerRuntime(MagicMock())) == settings.host_gateway_bind
+    assert settings.host_gateway_bind not in ("127.0.0.1", "localhost")
+    assert webhook_bind_host(settings, LocalRuntime(settings.run_dir)) == "127.0.0.1"
