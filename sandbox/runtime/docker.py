@@ -35,6 +35,7 @@ __all__ = [
     "docker_available",
     "is_compose_service",
     "pick_container",
+    "same_flags",
     "sandbox_name_of",
 ]
 
@@ -108,6 +109,29 @@ def pick_container(containers: Iterable[Any], name: str) -> Any | None:
     return candidates[0] if candidates else None
 
 
+# Compose services whose flags the sandbox changes (faults/engine.py): when the sandbox's
+# command differs from compose's, its own container stands in for compose's.
+RECONFIGURABLE = ("engine",)
+
+
+def _flags(argv: Iterable[str]) -> dict[str, str]:
+    flags: dict[str, str] = {}
+    items = list(argv)
+    for i, item in enumerate(items):
+        if not item.startswith("--"):
+            continue
+        flag, eq, value = item.partition("=")
+        if not eq and i + 1 < len(items) and not items[i + 1].startswith("--"):
+            value = items[i + 1]
+        flags[flag] = value
+    return flags
+
+
+def same_flags(first: Iterable[str], second: Iterable[str]) -> bool:
+    """Two command lines with the same flags, ``--flag value`` and ``--flag=value`` alike."""
+    return _flags(first) == _flags(second)
+
+
 # Exit codes of a container stopped on purpose: cleanly, or by SIGTERM/SIGKILL from `stop`.
 _STOPPED_CODES = (0, 137, 143)
 
@@ -149,7 +173,7 @@ class DockerRuntime:
             "com.docker.compose.oneoff": "False",
         }
 
-    def run_kwargs(self, spec: ServiceSpec) -> dict[str, Any]:
+    def run_kwargs(self, spec: ServiceSpec, aliases: tuple[str, ...] = ()) -> dict[str, Any]:
         """The arguments of ``containers.run`` for a spec (kept separate so tests can read them)."""
         import docker.types
 
@@ -171,6 +195,10 @@ class DockerRuntime:
         }
         if self.network:
             kwargs["network"] = self.network
+            if aliases:
+                kwargs["networking_config"] = {
+                    self.network: self.client.api.create_endpoint_config(aliases=list(aliases))
+                }
         if spec.cpus:
             kwargs["cpuset_cpus"] = ",".join(str(cpu) for cpu in spec.cpus)
         if spec.shm_size:
@@ -203,14 +231,20 @@ class DockerRuntime:
 
     # -- Runtime protocol ------------------------------------------------------------------
     def start(self, spec: ServiceSpec) -> ServiceStatus:
-        import docker.errors
-
         container = self.find(spec.name)
         if container is not None and self._is_compose_service(container):
-            if container.status != "running":
-                with _engine_errors():
-                    container.start()
-            return self.status(spec.name)
+            command = container.attrs.get("Config", {}).get("Cmd") or []
+            if spec.name not in RECONFIGURABLE or same_flags(command, spec.command):
+                if container.status != "running":
+                    with _engine_errors():
+                        container.start()
+                return self.status(spec.name)
+            # An engine change (another KV budget, --max-num-seqs...): compose's container keeps
+            # compose.yaml's flags, so a container of the sandbox's takes its place under the
+            # same network alias; stopping it brings compose's back (see stop()).
+            with _engine_errors():
+                container.stop(timeout=15)
+            return self._run(spec, aliases=(spec.name, *COMPOSE_SERVICES[spec.name]))
         if container is not None and container.status == "running":
             return self.status(spec.name)
         if container is not None:
@@ -221,8 +255,13 @@ class DockerRuntime:
                 f"{spec.name}: compose project {self.project!r} has no {services} container; "
                 "start it first: docker compose --profile gpu up -d --wait (or --profile cpu)"
             )
+        return self._run(spec)
+
+    def _run(self, spec: ServiceSpec, aliases: tuple[str, ...] = ()) -> ServiceStatus:
+        import docker.errors
+
         try:
-            created = self.client.containers.run(**self.run_kwargs(spec))
+            created = self.client.containers.run(**self.run_kwargs(spec, aliases))
         except docker.errors.DockerException as exc:
             raise StartError(f"{spec.name}: docker could not start {spec.image}: {exc}") from exc
         return ServiceStatus(

@@ -25,6 +25,7 @@ from sandbox.runtime.docker import (
     docker_available,
     is_compose_service,
     pick_container,
+    same_flags,
     sandbox_name_of,
 )
 from sandbox.settings import REPO_ROOT, load_settings
@@ -210,3 +211,22 @@ def _pairs(argv: list[str]) -> dict[str, str]:
         else:
             pairs[flag] = next(items)
     return pairs
+
+
+def test_an_engine_change_stands_in_for_compose_s_engine(
+    offline_client: docker.DockerClient, compose: dict[str, Any]
+) -> None:
+    compose_command = compose["services"]["engine-gpu"]["command"]
+    settings = load_settings(engine_backend="cuda")
+    # Same flags as compose.yaml: `up` starts compose's own engine again.
+    assert same_flags(compose_command, engine_component().spec(settings).command)
+    # engine-kv-budget: other flags, so the sandbox's container takes the `engine` alias.
+    changed = engine_component().spec(settings.model_copy(update={"kv_tokens": 3072}))
+    assert not same_flags(compose_command, changed.command)
+    runtime = DockerRuntime(offline_client, network="llm-sandbox_default")
+    kwargs = runtime.run_kwargs(changed, aliases=("engine", "engine-gpu", "engine-cpu"))
+    body = _create_container_args(
+        {k: v for k, v in kwargs.items() if k != "detach"} | {"version": "1.43"}
+    )
+    endpoint = body["networking_config"]["EndpointsConfig"]["llm-sandbox_default"]
+    assert "engine" in endpoint["Aliases"]
