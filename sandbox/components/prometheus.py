@@ -44,6 +44,14 @@ def render_prometheus_config(
     for job in config["scrape_configs"]:
         for sd in job.get("file_sd_configs", []):
             sd["files"] = [str(settings.targets_dir / Path(f).name) for f in sd["files"]]
+        # Rules that point an address at a compose container: local addresses are right as written.
+        rules = [
+            r for r in job.get("relabel_configs", []) if r.get("target_label") != "__address__"
+        ]
+        if rules:
+            job["relabel_configs"] = rules
+        else:
+            job.pop("relabel_configs", None)
     return write_generated_yaml(settings.run_dir / "prometheus" / "prometheus.yml", config, source)
 
 

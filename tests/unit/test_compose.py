@@ -248,3 +248,32 @@ def test_alertmanager_posts_where_the_drill_listens_in_compose(compose: dict[str
     assert webhook_bind_host(settings, DockerRuntime(MagicMock())) == settings.host_gateway_bind
     assert settings.host_gateway_bind not in ("127.0.0.1", "localhost")
     assert webhook_bind_host(settings, LocalRuntime(settings.run_dir)) == "127.0.0.1"
+
+
+def test_the_drill_s_load_generator_is_scraped_in_compose(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    from unittest.mock import MagicMock
+
+    from sandbox.components.prometheus import render_prometheus_config
+    from sandbox.loadgen.component import CONTAINER_PORT, loadgen_component
+    from sandbox.runtime.docker import DockerRuntime
+    from sandbox.settings import load_settings
+
+    settings = load_settings(run_dir=tmp_path)
+    config = yaml.safe_load((REPO_ROOT / "stack" / "prometheus" / "prometheus.yml").read_text())
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "loadgen")
+    mounts = compose["services"]["prometheus"]["volumes"]
+    assert "${SANDBOX_RUN_DIR:-./.sandbox/run}/targets:/etc/prometheus/run-targets:ro" in mounts
+    assert job["file_sd_configs"][0]["files"] == ["/etc/prometheus/run-targets/loadgen.json"]
+    # The address the sandbox writes becomes the container's on the project's network.
+    (rule,) = job["relabel_configs"]
+    (target,) = loadgen_component().scrape(settings)
+    assert re.fullmatch(rule["regex"], target.address)
+    container = DockerRuntime(MagicMock()).container_name("loadgen")
+    assert rule["replacement"] == f"{container}:{CONTAINER_PORT}"
+    # Locally the address is right as written: the rendered copy has no such rule.
+    local = yaml.safe_load(render_prometheus_config(settings).read_text())
+    local_job = next(j for j in local["scrape_configs"] if j["job_name"] == "loadgen")
+    assert "relabel_configs" not in local_job
+    assert local_job["file_sd_configs"][0]["files"] == [str(settings.targets_dir / "loadgen.json")]
