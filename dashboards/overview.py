@@ -137,7 +137,16 @@ def ttft_timeseries() -> object:
         "Time to first token p50/p95/p99 (gateway)",
         "From arrival at the gateway to the first token relayed: admission, retrieval, network, engine queue and prefill. SLO: p99 < 2 s.",
         Unit.SECONDS,
-        percentiles(TTFT_BUCKETS, GATEWAY),
+        [
+            *percentiles(TTFT_BUCKETS, GATEWAY),
+            # The raw histogram, for its exemplars: each slow request links to its trace.
+            Query(
+                "histogram_quantile(0.99, sum by (le) (rate("
+                f"sandbox_gateway_time_to_first_token_seconds_bucket{{{GATEWAY}}}[1m])))",
+                "p99 (with trace exemplars)",
+                exemplar=True,
+            ),
+        ],
         thresholds=slo_line(TTFT_SLO_S),
     )
 

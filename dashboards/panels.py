@@ -63,6 +63,9 @@ class Unit:
 class Query:
     expr: str
     legend: str
+    # Ask Prometheus for the series' exemplars (trace ids): Grafana draws them as points that
+    # open the trace in Tempo. Only raw histograms carry them, never recorded rates.
+    exemplar: bool = False
 
 
 def percentiles(
@@ -82,14 +85,17 @@ def percentiles(
 
 
 def _targets(queries: Sequence[Query]) -> list[prometheus.Dataquery]:
-    return [
-        prometheus.Dataquery()
-        .expr(q.expr)
-        .legend_format(q.legend)
-        .ref_id(chr(ord("A") + i))
-        .datasource(DATASOURCE)
-        for i, q in enumerate(queries)
-    ]
+    targets = []
+    for i, q in enumerate(queries):
+        target = (
+            prometheus.Dataquery()
+            .expr(q.expr)
+            .legend_format(q.legend)
+            .ref_id(chr(ord("A") + i))
+            .datasource(DATASOURCE)
+        )
+        targets.append(target.exemplar(True) if q.exemplar else target)
+    return targets
 
 
 def _thresholds(steps: Sequence[tuple[float | None, str]]) -> dash.ThresholdsConfig:

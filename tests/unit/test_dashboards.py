@@ -282,3 +282,17 @@ def test_metric_names_of_dashboards_cover_each_component() -> None:
             n.startswith(prefix) or f":{prefix}" in n or f":{prefix.rstrip(':')}_" in n
             for n in names
         ), prefix
+
+
+def test_a_ttft_panel_asks_for_exemplars() -> None:
+    # Exemplars live on raw histograms only: the query that asks for them must read one.
+    overview = json.loads((REPO_ROOT / "dashboards" / "overview.json").read_text())
+    asking = [
+        target
+        for panel in overview["panels"]
+        for target in panel.get("targets", [])
+        if target.get("exemplar")
+    ]
+    assert asking
+    assert all(":rate" not in target["expr"] for target in asking)
+    assert any("sandbox_gateway_time_to_first_token_seconds_bucket" in t["expr"] for t in asking)
