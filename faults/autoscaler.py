@@ -54,6 +54,10 @@ class AutoscalerRunParams(Params):
 
 class AutoscalerRun(Change):
     name = "autoscaler-run"
+    compose_refusal = (
+        "the replicas it adds would be registered with the gateway's container at 127.0.0.1 "
+        "addresses it cannot reach, and compose's Prometheus reads only its static targets"
+    )
     category = ChangeCategory.OPERATOR
     summary = "run the autoscaler service: it adds and removes stable engine replicas from a Prometheus signal"
     effect = "replicas start when its signal is over target (each takes an engine's real start-up time) and are drained after"

@@ -132,15 +132,22 @@ class StackContext:
         cls, settings: Settings, runtime: Runtime | None = None, progress: Progress = print
     ) -> StackContext:
         from sandbox.components.engine import engine_component
-        from sandbox.runtime.local import LocalRuntime
+        from sandbox.runtime import runtime_for
 
         return cls(
             settings=settings,
-            runtime=runtime or LocalRuntime(settings.run_dir),
+            runtime=runtime or runtime_for(settings),
             endpoints=Endpoints.from_settings(settings),
             engine_component=engine_component(),
             progress=progress,
         )
+
+    @property
+    def compose_mode(self) -> bool:
+        """The runtime is the compose project's (containers), not local processes."""
+        from sandbox.runtime.docker import DockerRuntime
+
+        return isinstance(self.runtime, DockerRuntime)
 
     @property
     def faults_dir(self) -> Path:
@@ -176,6 +183,8 @@ class Change(ABC):
     effect: ClassVar[str]  # what a learner will see on the dashboards
     params_model: ClassVar[type[Params]]
     default_ttl_s: ClassVar[float] = 900.0
+    # Why it cannot work against the compose project's containers; None: it works in both modes.
+    compose_refusal: ClassVar[str | None] = None
 
     def parse(self, raw: Mapping[str, Any]) -> Params:
         try:

@@ -47,6 +47,11 @@ def inject(
     active returns that handle; another change on the same target is a ``FaultConflict``."""
     change = get_change(name)
     params = change.parse(raw_params)
+    if change.compose_refusal and ctx.compose_mode:
+        raise FaultError(
+            f"{name} does not work in compose mode: {change.compose_refusal}. "
+            "Run it (and incidents that use it) in local mode: SANDBOX_MODE=local"
+        )
     ttl = change.default_ttl_s if ttl_s is None else float(ttl_s)
     if ttl <= 0:
         raise FaultError(f"{name}: ttl_s must be above 0 (got {ttl_s})")

@@ -48,6 +48,7 @@ def _listening(host: str, port: int) -> bool:
 
 class NetworkLatency(Change):
     name = "network-latency"
+    compose_refusal = "its delay proxy is a local process on 127.0.0.1, which the gateway's container cannot reach"
     category = ChangeCategory.FAULT
     summary = "route the gateway's traffic to one engine through a delaying TCP proxy (latency, not bandwidth)"
     effect = (

@@ -57,10 +57,11 @@ class ComponentStatus:
     why: str
 
 
-def default_components() -> list[Component]:
-    """The local stack of `make up`, in start order."""
+def default_components(compose: bool = False) -> list[Component]:
+    """The stack of `make up`, in start order. In compose mode the collector stands in for the
+    local trace sink (compose's otel-collector, found under the sink's name)."""
     components = [
-        trace_sink_component(),
+        *([] if compose else [trace_sink_component()]),
         engine_component(),
         retriever_component(),
         gateway_component(),
@@ -90,8 +91,12 @@ def write_targets(settings: Settings, targets: Sequence[ScrapeTarget]) -> None:
 
 def preflight(settings: Settings, components: Sequence[Component], runtime: Runtime) -> list[str]:
     """Problems that would make `up` fail, each with what to do about it."""
-    problems = []
+    problems: list[str] = []
     names = {c.name for c in components}
+    if _compose(runtime):
+        # Compose runs the images: no local engine or Prometheus is needed, and its containers
+        # hold the ports. A missing container is the runtime's StartError, which says what to run.
+        return problems
     if any(n.startswith("engine") for n in names):
         if not Path(settings.engine_python).exists():
             problems.append(
@@ -119,6 +124,12 @@ def preflight(settings: Settings, components: Sequence[Component], runtime: Runt
     return problems
 
 
+def _compose(runtime: Runtime) -> bool:
+    from sandbox.runtime.docker import DockerRuntime
+
+    return isinstance(runtime, DockerRuntime)
+
+
 def _port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
@@ -131,8 +142,9 @@ def up(
     components: Sequence[Component] | None = None,
     progress: Progress = print,
 ) -> list[ComponentStatus]:
-    """Start every component that is not running and wait until all are ready."""
-    components = list(components or default_components())
+    """Start every component that is not running and wait until all are ready (in compose mode:
+    start the project's stopped containers, and wait for them)."""
+    components = list(components or default_components(_compose(runtime)))
     problems = preflight(settings, components, runtime)
     if problems:
         raise StackError("cannot start the stack:\n  - " + "\n  - ".join(problems))
@@ -208,7 +220,7 @@ def _wait_ready(
 def status(
     settings: Settings, runtime: Runtime, components: Sequence[Component] | None = None
 ) -> list[ComponentStatus]:
-    components = list(components or default_components())
+    components = list(components or default_components(_compose(runtime)))
     rows = []
     with httpx.Client(timeout=httpx.Timeout(5.0, connect=1.0)) as client:
         for component in components:
