@@ -33,8 +33,8 @@ from sandbox.drill.traffic import TrafficError, start_traffic, stop_traffic
 from sandbox.drill.webhook import AlertNotification, AlertReceiver
 from sandbox.exceptions import SandboxError
 from sandbox.promapi import AlertmanagerClient, PrometheusClient, PrometheusError, Reduce
+from sandbox.runtime import runtime_for, webhook_bind_host
 from sandbox.runtime.base import Runtime
-from sandbox.runtime.local import LocalRuntime
 from sandbox.settings import Settings
 
 __all__ = ["Drill", "DrillFailure", "DrillOptions", "DrillResult"]
@@ -105,7 +105,7 @@ class Drill:
         self.m = incident.manifest
         self.settings = settings
         self.options = options or DrillOptions()
-        self.runtime = runtime or LocalRuntime(settings.run_dir)
+        self.runtime = runtime or runtime_for(settings)
         self.say = say
         self.ctx = StackContext.from_settings(
             settings, self.runtime, progress=lambda msg: say(f"  {msg}")
@@ -149,7 +149,9 @@ class Drill:
     def run(self) -> DrillResult:
         reaper = threading.Thread(target=self._reaper, name="fault-reaper", daemon=True)
         reaper.start()
-        receiver = AlertReceiver(self.settings.host, self.settings.alert_webhook_port)
+        receiver = AlertReceiver(
+            webhook_bind_host(self.settings, self.runtime), self.settings.alert_webhook_port
+        )
         try:
             self._stack_ready()
             receiver.start()
