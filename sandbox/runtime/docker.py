@@ -258,6 +258,9 @@ class DockerRuntime:
         return self._run(spec)
 
     def _run(self, spec: ServiceSpec, aliases: tuple[str, ...] = ()) -> ServiceStatus:
+        # Reachable on the project's network by its sandbox name (`loadgen:8300`), whatever the
+        # project is called.
+        aliases = tuple(dict.fromkeys((spec.name, *aliases)))
         import docker.errors
 
         try:

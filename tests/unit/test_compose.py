@@ -270,8 +270,12 @@ def test_the_drill_s_load_generator_is_scraped_in_compose(
     (rule,) = job["relabel_configs"]
     (target,) = loadgen_component().scrape(settings)
     assert re.fullmatch(rule["regex"], target.address)
-    container = DockerRuntime(MagicMock()).container_name("loadgen")
-    assert rule["replacement"] == f"{container}:{CONTAINER_PORT}"
+    # The runtime gives each container it adds its name as network alias.
+    kwargs = DockerRuntime(MagicMock(), network="n").run_kwargs(
+        loadgen_component().spec(settings), aliases=("loadgen",)
+    )
+    assert "networking_config" in kwargs
+    assert rule["replacement"] == f"loadgen:{CONTAINER_PORT}"
     # Locally the address is right as written: the rendered copy has no such rule.
     local = yaml.safe_load(render_prometheus_config(settings).read_text())
     local_job = next(j for j in local["scrape_configs"] if j["job_name"] == "loadgen")
