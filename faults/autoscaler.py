@@ -55,8 +55,8 @@ class AutoscalerRunParams(Params):
 class AutoscalerRun(Change):
     name = "autoscaler-run"
     compose_refusal = (
-        "the replicas it adds would be registered with the gateway's container at 127.0.0.1 "
-        "addresses it cannot reach, and compose's Prometheus reads only its static targets"
+        "the autoscaler would run in a container with the host's settings (Prometheus and the "
+        "gateway at 127.0.0.1) and no Docker socket to add replicas with"
     )
     category = ChangeCategory.OPERATOR
     summary = "run the autoscaler service: it adds and removes stable engine replicas from a Prometheus signal"

@@ -59,10 +59,6 @@ class CanaryDeployParams(Params):
 
 class CanaryDeploy(Change):
     name = "canary-deploy"
-    compose_refusal = (
-        "the gateway's container would be sent to the canary's published 127.0.0.1 address, and "
-        "compose's Prometheus reads only its static targets"
-    )
     category = ChangeCategory.FAULT
     summary = "deploy a version as the canary with a share of traffic, or in shadow (sandbox deploy VERSION --weight N)"
     effect = "the canary's own failures and latency show per version; stable's do not move"

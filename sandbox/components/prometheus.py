@@ -44,14 +44,15 @@ def render_prometheus_config(
     for job in config["scrape_configs"]:
         for sd in job.get("file_sd_configs", []):
             sd["files"] = [str(settings.targets_dir / Path(f).name) for f in sd["files"]]
-        # Rules that point an address at a compose container: local addresses are right as written.
-        rules = [
-            r for r in job.get("relabel_configs", []) if r.get("target_label") != "__address__"
-        ]
-        if rules:
-            job["relabel_configs"] = rules
-        else:
-            job.pop("relabel_configs", None)
+        # Both files of a job are the run directory's here: one entry, no duplicate targets.
+        files = [f for sd in job.get("file_sd_configs", []) for f in sd["files"]]
+        if files:
+            job["file_sd_configs"] = [
+                {**job["file_sd_configs"][0], "files": list(dict.fromkeys(files))}
+            ]
+        # Relabel rules are compose's (they map host addresses to containers): local addresses
+        # are right as written.
+        job.pop("relabel_configs", None)
     return write_generated_yaml(settings.run_dir / "prometheus" / "prometheus.yml", config, source)
 
 

@@ -19,7 +19,6 @@ from sandbox.components.engine import engine_component
 from sandbox.deploy.state import Replica
 from sandbox.deploy.versions import EngineVersion, version_settings
 from sandbox.runtime.base import ServiceSpec
-from sandbox.runtime.docker import DockerRuntime
 from sandbox.settings import Mode, Settings
 
 __all__ = ["CONTAINER_PORT", "Launcher", "VllmLauncher", "in_flight_from_metrics", "scrape_target"]
@@ -106,12 +105,13 @@ class VllmLauncher:
 
     def url(self, name: str, port: int) -> str:
         if self._compose():
-            return f"http://{DockerRuntime.container_name(name)}:{CONTAINER_PORT}"
+            # The runtime gives the container its name as alias on the project's network.
+            return f"http://{name}:{CONTAINER_PORT}"
         return self.settings.url(port)
 
     def address(self, name: str, port: int) -> str:
         if self._compose():
-            return f"{DockerRuntime.container_name(name)}:{CONTAINER_PORT}"
+            return f"{name}:{CONTAINER_PORT}"
         return f"{self.settings.host}:{port}"
 
     def check(self, version: EngineVersion, replica: Replica, client: httpx.Client) -> Readiness:

@@ -281,3 +281,30 @@ def test_the_drill_s_load_generator_is_scraped_in_compose(
     local_job = next(j for j in local["scrape_configs"] if j["job_name"] == "loadgen")
     assert "relabel_configs" not in local_job
     assert local_job["file_sd_configs"][0]["files"] == [str(settings.targets_dir / "loadgen.json")]
+
+
+def test_replicas_the_sandbox_adds_are_scraped_by_name_in_compose(tmp_path: Path) -> None:
+    from sandbox.components.prometheus import render_prometheus_config
+    from sandbox.deploy.engines import VllmLauncher
+    from sandbox.settings import Mode, load_settings
+
+    settings = load_settings(run_dir=tmp_path)
+    config = yaml.safe_load((REPO_ROOT / "stack" / "prometheus" / "prometheus.yml").read_text())
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "engine")
+    files = [f for sd in job["file_sd_configs"] for f in sd["files"]]
+    assert files == [
+        "/etc/prometheus/targets/engine.json",
+        "/etc/prometheus/run-targets/engine.json",
+    ]
+    (rule,) = job["relabel_configs"]
+    assert rule["action"] == "drop"
+    # A canary's address as the deployer writes it in compose survives; the host's does not.
+    canary = VllmLauncher(settings, Mode.COMPOSE).address("canary", 8101)
+    assert canary == "canary:8000" and not re.fullmatch(rule["regex"], canary)
+    assert re.fullmatch(rule["regex"], f"127.0.0.1:{settings.engine_port}")
+    local = yaml.safe_load(render_prometheus_config(settings).read_text())
+    local_job = next(j for j in local["scrape_configs"] if j["job_name"] == "engine")
+    assert "relabel_configs" not in local_job
+    assert local_job["file_sd_configs"] == [
+        {"files": [str(settings.targets_dir / "engine.json")], "refresh_interval": "2s"}
+    ]

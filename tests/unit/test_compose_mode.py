@@ -19,7 +19,7 @@ from sandbox.settings import REPO_ROOT, load_settings
 from sandbox.stack import default_components, preflight
 
 # Incidents that use a change refusing compose mode; docs/compose.md lists the same.
-LOCAL_ONLY = {"bad-rollout", "cold-start-autoscaling"}
+LOCAL_ONLY = {"cold-start-autoscaling"}
 
 
 @pytest.fixture()
@@ -52,7 +52,7 @@ def test_changes_without_a_compose_equivalent_refuse_clearly(
 
 def test_the_local_only_incidents_are_those_using_such_changes() -> None:
     refusing = {c.name for c in faults.list_changes() if c.compose_refusal}
-    assert refusing == {"network-latency", "canary-deploy", "autoscaler-run"}
+    assert refusing == {"network-latency", "autoscaler-run"}
     local_only = {
         path.parent.name
         for path in (REPO_ROOT / "incidents").glob("*/incident.yaml")

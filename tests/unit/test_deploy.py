@@ -169,7 +169,7 @@ def test_the_vllm_launcher_applies_the_version_to_the_engine_argv(settings: Sett
     assert command[command.index("--port") + 1] == "8000"
     assert (
         VllmLauncher(settings, Mode.COMPOSE).url("engine-canary-1", 4321)
-        == "http://sandbox-engine-canary-1:8000"
+        == "http://engine-canary-1:8000"  # its alias on the network
     )
 
 
