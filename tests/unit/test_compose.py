@@ -256,7 +256,7 @@ def test_the_drill_s_load_generator_is_scraped_in_compose(
     from unittest.mock import MagicMock
 
     from sandbox.components.prometheus import render_prometheus_config
-    from sandbox.loadgen.component import CONTAINER_PORT, loadgen_component
+    from sandbox.loadgen.component import loadgen_component
     from sandbox.runtime.docker import DockerRuntime
     from sandbox.settings import load_settings
 
@@ -275,7 +275,8 @@ def test_the_drill_s_load_generator_is_scraped_in_compose(
         loadgen_component().spec(settings), aliases=("loadgen",)
     )
     assert "networking_config" in kwargs
-    assert rule["replacement"] == f"loadgen:{CONTAINER_PORT}"
+    container_port = loadgen_component().spec(settings).container_port
+    assert rule["replacement"] == f"loadgen:{container_port}"
     # Locally the address is right as written: the rendered copy has no such rule.
     local = yaml.safe_load(render_prometheus_config(settings).read_text())
     local_job = next(j for j in local["scrape_configs"] if j["job_name"] == "loadgen")
