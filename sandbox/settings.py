@@ -7,6 +7,7 @@ Nothing else in the package reads the environment for configuration.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -209,8 +210,10 @@ class Settings(BaseSettings):
         return shutil.which(binary)
 
 
+@functools.cache
 def nvidia_gpu_present() -> bool:
-    """True when ``nvidia-smi -L`` runs and lists at least one GPU (as scripts/setup.sh checks)."""
+    """True when ``nvidia-smi -L`` runs and lists at least one GPU (as scripts/setup.sh checks).
+    Asked once per process: every engine spec reads it."""
     binary = shutil.which("nvidia-smi")
     if binary is None:
         return False

@@ -258,11 +258,11 @@ class DockerRuntime:
         return self._run(spec)
 
     def _run(self, spec: ServiceSpec, aliases: tuple[str, ...] = ()) -> ServiceStatus:
+        import docker.errors
+
         # Reachable on the project's network by its sandbox name (`loadgen:8300`), whatever the
         # project is called.
         aliases = tuple(dict.fromkeys((spec.name, *aliases)))
-        import docker.errors
-
         try:
             created = self.client.containers.run(**self.run_kwargs(spec, aliases))
         except docker.errors.DockerException as exc:

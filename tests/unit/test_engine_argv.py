@@ -79,5 +79,11 @@ def test_traces_go_to_the_sink_locally_and_to_the_collector_in_a_container() -> 
 
 
 def test_auto_backend_is_the_cpu_without_nvidia_smi(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox.settings import nvidia_gpu_present
+
     monkeypatch.setenv("PATH", "/nonexistent")
-    assert load_settings().resolve_engine_backend() is EngineBackend.CPU
+    nvidia_gpu_present.cache_clear()
+    try:
+        assert load_settings().resolve_engine_backend() is EngineBackend.CPU
+    finally:
+        nvidia_gpu_present.cache_clear()
