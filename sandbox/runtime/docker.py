@@ -33,6 +33,7 @@ __all__ = [
     "SERVICE_LABEL",
     "DockerRuntime",
     "docker_available",
+    "image_mismatch",
     "is_compose_service",
     "pick_container",
     "same_flags",
@@ -130,6 +131,19 @@ def _flags(argv: Iterable[str]) -> dict[str, str]:
 def same_flags(first: Iterable[str], second: Iterable[str]) -> bool:
     """Two command lines with the same flags, ``--flag value`` and ``--flag=value`` alike."""
     return _flags(first) == _flags(second)
+
+
+def image_mismatch(spec: ServiceSpec, container: Any) -> str | None:
+    """Why the spec must not stand in for compose's container (another image: the settings'
+    engine backend is not the profile compose runs), or None."""
+    running = (container.attrs.get("Config", {}) or {}).get("Image")
+    if not spec.image or running == spec.image:
+        return None
+    return (
+        f"{spec.name}: compose runs {running} ({container.name}), the sandbox's settings want "
+        f"{spec.image}; set SANDBOX_ENGINE_BACKEND to match the profile (cpu for --profile cpu, "
+        "cuda for --profile gpu)"
+    )
 
 
 # Exit codes of a container stopped on purpose: cleanly, or by SIGTERM/SIGKILL from `stop`.
@@ -233,7 +247,8 @@ class DockerRuntime:
     def start(self, spec: ServiceSpec) -> ServiceStatus:
         container = self.find(spec.name)
         if container is not None and self._is_compose_service(container):
-            command = container.attrs.get("Config", {}).get("Cmd") or []
+            config = container.attrs.get("Config", {})
+            command = config.get("Cmd") or []
             if spec.name not in RECONFIGURABLE or same_flags(command, spec.command):
                 if container.status != "running":
                     with _engine_errors():
@@ -242,6 +257,9 @@ class DockerRuntime:
             # An engine change (another KV budget, --max-num-seqs...): compose's container keeps
             # compose.yaml's flags, so a container of the sandbox's takes its place under the
             # same network alias; stopping it brings compose's back (see stop()).
+            mismatch = image_mismatch(spec, container)
+            if mismatch:
+                raise StartError(mismatch)
             with _engine_errors():
                 container.stop(timeout=15)
             return self._run(spec, aliases=(spec.name, *COMPOSE_SERVICES[spec.name]))

@@ -23,6 +23,7 @@ from sandbox.runtime.docker import (
     SERVICE_LABEL,
     DockerRuntime,
     docker_available,
+    image_mismatch,
     is_compose_service,
     pick_container,
     same_flags,
@@ -230,3 +231,23 @@ def test_an_engine_change_stands_in_for_compose_s_engine(
     )
     endpoint = body["networking_config"]["EndpointsConfig"]["llm-sandbox_default"]
     assert "engine" in endpoint["Aliases"]
+
+
+def test_an_engine_of_the_other_backend_never_stands_in(
+    offline_client: docker.DockerClient,
+) -> None:
+    # A GPU host running the CPU profile: the settings' backend (cuda) must not replace it.
+    compose_engine = Container(
+        attrs={
+            "Id": "c" * 12,
+            "Name": "/llm-sandbox-engine-cpu-1",
+            "Config": {"Labels": _compose("engine-cpu"), "Image": "llm-sandbox/engine-cpu:0.32.0"},
+            "State": {"Status": "running"},
+        },
+        client=offline_client,
+    )
+    cuda = engine_component().spec(load_settings(engine_backend="cuda"))
+    why = image_mismatch(cuda, compose_engine)
+    assert why is not None and "SANDBOX_ENGINE_BACKEND" in why
+    cpu = engine_component().spec(load_settings(engine_backend="cpu"))
+    assert image_mismatch(cpu, compose_engine) is None
