@@ -22,12 +22,16 @@ from faults.base import Change, ChangeCategory, FaultError, FaultHandle, Params,
 from faults.http import HttpStatusError, call
 from sandbox.admin_paths import GATEWAY_ENGINE_PATH, GATEWAY_ENGINES_PATH, GATEWAY_STATE_PATH
 from sandbox.components.base import free_port
+from sandbox.components.python_service import PROJECT_IMAGE
 from sandbox.runtime.base import ServiceSpec, ServiceState
 from sandbox.settings import REPO_ROOT
 
 __all__ = ["NetworkLatency", "NetworkLatencyParams"]
 
 PROXY_READY_TIMEOUT_S = 15.0
+# In compose the proxy is a container of the project's image, on the project's network: it
+# listens here inside, and the gateway's container reaches it by its service name.
+PROXY_CONTAINER_PORT = 9000
 
 
 class NetworkLatencyParams(Params):
@@ -48,7 +52,6 @@ def _listening(host: str, port: int) -> bool:
 
 class NetworkLatency(Change):
     name = "network-latency"
-    compose_refusal = "its delay proxy is a local process on 127.0.0.1, which the gateway's container cannot reach"
     category = ChangeCategory.FAULT
     summary = "route the gateway's traffic to one engine through a delaying TCP proxy (latency, not bandwidth)"
     effect = (
@@ -85,6 +88,8 @@ class NetworkLatency(Change):
         undo = handle.undo
         upstream = urlsplit(undo["original"]["url"])
         host, port = ctx.settings.host, int(undo["proxy_port"])
+        delays = ("--delay-s", f"{params.delay_s}", "--jitter-s", f"{params.jitter_s}")
+        upstream_address = f"{upstream.hostname}:{upstream.port or 80}"
         spec = ServiceSpec(
             name=undo["proxy_service"],
             argv=(
@@ -96,14 +101,26 @@ class NetworkLatency(Change):
                 "--listen-port",
                 str(port),
                 "--upstream",
-                f"{upstream.hostname}:{upstream.port or 80}",
-                "--delay-s",
-                f"{params.delay_s}",
-                "--jitter-s",
-                f"{params.jitter_s}",
+                upstream_address,
+                *delays,
             ),
             port=port,
             cwd=REPO_ROOT,
+            # Compose: the gateway's engine URL is already a name on the project's network.
+            image=PROJECT_IMAGE,
+            command=(
+                "python",
+                "-m",
+                "faults.delay_proxy",
+                "--listen-host",
+                "0.0.0.0",
+                "--listen-port",
+                str(PROXY_CONTAINER_PORT),
+                "--upstream",
+                upstream_address,
+                *delays,
+            ),
+            container_port=PROXY_CONTAINER_PORT,
         )
         ctx.runtime.start(spec)
         deadline = time.monotonic() + PROXY_READY_TIMEOUT_S
@@ -120,7 +137,10 @@ class NetworkLatency(Change):
         proxied = {
             "name": undo["proxy_name"],
             "version": undo["original"]["version"],
-            "url": f"http://{host}:{port}",
+            # Where the gateway reaches the proxy: its container's alias in compose.
+            "url": f"http://{spec.name}:{PROXY_CONTAINER_PORT}"
+            if ctx.compose_mode
+            else f"http://{host}:{port}",
         }
         call(ctx, "POST", gateway + GATEWAY_ENGINES_PATH, json=proxied, what="gateway engines")
         call(
