@@ -2,8 +2,10 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 SANDBOX := .venv/bin/sandbox
+RUFF := .venv/bin/ruff
+MYPY := .venv/bin/mypy
 
-.PHONY: help setup up status down test test-fast incident incidents reset dashboards rules render traces load bench clean
+.PHONY: help setup up status down lint test test-fast incident incidents reset dashboards rules render traces load bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -20,10 +22,15 @@ status: ## each component: pid, URL, ready or not and why
 down: ## stop everything the sandbox started (safe to run twice)
 	@$(SANDBOX) down
 
-test: ## the whole test suite, real stack included (what CI runs)
+lint: ## ruff (lint + format check) and mypy --strict over sandbox/, faults/, dashboards/ (pyproject.toml)
+	@$(RUFF) check .
+	@$(RUFF) format --check .
+	@$(MYPY)
+
+test: lint ## lint, then the whole test suite, real stack included (what CI runs)
 	@$(PY) -m pytest
 
-test-fast: ## unit tests only: no vLLM, seconds not minutes
+test-fast: lint ## lint, then the unit tests only: no vLLM, seconds not minutes
 	@$(PY) -m pytest -m "not integration"
 
 INCIDENT ?= random
