@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 
-from dashboards.panels import ENGINE, PERCENTILES, Query, Unit, dashboard, timeseries_panel
+from dashboards.panels import (
+    ENGINE,
+    PERCENTILES,
+    PanelBuilder,
+    Query,
+    Unit,
+    dashboard,
+    timeseries_panel,
+)
 
 __all__ = ["UID", "capacity_dashboard"]
 
 UID = "sandbox-capacity"
 
 
-def replicas_timeseries() -> object:
+def replicas_timeseries() -> PanelBuilder:
     return timeseries_panel(
         1,
         "Replicas: desired, starting, ready",
@@ -27,7 +35,7 @@ def replicas_timeseries() -> object:
     )
 
 
-def signal_timeseries() -> object:
+def signal_timeseries() -> PanelBuilder:
     return timeseries_panel(
         2,
         "Scaling signal per replica vs its target",
@@ -40,7 +48,7 @@ def signal_timeseries() -> object:
     )
 
 
-def scale_up_time_timeseries() -> object:
+def scale_up_time_timeseries() -> PanelBuilder:
     return timeseries_panel(
         3,
         "Scale-up decision to ready p50/p95/p99 (last 30 min)",
@@ -56,7 +64,7 @@ def scale_up_time_timeseries() -> object:
     )
 
 
-def queue_depth_timeseries() -> object:
+def queue_depth_timeseries() -> PanelBuilder:
     return timeseries_panel(
         4,
         "Queue depth: gateway admission and engine",
@@ -69,7 +77,7 @@ def queue_depth_timeseries() -> object:
     )
 
 
-def in_flight_timeseries() -> object:
+def in_flight_timeseries() -> PanelBuilder:
     return timeseries_panel(
         5,
         "In flight: gateway requests and engine batch",
@@ -82,7 +90,7 @@ def in_flight_timeseries() -> object:
     )
 
 
-def decisions_timeseries() -> object:
+def decisions_timeseries() -> PanelBuilder:
     return timeseries_panel(
         6,
         "Scaling decisions per second by direction",
@@ -97,7 +105,7 @@ def decisions_timeseries() -> object:
     )
 
 
-def rejections_timeseries() -> object:
+def rejections_timeseries() -> PanelBuilder:
     return timeseries_panel(
         7,
         "Admission rejections per second by reason",
@@ -107,7 +115,7 @@ def rejections_timeseries() -> object:
     )
 
 
-def targets_timeseries() -> object:
+def targets_timeseries() -> PanelBuilder:
     return timeseries_panel(
         8,
         "Scrape targets up by job",

@@ -7,6 +7,7 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard
 from dashboards.panels import (
     ENGINE,
     TPOT_SLO_S,
+    PanelBuilder,
     Query,
     Unit,
     dashboard,
@@ -22,7 +23,7 @@ UID = "sandbox-engine"
 
 def _latency(
     panel_id: int, title: str, description: str, metric: str, slo: float | None = None
-) -> object:
+) -> PanelBuilder:
     return timeseries_panel(
         panel_id,
         title,
@@ -33,7 +34,7 @@ def _latency(
     )
 
 
-def requests_timeseries() -> object:
+def requests_timeseries() -> PanelBuilder:
     return timeseries_panel(
         1,
         "Requests running and waiting",
@@ -51,7 +52,7 @@ def requests_timeseries() -> object:
     )
 
 
-def kv_cache_timeseries() -> object:
+def kv_cache_timeseries() -> PanelBuilder:
     return timeseries_panel(
         2,
         "KV cache usage",
@@ -63,7 +64,7 @@ def kv_cache_timeseries() -> object:
     )
 
 
-def preemptions_timeseries() -> object:
+def preemptions_timeseries() -> PanelBuilder:
     return timeseries_panel(
         3,
         "Preemptions per second",
@@ -73,7 +74,7 @@ def preemptions_timeseries() -> object:
     )
 
 
-def tokens_timeseries() -> object:
+def tokens_timeseries() -> PanelBuilder:
     return timeseries_panel(
         4,
         "Prompt and generation tokens per second",
@@ -89,7 +90,7 @@ def tokens_timeseries() -> object:
     )
 
 
-def length_timeseries(panel_id: int, title: str, metric: str, description: str) -> object:
+def length_timeseries(panel_id: int, title: str, metric: str, description: str) -> PanelBuilder:
     return timeseries_panel(
         panel_id,
         title,

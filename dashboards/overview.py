@@ -11,6 +11,7 @@ from dashboards.panels import (
     GATEWAY,
     TPOT_SLO_S,
     TTFT_SLO_S,
+    PanelBuilder,
     Query,
     Unit,
     dashboard,
@@ -35,7 +36,7 @@ def _quantile(q: float, buckets: str, selector: str) -> str:
     return f"histogram_quantile({q}, sum by (le) ({buckets}{{{selector}}}))"
 
 
-def slo_stats() -> list[object]:
+def slo_stats() -> list[PanelBuilder]:
     return [
         stat_panel(
             1,
@@ -92,7 +93,7 @@ def slo_stats() -> list[object]:
     ]
 
 
-def latency_budget_timeseries() -> object:
+def latency_budget_timeseries() -> PanelBuilder:
     def mean_of(phase: str, numerator: str) -> Query:
         return Query(f"{numerator} / {ALL_REQUESTS}", phase)
 
@@ -131,7 +132,7 @@ def latency_budget_timeseries() -> object:
     )
 
 
-def ttft_timeseries() -> object:
+def ttft_timeseries() -> PanelBuilder:
     return timeseries_panel(
         8,
         "Time to first token p50/p95/p99 (gateway)",
@@ -151,7 +152,7 @@ def ttft_timeseries() -> object:
     )
 
 
-def tpot_timeseries() -> object:
+def tpot_timeseries() -> PanelBuilder:
     return timeseries_panel(
         9,
         "Time per output token p50/p95/p99 (engine)",
@@ -162,7 +163,7 @@ def tpot_timeseries() -> object:
     )
 
 
-def outcomes_timeseries() -> object:
+def outcomes_timeseries() -> PanelBuilder:
     return timeseries_panel(
         10,
         "Request outcomes per second",
@@ -178,7 +179,7 @@ def outcomes_timeseries() -> object:
     )
 
 
-def client_vs_server_timeseries() -> object:
+def client_vs_server_timeseries() -> PanelBuilder:
     return timeseries_panel(
         11,
         "TTFT p50/p95/p99: client (load generator) vs gateway",
@@ -196,7 +197,7 @@ def client_vs_server_timeseries() -> object:
     )
 
 
-def e2e_timeseries() -> object:
+def e2e_timeseries() -> PanelBuilder:
     return timeseries_panel(
         12,
         "End-to-end latency p50/p95/p99 (gateway)",

@@ -9,28 +9,41 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import prometheus, stat, timeseries
+from grafana_foundation_sdk.cog.builder import Builder
+from grafana_foundation_sdk.cog.variants import Dataquery
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 
 from sandbox.slos import load_slos
 
 __all__ = [
+    "CLIENT",
     "DATASOURCE",
     "ENGINE",
+    "ERROR_BUDGET",
     "GATEWAY",
     "PERCENTILES",
+    "TPOT_SLO_S",
+    "TTFT_SLO_S",
+    "PanelBuilder",
     "Query",
     "Unit",
-    "annotations",
+    "dashboard",
+    "drill_annotations",
     "percentiles",
+    "slo_line",
     "stat_panel",
     "timeseries_panel",
     "variables",
 ]
+
+# What every panel function returns: a time series, stat, ... builder of a dashboard panel.
+PanelBuilder: TypeAlias = Builder[model.Panel]
 
 DATASOURCE = common.DataSourceRef(type_val="prometheus", uid="prometheus")
 
@@ -84,8 +97,8 @@ def percentiles(
     ]
 
 
-def _targets(queries: Sequence[Query]) -> list[prometheus.Dataquery]:
-    targets = []
+def _targets(queries: Sequence[Query]) -> list[Builder[Dataquery]]:
+    targets: list[Builder[Dataquery]] = []
     for i, q in enumerate(queries):
         target = (
             prometheus.Dataquery()
@@ -209,7 +222,7 @@ def stat_panel(
     return panel.decimals(decimals) if decimals is not None else panel
 
 
-def variables() -> list[dash.QueryVariable]:
+def variables() -> list[Builder[model.VariableModel]]:
     """version, engine (vLLM replica) and tenant; each multi-valued with All = every value."""
 
     def variable(name: str, label: str, query: str, description: str) -> dash.QueryVariable:
@@ -250,7 +263,7 @@ def variables() -> list[dash.QueryVariable]:
     ]
 
 
-def annotations() -> list[dash.AnnotationQuery]:
+def drill_annotations() -> list[Builder[model.AnnotationQuery]]:
     """Drill events and pages on every time series panel.
 
     ``sandbox_drill_events_total{kind}`` is the drill's counter of timeline events (fault
@@ -280,7 +293,9 @@ def annotations() -> list[dash.AnnotationQuery]:
     ]
 
 
-def dashboard(uid: str, title: str, description: str, panels: Sequence[object]) -> dash.Dashboard:
+def dashboard(
+    uid: str, title: str, description: str, panels: Sequence[PanelBuilder]
+) -> dash.Dashboard:
     """A dashboard with the shared time range, variables, annotations and tags."""
     board = (
         dash.Dashboard(title)
@@ -293,8 +308,8 @@ def dashboard(uid: str, title: str, description: str, panels: Sequence[object]) 
         .refresh("10s")
         .timezone("browser")
         .variables(variables())
-        .annotations(annotations())
+        .annotations(drill_annotations())
     )
     for panel in panels:
-        board = board.with_panel(panel)  # type: ignore[arg-type]
+        board = board.with_panel(panel)
     return board

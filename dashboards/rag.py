@@ -6,6 +6,7 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard
 
 from dashboards.panels import (
     GATEWAY,
+    PanelBuilder,
     Query,
     Unit,
     dashboard,
@@ -21,7 +22,7 @@ UID = "sandbox-rag"
 PARTS = "phase:sandbox_retriever_phase_seconds_bucket:rate1m"
 
 
-def retrieval_phase_timeseries() -> object:
+def retrieval_phase_timeseries() -> PanelBuilder:
     return timeseries_panel(
         1,
         "Retrieval phase p50/p95/p99 (as RAG requests waited)",
@@ -35,7 +36,7 @@ def retrieval_phase_timeseries() -> object:
     )
 
 
-def part_timeseries(panel_id: int, part: str, description: str) -> object:
+def part_timeseries(panel_id: int, part: str, description: str) -> PanelBuilder:
     return timeseries_panel(
         panel_id,
         f"{part} p50/p95/p99",
@@ -46,7 +47,7 @@ def part_timeseries(panel_id: int, part: str, description: str) -> object:
     )
 
 
-def retriever_duration_timeseries() -> object:
+def retriever_duration_timeseries() -> PanelBuilder:
     return timeseries_panel(
         5,
         "Retriever /search duration p50/p95/p99",
@@ -56,7 +57,7 @@ def retriever_duration_timeseries() -> object:
     )
 
 
-def fallbacks_timeseries() -> object:
+def fallbacks_timeseries() -> PanelBuilder:
     return timeseries_panel(
         6,
         "Retrieval timeouts and fallbacks per second",
@@ -69,7 +70,7 @@ def fallbacks_timeseries() -> object:
     )
 
 
-def retrieval_share_timeseries() -> object:
+def retrieval_share_timeseries() -> PanelBuilder:
     return timeseries_panel(
         7,
         "Share of end-to-end time spent in retrieval",
@@ -86,7 +87,7 @@ def retrieval_share_timeseries() -> object:
     )
 
 
-def searches_timeseries() -> object:
+def searches_timeseries() -> PanelBuilder:
     return timeseries_panel(
         8,
         "Retriever searches per second by status",

@@ -10,6 +10,7 @@ from dashboards.panels import (
     GATEWAY,
     TPOT_SLO_S,
     TTFT_SLO_S,
+    PanelBuilder,
     Query,
     Unit,
     dashboard,
@@ -25,7 +26,7 @@ UID = "sandbox-rollout"
 REQUESTS = "version_status_class_tenant:sandbox_gateway_requests:rate1m"
 
 
-def weight_timeseries() -> object:
+def weight_timeseries() -> PanelBuilder:
     return timeseries_panel(
         1,
         "Traffic weight by version",
@@ -42,7 +43,7 @@ def weight_timeseries() -> object:
     )
 
 
-def requests_timeseries() -> object:
+def requests_timeseries() -> PanelBuilder:
     return timeseries_panel(
         2,
         "Requests per second by version",
@@ -57,7 +58,7 @@ def requests_timeseries() -> object:
     )
 
 
-def error_ratio_timeseries() -> object:
+def error_ratio_timeseries() -> PanelBuilder:
     errors = f'sum by (version) ({REQUESTS}{{status_class="5xx", {GATEWAY}}})'
     total = f"sum by (version) ({REQUESTS}{{{GATEWAY}}})"
     return timeseries_panel(
@@ -70,7 +71,7 @@ def error_ratio_timeseries() -> object:
     )
 
 
-def ttft_timeseries() -> object:
+def ttft_timeseries() -> PanelBuilder:
     return timeseries_panel(
         4,
         "TTFT p50/p95/p99 by version",
@@ -85,7 +86,7 @@ def ttft_timeseries() -> object:
     )
 
 
-def tpot_timeseries() -> object:
+def tpot_timeseries() -> PanelBuilder:
     return timeseries_panel(
         5,
         "TPOT p50/p95/p99 by version",
@@ -100,7 +101,7 @@ def tpot_timeseries() -> object:
     )
 
 
-def output_length_timeseries() -> object:
+def output_length_timeseries() -> PanelBuilder:
     return timeseries_panel(
         6,
         "Output length p50/p95/p99 by version",
@@ -112,7 +113,7 @@ def output_length_timeseries() -> object:
     )
 
 
-def upstream_errors_timeseries() -> object:
+def upstream_errors_timeseries() -> PanelBuilder:
     return timeseries_panel(
         7,
         "Upstream errors per second by version and kind",
@@ -128,7 +129,7 @@ def upstream_errors_timeseries() -> object:
     )
 
 
-def ready_engines_timeseries() -> object:
+def ready_engines_timeseries() -> PanelBuilder:
     return timeseries_panel(
         8,
         "Ready engines by version",
@@ -138,7 +139,7 @@ def ready_engines_timeseries() -> object:
     )
 
 
-def shadow_timeseries() -> object:
+def shadow_timeseries() -> PanelBuilder:
     return timeseries_panel(
         9,
         "Shadow requests per second by outcome",
