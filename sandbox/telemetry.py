@@ -21,7 +21,6 @@ Two jobs, one small API:
 * **Metrics**: ``render_metrics`` answers a scrape in the format the scraper asked for;
   OpenMetrics (what Prometheus asks for) is the only one that carries histogram exemplars
   (``{trace_id="...",span_id="..."}``), the link from a slow bucket to its trace.
-  ``serve_metrics`` runs that on a port of its own for a process without an HTTP app (loadgen).
 
 Trace propagation is W3C ``traceparent``: ``extract_context`` reads it from incoming headers,
 ``inject_context`` writes it into outgoing ones.
@@ -33,11 +32,9 @@ import json
 import logging
 import os
 import sys
-import threading
 import time
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
@@ -58,7 +55,6 @@ if TYPE_CHECKING:
 __all__ = [
     "EXPORT_TIMEOUT_S",
     "JsonLogFormatter",
-    "MetricsServer",
     "Tracing",
     "configure_logging",
     "configure_tracing",
@@ -66,7 +62,6 @@ __all__ = [
     "extract_context",
     "inject_context",
     "render_metrics",
-    "serve_metrics",
     "trace_endpoint",
     "trace_id_of",
 ]
@@ -188,46 +183,6 @@ def render_metrics(
         return generate_openmetrics(registry), OPENMETRICS_CONTENT_TYPE
     encoder, content_type = choose_encoder(accept or "")
     return encoder(registry), content_type
-
-
-class MetricsServer:
-    """``GET /metrics`` for one registry on its own thread (for processes without a web app)."""
-
-    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path.split("?")[0] != "/metrics":
-                    self.send_error(404, "only /metrics here")
-                    return
-                payload, content_type = render_metrics(registry, self.headers.get("Accept"))
-                self.send_response(200)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass  # a scrape every few seconds is not worth a log line
-
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="metrics-server", daemon=True
-        )
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-
-def serve_metrics(
-    registry: CollectorRegistry, host: str = "127.0.0.1", port: int = 0
-) -> MetricsServer:
-    """Serve ``registry`` at ``http://host:port/metrics`` (port 0 picks a free one: see ``.port``)."""
-    return MetricsServer(registry, host, port)
 
 
 # -- Logs -------------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ class GatewayAdmin:
         return self._call("GET", GATEWAY_STATE_PATH)
 
     def set_weights(self, weights: dict[str, float]) -> dict[str, Any]:
-        return self._call("PUT", GATEWAY_WEIGHTS_PATH, weights)  # type: ignore[arg-type]
+        return self._call("PUT", GATEWAY_WEIGHTS_PATH, weights)
 
     def set_shadow(self, version: str | None, share: float = 0.0) -> dict[str, Any]:
         if version is None:

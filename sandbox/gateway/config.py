@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -132,15 +133,16 @@ def load_options(
     config: Path | None = None, engines: list[str] | None = None, **overrides: object
 ) -> GatewayOptions:
     """Options from a JSON file (if given and present), ``--engine`` flags and keyword overrides."""
-    data: dict[str, object] = {}
+    # JSON as read: GatewayOptions validates it, so its values are Any until then.
+    data: dict[str, Any] = {}
     if config is not None and config.exists():
         data = json.loads(config.read_text())
     if engines:
         flagged = [parse_engine_flag(value, i).model_dump() for i, value in enumerate(engines)]
-        known = {e["name"] for e in data.get("engines", [])}  # type: ignore[union-attr]
+        known = {e["name"] for e in data.get("engines", [])}
         data["engines"] = [
             *data.get("engines", []),
             *(e for e in flagged if e["name"] not in known),
-        ]  # type: ignore[misc]
+        ]
     data.update({k: v for k, v in overrides.items() if v is not None})
     return GatewayOptions.model_validate(data)

@@ -7,6 +7,7 @@ retriever must not take the completion down with it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -31,15 +32,16 @@ def query_of(request: ParsedRequest) -> str | None:
     """The text to search for: the prompt, or the last user message (None if there is no text)."""
     if request.is_chat:
         for message in reversed(request.body["messages"]):
-            if message.get("role") == "user" and isinstance(message.get("content"), str):
-                return message["content"][-1000:]
+            content = message.get("content")
+            if message.get("role") == "user" and isinstance(content, str):
+                return content[-1000:]
         return None
     prompt = request.body["prompt"]
     return prompt[-1000:] if isinstance(prompt, str) else None
 
 
 async def retrieve(
-    client: httpx.AsyncClient, options: RagOptions, query: str, headers: dict[str, str]
+    client: httpx.AsyncClient, options: RagOptions, query: str, headers: Mapping[str, str]
 ) -> list[dict[str, Any]]:
     if not options.retriever_url:
         raise RetrievalFailed("error", "no retriever configured")

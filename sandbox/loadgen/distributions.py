@@ -11,6 +11,7 @@ import math
 from typing import Annotated, Literal
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 __all__ = [
@@ -139,11 +140,12 @@ class Empirical(_Dist):
                 raise ValueError("weights must not all be zero")
         return self
 
-    def _p(self) -> np.ndarray | None:
+    def _p(self) -> npt.NDArray[np.float64] | None:
         if self.weights is None:
             return None
-        w = np.asarray(self.weights, dtype=float)
-        return w / w.sum()
+        w = np.asarray(self.weights, dtype=np.float64)
+        p: npt.NDArray[np.float64] = w / w.sum()
+        return p
 
     def sample(self, rng: np.random.Generator) -> int:
         return int(rng.choice(np.asarray(self.values), p=self._p()))

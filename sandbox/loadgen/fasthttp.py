@@ -154,7 +154,7 @@ class FastClient:
         loop = asyncio.get_running_loop()
         transport, conn = await loop.create_connection(_Connection, self.host, self.port)
         # uvloop may call connection_made after create_connection returns: set it here too.
-        conn.transport = transport  # type: ignore[assignment]
+        conn.transport = transport
         self._all.add(conn)
         return conn, False
 

@@ -93,7 +93,7 @@ class LoadgenMetrics:
         )
 
         # Bind every label set at start-up: series exist (at 0) before the first request.
-        self.tenants = {}
+        self.tenants: dict[str, _Bound] = {}
         for tenant in tenants:
             self.bind(tenant)
 
