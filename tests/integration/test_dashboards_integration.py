@@ -183,7 +183,7 @@ def test_every_metric_name_exists_in_prometheus(loaded: tuple[StackHandle, float
     assert "vllm:gpu_cache_usage_perc" not in present
     # every recording rule whose inputs all exist produces series
     inputs = _recording_inputs()
-    for name, reads in inputs.items():
+    for name in inputs:
         raw = _raw_names(Expr(name, name), inputs)
         if raw <= present:
             assert name in present, (

@@ -138,7 +138,7 @@ def test_scale_up_window_ignores_a_single_spike() -> None:
     assert all(d is Direction.NONE for _, d, _ in spike)
     sustained = _replay(policy, [(float(t), 20.0, 1, 0) for t in range(20, 40, 5)])
     # The last low recommendation (t=10) leaves the 10 s window after t=20.
-    assert [t for t, d, _ in sustained if d is Direction.UP][0] == 25
+    assert next(t for t, d, _ in sustained if d is Direction.UP) == 25
 
 
 def test_a_lagging_request_rate_scales_late_and_queue_depth_early() -> None:

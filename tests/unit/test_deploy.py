@@ -140,7 +140,7 @@ def test_a_bad_versions_file_names_the_file_and_field(tmp_path: Path) -> None:
     with pytest.raises(VersionError, match=r"versions\.yaml: versions\.fast\.max_num_seqs"):
         load_versions(path)
     path.write_text("versions:\n  canary: {}\n")
-    with pytest.raises(VersionError, match="versions.stable is missing"):
+    with pytest.raises(VersionError, match=r"versions\.stable is missing"):
         load_versions(path)
     path.write_text("versions:\n  stable:\n    max_num_seq: 2\n")
     with pytest.raises(VersionError, match="max_num_seq"):

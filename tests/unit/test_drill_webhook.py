@@ -28,7 +28,7 @@ def _payload(status: str, name: str = "TimeToFirstTokenSLOBreach") -> dict[str, 
     }
     return {
         "version": "4",
-        "groupKey": '{}:{alertname="%s"}' % name,
+        "groupKey": f'{{}}:{{alertname="{name}"}}',
         "truncatedAlerts": 0,
         "status": status,
         "receiver": "drill",

@@ -30,8 +30,10 @@ from tests.unit.fault_targets import STANDIN_ENGINE, AdminServer, start_admin_se
 REPO = str(REPO_ROOT)
 
 
-@pytest.fixture
-def admin(tmp_path: Path) -> Iterator[AdminServer]:
+# Named apart from the fixture so that a module importing it can take ``admin`` as a parameter
+# without shadowing the import.
+@pytest.fixture(name="admin")
+def admin_fixture(tmp_path: Path) -> Iterator[AdminServer]:
     server = start_admin_server(tmp_path / "run" / "faults")
     server.tenants["long_context"] = {
         "enabled": False,

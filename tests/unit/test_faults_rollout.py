@@ -17,12 +17,12 @@ from sandbox.autoscaler.options import load_options, options_path
 from sandbox.deploy.targets import read_job_targets
 from sandbox.runtime.base import ServiceSpec, ServiceState
 from tests.unit.fault_targets import AdminServer
-from tests.unit.test_faults import _cli, _ctx, _settings, admin  # noqa: F401 - the fixture is used by name
+from tests.unit.test_faults import _cli, _ctx, _settings, admin_fixture  # noqa: F401 - a fixture
 
 
 def test_autoscaler_policy_validates_before_writing_and_restores(
     tmp_path: Path, admin: AdminServer
-) -> None:  # noqa: F811
+) -> None:
     ctx = _ctx(_settings(tmp_path, admin))
     path = options_path(ctx.settings.run_dir)
     with pytest.raises(FaultError, match="signal 'rps'"):
@@ -56,7 +56,7 @@ def test_autoscaler_policy_validates_before_writing_and_restores(
 
 def test_autoscaler_run_starts_the_service_and_undo_stops_it(
     tmp_path: Path, admin: AdminServer
-) -> None:  # noqa: F811
+) -> None:
     ctx = _ctx(_settings(tmp_path, admin))
     path = options_path(ctx.settings.run_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,7 +76,7 @@ def test_autoscaler_run_starts_the_service_and_undo_stops_it(
         )
         [target] = read_job_targets(ctx.settings, "autoscaler")
         assert target.address == f"127.0.0.1:{port}"
-        with pytest.raises(FaultError, match="already changed|already running"):
+        with pytest.raises(FaultError, match=r"already changed|already running"):
             faults.inject(ctx, "autoscaler-run", {"max_replicas": 3})
     finally:
         faults.revert(ctx, handle.id)
@@ -87,10 +87,10 @@ def test_autoscaler_run_starts_the_service_and_undo_stops_it(
 
 def test_canary_deploy_refuses_an_unknown_version_before_changing_anything(
     tmp_path: Path, admin: AdminServer
-) -> None:  # noqa: F811
+) -> None:
     ctx = _ctx(_settings(tmp_path, admin))
     with pytest.raises(
-        FaultError, match="unknown version 'canary-nope'; known: .*canary-bad-maxlen"
+        FaultError, match=r"unknown version 'canary-nope'; known: .*canary-bad-maxlen"
     ):
         faults.inject(ctx, "canary-deploy", {"version": "canary-nope", "weight": 10})
     with pytest.raises(ParamError, match="'weight'"):
@@ -107,7 +107,7 @@ def test_canary_deploy_live_and_shadow_are_separate_targets() -> None:
 
 def test_engine_restart_restarts_with_the_live_settings_and_has_nothing_to_undo(
     tmp_path: Path, admin: AdminServer
-) -> None:  # noqa: F811
+) -> None:
     settings = _settings(tmp_path, admin)
     ctx = _ctx(settings)
     with pytest.raises(FaultError, match="not running"):
@@ -128,7 +128,7 @@ def test_engine_restart_restarts_with_the_live_settings_and_has_nothing_to_undo(
         ctx.runtime.stop("engine", 3.0)
 
 
-def test_reset_stops_the_traffic_of_a_killed_drill(tmp_path: Path, admin: AdminServer) -> None:  # noqa: F811
+def test_reset_stops_the_traffic_of_a_killed_drill(tmp_path: Path, admin: AdminServer) -> None:
     settings = _settings(tmp_path, admin)
     ctx = _ctx(settings)
     spec = ServiceSpec(

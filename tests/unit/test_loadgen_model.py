@@ -234,12 +234,12 @@ def test_a_bad_profile_names_the_field(change: dict[str, object], field: str, wo
 
 def test_profile_files_errors(tmp_path: Path) -> None:
     with pytest.raises(
-        ProfileError, match="no profile named 'nope': shipped profiles are .*baseline"
+        ProfileError, match=r"no profile named 'nope': shipped profiles are .*baseline"
     ):
         load_profile("nope")
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: [unclosed\n")
-    with pytest.raises(ProfileError, match="broken.yaml: not valid YAML"):
+    with pytest.raises(ProfileError, match=r"broken\.yaml: not valid YAML"):
         load_profile(broken)
     listed = tmp_path / "list.yaml"
     listed.write_text("- a\n- b\n")

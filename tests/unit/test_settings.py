@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from sandbox.components.engine import engine_component
 from sandbox.settings import Mode, SettingsError, load_settings, parse_cpu_list
@@ -56,7 +57,7 @@ def test_bad_value_names_the_variable(
 
 def test_settings_are_immutable() -> None:
     settings = load_settings()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         settings.engine_port = 1  # type: ignore[misc]
 
 
