@@ -103,7 +103,7 @@ def measure(
             started.append(name)
             with httpx.Client(timeout=30) as client:
                 poll_until(
-                    lambda: component.check(settings, client).ready,
+                    lambda c=component, s=settings: c.check(s, client).ready,
                     f"{name} ready",
                     300,
                     interval_s=2,

@@ -11,7 +11,7 @@ import functools
 import os
 import shutil
 import subprocess
-from enum import Enum, StrEnum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -36,7 +36,7 @@ __all__ = [
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     AUTO = "auto"
     LOCAL = "local"
     COMPOSE = "compose"

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import asdict, dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from sandbox.autoscaler.options import AutoscalerOptions
@@ -30,7 +30,7 @@ from sandbox.autoscaler.options import AutoscalerOptions
 __all__ = ["Decision", "Direction", "Observation", "Policy"]
 
 
-class Direction(str, Enum):
+class Direction(StrEnum):
     UP = "up"
     DOWN = "down"
     NONE = "none"

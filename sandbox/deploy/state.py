@@ -22,7 +22,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
@@ -32,8 +32,8 @@ from sandbox.exceptions import ConfigError
 
 __all__ = [
     "ACTIVE_STATES",
-    "FailureKind",
     "DeploymentState",
+    "FailureKind",
     "Replica",
     "ReplicaState",
     "StateStore",
@@ -53,7 +53,7 @@ class TransitionError(ConfigError):
 FailureKind = Literal["exited", "deadline", "died"]
 
 
-class ReplicaState(str, Enum):
+class ReplicaState(StrEnum):
     STARTING = "starting"
     READY = "ready"
     DRAINING = "draining"

@@ -15,7 +15,7 @@ time) lives in the runner: it has no schedule of its own.
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 
@@ -26,7 +26,7 @@ __all__ = ["MAX_STEP_S", "ArrivalKind", "next_arrival", "schedule"]
 MAX_STEP_S = 0.01
 
 
-class ArrivalKind(str, Enum):
+class ArrivalKind(StrEnum):
     POISSON = "poisson"  # exponential gaps: independent users, the default
     UNIFORM = "uniform"  # evenly spaced at the rate: a metronome, for calibration
     CLOSED = "closed"  # N users in a loop (no schedule)

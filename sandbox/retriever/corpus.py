@@ -61,7 +61,7 @@ def _sections(text: str) -> Iterator[tuple[list[str], list[str]]]:
                 yield list(path), list(paragraphs)
                 paragraphs.clear()
             level = len(heading.group(1))
-            path = path[: level - 1] + [heading.group(2)]
+            path = [*path[: level - 1], heading.group(2)]
             continue
         if not line.strip() and not in_fence:
             close_paragraph()

@@ -30,12 +30,12 @@ from sandbox.validation import field_problems
 __all__ = [
     "MAX_DELAY_S",
     "ActiveFault",
-    "RetrieverFaultError",
     "FaultSpec",
     "FaultState",
     "FixedParams",
     "HeavyTailParams",
     "JitterParams",
+    "RetrieverFaultError",
     "parse_fault",
 ]
 

@@ -29,7 +29,7 @@ log = logging.getLogger("sandbox.retriever")
 T = TypeVar("T")
 
 
-class State(str, enum.Enum):
+class State(enum.StrEnum):
     STARTING = "starting"
     LOADING_MODEL = "loading_model"
     BUILDING_INDEX = "building_index"

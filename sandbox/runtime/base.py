@@ -8,7 +8,7 @@ signals processes or talks to Docker.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -63,7 +63,7 @@ class ServiceSpec:
     nice: int = 0
 
 
-class ServiceState(str, Enum):
+class ServiceState(StrEnum):
     RUNNING = "running"
     EXITED = "exited"  # it was started and has stopped on its own: a crash, usually
     STOPPED = "stopped"  # never started, or stopped by us
