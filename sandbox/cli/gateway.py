@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from sandbox.settings import load_settings
 
+if TYPE_CHECKING:
+    from sandbox.gateway.admin import GatewayAdmin
+
 __all__ = ["COMMANDS", "gateway"]
 
 
-def _admin(url: str | None) -> Any:
+def _admin(url: str | None) -> GatewayAdmin:
     from sandbox.gateway.admin import GatewayAdmin
 
     settings = load_settings()
     return GatewayAdmin(url or settings.url(settings.gateway_port))
 
 
-def _run(url: str | None, action: Any) -> dict[str, Any]:
+def _run(url: str | None, action: Callable[[GatewayAdmin], dict[str, Any]]) -> dict[str, Any]:
     from sandbox.gateway.admin import GatewayAdminError
 
     try:
         with _admin(url) as admin:
-            return action(admin)  # type: ignore[no-any-return]
+            return action(admin)
     except GatewayAdminError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -83,6 +83,7 @@ def run_command(
     from sandbox.drill.manifest import ManifestError, pick_incident
     from sandbox.drill.prompts import NoTerminal, Prompter
     from sandbox.drill.runner import Drill, DrillOptions
+    from sandbox.drill.runner import Mode as DrillMode
     from sandbox.settings import load_settings
 
     try:
@@ -98,7 +99,8 @@ def run_command(
         click.echo(f"picked an incident blind (seed {seed}); its name is in the report")
     else:
         click.echo(f"incident {incident.id}: {incident.manifest.title}")
-    options = DrillOptions(mode=mode, seed=seed, start_stack=not no_up, report_dir=report_dir)  # type: ignore[arg-type]
+    drill_mode: DrillMode = "interactive" if mode == "interactive" else "auto"  # click's Choice
+    options = DrillOptions(mode=drill_mode, seed=seed, start_stack=not no_up, report_dir=report_dir)
     # `kill` (or a CI timeout) must not leave the drill's faults behind: SIGTERM unwinds like
     # Ctrl-C, through the drill's cleanup. (Background jobs of a script ignore SIGINT.)
     signal.signal(signal.SIGTERM, _interrupt)

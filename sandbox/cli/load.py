@@ -147,7 +147,9 @@ def _length(value: str | None) -> int | dict[str, Any] | None:
         raise click.BadParameter(
             f'a number of tokens or a JSON distribution like \'{{"dist": "uniform", "min": 10, "max": 20}}\' ({exc})'
         ) from exc
-    return parsed  # type: ignore[no-any-return]
+    if not isinstance(parsed, dict):
+        raise click.BadParameter(f"a number of tokens or a JSON object, not {value!r}")
+    return parsed
 
 
 @load.command(name="set")

@@ -62,7 +62,10 @@ class GatewayAdmin:
             except (ValueError, KeyError, TypeError):
                 message = response.text[:300]
             raise GatewayAdminError(f"gateway refused {method} {path}: {message}")
-        return response.json()  # type: ignore[no-any-return]
+        payload = response.json()
+        if not isinstance(payload, dict):
+            raise GatewayAdminError(f"gateway answered {method} {path} with {payload!r:.200}")
+        return payload
 
     def state(self) -> dict[str, Any]:
         return self._call("GET", GATEWAY_STATE_PATH)

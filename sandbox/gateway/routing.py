@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import random
 import time
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 import httpx
@@ -109,7 +110,7 @@ class Router:
             if e.ready and (version is None or e.version == version)
         ]
 
-    def choose_version(self, exclude: set[str] = frozenset()) -> str:  # type: ignore[assignment]
+    def choose_version(self, exclude: AbstractSet[str] = frozenset()) -> str:
         live = {e.version for e in self.engines.values() if e.ready and e.name not in exclude}
         options = [(v, w) for v, w in sorted(self.weights.items()) if v in live and w > 0]
         if not options:
@@ -125,7 +126,7 @@ class Router:
                 return version
         return options[-1][0]
 
-    def choose_engine(self, version: str, exclude: set[str] = frozenset()) -> Engine:  # type: ignore[assignment]
+    def choose_engine(self, version: str, exclude: AbstractSet[str] = frozenset()) -> Engine:
         candidates = [e for e in self.ready(version) if e.name not in exclude]
         if not candidates:
             raise NoEngineError(f"no engine of version {version!r} is in rotation")

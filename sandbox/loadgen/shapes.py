@@ -114,7 +114,10 @@ class Phase(BaseModel):
         return self.start + (self.end - self.start) * min(1.0, dt / self.duration_s)
 
     def last(self) -> float:
-        return self.factor_ if self.factor_ is not None else float(self.end)  # type: ignore[arg-type]
+        if self.factor_ is not None:
+            return self.factor_
+        assert self.end is not None  # a ramp has both ends (checked at validation)
+        return self.end
 
 
 class Schedule(_Shape):

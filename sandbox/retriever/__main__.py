@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -58,7 +59,7 @@ def main(
     from sandbox.telemetry import configure_logging
 
     settings = load_settings()
-    overrides: dict[str, object] = {
+    overrides: dict[str, Any] = {
         "host": host or settings.host,
         "port": port or settings.retriever_port,
         "otlp_endpoint": otlp_endpoint,
@@ -67,7 +68,7 @@ def main(
     }
     if corpus_root is not None:
         overrides["corpus_root"] = corpus_root
-    options = RetrieverOptions(**overrides)  # type: ignore[arg-type]
+    options = RetrieverOptions(**overrides)
     configure_logging("retriever", getattr(logging, log_level.upper()))
     logging.getLogger("sandbox.retriever").info(
         "starting", extra={"options": options.model_dump(mode="json")}

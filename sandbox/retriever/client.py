@@ -34,7 +34,7 @@ class RetrieverClient:
     def close(self) -> None:
         self._client.close()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
             response = self._client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -52,12 +52,18 @@ class RetrieverClient:
                 response.status_code,
                 body,
             )
+        if not isinstance(body, dict):
+            raise RetrieverClientError(
+                f"{method} {path} -> {response.status_code}: not a JSON object: {body!r:.200}",
+                response.status_code,
+                body,
+            )
         return body
 
     def search(
         self, query: str, k: int = 5, headers: dict[str, str] | None = None
     ) -> dict[str, Any]:
-        return self._call("POST", "/search", json={"query": query, "k": k}, headers=headers)  # type: ignore[no-any-return]
+        return self._call("POST", "/search", json={"query": query, "k": k}, headers=headers)
 
     def set_fault(
         self, phase: str, kind: str, params: dict[str, Any], ttl_s: float | None = None
@@ -65,7 +71,7 @@ class RetrieverClient:
         body: dict[str, Any] = {"phase": phase, "kind": kind, "params": params}
         if ttl_s is not None:
             body["ttl_s"] = ttl_s
-        return self._call("PUT", RETRIEVER_FAULT_PATH, json=body)  # type: ignore[no-any-return]
+        return self._call("PUT", RETRIEVER_FAULT_PATH, json=body)
 
     def clear_fault(self, phase: str | None = None) -> list[str]:
         params = {"phase": phase} if phase else None
