@@ -59,10 +59,6 @@ class Series:
     values: tuple[float, ...]
 
     @property
-    def finite(self) -> bool:
-        return any(math.isfinite(v) for v in self.values)
-
-    @property
     def points(self) -> list[tuple[float, float]]:
         return list(zip(self.times, self.values, strict=True))
 

@@ -42,7 +42,6 @@ REJECTION_REASONS: tuple[str, ...] = (
     "prompt_too_long",
 )
 FALLBACK_REASONS: tuple[str, ...] = ("timeout", "error")
-UPSTREAM_ERROR_KINDS: tuple[str, ...] = ("connect", "timeout", "status")
 
 
 def status_class(status: int) -> str:
