@@ -70,8 +70,8 @@ class PythonService:
                     "0.0.0.0",
                     "--port",
                     str(self.container_port),
+                    *self.container_args,
                 )
-                + tuple(self.container_args)
                 if in_compose
                 else ()
             ),
