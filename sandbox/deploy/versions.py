@@ -8,19 +8,30 @@ takes the stack's own setting, so ``stable`` is exactly the engine ``make up`` s
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from sandbox.exceptions import ConfigError
-from sandbox.settings import REPO_ROOT, CpuList, Settings
+from sandbox.settings import REPO_ROOT, Settings
 from sandbox.validation import field_problems
 
 __all__ = [
     "DEFAULT_VERSIONS_FILE",
+    "ENGINE_SETTINGS",
     "EngineVersion",
     "VersionError",
     "load_versions",
+    "version_field",
     "version_settings",
 ]
 
@@ -31,6 +42,37 @@ class VersionError(ConfigError):
     """A versions file is malformed, or a version is unknown; the message names file and field."""
 
 
+# The fields of a version that configure its engine. Each is the stack setting of the same name
+# (without its ``engine_`` prefix), validated exactly as that setting is, and a version that sets
+# one overrides the setting for its replicas; one left out takes the stack's value.
+ENGINE_SETTINGS: tuple[str, ...] = (
+    "model_dir",
+    "served_model_name",
+    "max_model_len",
+    "max_num_seqs",
+    "kv_tokens",
+    "kv_cache_space_gib",
+    "engine_threads_bind",
+    "engine_cpus",
+)
+
+
+def version_field(setting: str) -> str:
+    """The version field that overrides a stack setting (``engine_cpus`` -> ``cpus``)."""
+    return setting.removeprefix("engine_")
+
+
+def _setting_adapter(setting: str) -> TypeAdapter[Any]:
+    info = Settings.model_fields[setting]
+    # The setting's type with its constraints (ge=256, a CPU list's validator...) attached.
+    form: Any = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+    return TypeAdapter(form)
+
+
+_ADAPTERS = {setting: _setting_adapter(setting) for setting in ENGINE_SETTINGS}
+_SETTING_OF = {version_field(setting): setting for setting in ENGINE_SETTINGS}
+
+
 class EngineVersion(BaseModel):
     """One engine configuration. ``None`` means "as the stack's settings say"."""
 
@@ -38,27 +80,27 @@ class EngineVersion(BaseModel):
 
     name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str = ""
-    model_dir: Path | None = Field(None, description="model folder (config.json, tokenizer)")
+    # The engine settings it overrides (see ENGINE_SETTINGS; bounds are the settings' own).
+    model_dir: Path | None = None
     served_model_name: str | None = None
-    max_model_len: int | None = Field(
-        None, ge=64, description="--max-model-len: prompt + output tokens"
-    )
-    max_num_seqs: int | None = Field(
-        None, ge=1, description="--max-num-seqs: sequences batched at once"
-    )
-    kv_tokens: int | None = Field(
-        None, ge=1, description="the KV budget in tokens (whole blocks of --block-size)"
-    )
-    kv_cache_space_gib: float | None = Field(None, gt=0, description="VLLM_CPU_KVCACHE_SPACE")
-    threads_bind: str | None = Field(None, description="VLLM_CPU_OMP_THREADS_BIND")
-    cpus: CpuList | None = Field(
-        None,
-        description="CPU cores each replica may use (1, 0-3, 0,2): its own cores, like its own GPU",
-    )
+    max_model_len: int | None = None
+    max_num_seqs: int | None = None
+    kv_tokens: int | None = None
+    kv_cache_space_gib: float | None = None
+    threads_bind: str | None = None
+    cpus: str | None = None
     extra_args: tuple[str, ...] = Field((), description="more vLLM server flags, appended as given")
     ready_timeout_s: float = Field(
         240.0, gt=0, description="a replica not ready by then is failed and removed"
     )
+
+    @field_validator(*(version_field(s) for s in ENGINE_SETTINGS))
+    @classmethod
+    def _validated_as_the_setting(cls, value: Any, info: ValidationInfo) -> Any:
+        # The setting's own validation, so a version cannot ask for what the stack would refuse.
+        if value is not None and info.field_name is not None:
+            _ADAPTERS[_SETTING_OF[info.field_name]].validate_python(value)
+        return value
 
 
 def load_versions(path: Path = DEFAULT_VERSIONS_FILE) -> dict[str, EngineVersion]:
@@ -91,14 +133,5 @@ def load_versions(path: Path = DEFAULT_VERSIONS_FILE) -> dict[str, EngineVersion
 
 def version_settings(settings: Settings, version: EngineVersion) -> Settings:
     """The stack's settings with the version's engine fields applied (what engine_component reads)."""
-    changes = {
-        "model_dir": version.model_dir,
-        "served_model_name": version.served_model_name,
-        "max_model_len": version.max_model_len,
-        "max_num_seqs": version.max_num_seqs,
-        "kv_tokens": version.kv_tokens,
-        "kv_cache_space_gib": version.kv_cache_space_gib,
-        "engine_threads_bind": version.threads_bind,
-        "engine_cpus": version.cpus,
-    }
+    changes = {setting: getattr(version, version_field(setting)) for setting in ENGINE_SETTINGS}
     return settings.model_copy(update={k: v for k, v in changes.items() if v is not None})

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+from pydantic import ValidationError
 
 from sandbox.cli import cli
 from sandbox.deploy import (
@@ -25,10 +26,16 @@ from sandbox.deploy.rollout import Rollout
 from sandbox.deploy.state import Replica, StateStore
 from sandbox.deploy.targets import read_job_targets
 from sandbox.deploy.timeline import read_timeline, record
-from sandbox.deploy.versions import VersionError, version_settings
+from sandbox.deploy.versions import (
+    ENGINE_SETTINGS,
+    EngineVersion,
+    VersionError,
+    version_field,
+    version_settings,
+)
 from sandbox.runtime.base import ServiceSpec, ServiceState
 from sandbox.runtime.local import LocalRuntime, group_alive
-from sandbox.settings import Settings
+from sandbox.settings import Settings, SettingsError, load_settings
 from tests.support import free_port, isolated_settings, poll_until
 from tests.unit.deploy_helpers import SCRIPT, STANDIN_VERSIONS, StandInLauncher
 from tests.unit.gateway_helpers import (
@@ -132,6 +139,20 @@ def test_the_versions_file_defines_stable_and_the_bad_canaries(settings: Setting
     assert version_settings(settings, versions["canary-slow"]).max_num_seqs == 1
     assert version_settings(settings, versions["canary-bad-maxlen"]).max_model_len == 512
     assert version_settings(settings, versions["stable"]) == settings
+
+
+def test_a_version_overrides_stack_settings_and_is_validated_as_they_are() -> None:
+    for setting in ENGINE_SETTINGS:
+        assert setting in Settings.model_fields
+        assert version_field(setting) in EngineVersion.model_fields
+    # The stack refuses --max-model-len below 256, so a version may not ask for it either.
+    with pytest.raises(SettingsError, match="MAX_MODEL_LEN"):
+        load_settings(max_model_len=100)
+    with pytest.raises(ValidationError, match="greater than or equal to 256") as caught:
+        EngineVersion.model_validate({"name": "short", "max_model_len": 100})
+    assert caught.value.errors()[0]["loc"] == ("max_model_len",)
+    with pytest.raises(ValidationError, match="not a CPU list"):
+        EngineVersion.model_validate({"name": "nowhere", "cpus": "a-b"})
 
 
 def test_a_bad_versions_file_names_the_file_and_field(tmp_path: Path) -> None:
