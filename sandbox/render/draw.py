@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -16,7 +15,8 @@ from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from sandbox.render.model import PanelSpec
+from sandbox.render.model import Annotation, PanelSpec
+from sandbox.render.query import DrawnSeries
 from sandbox.render.units import format_value, unit_label
 
 __all__ = ["COLUMN_PX", "ROW_PX", "Annotation", "DrawnSeries", "draw_panel"]
@@ -58,20 +58,6 @@ NAMED = {
 }
 
 
-@dataclass(frozen=True)
-class Annotation:
-    time: float
-    text: str
-    colour: str = "purple"
-
-
-@dataclass(frozen=True)
-class DrawnSeries:
-    name: str
-    times: tuple[float, ...]
-    values: tuple[float, ...]
-
-
 def colour(name: str) -> str:
     return NAMED.get(name, name)
 
@@ -100,7 +86,7 @@ def _draw_timeseries(
     stack_base: dict[float, float] = {}
     drawn = 0
     for index, s in enumerate(series):
-        points = [(t, v) for t, v in zip(s.times, s.values) if math.isfinite(v)]
+        points = [(t, v) for t, v in zip(s.times, s.values, strict=True) if math.isfinite(v)]
         if not points:
             continue
         drawn += 1
@@ -109,10 +95,10 @@ def _draw_timeseries(
         on_stack = panel.stacked and not (panel.unstacked and panel.unstacked.search(s.name))
         if on_stack:
             lower = [stack_base.get(t, 0.0) for t, _ in points]
-            upper = [lo + v for lo, (_, v) in zip(lower, points)]
+            upper = [lo + v for lo, (_, v) in zip(lower, points, strict=True)]
             axes.fill_between(times, lower, upper, color=c, alpha=0.45, linewidth=0, step=None)
             axes.plot(times, upper, color=c, linewidth=1, label=s.name)
-            for (t, _), u in zip(points, upper):
+            for (t, _), u in zip(points, upper, strict=True):
                 stack_base[t] = u
         else:
             dashed = panel.stacked  # lines over a stack are the dashed overlays
@@ -127,14 +113,24 @@ def _draw_timeseries(
     for value, name in panel.thresholds:
         if value is not None:
             axes.axhline(value, color=colour(name), linestyle=(0, (4, 3)), linewidth=1)
-    for mark in annotations:
+    # Labels close in time go on separate rows, so they never print over each other.
+    row_ends: list[float] = []
+    min_gap = 0.18 * max(end - start, 1.0) * (24 / max(panel.w, 1))
+    for mark in sorted(annotations, key=lambda m: m.time):
         if start <= mark.time <= end:
             axes.axvline(to_dt(mark.time), color=colour(mark.colour), linewidth=1, alpha=0.8)
+            row = next((i for i, t in enumerate(row_ends) if mark.time - t >= min_gap), None)
+            if row is None:
+                row_ends.append(mark.time)
+                row = len(row_ends) - 1
+            row_ends[row] = mark.time
+            if row >= 3:
+                continue  # the line stays; its label would not fit
             axes.annotate(
-                mark.text,
+                mark.text if len(mark.text) <= 28 else mark.text[:27] + "…",
                 (to_dt(mark.time), 1.0),
                 xycoords=("data", "axes fraction"),
-                xytext=(2, -10),
+                xytext=(2, -10 - 9 * row),
                 textcoords="offset points",
                 fontsize=7,
                 color=colour(mark.colour),

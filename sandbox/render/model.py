@@ -13,6 +13,7 @@ from sandbox.settings import REPO_ROOT
 
 __all__ = [
     "DASHBOARD_DIR",
+    "Annotation",
     "AnnotationQuery",
     "DashboardSpec",
     "PanelSpec",
@@ -49,6 +50,15 @@ class PanelSpec:
     min: float | None = None
     max: float | None = None
     decimals: int | None = None
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """A mark on the time axis: a drill event, a page, a caller's note."""
+
+    time: float
+    text: str
+    colour: str = "purple"
 
 
 @dataclass(frozen=True)
