@@ -23,6 +23,7 @@ from sandbox.exceptions import UpstreamError
 
 __all__ = [
     "AlertmanagerClient",
+    "Exemplar",
     "PrometheusClient",
     "PrometheusError",
     "Reduce",
@@ -49,6 +50,16 @@ class Reduce(StrEnum):
 @dataclass(frozen=True)
 class Sample:
     labels: Mapping[str, str]
+    value: float
+
+
+@dataclass(frozen=True)
+class Exemplar:
+    """One exemplar: the series it belongs to, its own labels (``trace_id``), when, and its value."""
+
+    series_labels: Mapping[str, str]
+    labels: Mapping[str, str]
+    time: float
     value: float
 
 
@@ -207,6 +218,31 @@ class PrometheusClient(_Api):
                 )
             )
         return out
+
+    def exemplars(self, expr: str, start: float, end: float) -> list[Exemplar]:
+        """The exemplars stored for the series an expression selects (needs exemplar storage)."""
+        params = {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}"}
+        data = self.get("/api/v1/query_exemplars", params, f"exemplars of {expr!r}")["data"]
+        return [
+            Exemplar(
+                item.get("seriesLabels", {}),
+                ex.get("labels", {}),
+                float(ex.get("timestamp", 0.0)),
+                _num(ex.get("value")),
+            )
+            for item in data or []
+            for ex in item.get("exemplars", [])
+        ]
+
+    def ready(self) -> str | None:
+        """None when Prometheus answers ready, else why not (for a banner, not an exception)."""
+        try:
+            response = self._http.get(f"{self.url}/-/ready", headers=self._headers)
+        except httpx.HTTPError as exc:
+            return f"Prometheus at {self.url} does not answer ({type(exc).__name__})"
+        if response.status_code != 200:
+            return f"Prometheus at {self.url} is not ready ({response.status_code})"
+        return None
 
     def firing_alerts(self) -> list[str]:
         """Names of the alerts Prometheus evaluates as firing now (no Alertmanager delay)."""

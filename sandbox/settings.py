@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     alert_webhook_port: int = Field(
         9095, ge=1, le=65535, description="where the drill receives pages"
     )
+    console_port: int = Field(
+        3000, ge=1, le=65535, description="the browser console (Grafana's port in compose)"
+    )
 
     # The engine.
     engine_python: Path = Field(
@@ -181,6 +184,11 @@ class Settings(BaseSettings):
     @property
     def engine_url(self) -> str:
         return self.url(self.engine_port)
+
+    @property
+    def console_url(self) -> str:
+        """The console in local mode; in compose, Grafana answers on the same port."""
+        return self.url(self.console_port)
 
     @property
     def prometheus_url(self) -> str:

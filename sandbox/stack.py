@@ -21,6 +21,7 @@ from sandbox.components.alertmanager import alertmanager_component
 from sandbox.components.base import Component, Readiness, ScrapeTarget
 from sandbox.components.engine import engine_component
 from sandbox.components.prometheus import prometheus_component
+from sandbox.console.component import console_component
 from sandbox.deploy.state import StateStore
 from sandbox.exceptions import SandboxError
 from sandbox.gateway.component import gateway_component
@@ -67,6 +68,7 @@ def default_components(compose: bool = False) -> list[Component]:
         gateway_component(),
         alertmanager_component(),
         prometheus_component(),
+        console_component(),
     ]
     return sorted(components, key=lambda c: c.order)
 

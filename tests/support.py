@@ -116,6 +116,7 @@ def isolated_settings(run_dir: Path, **overrides: object) -> Settings:
             "prometheus",
             "alertmanager",
             "alert_webhook",
+            "console",
         )
     }
     return load_settings(run_dir=run_dir, **{**ports, **overrides})

@@ -21,7 +21,7 @@ def _say(message: str) -> None:
 
 @click.command()
 def up() -> None:
-    """Start the stack (engine, gateway, retriever, trace sink, Prometheus, Alertmanager); wait until usable."""
+    """Start the stack (engine, gateway, retriever, trace sink, Prometheus, Alertmanager, console); wait until usable."""
     settings = load_settings()
     runtime = runtime_for(settings)
     _say(f"run directory {settings.run_dir}")
@@ -41,6 +41,7 @@ def up() -> None:
     click.echo(f"Retriever        {settings.url(settings.retriever_port)}")
     click.echo(f"Prometheus       {settings.prometheus_url}")
     click.echo(f"Alertmanager     {settings.alertmanager_url}")
+    click.echo(f"Console          {settings.console_url}   (dashboards, traces, the drill)")
     click.echo(f"Traces           sandbox traces   ({settings.run_dir / 'traces'})")
     click.echo(f"Logs             {settings.log_dir}")
 

@@ -23,7 +23,9 @@ from typing import Any, Literal
 import faults
 from faults import FaultConflict, FaultError, FaultHandle, StackContext
 from sandbox.components.base import Component
+from sandbox.console.links import dashboard_link, traces_link
 from sandbox.drill.grading import DiagnosisGrade, MitigationAttempt, Score, score_drill
+from sandbox.drill.live import console_hints, write_live
 from sandbox.drill.manifest import Check, Incident, Mitigation, RevertFault
 from sandbox.drill.prompts import GiveUp, Prompter
 from sandbox.drill.quiz import ask_diagnosis, ask_mitigation
@@ -149,6 +151,7 @@ class Drill:
     def run(self) -> DrillResult:
         reaper = threading.Thread(target=self._reaper, name="fault-reaper", daemon=True)
         reaper.start()
+        self._publish("started")
         receiver = AlertReceiver(
             webhook_bind_host(self.settings, self.runtime), self.settings.alert_webhook_port
         )
@@ -297,6 +300,7 @@ class Drill:
         self.say("== 3. inject")
         self.result.injected_at = time.time()
         self._event("drill.inject", faults=[f.id for f in self.m.faults])
+        self._publish("injected")
         base = time.monotonic()
         for step in sorted(self.m.faults, key=lambda f: f.after_s):
             delay = base + step.after_s - time.monotonic()
@@ -336,9 +340,11 @@ class Drill:
             if page.annotations.get(key):
                 self.say(f"  {key}: {page.annotations[key]}")
         self.say(self.m.page.rstrip())
+        self._publish("paged")
+        self.say(f"  dashboard: {self._page_link()}")
         self.say(
-            f"  dashboards: `sandbox dashboards render` ({page.annotations.get('dashboard', 'serving overview')}); "
-            f"Prometheus: {self.settings.prometheus_url}; traces: `sandbox traces`"
+            f"  console: {self.settings.console_url}/drill; traces: {traces_link(self.settings)} "
+            f"(or `sandbox traces`); Prometheus: {self.settings.prometheus_url}"
         )
 
     def _signature(self, until: float) -> None:
@@ -531,6 +537,7 @@ class Drill:
                 self.m.timing.diagnosis_target_s,
             )
         r.events = read_events(self.settings.run_dir, since=r.started_at - 1)
+        r.hints_used += console_hints(self.settings.run_dir, r.started_at)
         self._event("drill.end", ok=r.ok, failures=r.failures)
         try:
             r.report_paths = write_report(
@@ -538,5 +545,40 @@ class Drill:
             )
         except Exception as exc:
             self.say(f"  report failed: {type(exc).__name__}: {exc}")
+        self._publish("ended")
         self.prom.close()
         self.alertmanager.close()
+
+    # -- the console's view of the drill (sandbox/drill/live.py) -------------------------
+    def _page_link(self) -> str:
+        """The page's dashboard (its alert's ``dashboard`` annotation) from 2 min before the fault."""
+        r = self.result
+        path = r.page.annotations.get("dashboard") if r.page else None
+        start = (r.injected_at or r.started_at) - 120
+        return dashboard_link(self.settings, path, start, r.ended_at)
+
+    def _publish(self, step: str) -> None:
+        r, page = self.result, self.result.page
+        write_live(
+            self.settings.run_dir,
+            {
+                "incident": self.m.id,
+                "title": self.m.title,
+                "mode": r.mode,
+                "step": step,
+                "started_at": r.started_at,
+                "injected_at": r.injected_at,
+                "paged_at": r.paged_at,
+                "ended_at": r.ended_at,
+                "ok": r.ok if step == "ended" else None,
+                "page": None
+                if page is None
+                else {
+                    "alert": page.name,
+                    "labels": page.labels,
+                    "annotations": page.annotations,
+                    "text": self.m.page,
+                    "link": self._page_link(),
+                },
+            },
+        )

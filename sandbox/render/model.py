@@ -50,6 +50,9 @@ class PanelSpec:
     min: float | None = None
     max: float | None = None
     decimals: int | None = None
+    threshold_style: str = "off"  # timeseries: "dashed", "line", ... draw the thresholds
+    fill_opacity: int = 0  # percent
+    show_legend: bool = True
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,9 @@ def _panel(raw: dict[str, Any]) -> PanelSpec:
         min=defaults.get("min"),
         max=defaults.get("max"),
         decimals=defaults.get("decimals"),
+        threshold_style=str(custom.get("thresholdsStyle", {}).get("mode", "off")),
+        fill_opacity=int(custom.get("fillOpacity", 0) or 0),
+        show_legend=bool(raw.get("options", {}).get("legend", {}).get("showLegend", True)),
     )
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "iter_spans",
     "read_traces",
     "slowest_requests",
+    "spans_of_line",
     "startup_spans",
 ]
 
@@ -108,19 +109,20 @@ def _lines(path: Path, tail_bytes: int) -> Iterator[str]:
         yield from chunk.splitlines()
 
 
-def iter_spans(path: Path, tail_bytes: int = DEFAULT_TAIL_BYTES) -> Iterator[Span]:
-    """Every span in the file (and its rotated predecessor), oldest line first; bad lines skipped."""
-    for line in _lines(path, tail_bytes):
-        try:
-            export = json.loads(line)
-        except ValueError:
-            continue  # a line cut by a crash mid-write
-        for resource in export.get("resourceSpans", []):
-            resource_attrs = _attributes(resource.get("resource", {}).get("attributes", []))
-            service = str(resource_attrs.get("service.name", "unknown"))
-            for scope in resource.get("scopeSpans", []):
-                for raw in scope.get("spans", []):
-                    yield Span(
+def spans_of_line(line: str) -> list[Span]:
+    """The spans of one line of the sink's file (one OTLP JSON export); [] for a damaged line."""
+    try:
+        export = json.loads(line)
+    except ValueError:
+        return []  # a line cut by a crash mid-write
+    spans = []
+    for resource in export.get("resourceSpans", []):
+        resource_attrs = _attributes(resource.get("resource", {}).get("attributes", []))
+        service = str(resource_attrs.get("service.name", "unknown"))
+        for scope in resource.get("scopeSpans", []):
+            for raw in scope.get("spans", []):
+                spans.append(
+                    Span(
                         trace_id=raw.get("traceId", ""),
                         span_id=raw.get("spanId", ""),
                         parent_span_id=raw.get("parentSpanId", ""),
@@ -132,6 +134,14 @@ def iter_spans(path: Path, tail_bytes: int = DEFAULT_TAIL_BYTES) -> Iterator[Spa
                         attributes=_attributes(raw.get("attributes", [])),
                         status_code=int(raw.get("status", {}).get("code", 0)),
                     )
+                )
+    return spans
+
+
+def iter_spans(path: Path, tail_bytes: int = DEFAULT_TAIL_BYTES) -> Iterator[Span]:
+    """Every span in the file (and its rotated predecessor), oldest line first; bad lines skipped."""
+    for line in _lines(path, tail_bytes):
+        yield from spans_of_line(line)
 
 
 def read_traces(path: Path, tail_bytes: int = DEFAULT_TAIL_BYTES) -> dict[str, Trace]:

@@ -1,0 +1,86 @@
+"""The drill as the console shows it: the page, deep links, the timeline so far, hints on request.
+
+Everything comes from the run directory the drill writes (``drill/live.json`` and the timeline),
+so the console and the terminal are two views of one drill. A hint given here is recorded on the
+timeline (``drill.hint``, ``via: console``), so the drill counts it like one asked in the terminal.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from sandbox.drill.live import console_hints, read_live
+from sandbox.drill.timeline import read_events, record_event
+
+__all__ = ["drill_view", "next_hint"]
+
+# Nothing printed before the learner answers may name the fault: the timeline shows these kinds
+# with their details, every other event of the drill by its kind alone.
+_OPEN_DETAIL = {"drill.page", "drill.baseline_steady", "drill.traffic", "drill.end", "drill.hint"}
+
+
+def _hints(incident: str) -> list[str]:
+    from sandbox.drill.manifest import load_incident
+
+    try:
+        return list(load_incident(incident).manifest.hints)
+    except Exception:  # an unknown or broken incident: no hints rather than no page
+        return []
+
+
+def _event_row(event: dict[str, Any]) -> dict[str, Any]:
+    kind = str(event.get("kind", ""))
+    detail = event.get("detail", {}) if kind in _OPEN_DETAIL else {}
+    shown = {k: v for k, v in detail.items() if k != "incident"}
+    return {"time": float(event.get("ts", 0)), "kind": kind, "detail": shown}
+
+
+def drill_view(run_dir: Path) -> dict[str, Any] | None:
+    """The last drill of this run directory, or None when none ran."""
+    state = read_live(run_dir)
+    if state is None:
+        return None
+    started = float(state.get("started_at") or 0)
+    ended = state.get("ended_at")
+    events = read_events(run_dir, since=started - 1, until=float(ended) + 1 if ended else None)
+    given = console_hints(run_dir, started)
+    terminal = sum(
+        1
+        for e in events
+        if e.get("kind") == "drill.hint" and e.get("detail", {}).get("via") != "console"
+    )
+    hints = _hints(str(state.get("incident", "")))
+    window_start = float(state.get("injected_at") or started) - 120
+    shown = dict(state)
+    if ended is None:  # a blind drill (INCIDENT=random) must not name itself before it ends
+        shown.pop("incident", None)
+        shown.pop("title", None)
+    return {
+        **shown,
+        "running": ended is None,
+        "timeline": [_event_row(e) for e in events],
+        "hints_given": hints[:given] if state.get("page") else [],
+        "hints_left": max(0, len(hints) - given - terminal) if state.get("page") else 0,
+        "window": {
+            "from": int(window_start * 1000),
+            "to": "now" if ended is None else int(float(ended) * 1000),
+        },
+    }
+
+
+def next_hint(run_dir: Path) -> str | None:
+    """Give the next hint of the running drill (after the page), or None when none is left."""
+    view, state = drill_view(run_dir), read_live(run_dir) or {}
+    if view is None or not view["running"] or not view.get("page") or view["hints_left"] <= 0:
+        return None
+    hints = _hints(str(state.get("incident", "")))
+    given = len(view["hints_given"])
+    record_event(
+        run_dir,
+        "drill.hint",
+        {"incident": state.get("incident"), "via": "console", "n": given + 1},
+        ts=time.time(),
+    )
+    return hints[given]
