@@ -6,6 +6,8 @@
 #                    SANDBOX_ENGINE_BACKEND=cuda (=cpu forces the CPU build)
 #   3. prometheus and prometheus-alertmanager from Debian (apt-get, as root) when missing
 #   4. the tiny model (committed; regenerated only when missing)
+#   5. the console's chart library (uPlot, from npm, into the git-ignored .vendor/) and, for its
+#      browser test, Debian's chromium (apt-get, as root) when missing
 # A second run checks stamps and finishes in seconds.
 # SANDBOX_SETUP_DRY_RUN=1 prints the engine step's decision and commands instead of running them
 # (used by the tests; the other steps are skipped).
@@ -149,6 +151,32 @@ if [ -f sandbox/model/tiny-llama/config.json ] && [ -f sandbox/model/tiny-llama/
 else
   say "training the tiny model's tokenizer on the project's text"
   .venv/bin/python -m sandbox.model.build_tiny_model
+fi
+
+# -- 5. the console's chart library and the browser its test drives ------------------------------
+UPLOT_VERSION=$(sed -n 's/^UPLOT_VERSION = "\(.*\)".*/\1/p' sandbox/console/assets.py)
+apt_missing=()
+command -v npm >/dev/null || apt_missing+=(npm)
+command -v chromium >/dev/null || apt_missing+=(chromium)
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing ${apt_missing[*]} with apt-get (about 2 minutes)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
+  else
+    say "warning: ${apt_missing[*]} missing and not root: the console needs npm once (chart library), its browser test needs chromium"
+  fi
+fi
+if [ -f ".vendor/console/node_modules/uplot/package.json" ] \
+  && grep -q "\"version\": \"${UPLOT_VERSION}\"" .vendor/console/node_modules/uplot/package.json; then
+  say "console chart library uplot ${UPLOT_VERSION} is installed"
+elif command -v npm >/dev/null; then
+  say "installing the console's chart library (npm uplot@${UPLOT_VERSION}) into .vendor/console"
+  mkdir -p .vendor/console
+  npm install --prefix .vendor/console --no-save --no-audit --no-fund --loglevel=error "uplot@${UPLOT_VERSION}" >/dev/null \
+    || die "npm could not install uplot@${UPLOT_VERSION} (the console draws its charts with it)"
+else
+  die "npm is missing: install it (Debian: apt-get install npm) so setup can fetch the console's chart library"
 fi
 
 say "done in $(( $(date +%s) - started )) s. Next: make up"

@@ -25,6 +25,7 @@ from sandbox.console.drill import drill_view, next_hint
 from sandbox.console.traces import RequestFilter, SpanIndex, request_summary, waterfall
 from sandbox.drill.timeline import read_events
 from sandbox.promapi import PrometheusClient
+from sandbox.render.model import DASHBOARD_DIR
 from sandbox.tracesink.store import spans_path
 
 __all__ = ["ConsoleConfig", "create_app"]
@@ -39,6 +40,7 @@ class ConsoleConfig:
     run_dir: Path
     refresh_s: float = 5.0
     query_timeout_s: float = 10.0
+    dashboards_dir: Path = DASHBOARD_DIR
 
 
 def _timeline_marks(run_dir: Path, start: float, end: float) -> list[dict[str, Any]]:
@@ -57,7 +59,7 @@ def _timeline_marks(run_dir: Path, start: float, end: float) -> list[dict[str, A
 
 def create_app(config: ConsoleConfig) -> FastAPI:
     app = FastAPI(title="sandbox console", docs_url=None, redoc_url=None, openapi_url=None)
-    catalog = Catalog()
+    catalog = Catalog(config.dashboards_dir)
     spans = SpanIndex(spans_path(config.run_dir))
     prom = PrometheusClient(config.prometheus_url, timeout_s=config.query_timeout_s)
     app.state.prometheus = prom

@@ -13,10 +13,17 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sandbox.promapi import PrometheusClient, PrometheusError
-from sandbox.render.model import DashboardSpec, PanelSpec, dashboard_names, load_dashboard
+from sandbox.render.model import (
+    DASHBOARD_DIR,
+    DashboardSpec,
+    PanelSpec,
+    dashboard_names,
+    load_dashboard,
+)
 from sandbox.render.query import (
     PanelData,
     exemplar_metrics,
@@ -42,10 +49,10 @@ MAX_EXEMPLARS = 60  # per panel: the slowest requests, which are the ones worth 
 class Catalog:
     """The checked-in dashboards, found by uid (``sandbox-overview``) or file name (``overview``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, directory: Path = DASHBOARD_DIR) -> None:
         self._by_key: dict[str, tuple[str, DashboardSpec]] = {}
-        for name in dashboard_names():
-            _, spec = load_dashboard(name)
+        for name in dashboard_names(directory):
+            _, spec = load_dashboard(name, directory)
             self._by_key[name] = (name, spec)
             if spec.uid:
                 self._by_key[spec.uid] = (name, spec)

@@ -161,6 +161,8 @@ def traces_page(
             f"<span class='seg' title='{_e(k)} {v:.1f} ms' style='width:{100 * v / widest:.2f}%;"
             f"background:{_PHASE_COLOURS.get(k, '#999')}'></span>"
             for k, v in r["phases_ms"].items()
+            if k
+            in _PHASE_COLOURS  # "upstream" spans the phases after it: drawn, it would count twice
         )
         status = str(r["status"])
         bad = r["error"] or (status.isdigit() and int(status) >= 400)
