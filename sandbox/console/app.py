@@ -98,7 +98,8 @@ def create_app(config: ConsoleConfig) -> FastAPI:
     @app.get("/d/{key}/{slug}", response_class=HTMLResponse)
     def dashboard_page(key: str, slug: str = "") -> str:
         name, spec = dashboard_or_404(key)
-        return pages.dashboard_page(name, spec, config.prometheus_url, config.refresh_s)
+        layout = dashboard_layout(name, spec, config.prometheus_url)
+        return pages.dashboard_page(name, spec, config.prometheus_url, config.refresh_s, layout)
 
     @app.get("/traces", response_class=HTMLResponse)
     def traces_page(
@@ -142,7 +143,7 @@ def create_app(config: ConsoleConfig) -> FastAPI:
             span = parse_range(start, end)
         except ValueError as exc:
             raise HTTPException(400, f"bad time range: {exc}") from exc
-        data = dashboard_data(prom, spec, span)
+        data = dashboard_data(prom, spec, span, workers=8)
         data["annotations"] += _timeline_marks(config.run_dir, span.start, span.end)
         view = drill_view(config.run_dir)
         data["drill"] = _drill_banner(view)

@@ -439,8 +439,7 @@
       return;
     }
     syncSelect();
-    const response = await fetch("/api/d/" + encodeURIComponent(config.uid));
-    state.layout = await response.json();
+    state.layout = config.layout || await (await fetch("/api/d/" + encodeURIComponent(config.uid))).json();
     buildGrid(state.layout);
     await refresh();
   }
