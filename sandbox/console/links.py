@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from sandbox.settings import Settings
+from sandbox.settings import Mode, Settings
 
-__all__ = ["dashboard_link", "traces_link"]
+__all__ = ["dashboard_link", "page_links", "traces_link"]
 
 DEFAULT_DASHBOARD = "/d/sandbox-overview"
 
@@ -37,3 +37,21 @@ def traces_link(settings: Settings, **filters: str) -> str:
     """The console's traces view with filters (local mode only: compose has Tempo in Grafana)."""
     kept = {k: v for k, v in filters.items() if v}
     return f"{settings.console_url}/traces" + (f"?{urlencode(kept)}" if kept else "")
+
+
+def page_links(
+    settings: Settings, path: str | None, start: float, end: float | None = None
+) -> list[str]:
+    """What the drill prints under its page: where to look, in the mode the stack runs in."""
+    dashboard = dashboard_link(settings, path, start, end)
+    if settings.resolve_mode() is Mode.COMPOSE:
+        return [
+            f"  dashboard (Grafana): {dashboard}",
+            f"  traces: Grafana's Explore, Tempo ({settings.console_url}/explore); "
+            f"Prometheus: {settings.prometheus_url}",
+        ]
+    return [
+        f"  dashboard: {dashboard}",
+        f"  console: {settings.console_url}/drill (the page, timeline, hints); "
+        f"traces: {traces_link(settings)} (or `sandbox traces`); Prometheus: {settings.prometheus_url}",
+    ]

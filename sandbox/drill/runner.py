@@ -23,7 +23,7 @@ from typing import Any, Literal
 import faults
 from faults import FaultConflict, FaultError, FaultHandle, StackContext
 from sandbox.components.base import Component
-from sandbox.console.links import dashboard_link, traces_link
+from sandbox.console.links import dashboard_link, page_links
 from sandbox.drill.grading import DiagnosisGrade, MitigationAttempt, Score, score_drill
 from sandbox.drill.live import console_hints, write_live
 from sandbox.drill.manifest import Check, Incident, Mitigation, RevertFault
@@ -341,11 +341,8 @@ class Drill:
                 self.say(f"  {key}: {page.annotations[key]}")
         self.say(self.m.page.rstrip())
         self._publish("paged")
-        self.say(f"  dashboard: {self._page_link()}")
-        self.say(
-            f"  console: {self.settings.console_url}/drill; traces: {traces_link(self.settings)} "
-            f"(or `sandbox traces`); Prometheus: {self.settings.prometheus_url}"
-        )
+        for line in page_links(self.settings, *self._page_window()):
+            self.say(line)
 
     def _signature(self, until: float) -> None:
         """Anomalous checks must breach (waiting up to the grace period); normal ones must not."""
@@ -550,12 +547,11 @@ class Drill:
         self.alertmanager.close()
 
     # -- the console's view of the drill (sandbox/drill/live.py) -------------------------
-    def _page_link(self) -> str:
-        """The page's dashboard (its alert's ``dashboard`` annotation) from 2 min before the fault."""
+    def _page_window(self) -> tuple[str | None, float, float | None]:
+        """The page's dashboard (its alert's ``dashboard`` annotation), from 2 min before the fault."""
         r = self.result
         path = r.page.annotations.get("dashboard") if r.page else None
-        start = (r.injected_at or r.started_at) - 120
-        return dashboard_link(self.settings, path, start, r.ended_at)
+        return path, (r.injected_at or r.started_at) - 120, r.ended_at
 
     def _publish(self, step: str) -> None:
         r, page = self.result, self.result.page
@@ -578,7 +574,7 @@ class Drill:
                     "labels": page.labels,
                     "annotations": page.annotations,
                     "text": self.m.page,
-                    "link": self._page_link(),
+                    "link": dashboard_link(self.settings, *self._page_window()),
                 },
             },
         )

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sandbox.console.app import ConsoleConfig, create_app
 from sandbox.console.component import console_component
 from sandbox.console.dashboards import Catalog, parse_range
-from sandbox.console.links import dashboard_link
+from sandbox.console.links import dashboard_link, page_links
 from sandbox.console.traces import SpanIndex
 from sandbox.drill.live import console_hints, write_live
 from sandbox.drill.timeline import record_event
@@ -341,3 +341,15 @@ def test_drill_page_shows_the_page_and_gives_hints_counted_by_the_drill(tmp_path
     assert hint and html.escape(hint) in client.get("/drill").text
     assert console_hints(tmp_path, now - 100) == 1
     assert client.get("/api/traces").json()["paged_tenant"] == "chat"
+
+
+def test_the_page_links_the_console_locally_and_grafana_in_compose() -> None:
+    local = page_links(load_settings(mode="local", console_port=3000), "/d/sandbox-rag?viewPanel=1", 1000.0)
+    assert (
+        local[0]
+        == "  dashboard: http://127.0.0.1:3000/d/sandbox-rag?viewPanel=1&from=1000000&to=now"
+    )
+    assert "http://127.0.0.1:3000/drill" in local[1] and "/traces" in local[1]
+    compose = page_links(load_settings(mode="compose", console_port=3000), "/d/sandbox-rag?viewPanel=1", 1000.0)
+    assert compose[0].startswith("  dashboard (Grafana): http://127.0.0.1:3000/d/sandbox-rag?")
+    assert "/drill" not in " ".join(compose)
