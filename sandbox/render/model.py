@@ -124,7 +124,7 @@ def _panel(raw: dict[str, Any]) -> PanelSpec:
 
 
 def parse_dashboard(raw: dict[str, Any]) -> DashboardSpec:
-    panels = []
+    panels: list[PanelSpec] = []
     for item in raw.get("panels", []):
         if item.get("type") == "row":  # rows only group; their collapsed children are drawn too
             panels.extend(_panel(child) for child in item.get("panels", []))

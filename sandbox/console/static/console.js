@@ -103,7 +103,7 @@
       title.title = panel.description;
       head.appendChild(title);
       if (panel.description) {
-        const info = el("span", "info", "ⓘ");
+        const info = el("span", "info", "?");
         info.title = panel.description;
         head.appendChild(info);
       }
