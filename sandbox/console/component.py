@@ -2,43 +2,26 @@
 
 from __future__ import annotations
 
-import sys
+from sandbox.components.base import Component
+from sandbox.components.python_service import PythonService
 
-from sandbox.components.base import Component, http_ready
-from sandbox.runtime.base import ServiceSpec
-from sandbox.settings import REPO_ROOT, Settings
+__all__ = ["CONSOLE", "console_component"]
 
-__all__ = ["console_component"]
-
-
-def _spec(settings: Settings) -> ServiceSpec:
-    return ServiceSpec(
-        name="console",
-        argv=(
-            sys.executable,
-            "-m",
-            "sandbox.console",
-            "--host",
-            settings.host,
-            "--port",
-            str(settings.console_port),
-            "--prometheus-url",
-            settings.prometheus_url,
-            "--run-dir",
-            str(settings.run_dir),
-        ),
-        port=settings.console_port,
-        cwd=REPO_ROOT,
-    )
+CONSOLE = PythonService(
+    name="console",
+    module="sandbox.console",
+    port=lambda settings: settings.console_port,
+    ready_path="/health",
+    order=95,  # last: it only reads what the others serve and write
+    local_args=lambda settings: (
+        "--prometheus-url",
+        settings.prometheus_url,
+        "--run-dir",
+        str(settings.run_dir),
+    ),
+    scraped=False,  # no /metrics of its own
+)
 
 
 def console_component() -> Component:
-    return Component(
-        name="console",
-        spec=_spec,
-        url=lambda settings: settings.console_url,
-        check=lambda settings, client: http_ready(
-            client, f"{settings.console_url}/health", "console /health"
-        ),
-        order=95,  # last: it only reads what the others serve and write
-    )
+    return CONSOLE.component()
