@@ -313,8 +313,16 @@
           y: { range: (u, lo, hi) => [panel.min !== null ? panel.min : Math.min(0, lo || 0), panel.max !== null ? panel.max : (hi > 0 ? hi * 1.1 : 1)] },
         },
         axes: [
-          { stroke: "#555", grid: { stroke: "#eee" }, ticks: { stroke: "#ddd" } },
-          { stroke: "#555", grid: { stroke: "#eee" }, ticks: { stroke: "#ddd" }, size: 64,
+          { stroke: "#555", grid: { stroke: "#eee" }, ticks: { stroke: "#ddd" }, space: 64,
+            values: (u, ticks) => {
+              const seconds = state.data && state.data.end - state.data.start <= 1200;
+              return ticks.map((t) => {
+                const d = new Date(t * 1000), two = (n) => String(n).padStart(2, "0");
+                return two(d.getHours()) + ":" + two(d.getMinutes()) + (seconds ? ":" + two(d.getSeconds()) : "");
+              });
+            } },
+          { stroke: "#555", grid: { stroke: "#eee" }, ticks: { stroke: "#ddd" },
+            size: (u, values) => (values ? Math.max(40, 28 + 7 * Math.max(...values.map((v) => String(v).length))) : 56),
             values: (u, ticks) => ticks.map((v) => fmt(v, panel.unit, panel.decimals)) },
         ],
         series: [{}, ...series.map((s, i) => {
