@@ -148,15 +148,20 @@ def query_annotations(
 
 # A recorded gateway histogram (``version_tenant:sandbox_gateway_x_seconds_bucket:rate1m``) or the
 # raw one: exemplars live only on the raw series the gateway exposes.
-_GATEWAY_BUCKET = re.compile(r"(?:\w+:)?(sandbox_gateway_\w+_seconds)_bucket\b")
+_GATEWAY_BUCKET = re.compile(
+    r"(?:\w+:)?(sandbox_gateway_\w+_seconds)_bucket\b(?::\w+)?\s*(\{[^}]*\})?"
+)
+_EQUALS = re.compile(r'(\w+)\s*=\s*"([^"]*)"')  # `phase="retrieval"`; not =~ or !=
 
 
 def exemplar_metrics(panel: PanelSpec) -> tuple[str, ...]:
-    """The gateway histograms (raw ``_bucket`` names) behind a panel's queries, if any."""
+    """Selectors of the gateway histograms behind a panel (raw ``_bucket`` series, which alone
+    carry exemplars), keeping the panel's exact label matchers: ``x_bucket{phase="retrieval"}``."""
     found: list[str] = []
     for target in panel.targets:
         for match in _GATEWAY_BUCKET.finditer(target.expr):
-            name = f"{match.group(1)}_bucket"
+            matchers = ",".join(f'{k}="{v}"' for k, v in _EQUALS.findall(match.group(2) or ""))
+            name = f"{match.group(1)}_bucket" + (f"{{{matchers}}}" if matchers else "")
             if name not in found:
                 found.append(name)
     return tuple(found)

@@ -183,6 +183,11 @@ def test_gateway_histograms_give_exemplar_metrics_and_vllm_ones_do_not() -> None
     assert exemplar_metrics(ttft) == ("sandbox_gateway_time_to_first_token_seconds_bucket",)
     tpot = next(p for t, p in by_title.items() if t.startswith("Time per output token"))
     assert exemplar_metrics(tpot) == ()
+    _, rag = load_dashboard("rag")
+    retrieval = next(p for p in rag.panels if p.title.startswith("Retrieval phase"))
+    assert exemplar_metrics(retrieval) == (
+        'sandbox_gateway_phase_seconds_bucket{phase="retrieval"}',
+    )
 
 
 def test_panels_link_to_their_query_in_prometheus() -> None:
@@ -344,12 +349,16 @@ def test_drill_page_shows_the_page_and_gives_hints_counted_by_the_drill(tmp_path
 
 
 def test_the_page_links_the_console_locally_and_grafana_in_compose() -> None:
-    local = page_links(load_settings(mode="local", console_port=3000), "/d/sandbox-rag?viewPanel=1", 1000.0)
+    local = page_links(
+        load_settings(mode="local", console_port=3000), "/d/sandbox-rag?viewPanel=1", 1000.0
+    )
     assert (
         local[0]
         == "  dashboard: http://127.0.0.1:3000/d/sandbox-rag?viewPanel=1&from=1000000&to=now"
     )
     assert "http://127.0.0.1:3000/drill" in local[1] and "/traces" in local[1]
-    compose = page_links(load_settings(mode="compose", console_port=3000), "/d/sandbox-rag?viewPanel=1", 1000.0)
+    compose = page_links(
+        load_settings(mode="compose", console_port=3000), "/d/sandbox-rag?viewPanel=1", 1000.0
+    )
     assert compose[0].startswith("  dashboard (Grafana): http://127.0.0.1:3000/d/sandbox-rag?")
     assert "/drill" not in " ".join(compose)
