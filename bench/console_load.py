@@ -110,12 +110,23 @@ def main() -> None:
                 )
                 loads.append(float(page.evaluate("+document.body.dataset.firstDrawMs")) / 1000)
                 panels = int(page.evaluate("document.querySelectorAll('.panel').length"))
+                with_data = int(
+                    page.evaluate(
+                        "document.querySelectorAll('.panel[data-drawn]:not([data-drawn=\"0\"])').length"
+                    )
+                )
+                if page.query_selector(".banner.error") or with_data < panels // 2:
+                    sys.exit(f"only {with_data} of {panels} panels drew data: is traffic running?")
                 page.close()
             idle = _share(console.pid, min(args.seconds, 30.0))
             page = browser.new_page()
             page.goto(f"{url}/d/{DASHBOARD}?from=now-15m")
             page.wait_for_function("document.body.dataset.firstDrawMs !== undefined", timeout=30000)
             open_share = _share(console.pid, args.seconds)
+            if page.query_selector(".banner.error"):
+                sys.exit(
+                    "Prometheus stopped answering during the measure: the figures would be wrong"
+                )
             refreshes = int(page.evaluate("+document.body.dataset.refreshes"))
             last_draw_ms = float(page.evaluate("+document.body.dataset.lastDrawMs"))
             page.close()
@@ -123,7 +134,10 @@ def main() -> None:
         console.terminate()
         console.wait(timeout=10)
 
-    print(f"dashboard {DASHBOARD}: {panels} panels, last 15 minutes, Chromium headless")
+    print(
+        f"dashboard {DASHBOARD}: {panels} panels ({with_data} with data), last 15 minutes, "
+        "Chromium headless"
+    )
     print(
         f"load and draw: median {statistics.median(loads):.2f} s, max {max(loads):.2f} s "
         f"over {len(loads)} loads (goal < 2 s)"
