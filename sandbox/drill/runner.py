@@ -555,6 +555,12 @@ class Drill:
 
     def _publish(self, step: str) -> None:
         r, page = self.result, self.result.page
+        try:
+            self._write_live(step, r, page)
+        except OSError as exc:  # the console's view must never stop a drill
+            self.say(f"  (console state not written: {exc})")
+
+    def _write_live(self, step: str, r: DrillResult, page: AlertNotification | None) -> None:
         write_live(
             self.settings.run_dir,
             {

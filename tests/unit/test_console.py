@@ -17,9 +17,10 @@ from fastapi.testclient import TestClient
 from sandbox.console.app import ConsoleConfig, create_app
 from sandbox.console.component import console_component
 from sandbox.console.dashboards import Catalog, parse_range
+from sandbox.console.drill import drill_view
 from sandbox.console.links import dashboard_link, page_links
 from sandbox.console.traces import SpanIndex
-from sandbox.drill.live import console_hints, write_live
+from sandbox.drill.live import console_hints, read_live, write_live
 from sandbox.drill.timeline import record_event
 from sandbox.render.model import DASHBOARD_DIR, load_dashboard
 from sandbox.render.query import exemplar_metrics, prometheus_graph_url
@@ -362,3 +363,32 @@ def test_the_page_links_the_console_locally_and_grafana_in_compose() -> None:
     )
     assert compose[0].startswith("  dashboard (Grafana): http://127.0.0.1:3000/d/sandbox-rag?")
     assert "/drill" not in " ".join(compose)
+
+
+def test_the_drill_publishes_its_page_for_the_console(tmp_path: Path) -> None:
+    from sandbox.drill.manifest import load_incident
+    from sandbox.drill.runner import Drill, DrillResult
+    from sandbox.drill.webhook import AlertNotification
+
+    incident = load_incident("slow-retrieval")
+    drill = Drill.__new__(Drill)  # the hook alone: no stack, no traffic
+    drill.m, drill.say = incident.manifest, lambda message: None
+    drill.settings = load_settings(run_dir=tmp_path, console_port=3000, mode="local")
+    drill.result = DrillResult(incident, "interactive", time.time() - 100)
+    drill._publish("started")
+    assert read_live(tmp_path)["page"] is None  # type: ignore[index]
+    drill.result.injected_at = time.time() - 60
+    drill.result.page = AlertNotification(
+        status="firing",
+        labels={"alertname": "TimeToFirstTokenSLOBreach"},
+        annotations={"dashboard": "/d/sandbox-overview?viewPanel=7", "summary": "slow"},
+    )
+    drill._publish("paged")
+    state = read_live(tmp_path)
+    assert state is not None and state["page"]["alert"] == "TimeToFirstTokenSLOBreach"
+    start_ms = int((drill.result.injected_at - 120) * 1000)
+    assert state["page"]["link"] == (
+        f"http://127.0.0.1:3000/d/sandbox-overview?viewPanel=7&from={start_ms}&to=now"
+    )
+    view = drill_view(tmp_path)
+    assert view is not None and view["running"] and "incident" not in view
