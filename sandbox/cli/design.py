@@ -1,0 +1,109 @@
+"""`sandbox dashboards grade FILE...` and `sandbox rules grade FILE`: design practice, graded
+against the incidents' recordings (docs/dashboard-practice.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from sandbox.cli.dashboards import dashboards
+
+__all__ = ["COMMANDS", "grade", "rules"]
+
+_RECORDINGS = click.option(
+    "--recording",
+    "recordings",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="a recording to grade against (repeat); default: every incidents/<id>/recording.tar.gz",
+)
+
+
+def _recordings(given: tuple[Path, ...]) -> list[Path]:
+    from sandbox.design.window import recording_paths
+
+    paths = list(given) or recording_paths()
+    if not paths:
+        raise click.ClickException(
+            "no recording to grade against: none is shipped in incidents/<id>/recording.tar.gz "
+            "(`make recordings` makes them) and none was given with --recording"
+        )
+    return paths
+
+
+@dashboards.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_RECORDINGS
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("grade"),
+    show_default=True,
+    help="folder for the pictures (<out>/<incident>/<dashboard>.png)",
+)
+@click.option("--no-pictures", is_flag=True, help="skip drawing the dashboard over each incident")
+@click.option("--json", "as_json", is_flag=True, help="print the grade as JSON")
+def grade(
+    files: tuple[Path, ...],
+    recordings: tuple[Path, ...],
+    out: Path,
+    no_pictures: bool,
+    as_json: bool,
+) -> None:
+    """Grade dashboards (Grafana JSON or a grafana-foundation-sdk module) against every
+    incident's recording: detection, phase, time to signal, told-apart matrix, pitfalls."""
+    from sandbox.design import GradeInputError, grade_dashboards, load_dashboards
+    from sandbox.design.report import draw_pictures, grade_json, grade_text
+    from sandbox.design.window import serve_windows
+
+    try:
+        loaded = load_dashboards(list(files))
+    except GradeInputError as exc:
+        raise click.ClickException(str(exc)) from None
+    with serve_windows(_recordings(recordings)) as windows:
+        result = grade_dashboards(loaded, windows)
+        pictures = [] if no_pictures else draw_pictures(loaded, windows, out)
+    if as_json:
+        click.echo(
+            json.dumps({**grade_json(result), "pictures": [str(p) for p in pictures]}, indent=2)
+        )
+        return
+    click.echo(grade_text(result, [d.name for d in loaded]))
+    if pictures:
+        click.echo(f"\nPictures: {len(pictures)} under {out}/ (one per incident and dashboard)")
+
+
+@click.group()
+def rules() -> None:
+    """Alerting rules: grade a learner's rules file against the incidents' recordings."""
+
+
+@rules.command(name="grade")
+@click.argument("file", type=click.Path(path_type=Path))
+@_RECORDINGS
+@click.option("--json", "as_json", is_flag=True, help="print the grade as JSON")
+def rules_grade(file: Path, recordings: tuple[Path, ...], as_json: bool) -> None:
+    """Which incidents the rules page on and how soon, false pages, alerts that cannot fire."""
+    from dataclasses import asdict
+
+    from sandbox.design import GradeInputError
+    from sandbox.design.rules import grade_rules, load_rules, rules_text
+    from sandbox.design.window import serve_windows
+
+    try:
+        load_rules(file)
+    except GradeInputError as exc:
+        raise click.ClickException(str(exc)) from None
+    with serve_windows(_recordings(recordings)) as windows:
+        result = grade_rules(file, windows)
+    if as_json:
+        json.dump(asdict(result), sys.stdout, indent=2, default=str)
+        click.echo()
+        return
+    click.echo(rules_text(result, file.name))
+
+
+COMMANDS = [rules]

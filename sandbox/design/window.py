@@ -1,0 +1,89 @@
+"""The grader's boundary with recordings: one ``Window`` per incident, served by a Prometheus.
+
+``Window`` is all the grader needs: where to query, the recorded window, the fault's injection
+time (before it: the recording's own baseline) and the area the incident's answer points at.
+``serve_windows`` is the adapter from recording files (``sandbox.recording``) to windows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox.design.areas import PHASES, ROLLOUT
+from sandbox.drill.manifest import IncidentManifest, list_incidents, load_incident
+from sandbox.settings import REPO_ROOT
+
+__all__ = [
+    "RECORDING_NAME",
+    "Window",
+    "expected_area",
+    "recording_paths",
+    "serve_windows",
+]
+
+RECORDING_NAME = "recording.tar.gz"
+
+
+@dataclass(frozen=True)
+class Window:
+    incident: str
+    prometheus_url: str
+    start: float  # Unix seconds
+    end: float
+    injected_at: float  # [start, injected_at) is the baseline
+    phase: str  # the area the incident's answer points at: a phase of docs/phases.md or "rollout"
+    step_s: float = 2.0  # the recording's scrape interval; range queries use at least this
+
+
+def expected_area(manifest: IncidentManifest) -> str:
+    """The phase named by the fully right answer of a diagnosis question (``engine.queue, ...``);
+    for an incident whose answer names no phase but a version (a rollout), ``rollout``."""
+    for question in manifest.diagnosis:
+        for choice in question.choices:
+            if choice.points < 1.0:
+                continue
+            first = re.split(r"[\s,(]", choice.text.strip(), maxsplit=1)[0].lower()
+            if first in PHASES:
+                return first
+    text = " ".join(c.expr for c in manifest.signature.anomalous)
+    if "version=" in text or "canary" in manifest.alerts.page_alert.lower():
+        return ROLLOUT
+    return "unknown"
+
+
+def recording_paths(root: Path | None = None) -> list[Path]:
+    """The shipped recordings: ``incidents/<id>/recording.tar.gz`` for every incident that has one."""
+    root = root or REPO_ROOT / "incidents"
+    return [
+        root / i / RECORDING_NAME
+        for i in list_incidents(root)
+        if (root / i / RECORDING_NAME).exists()
+    ]
+
+
+@contextmanager
+def serve_windows(paths: Sequence[Path]) -> Iterator[list[Window]]:
+    """Serve every recording at once (one Prometheus each) and yield their windows; every
+    Prometheus is stopped on leaving. The incident's expected area comes from its manifest."""
+    from sandbox.recording import serve_recording
+
+    with ExitStack() as stack:
+        windows = []
+        for path in paths:
+            served = stack.enter_context(serve_recording(path))
+            incident = served.incident_id or Path(path).parent.name
+            try:
+                area = expected_area(load_incident(incident).manifest)
+            except Exception:  # a recording of an incident no longer in the catalog
+                area = "unknown"
+            injected = served.injected_at or (served.start + (served.end - served.start) / 3)
+            windows.append(
+                Window(
+                    incident, served.url, served.start, served.end, injected, area, served.step_s
+                )
+            )
+        yield windows
