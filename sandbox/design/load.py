@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import inspect
 import json
 import re
 import sys
@@ -310,6 +311,8 @@ def _load_module(path: Path) -> Any:
         if n.endswith("_dashboard") and callable(getattr(module, n))
     ]
     for candidate in candidates:
+        if inspect.ismodule(candidate) or inspect.isclass(candidate):
+            continue
         try:
             built = (
                 candidate()
