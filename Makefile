@@ -54,6 +54,14 @@ rules: ## regenerate stack/prometheus/rules/slo-alerts.yml from stack/slos.yaml
 render: ## render every dashboard from the running Prometheus to PNG/HTML (no Grafana needed)
 	@$(SANDBOX) dashboards render
 
+.PHONY: grade
+DASHBOARD ?=
+RULES ?=
+grade: ## grade your dashboard/alerts on the recordings: make grade DASHBOARD=my.json [RULES=my-rules.yml]
+	@if [ -z "$(DASHBOARD)$(RULES)" ]; then echo "usage: make grade DASHBOARD=FILE [RULES=FILE] (docs/dashboard-practice.md)"; exit 2; fi
+	@$(if $(DASHBOARD),$(SANDBOX) dashboards grade $(DASHBOARD),true)
+	@$(if $(RULES),$(SANDBOX) rules grade $(RULES),true)
+
 PROFILE ?= baseline
 DURATION ?= 60
 load: ## send a load profile through the gateway: make load PROFILE=baseline DURATION=60
