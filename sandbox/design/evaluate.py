@@ -129,7 +129,7 @@ def evaluate_window(
                         )
                         continue
                     for series in found:
-                        name = legend(query.legend, series.labels)
+                        name = legend(query.legend, dict(series.labels))
                         if any(math.isfinite(v) for v in series.values):
                             result.panels_with_data.add(panel.key)
                             result.series_seen.setdefault(panel.key, set()).add(name)

@@ -285,6 +285,44 @@ def parse_dashboard_json(data: Any, name: str, source: Path) -> LoadedDashboard:
     return LoadedDashboard(name, source, panels, raw_out, problems)
 
 
+def _no_required_arguments(func: Any) -> bool:
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return all(
+        p.default is not inspect.Parameter.empty
+        or p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        for p in parameters
+    )
+
+
+def _candidates(module: Any, stem: str) -> list[Any]:
+    """What may build the dashboard, best first: ``<stem>_dashboard()``, other
+    ``*_dashboard()`` and ``dashboard()`` functions defined in the module and callable without
+    arguments, then a module-level builder object (anything with ``build()``)."""
+    names = [f"{stem}_dashboard", "dashboard", "build_dashboard", "main"]
+    names += sorted(n for n in vars(module) if n.endswith("_dashboard"))
+    found: list[Any] = []
+    for name in dict.fromkeys(names):
+        func = getattr(module, name, None)
+        if (
+            inspect.isfunction(func)
+            and func.__module__ == module.__name__
+            and _no_required_arguments(func)
+        ):
+            found.append(func)
+    found += [
+        value
+        for name, value in sorted(vars(module).items())
+        if not name.startswith("_")
+        and not inspect.ismodule(value)
+        and not inspect.isclass(value)
+        and callable(getattr(value, "build", None))
+    ]
+    return found
+
+
 def _load_module(path: Path) -> Any:
     """Import a Python file and return the dashboard it builds, as parsed JSON."""
     from grafana_foundation_sdk.cog.encoder import JSONEncoder
@@ -301,24 +339,9 @@ def _load_module(path: Path) -> Any:
         spec.loader.exec_module(module)
     except Exception as exc:
         raise GradeInputError(f"{path}: importing it failed: {type(exc).__name__}: {exc}") from exc
-    candidates: list[Any] = []
-    for attr in ("dashboard", "DASHBOARD", "build", "main_dashboard"):
-        if hasattr(module, attr):
-            candidates.append(getattr(module, attr))
-    candidates += [
-        getattr(module, n)
-        for n in sorted(vars(module))
-        if n.endswith("_dashboard") and callable(getattr(module, n))
-    ]
-    for candidate in candidates:
-        if inspect.ismodule(candidate) or inspect.isclass(candidate):
-            continue
+    for candidate in _candidates(module, path.stem):
         try:
-            built = (
-                candidate()
-                if callable(candidate) and not hasattr(candidate, "build")
-                else candidate
-            )
+            built = candidate() if callable(candidate) else candidate
             if hasattr(built, "build"):
                 built = built.build()
             return built if isinstance(built, dict) else json.loads(JSONEncoder().encode(built))

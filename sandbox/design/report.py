@@ -50,7 +50,8 @@ def grade_json(grade: Grade) -> dict[str, Any]:
     out["matrix"] = [
         {"a": a, "b": b, "told_apart": v, "how": how} for (a, b), (v, how) in grade.matrix.items()
     ]
-    return json.loads(json.dumps(out, default=str))
+    encoded: dict[str, Any] = json.loads(json.dumps(out, default=str))
+    return encoded
 
 
 def draw_pictures(

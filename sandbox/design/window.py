@@ -69,7 +69,7 @@ def recording_paths(root: Path | None = None) -> list[Path]:
 def serve_windows(paths: Sequence[Path]) -> Iterator[list[Window]]:
     """Serve every recording at once (one Prometheus each) and yield their windows; every
     Prometheus is stopped on leaving. The incident's expected area comes from its manifest."""
-    from sandbox.recording import serve_recording
+    from sandbox.recording import serve_recording  # type: ignore[import-untyped,unused-ignore]
 
     with ExitStack() as stack:
         windows = []

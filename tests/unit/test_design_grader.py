@@ -21,6 +21,7 @@ from sandbox.design.rules import grade_rules, load_rules
 from sandbox.design.score import Grade
 from sandbox.design.window import expected_area, recording_paths
 from sandbox.drill.manifest import load_incident
+from sandbox.settings import REPO_ROOT
 from tests.design_support import fake_incidents
 
 QUEUE = "sum(vllm:num_requests_waiting)"
@@ -363,3 +364,13 @@ def test_shipped_recordings_serve_as_windows() -> None:
     with serve_windows(paths[:1]) as found:
         (window,) = found
         assert window.start < window.injected_at < window.end
+
+
+def test_project_module_and_its_json_give_the_same_panels() -> None:
+    from_module, from_json = load_dashboards(
+        [REPO_ROOT / "dashboards/engine.py", REPO_ROOT / "dashboards/engine.json"]
+    )
+    assert [(p.title, p.queries) for p in from_module.panels] == [
+        (p.title, p.queries) for p in from_json.panels
+    ]
+    assert from_json.name == "engine-2" and not from_module.problems
