@@ -78,7 +78,9 @@ def _write_incident(w: _Writer, incident: str, start: float) -> None:
         canary = incident == "fake-rollout" and on
         rps = 2.0 + _wobble(i, 0.05)
         n = rps * STEP_S
-        w.add("sandbox_gateway_requests_total", 'version="stable",status_class="2xx"', t, n)
+        # the canary takes a share of the traffic; the total stays the same
+        stable = n - 2.0 if canary else n
+        w.add("sandbox_gateway_requests_total", 'version="stable",status_class="2xx"', t, stable)
         if canary:
             w.add("sandbox_gateway_requests_total", 'version="canary",status_class="4xx"', t, 1.0)
             w.add("sandbox_gateway_requests_total", 'version="canary",status_class="2xx"', t, 1.0)

@@ -68,10 +68,20 @@ def _run_length(step_s: float) -> int:
 
 
 def detect(
-    times: Sequence[float], values: Sequence[float], injected_at: float, step_s: float
+    times: Sequence[float],
+    values: Sequence[float],
+    injected_at: float,
+    step_s: float,
+    baseline_from: float | None = None,
 ) -> Anomaly | None:
-    """The first sustained excursion of a series out of its baseline band, or None."""
-    base = [v for t, v in zip(times, values, strict=False) if t < injected_at and math.isfinite(v)]
+    """The first sustained excursion of a series out of its baseline band (the values from
+    ``baseline_from`` to the injection), or None."""
+    since = -math.inf if baseline_from is None else baseline_from
+    base = [
+        v
+        for t, v in zip(times, values, strict=False)
+        if since <= t < injected_at and math.isfinite(v)
+    ]
     after = [(t, v) for t, v in zip(times, values, strict=False) if t >= injected_at]
     need = _run_length(step_s)
     if len(base) < MIN_BASELINE_POINTS:
@@ -133,7 +143,13 @@ def evaluate_window(
                         if any(math.isfinite(v) for v in series.values):
                             result.panels_with_data.add(panel.key)
                             result.series_seen.setdefault(panel.key, set()).add(name)
-                        anomaly = detect(series.times, series.values, window.injected_at, step)
+                        anomaly = detect(
+                            series.times,
+                            series.values,
+                            window.injected_at,
+                            step,
+                            window.baseline_from,
+                        )
                         if anomaly is not None:
                             result.signals.append(
                                 SeriesSignal(

@@ -33,7 +33,7 @@ from sandbox.design.score import Criterion
 from sandbox.design.window import Window
 from sandbox.promapi import PrometheusClient, PrometheusError
 
-__all__ = ["AlertRule", "RulesGrade", "grade_rules", "load_rules", "rules_text"]
+__all__ = ["AlertRule", "RulesGrade", "firing_runs", "grade_rules", "load_rules", "rules_text"]
 
 FAST_S, SLOW_S = 120.0, 600.0
 
@@ -166,27 +166,27 @@ def _le_max(expr: str, windows: Sequence[Window]) -> float | None:
     return max(found) if found else None
 
 
-def _first_firing(
+def firing_runs(
     times: Sequence[float], values: Sequence[float], for_s: float, step: float
-) -> list[float]:
-    """Times at which a series that stays present for ``for_s`` starts firing (one per run)."""
-    fired: list[float] = []
+) -> list[tuple[float, float]]:
+    """(fired at, last present) of each run of a series that stays present for ``for_s``."""
+    runs: list[tuple[float, float]] = []
     run_start: float | None = None
-    done = False
+    fired: float | None = None
     previous: float | None = None
     for t, v in zip(times, values, strict=False):
-        present = math.isfinite(v)
-        if present and (run_start is None or (previous is not None and t - previous > 1.5 * step)):
-            run_start, done = t, False
-        if not present:
-            run_start, done = None, False
+        if not math.isfinite(v):
             continue
+        if run_start is None or previous is None or t - previous > 1.5 * step:
+            if fired is not None and previous is not None:
+                runs.append((fired, previous))
+            run_start, fired = t, None
         previous = t
-        assert run_start is not None
-        if not done and t - run_start >= for_s:
-            fired.append(t)
-            done = True
-    return fired
+        if fired is None and t - run_start >= for_s:
+            fired = t
+    if fired is not None and previous is not None:
+        runs.append((fired, previous))
+    return runs
 
 
 def grade_rules(path: Path | str, windows: Sequence[Window]) -> RulesGrade:
@@ -226,19 +226,22 @@ def grade_rules(path: Path | str, windows: Sequence[Window]) -> RulesGrade:
                     never[alert.name] = f"Prometheus refused its expression: {message}"
                     continue
                 # Prometheus needs `for:` of history before the window can fire anything
-                baseline_from = window.start + alert.for_s
+                healthy_from = max(window.start + alert.for_s, window.baseline_from)
+                false_page: float | None = None
                 for series in found:
-                    for t in _first_firing(series.times, series.values, alert.for_s, step):
-                        if t < window.injected_at and t >= baseline_from:
-                            false_pages.append(
-                                f"{alert.name} fired during {window.incident}'s baseline, "
-                                f"{window.injected_at - t:.0f} s before the injection"
-                            )
-                        elif t >= window.injected_at:
-                            delay = t - window.injected_at
+                    for fired, last in firing_runs(series.times, series.values, alert.for_s, step):
+                        if fired < window.injected_at and last >= healthy_from:
+                            at = max(fired, healthy_from)
+                            false_page = at if false_page is None else min(false_page, at)
+                        elif fired >= window.injected_at:
+                            delay = fired - window.injected_at
                             if first is None or delay < first[1]:
                                 first = (alert.name, delay)
-                            break
+                if false_page is not None:
+                    false_pages.append(
+                        f"{alert.name} fired during {window.incident}'s baseline, "
+                        f"{window.injected_at - false_page:.0f} s before the injection"
+                    )
         pages[window.incident] = first
     n = max(len(windows), 1)
     paged = [p for p in pages.values() if p]

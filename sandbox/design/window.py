@@ -12,12 +12,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from sandbox.design.areas import PHASES, ROLLOUT
 from sandbox.drill.manifest import IncidentManifest, list_incidents, load_incident
 from sandbox.settings import REPO_ROOT
 
 __all__ = [
+    "DEFAULT_BASELINE_S",
     "RECORDING_NAME",
     "Window",
     "expected_area",
@@ -26,6 +30,7 @@ __all__ = [
 ]
 
 RECORDING_NAME = "recording.tar.gz"
+DEFAULT_BASELINE_S = 90.0
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,15 @@ class Window:
     injected_at: float  # [start, injected_at) is the baseline
     phase: str  # the area the incident's answer points at: a phase of docs/phases.md or "rollout"
     step_s: float = 2.0  # the recording's scrape interval; range queries use at least this
+    baseline_start: float | None = None  # where the steady baseline begins (default: see below)
+
+    @property
+    def baseline_from(self) -> float:
+        """The healthy reference: from ``baseline_start`` (a drill's steady traffic), else the
+        last ``DEFAULT_BASELINE_S`` before the injection, never before the window."""
+        if self.baseline_start is not None:
+            return max(self.start, min(self.baseline_start, self.injected_at))
+        return max(self.start, self.injected_at - DEFAULT_BASELINE_S)
 
 
 def expected_area(manifest: IncidentManifest) -> str:
@@ -63,6 +77,24 @@ def recording_paths(root: Path | None = None) -> list[Path]:
         for i in list_incidents(root)
         if (root / i / RECORDING_NAME).exists()
     ]
+
+
+def _steady_since(events: Sequence[dict[str, Any]], manifest_yaml: str | None) -> float | None:
+    """A drill's steady baseline: its ``drill.baseline_steady`` event came ``timing.steady_s``
+    after traffic settled. The window's first minutes (before traffic, then ramping up) are no
+    reference for anything."""
+    steady_s = 20.0
+    if manifest_yaml:
+        try:
+            steady_s = float(
+                (yaml.safe_load(manifest_yaml).get("timing") or {}).get("steady_s", 20)
+            )
+        except (yaml.YAMLError, AttributeError, TypeError, ValueError):
+            pass
+    for event in events:
+        if event.get("kind") == "drill.baseline_steady":
+            return float(event.get("ts", 0.0)) - steady_s
+    return None
 
 
 @contextmanager
