@@ -374,3 +374,27 @@ def test_project_module_and_its_json_give_the_same_panels() -> None:
         (p.title, p.queries) for p in from_json.panels
     ]
     assert from_json.name == "engine-2" and not from_module.problems
+
+
+def test_firing_runs_honour_for_and_gaps() -> None:
+    from sandbox.design.rules import firing_runs
+
+    nan = float("nan")
+    times = [float(t) for t in range(0, 100, 10)]
+    values = [nan, 1, 1, 1, 1, nan, 1, 1, nan, nan]
+    assert firing_runs(times, values, 30.0, 10.0) == [(40.0, 40.0)]  # the second run is too short
+    assert firing_runs(times, values, 0.0, 10.0) == [(10.0, 40.0), (60.0, 70.0)]
+
+
+def test_baseline_is_the_steady_part_before_the_injection() -> None:
+    window = Window("x", "http://127.0.0.1:1", 0.0, 1000.0, 400.0, "retrieval")
+    assert window.baseline_from == 310.0
+    steady = Window("x", "http://127.0.0.1:1", 0.0, 1000.0, 400.0, "retrieval", 2.0, 200.0)
+    assert steady.baseline_from == 200.0
+    # an idle lead and a ramp before the steady part do not widen the band
+    times = [float(t) for t in range(0, 600, 5)]
+    values = [0.0 if t < 150 else 2.0 + 0.01 * (int(t) % 3) for t in times]
+    values = [v + (0.8 if t >= 400 else 0.0) for t, v in zip(times, values, strict=True)]
+    assert detect(times, values, 400.0, 5.0) is None  # the whole window: 0 -> 2 is "normal"
+    found = detect(times, values, 400.0, 5.0, steady.baseline_from)
+    assert found is not None and found.at == 400.0
