@@ -51,20 +51,19 @@ _BY_METRIC: tuple[tuple[str, str], ...] = (
     (r"postprocess|detoken", "postprocess"),
     (r"network|upstream_connect", "network"),
 )
-_ERRORS = re.compile(r"error|status|fail|abort|reject|shadow|[45]xx|success", re.I)
 
 
-def _error_query(expr: str) -> bool:
-    return bool(_ERRORS.search(expr))
+def area_of(expr: str, labels: Mapping[str, str] | None = None, versions: int = 0) -> str | None:
+    """The area a series of ``expr`` (with ``labels``) points at, or None for a symptom.
 
-
-def area_of(expr: str, labels: Mapping[str, str] | None = None) -> str | None:
-    """The area a series of ``expr`` (with ``labels``) points at, or None for a symptom."""
+    ``versions`` is how many model versions served during the window: a series split by
+    version points at a rollout only when there are two versions to compare (with one, "by
+    version" is just the whole service)."""
     labels = labels or {}
     phase = labels.get("phase")
     if phase in _PHASE_LABEL:
         return _PHASE_LABEL[phase]
-    if "version" in labels and _error_query(expr):
+    if "version" in labels and versions >= 2:
         return ROLLOUT
     matched = re.findall(r'phase\s*=\s*"([^"]+)"', expr)
     mapped = {_PHASE_LABEL[m] for m in matched if m in _PHASE_LABEL}
@@ -74,8 +73,4 @@ def area_of(expr: str, labels: Mapping[str, str] | None = None) -> str | None:
     for pattern, area in _BY_METRIC:
         if re.search(pattern, names):
             return area
-    if _error_query(expr) and re.search(
-        r"\b(by|without)\s*\([^)]*\b(version|model_name|model)\b", expr
-    ):
-        return ROLLOUT
     return None

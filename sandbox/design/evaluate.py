@@ -30,6 +30,7 @@ __all__ = [
     "detect",
     "evaluate_window",
     "known_metric_names",
+    "window_versions",
 ]
 
 SUSTAIN_S = 10.0
@@ -115,6 +116,18 @@ def detect(
     return None
 
 
+def window_versions(prom: PrometheusClient, window: Window) -> set[str]:
+    """The model versions that served during the window (a rollout has two)."""
+    span = max(1, int(window.end - window.start))
+    try:
+        found = prom.instant(
+            f'group by (version) (last_over_time({{version!=""}}[{span}s]))', window.end
+        )
+    except PrometheusError:
+        return set()
+    return {s.labels["version"] for s in found if s.labels.get("version")}
+
+
 def window_step(window: Window) -> float:
     return max(step_for(window.start, window.end), window.step_s)
 
@@ -126,6 +139,7 @@ def evaluate_window(
     result = WindowResult(window)
     step = window_step(window)
     with PrometheusClient(window.prometheus_url, timeout_s=timeout_s) as prom:
+        versions = len(window_versions(prom, window))
         for dash in dashboards:
             for panel in dash.panels:
                 for query in panel.queries:
@@ -157,7 +171,7 @@ def evaluate_window(
                                     panel.label,
                                     query.ref_id,
                                     f"{query.ref_id}:{name}",
-                                    area_of(query.expr, series.labels),
+                                    area_of(query.expr, series.labels, versions),
                                     anomaly,
                                 )
                             )
