@@ -398,3 +398,19 @@ def test_baseline_is_the_steady_part_before_the_injection() -> None:
     assert detect(times, values, 400.0, 5.0) is None  # the whole window: 0 -> 2 is "normal"
     found = detect(times, values, 400.0, 5.0, steady.baseline_from)
     assert found is not None and found.at == 400.0
+
+
+def test_cli_reports_bad_input_without_a_traceback(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from sandbox.cli import cli
+
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    result = CliRunner().invoke(cli, ["dashboards", "grade", str(broken)])
+    assert result.exit_code == 1 and "broken.json: not valid JSON" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    rules = tmp_path / "rules.yml"
+    rules.write_text("groups: [")
+    result = CliRunner().invoke(cli, ["rules", "grade", str(rules)])
+    assert result.exit_code == 1 and "not valid YAML" in result.output
