@@ -121,7 +121,8 @@ def window_versions(prom: PrometheusClient, window: Window) -> set[str]:
     span = max(1, int(window.end - window.start))
     try:
         found = prom.instant(
-            f'group by (version) (last_over_time({{version!=""}}[{span}s]))', window.end
+            f'group by (version) (last_over_time({{__name__!~".*_info", version!=""}}[{span}s]))',
+            window.end,
         )
     except PrometheusError:
         return set()

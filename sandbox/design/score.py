@@ -20,7 +20,13 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sandbox.design.evaluate import SeriesSignal, WindowResult, evaluate_window, known_metric_names
+from sandbox.design.evaluate import (
+    SeriesSignal,
+    WindowResult,
+    evaluate_window,
+    known_metric_names,
+    window_step,
+)
 from sandbox.design.lint import PITFALLS, lint
 from sandbox.design.load import LoadedDashboard
 from sandbox.design.window import Window
@@ -45,7 +51,7 @@ POINTS = {
 }
 PANEL_BUDGET = 12
 FAST_S, SLOW_S = 60.0, 300.0
-TIE_S = 15.0  # signals this close to the first are "at the same time"
+TIE_STEPS = 2  # signals this many query steps after the first are "at the same time"
 SYMPTOM_WEIGHT = 0.25
 
 
@@ -62,7 +68,7 @@ class IncidentOutcome:
     incident: str
     expected: str
     detected: SeriesSignal | None  # the first signal of any panel
-    first_area: str | None  # the area(s) first pointed at, " / "-joined on a tie
+    first_area: str | None  # the area first pointed at
     first_area_panel: str | None
     right: SeriesSignal | None  # first signal pointing at the expected area
     credit: float  # localisation credit 0..1
@@ -82,6 +88,7 @@ class Grade:
 
 def _outcome(result: WindowResult) -> IncidentOutcome:
     window = result.window
+    tie_s = TIE_STEPS * window_step(window)
     signals = result.signals
     detected = signals[0] if signals else None
     with_area = [s for s in signals if s.area]
@@ -89,10 +96,13 @@ def _outcome(result: WindowResult) -> IncidentOutcome:
     right = next((s for s in with_area if s.area == window.phase), None)
     if with_area:
         t0 = with_area[0].anomaly.at
-        tied = [s for s in with_area if s.anomaly.at <= t0 + TIE_S]
+        tied = [s for s in with_area if s.anomaly.at <= t0 + tie_s]
         areas = sorted({s.area for s in tied if s.area})
-        first_area = " / ".join(areas)
+        first_area = tied[0].area
         first_panel = tied[0].panel_label
+        if len(areas) > 1:
+            others = ", ".join(a for a in areas if a != first_area)
+            first_panel += f" (within {tie_s:.0f} s also: {others})"
         if window.phase in areas:
             credit = 1.0 if len(areas) <= 2 else 0.75
             right = next(s for s in tied if s.area == window.phase)
