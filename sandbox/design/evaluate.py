@@ -117,11 +117,12 @@ def detect(
 
 
 def window_versions(prom: PrometheusClient, window: Window) -> set[str]:
-    """The model versions that served during the window (a rollout has two)."""
+    """The model versions that served during the window (a rollout has two): the ``version``
+    label of the engines' own series (other exporters use that label for other things)."""
     span = max(1, int(window.end - window.start))
     try:
         found = prom.instant(
-            f'group by (version) (last_over_time({{__name__!~".*_info", version!=""}}[{span}s]))',
+            f'group by (version) (last_over_time({{__name__=~"vllm:.+", version!=""}}[{span}s]))',
             window.end,
         )
     except PrometheusError:
