@@ -115,7 +115,14 @@ def serve_windows(paths: Sequence[Path]) -> Iterator[list[Window]]:
             injected = served.injected_at or (served.start + (served.end - served.start) / 3)
             windows.append(
                 Window(
-                    incident, served.url, served.start, served.end, injected, area, served.step_s
+                    incident,
+                    served.url,
+                    served.start,
+                    served.end,
+                    injected,
+                    area,
+                    served.step_s,
+                    _steady_since(served.recording.events, served.recording.manifest_yaml),
                 )
             )
         yield windows
