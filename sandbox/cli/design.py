@@ -63,7 +63,12 @@ def grade(
         loaded = load_dashboards(list(files))
     except GradeInputError as exc:
         raise click.ClickException(str(exc)) from None
-    with serve_windows(_recordings(recordings)) as windows:
+    skipped: list[str] = []
+    with serve_windows(_recordings(recordings), skipped) as windows:
+        for line in skipped:
+            click.echo(f"note: {line}", err=True)
+        if not windows:
+            raise click.ClickException("no recording with an injected fault to grade against")
         result = grade_dashboards(loaded, windows)
         pictures = [] if no_pictures else draw_pictures(loaded, windows, out)
     if as_json:
@@ -97,7 +102,12 @@ def rules_grade(file: Path, recordings: tuple[Path, ...], as_json: bool) -> None
         load_rules(file)
     except GradeInputError as exc:
         raise click.ClickException(str(exc)) from None
-    with serve_windows(_recordings(recordings)) as windows:
+    skipped: list[str] = []
+    with serve_windows(_recordings(recordings), skipped) as windows:
+        for line in skipped:
+            click.echo(f"note: {line}", err=True)
+        if not windows:
+            raise click.ClickException("no recording with an injected fault to grade against")
         result = grade_rules(file, windows)
     if as_json:
         json.dump(asdict(result), sys.stdout, indent=2, default=str)

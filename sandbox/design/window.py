@@ -98,9 +98,13 @@ def _steady_since(events: Sequence[dict[str, Any]], manifest_yaml: str | None) -
 
 
 @contextmanager
-def serve_windows(paths: Sequence[Path]) -> Iterator[list[Window]]:
+def serve_windows(
+    paths: Sequence[Path], skipped: list[str] | None = None
+) -> Iterator[list[Window]]:
     """Serve every recording at once (one Prometheus each) and yield their windows; every
-    Prometheus is stopped on leaving. The incident's expected area comes from its manifest."""
+    Prometheus is stopped on leaving. The incident's expected area comes from its manifest.
+    A recording without an injection (a drill that failed before its fault) has no incident to
+    grade: it is left out, and said so in ``skipped``."""
     from sandbox.recording import serve_recording  # type: ignore[import-untyped,unused-ignore]
 
     with ExitStack() as stack:
@@ -112,7 +116,11 @@ def serve_windows(paths: Sequence[Path]) -> Iterator[list[Window]]:
                 area = expected_area(load_incident(incident).manifest)
             except Exception:  # a recording of an incident no longer in the catalog
                 area = "unknown"
-            injected = served.injected_at or (served.start + (served.end - served.start) / 3)
+            if served.injected_at is None:
+                if skipped is not None:
+                    skipped.append(f"{path}: no fault was injected in this recording; left out")
+                continue
+            injected = served.injected_at
             windows.append(
                 Window(
                     incident,
