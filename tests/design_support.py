@@ -68,6 +68,9 @@ class _Writer:
         return "\n".join(lines) + "\n# EOF\n"
 
 
+ENGINE = 'replica="engine-0",version="stable"'
+
+
 def _write_incident(w: _Writer, incident: str, start: float) -> None:
     injected = start + BASELINE_S
     for i in range(int((BASELINE_S + INCIDENT_S) / STEP_S) + 1):
@@ -89,17 +92,17 @@ def _write_incident(w: _Writer, incident: str, start: float) -> None:
         w.histogram(
             "sandbox_gateway_time_to_first_token_seconds", 'version="stable"', t, n, latency / 2
         )
-        w.gauge("vllm:num_requests_waiting", 'replica="engine-0"', t, 6.0 if kv else 0.0)
+        w.gauge("vllm:num_requests_waiting", ENGINE, t, 6.0 if kv else 0.0)
+        if canary:  # the canary's engine serves beside stable
+            w.gauge("vllm:num_requests_running", 'replica="canary-0",version="canary"', t, 1.0)
         w.gauge(
             "vllm:kv_cache_usage_perc",
-            'replica="engine-0"',
+            ENGINE,
             t,
             (0.95 if kv else 0.3) + _wobble(i, 0.01),
         )
-        w.histogram(
-            "vllm:request_queue_time_seconds", 'replica="engine-0"', t, n, 2.5 if kv else 0.05
-        )
-        w.add("vllm:prompt_tokens_total", 'replica="engine-0"', t, n * (900 if kv else 200))
+        w.histogram("vllm:request_queue_time_seconds", ENGINE, t, n, 2.5 if kv else 0.05)
+        w.add("vllm:prompt_tokens_total", ENGINE, t, n * (900 if kv else 200))
         w.histogram(
             "sandbox_retriever_phase_seconds", 'phase="search"', t, n / 2, 1.2 if slow else 0.02
         )
