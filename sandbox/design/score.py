@@ -4,6 +4,7 @@
 |---|---|---|
 | detection | 10 | some panel shows every incident's fault against its own baseline |
 | localisation | 30 | the first panel that points at an area points at the incident's answer |
+|  |  | (0.75 when the answer comes within two query steps of a wrong first area, 0.5 later) |
 | time to signal | 10 | that right-area signal comes within 60 s of the injection (none after 300 s) |
 | distinguishability | 20 | every pair of incidents differs on a panel that points at an area |
 | pitfalls | 25 | none of the pitfalls of ``lint`` |
@@ -96,15 +97,17 @@ def _outcome(result: WindowResult) -> IncidentOutcome:
     right = next((s for s in with_area if s.area == window.phase), None)
     if with_area:
         t0 = with_area[0].anomaly.at
+        first = [s for s in with_area if s.anomaly.at == t0]
         tied = [s for s in with_area if s.anomaly.at <= t0 + tie_s]
-        areas = sorted({s.area for s in tied if s.area})
-        first_area = tied[0].area
-        first_panel = tied[0].panel_label
-        if len(areas) > 1:
-            others = ", ".join(a for a in areas if a != first_area)
-            first_panel += f" (within {tie_s:.0f} s also: {others})"
-        if window.phase in areas:
-            credit = 1.0 if len(areas) <= 2 else 0.75
+        lead = next((s for s in first if s.area == window.phase), first[0])
+        first_area, first_panel = lead.area, lead.panel_label
+        others = sorted({s.area for s in tied if s.area and s.area != first_area})
+        if others:
+            first_panel += f" (within {tie_s:.0f} s also: {', '.join(others)})"
+        if first_area == window.phase:
+            credit, right = 1.0, lead
+        elif any(s.area == window.phase for s in tied):
+            credit = 0.75
             right = next(s for s in tied if s.area == window.phase)
         elif right is not None:
             credit = 0.5
@@ -183,7 +186,7 @@ def score(
             )
             continue
         line = f"{o.incident}: first pointed at {o.first_area} by {o.first_area_panel}; expected {o.expected}"
-        if o.credit < 1 and o.right is not None:
+        if o.credit == 0.5 and o.right is not None:
             line += f"; {o.expected} showed later on {o.right.panel_label}"
         evidence.append(line + f" -> {o.credit:g}")
     criteria.append(
