@@ -87,19 +87,20 @@ def rules() -> None:
 
 
 @rules.command(name="grade")
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_RECORDINGS
 @click.option("--json", "as_json", is_flag=True, help="print the grade as JSON")
-def rules_grade(file: Path, recordings: tuple[Path, ...], as_json: bool) -> None:
-    """Which incidents the rules page on and how soon, false pages, alerts that cannot fire."""
+def rules_grade(files: tuple[Path, ...], recordings: tuple[Path, ...], as_json: bool) -> None:
+    """Which incidents the rules page on and how soon, false pages, alerts that cannot fire.
+    Several files are graded as one alert set."""
     from dataclasses import asdict
 
     from sandbox.design import GradeInputError
-    from sandbox.design.rules import grade_rules, load_rules, rules_text
+    from sandbox.design.rules import grade_rules, load_rule_files, rules_text
     from sandbox.design.window import serve_windows
 
     try:
-        load_rules(file)
+        load_rule_files(list(files))
     except GradeInputError as exc:
         raise click.ClickException(str(exc)) from None
     skipped: list[str] = []
@@ -108,12 +109,12 @@ def rules_grade(file: Path, recordings: tuple[Path, ...], as_json: bool) -> None
             click.echo(f"note: {line}", err=True)
         if not windows:
             raise click.ClickException("no recording with an injected fault to grade against")
-        result = grade_rules(file, windows)
+        result = grade_rules(list(files), windows)
     if as_json:
         json.dump(asdict(result), sys.stdout, indent=2, default=str)
         click.echo()
         return
-    click.echo(rules_text(result, file.name))
+    click.echo(rules_text(result, ", ".join(f.name for f in files)))
 
 
 COMMANDS = [rules]

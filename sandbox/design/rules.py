@@ -33,7 +33,15 @@ from sandbox.design.score import Criterion
 from sandbox.design.window import Window
 from sandbox.promapi import PrometheusClient, PrometheusError
 
-__all__ = ["AlertRule", "RulesGrade", "firing_runs", "grade_rules", "load_rules", "rules_text"]
+__all__ = [
+    "AlertRule",
+    "RulesGrade",
+    "firing_runs",
+    "grade_rules",
+    "load_rule_files",
+    "load_rules",
+    "rules_text",
+]
 
 FAST_S, SLOW_S = 120.0, 600.0
 
@@ -189,11 +197,24 @@ def firing_runs(
     return runs
 
 
-def grade_rules(path: Path | str, windows: Sequence[Window]) -> RulesGrade:
+def load_rule_files(paths: Sequence[Path | str]) -> tuple[list[AlertRule], list[str]]:
+    """Several rules files as one set (recording rules of one file are inlined only there)."""
+    alerts: list[AlertRule] = []
+    problems: list[str] = []
+    for path in paths:
+        found, found_problems = load_rules(path)
+        alerts += found
+        problems += found_problems
+    return alerts, problems
+
+
+def grade_rules(path: Path | str | Sequence[Path | str], windows: Sequence[Window]) -> RulesGrade:
+    """Grade one rules file, or several as one alert set."""
     import time
 
     started = time.monotonic()
-    alerts, problems = load_rules(path)
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
+    alerts, problems = load_rule_files(paths)
     known: set[str] = set()
     for window in windows:
         try:
