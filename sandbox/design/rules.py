@@ -197,6 +197,21 @@ def firing_runs(
     return runs
 
 
+def _held_through_baseline(
+    times: Sequence[float], values: Sequence[float], window: Window, step: float
+) -> float | None:
+    """The baseline's length when the series is present at every step of it, else None."""
+    inside = [
+        (t, v)
+        for t, v in zip(times, values, strict=False)
+        if window.baseline_from <= t < window.injected_at
+    ]
+    expected = int((window.injected_at - window.baseline_from) / step)
+    if expected < 3 or len(inside) < expected - 1 or not all(math.isfinite(v) for _, v in inside):
+        return None
+    return window.injected_at - window.baseline_from
+
+
 def load_rule_files(paths: Sequence[Path | str]) -> tuple[list[AlertRule], list[str]]:
     """Several rules files as one set (recording rules of one file are inlined only there)."""
     alerts: list[AlertRule] = []
@@ -248,21 +263,31 @@ def grade_rules(path: Path | str | Sequence[Path | str], windows: Sequence[Windo
                     continue
                 # Prometheus needs `for:` of history before the window can fire anything
                 healthy_from = max(window.start + alert.for_s, window.baseline_from)
-                false_page: float | None = None
+                false_page: str | None = None
+                pages_here: list[float] = []
                 for series in found:
                     for fired, last in firing_runs(series.times, series.values, alert.for_s, step):
                         if fired < window.injected_at and last >= healthy_from:
-                            at = max(fired, healthy_from)
-                            false_page = at if false_page is None else min(false_page, at)
+                            false_page = (
+                                f"{alert.name} fired during {window.incident}'s baseline, "
+                                f"{window.injected_at - max(fired, healthy_from):.0f} s "
+                                "before the injection"
+                            )
                         elif fired >= window.injected_at:
-                            delay = fired - window.injected_at
-                            if first is None or delay < first[1]:
-                                first = (alert.name, delay)
+                            pages_here.append(fired)
+                    held = _held_through_baseline(series.times, series.values, window, step)
+                    if false_page is None and held and alert.for_s > held:
+                        false_page = (
+                            f"{alert.name}: its condition held through all of "
+                            f"{window.incident}'s {held:.0f} s baseline (shorter than its "
+                            f"for: {alert.for_s:.0f}s); on a longer healthy day it pages"
+                        )
                 if false_page is not None:
-                    false_pages.append(
-                        f"{alert.name} fired during {window.incident}'s baseline, "
-                        f"{window.injected_at - false_page:.0f} s before the injection"
-                    )
+                    false_pages.append(false_page)
+                elif pages_here:
+                    delay = min(pages_here) - window.injected_at
+                    if first is None or delay < first[1]:
+                        first = (alert.name, delay)
         pages[window.incident] = first
     n = max(len(windows), 1)
     paged = [p for p in pages.values() if p]

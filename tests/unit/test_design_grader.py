@@ -309,6 +309,9 @@ def test_rules_grade(windows: list[Window], tmp_path: Path) -> None:
   - alert: AnyTraffic
     expr: sum(rate(sandbox_gateway_requests_total[1m])) > 0
     for: 1m
+  - alert: AnyTrafficForLong
+    expr: sum(rate(sandbox_gateway_requests_total[1m])) > 0
+    for: 10m
   - alert: KVPercent
     expr: max(vllm:kv_cache_usage_perc) > 80
   - alert: Ghost
@@ -321,7 +324,9 @@ def test_rules_grade(windows: list[Window], tmp_path: Path) -> None:
     assert g.pages["fake-kv"] is not None and g.pages["fake-kv"][0] == "SlowRequests"
     assert g.pages["fake-rollout"] is not None and g.pages["fake-rollout"][0] == "CanaryErrors"
     assert all(p[1] <= 60 for p in g.pages.values() if p)
-    assert len(g.false_pages) == 3 and all("AnyTraffic" in f for f in g.false_pages)
+    assert len(g.false_pages) == 6 and all("AnyTraffic" in f for f in g.false_pages)
+    # a for: longer than the baseline cannot fire in it, but its condition held all through
+    assert sum("held through all of" in f for f in g.false_pages) == 3
     assert set(g.never_fire) == {"KVPercent", "Ghost", "Broken"}
     assert "ratio" in g.never_fire["KVPercent"] and "parse error" in g.never_fire["Broken"]
     clean = tmp_path / "clean.yml"
