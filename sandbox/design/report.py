@@ -23,7 +23,8 @@ def grade_text(grade: Grade, names: Sequence[str]) -> str:
         "",
     ]
     for c in grade.criteria:
-        lines.append(f"  {c.id:<20} {c.points:5.1f} / {c.max:g}")
+        shown = f"{c.points:5.1f} / {c.max:g}" if c.max else "  n/a"
+        lines.append(f"  {c.id:<20} {shown}")
         lines += [f"      - {e}" for e in c.evidence]
     if grade.matrix:
         incidents = sorted({i for pair in grade.matrix for i in pair})

@@ -60,7 +60,7 @@ SYMPTOM_WEIGHT = 0.25
 class Criterion:
     id: str
     points: float
-    max: float
+    max: float  # 0 when the criterion does not apply (one incident has no pair to tell apart)
     evidence: tuple[str, ...]
 
 
@@ -224,9 +224,10 @@ def score(
     criteria.append(
         Criterion(
             "distinguishability",
-            POINTS["distinguishability"] * (told / pairs if matrix else 0.0),
-            POINTS["distinguishability"],
-            tuple(f"{a} vs {b}: {v:g} ({how})" for (a, b), (v, how) in matrix.items()),
+            POINTS["distinguishability"] * told / pairs if matrix else 0.0,
+            POINTS["distinguishability"] if matrix else 0.0,
+            tuple(f"{a} vs {b}: {v:g} ({how})" for (a, b), (v, how) in matrix.items())
+            or ("not applicable: one incident has no pair to tell apart; the total is scaled",),
         )
     )
 
@@ -271,7 +272,7 @@ def score(
     for r in results:
         errors.update(r.errors)
     return Grade(
-        total=round(sum(c.points for c in criteria), 1),
+        total=round(100 * sum(c.points for c in criteria) / sum(c.max for c in criteria), 1),
         criteria=criteria,
         incidents=outcomes,
         matrix=matrix,
