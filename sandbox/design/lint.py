@@ -91,7 +91,7 @@ def lint(panels: Sequence[Panel], known_metrics: set[str] | None) -> list[Findin
             Finding(
                 "memory-without-length",
                 1.0,
-                f"{_titles(memory)} show memory or KV use, but no panel shows prompt or request "
+                f"memory or KV use on {_titles(memory)}, but no panel shows prompt or request "
                 "length (e.g. vllm:request_prompt_tokens, vllm:prompt_tokens_total)",
             )
         )

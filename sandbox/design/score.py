@@ -166,7 +166,7 @@ def score(
                 f"{o.incident}: {s.panel_label} [{s.series}] "
                 f"{'rose' if s.anomaly.direction > 0 else 'fell'} at "
                 f"+{_fmt_s(s.anomaly.at - r.window.injected_at)} "
-                f"(baseline {s.anomaly.baseline if s.anomaly.baseline is not None else 'none'}, "
+                f"(baseline {'none' if s.anomaly.baseline is None else f'{s.anomaly.baseline:.4g}'}, "
                 f"peak {s.anomaly.peak:.4g})"
             )
         else:
