@@ -5,7 +5,7 @@ suffer but not where (TTFT, end-to-end latency, request rate) point at no area."
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from sandbox.design.promql import metric_names
 
@@ -53,17 +53,19 @@ _BY_METRIC: tuple[tuple[str, str], ...] = (
 )
 
 
-def area_of(expr: str, labels: Mapping[str, str] | None = None, versions: int = 0) -> str | None:
+def area_of(
+    expr: str, labels: Mapping[str, str] | None = None, new_versions: Collection[str] = ()
+) -> str | None:
     """The area a series of ``expr`` (with ``labels``) points at, or None for a symptom.
 
-    ``versions`` is how many model versions served during the window: a series split by
-    version points at a rollout only when there are two versions to compare (with one, "by
-    version" is just the whole service)."""
+    ``new_versions`` are the model versions that appeared after the injection: a series of
+    one of them points at a rollout (a panel split by version shows the new version apart);
+    a series of the version that served all along is the whole service, not a rollout."""
     labels = labels or {}
     phase = labels.get("phase")
     if phase in _PHASE_LABEL:
         return _PHASE_LABEL[phase]
-    if "version" in labels and versions >= 2:
+    if labels.get("version") in new_versions:
         return ROLLOUT
     matched = re.findall(r'phase\s*=\s*"([^"]+)"', expr)
     mapped = {_PHASE_LABEL[m] for m in matched if m in _PHASE_LABEL}

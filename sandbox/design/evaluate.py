@@ -30,7 +30,7 @@ __all__ = [
     "detect",
     "evaluate_window",
     "known_metric_names",
-    "window_versions",
+    "new_versions",
 ]
 
 SUSTAIN_S = 10.0
@@ -116,18 +116,22 @@ def detect(
     return None
 
 
-def window_versions(prom: PrometheusClient, window: Window) -> set[str]:
-    """The model versions that served during the window (a rollout has two): the ``version``
-    label of the engines' own series (other exporters use that label for other things)."""
-    span = max(1, int(window.end - window.start))
-    try:
-        found = prom.instant(
-            f'group by (version) (last_over_time({{__name__=~"vllm:.+", version!=""}}[{span}s]))',
-            window.end,
-        )
-    except PrometheusError:
-        return set()
-    return {s.labels["version"] for s in found if s.labels.get("version")}
+def new_versions(prom: PrometheusClient, window: Window) -> set[str]:
+    """Model versions that served after the injection but not in the baseline (a rollout's
+    canary), from the ``version`` label of the engines' own series (other exporters use that
+    label for other things)."""
+
+    def versions(at: float, span: float) -> set[str]:
+        query = f'group by (version) (last_over_time({{__name__=~"vllm:.+", version!=""}}[{max(1, int(span))}s]))'
+        try:
+            found = prom.instant(query, at)
+        except PrometheusError:
+            return set()
+        return {s.labels["version"] for s in found if s.labels.get("version")}
+
+    before = versions(window.injected_at - 1, window.injected_at - 1 - window.start)
+    after = versions(window.end, window.end - window.injected_at)
+    return after - before
 
 
 def window_step(window: Window) -> float:
@@ -141,7 +145,7 @@ def evaluate_window(
     result = WindowResult(window)
     step = window_step(window)
     with PrometheusClient(window.prometheus_url, timeout_s=timeout_s) as prom:
-        versions = len(window_versions(prom, window))
+        fresh = new_versions(prom, window)
         for dash in dashboards:
             for panel in dash.panels:
                 for query in panel.queries:
@@ -173,7 +177,7 @@ def evaluate_window(
                                     panel.label,
                                     query.ref_id,
                                     f"{query.ref_id}:{name}",
-                                    area_of(query.expr, series.labels, versions),
+                                    area_of(query.expr, series.labels, fresh),
                                     anomaly,
                                 )
                             )
