@@ -37,6 +37,9 @@ def grade_text(grade: Grade, names: Sequence[str]) -> str:
                 value = grade.matrix.get((a, b)) or grade.matrix.get((b, a))
                 cells.append(f"{'-' if a == b else f'{value[0]:g}' if value else '?':>8}")
             lines.append(f"  {a:<{width}}" + " ".join(cells))
+    if grade.notes:
+        lines += ["", "About the recordings:"]
+        lines += [f"  - {n}" for n in grade.notes]
     if grade.problems:
         lines += ["", "Input problems (graded without these parts):"]
         lines += [f"  - {p}" for p in grade.problems]

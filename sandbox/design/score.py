@@ -54,6 +54,7 @@ PANEL_BUDGET = 12
 FAST_S, SLOW_S = 60.0, 300.0
 TIE_STEPS = 2  # signals this many query steps after the first are "at the same time"
 SYMPTOM_WEIGHT = 0.25
+RATE_WINDOW_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class Grade:
     matrix: dict[tuple[str, str], tuple[float, str]]  # pair -> (told apart 0..1, how)
     problems: list[str] = field(default_factory=list)
     query_errors: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # about the recordings, not the dashboard
     panels: int = 0
     seconds: float = 0.0
 
@@ -271,7 +273,15 @@ def score(
     errors: dict[str, str] = {}
     for r in results:
         errors.update(r.errors)
+    notes = [
+        f"{r.window.incident}: the baseline is {r.window.injected_at - r.window.baseline_from:.0f} s "
+        f"of steady traffic, shorter than a {RATE_WINDOW_S:.0f} s rate window: panels of rates "
+        "may still be ramping up at the injection, and read as signals"
+        for r in results
+        if r.window.injected_at - r.window.baseline_from < RATE_WINDOW_S
+    ]
     return Grade(
+        notes=notes,
         total=round(100 * sum(c.points for c in criteria) / sum(c.max for c in criteria), 1),
         criteria=criteria,
         incidents=outcomes,
