@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from sandbox.cli.dashboards import dashboards
+from sandbox.settings import load_settings
 
 __all__ = ["COMMANDS", "grade", "rules"]
 
@@ -40,16 +41,15 @@ def _recordings(given: tuple[Path, ...]) -> list[Path]:
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
-    default=Path("grade"),
-    show_default=True,
-    help="folder for the pictures (<out>/<incident>/<dashboard>.png)",
+    default=None,
+    help="folder for the pictures (<out>/<incident>/<dashboard>.png; default <run_dir>/grade)",
 )
 @click.option("--no-pictures", is_flag=True, help="skip drawing the dashboard over each incident")
 @click.option("--json", "as_json", is_flag=True, help="print the grade as JSON")
 def grade(
     files: tuple[Path, ...],
     recordings: tuple[Path, ...],
-    out: Path,
+    out: Path | None,
     no_pictures: bool,
     as_json: bool,
 ) -> None:
@@ -70,6 +70,7 @@ def grade(
         if not windows:
             raise click.ClickException("no recording with an injected fault to grade against")
         result = grade_dashboards(loaded, windows)
+        out = out or load_settings().run_dir / "grade"
         pictures = [] if no_pictures else draw_pictures(loaded, windows, out)
     if as_json:
         click.echo(
