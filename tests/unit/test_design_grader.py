@@ -284,8 +284,9 @@ def test_detect_needs_a_sustained_excursion() -> None:
 
 
 def test_pictures(windows: list[Window], tmp_path: Path) -> None:
-    loaded = parse_dashboard_json(GOOD, "good", Path("good.json"))
-    pictures = draw_pictures([loaded], windows[:1], tmp_path)
+    with_empty = {**GOOD, "panels": [*GOOD["panels"], panel(9, "Empty", "sum(no_such_metric)")]}
+    loaded = parse_dashboard_json(with_empty, "good", Path("good.json"))
+    pictures = draw_pictures([loaded], windows[:1], tmp_path)  # warnings are errors in tests
     assert pictures == [tmp_path / "fake-kv" / "good.png"] and pictures[0].stat().st_size > 1000
 
 
