@@ -18,9 +18,9 @@ from sandbox.recording.format import (
     FORMAT_VERSION,
     IncidentRef,
     Meta,
+    RecordedSeries,
     Recording,
     RecordingError,
-    RecordedSeries,
 )
 from sandbox.recording.serve import ServedRecording, serve_recording
 

@@ -34,7 +34,9 @@ _DAMAGED = (tarfile.TarError, EOFError, zlib.error, OSError, UnicodeDecodeError)
 
 
 def _jsonl(rows: list[Any]) -> bytes:
-    return "".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n" for r in rows).encode()
+    return "".join(
+        json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n" for r in rows
+    ).encode()
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes, mtime: float) -> None:
@@ -99,7 +101,9 @@ def _members(path: Path, only: set[str] | None = None) -> dict[str, bytes]:
     except RecordingError:
         raise
     except _DAMAGED as exc:
-        kind = "truncated" if isinstance(exc, EOFError) or "unexpected end" in str(exc) else "corrupt"
+        kind = (
+            "truncated" if isinstance(exc, EOFError) or "unexpected end" in str(exc) else "corrupt"
+        )
         raise RecordingError(
             f"{path}: {kind}: not a complete gzip-compressed tar ({type(exc).__name__}: {exc})"
         ) from exc

@@ -31,7 +31,9 @@ def _stamp(t: float) -> str:
     return f"{t:.3f}"
 
 
-def metric_names(prom: PrometheusClient, start: float, end: float, matchers: Sequence[str]) -> list[str]:
+def metric_names(
+    prom: PrometheusClient, start: float, end: float, matchers: Sequence[str]
+) -> list[str]:
     params: dict[str, Any] = {"start": _stamp(start), "end": _stamp(end), "match[]": list(matchers)}
     body = prom.get("/api/v1/label/__name__/values", params, "metric names of the window")
     return sorted(body.get("data") or [])
@@ -47,14 +49,14 @@ def _series_keys(
 
 def _raw(prom: PrometheusClient, name: str, start: float, end: float) -> list[RecordedSeries]:
     # A range selector is left-open, (end - d, end]: widen by 1 ms to keep a sample at `start`.
-    width_ms = int(math.ceil((end - start) * 1000)) + 1
+    width_ms = math.ceil((end - start) * 1000) + 1
     quoted = name.replace("\\", "\\\\").replace('"', '\\"')
     expr = f'{{__name__="{quoted}"}}[{width_ms}ms]'
     body = prom.get("/api/v1/query", {"query": expr, "time": _stamp(end)}, f"raw samples of {name}")
     out = []
     for item in body["data"]["result"]:
         points = item.get("values") or []
-        times = tuple(int(round(float(t) * 1000)) for t, _ in points)
+        times = tuple(round(float(t) * 1000) for t, _ in points)
         values = tuple(float(v) for _, v in points)
         if times:
             out.append(RecordedSeries(dict(item["metric"]), times, values))

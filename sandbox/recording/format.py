@@ -21,6 +21,7 @@ whose ``format`` is not ``sandbox-recording`` or whose ``version`` it does not k
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -138,7 +139,7 @@ class RecordedSeries:
         return {
             "labels": dict(sorted(self.labels.items())),
             "t0": t[0] if t else 0,
-            "dt": [b - a for a, b in zip(t, t[1:], strict=False)],
+            "dt": [b - a for a, b in itertools.pairwise(t)],
             "v": [encode_value(v) for v in self.values],
         }
 

@@ -93,7 +93,7 @@ def start_child(
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl must run in the child
+                preexec_fn=_die_with_parent,  # prctl must run in the child
             )
         except FileNotFoundError as exc:
             raise ReplayError(

@@ -88,7 +88,14 @@ def build_blocks(series: list[RecordedSeries], data_dir: Path, settings: Setting
     data_dir.mkdir(parents=True, exist_ok=True)
     source = write_openmetrics(data_dir.parent / "samples.om", series)
     done = subprocess.run(
-        [promtool_path(settings), "tsdb", "create-blocks-from", "openmetrics", str(source), str(data_dir)],
+        [
+            promtool_path(settings),
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            str(source),
+            str(data_dir),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -149,4 +156,3 @@ def serve_recording(
             )
         finally:
             child.stop()
-
