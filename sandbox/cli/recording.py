@@ -178,9 +178,9 @@ def replay_command(ref: str, serve: bool, mode: str) -> None:
         if serve:
             _serve(path)
             return
-        from sandbox.recording.live import run_live_replay
+        from sandbox.recording.replay_drill import run_live_replay
 
-        ok = run_live_replay(path, mode=mode, say=click.echo)
+        ok = run_live_replay(path, mode=mode, say=click.echo).ok  # type: ignore[arg-type]
     except SandboxError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
