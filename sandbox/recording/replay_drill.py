@@ -155,16 +155,17 @@ def _auto_and_grade(
             f"== recorded outcome: {first['mitigation']} applied "
             f"{'and recovered' if first.get('recovered') else 'without recovery'}"
         )
-    if report.get("recovered_at"):
-        remaining_s = meta.window.end - replay.recorded(time.time()) + 45
+    end_wall = replay.wall(meta.window.end)
+    for name in m.alerts.expected:  # an expected alert may come later than the page
+        if replay.receiver.first_firing_at(name) is None and time.time() < end_wall:
+            say(f"  waiting for {name} (until the recording ends)")
+            replay.receiver.wait_for([name], end_wall - time.time(), progress=lambda msg: None)
+    if mode == "interactive" and report.get("recovered_at"):
+        say("== recovery, as recorded")
         resolved = replay.receiver.wait_resolved(
-            m.alerts.expected, timeout_s=max(5.0, remaining_s), progress=lambda msg: None
+            m.alerts.expected, timeout_s=max(5.0, end_wall + 45 - time.time()), progress=say
         )
-        if not resolved:
-            still = ", ".join(replay.receiver.firing()) or "?"
-            result.failures.append(f"recovery: still firing at the end of the recording: {still}")
-        else:
-            say("  alerts resolved, as recorded")
+        say("  alerts resolved" if resolved else "  still firing when the recording ends")
 
 
 def run_live_replay(
