@@ -3,9 +3,11 @@
 - ``format``: the versioned file format (``FORMAT_VERSION``), its data classes and its errors;
 - ``archive``: writes and reads a recording file (``write_recording``, ``read_recording``);
 - ``capture``: reads a window of raw samples from any Prometheus;
-- ``openmetrics``: recorded samples as OpenMetrics text, for ``promtool``;
 - ``serve``: offline replay, the whole window in a real Prometheus (``serve_recording``);
-- ``remote_write``: Prometheus' remote-write protocol, for the live replay;
+- ``remote_write``: Prometheus' remote-write protocol, how replays load samples;
+- ``feeder``: samples (with staleness markers) and spans fed to a replay, shifted or not;
+- ``live``, ``replay_drill``: the live replay and the drill on it;
+- ``record``: ``sandbox record``;
 - ``drill_hook``: the recording every drill writes at its end.
 
 The format is described for people in ``docs/recordings.md``.

@@ -21,10 +21,36 @@ import numpy as np
 from sandbox.recording.format import RecordedSeries
 from sandbox.recording.remote_write import RemoteWriter, encode_series
 
-__all__ = ["TICK_S", "Feeder", "SpanFeeder"]
+__all__ = ["STALE_NAN", "TICK_S", "Feeder", "SpanFeeder", "with_staleness"]
 
 TICK_S = 0.5
 BATCH_SAMPLES = 50_000
+# Prometheus' staleness marker: a NaN with this exact bit pattern ends a series at once.
+STALE_NAN = float(np.array([0x7FF0000000000002], dtype=np.uint64).view(np.float64)[0])
+
+
+def with_staleness(
+    series: RecordedSeries, end_ms: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The series' samples with the staleness markers its source wrote, as far as they can be
+    known: the query API hides markers, so a gap of more than twice the series' usual interval
+    (a failed scrape, a target gone, a rule's result gone) gets one a usual interval after the
+    last sample, and so does a series that stops more than two intervals before ``end_ms``."""
+    times = np.array(series.times_ms, dtype=np.int64)
+    values = np.array(series.values, dtype=np.float64)
+    if len(times) < 3:
+        return times, values
+    gaps = np.diff(times)
+    usual = int(np.median(gaps))
+    after = list(np.nonzero(gaps > 2 * usual)[0])
+    if end_ms is not None and end_ms - int(times[-1]) > 2 * usual:
+        after.append(len(times) - 1)
+    if not after:
+        return times, values
+    index = np.array(after) + 1
+    times = np.insert(times, index, times[np.array(after)] + usual)
+    values = np.insert(values, index, STALE_NAN)
+    return times, values
 
 
 class Feeder:
@@ -34,11 +60,13 @@ class Feeder:
         series: Sequence[RecordedSeries],
         offset_ms: int,
         on_error: Callable[[str], None] = print,
+        end_ms: int | None = None,
     ) -> None:
         self.writer = writer
         self.series = [s for s in series if s.times_ms]
-        self._times = [np.array(s.times_ms, dtype=np.int64) for s in self.series]
-        self._values = [np.array(s.values, dtype=np.float64) for s in self.series]
+        arrays = [with_staleness(s, end_ms) for s in self.series]
+        self._times = [t for t, _ in arrays]
+        self._values = [v for _, v in arrays]
         self.offset_ms = offset_ms
         self.on_error = on_error
         self._next = [0] * len(self.series)  # index of each series' next unsent sample
@@ -73,7 +101,7 @@ class Feeder:
 
     @property
     def done(self) -> bool:
-        return all(n >= len(s.times_ms) for n, s in zip(self._next, self.series, strict=True))
+        return all(n >= len(t) for n, t in zip(self._next, self._times, strict=True))
 
     def _run(self) -> None:
         while not self._stop.wait(TICK_S) and not self.done:

@@ -158,7 +158,11 @@ class LiveReplay:
         # The source's rule results up to the start: history that rules over rules look back on.
         Feeder(writer, [s for s in history if s.name in rules], offset_ms).preload(start_ms)
         self.feeder = Feeder(
-            writer, [s for s in history if s.name not in rules], offset_ms, on_error=self.say
+            writer,
+            [s for s in history if s.name not in rules],
+            offset_ms,
+            on_error=self.say,
+            end_ms=round(meta.window.end * 1000),
         )
         self.feeder.preload(start_ms)
         self.feeder.start()

@@ -1,10 +1,10 @@
 """Offline replay: the whole recorded window in a real Prometheus, queried at its own times.
 
-``serve_recording(path)`` turns the samples into TSDB blocks with ``promtool tsdb
-create-blocks-from openmetrics`` in a temporary directory, starts Debian's ``prometheus`` on
-them (127.0.0.1, a free port, no scrape job, no rule: every series of the source is there as it
-was stored, recording rules' results and ``ALERTS`` included), waits until it is ready and
-yields a ``ServedRecording``. On leaving the ``with`` block Prometheus is stopped by its pid and
+``serve_recording(path)`` starts Debian's ``prometheus`` on an empty TSDB in a temporary
+directory (127.0.0.1, a free port, no scrape job, no rule, the remote-write receiver on), writes
+every recorded sample into it at its own timestamp, with the staleness markers the source wrote
+(``feeder.with_staleness``), and yields a ``ServedRecording``: every series of the source is
+there as it was stored, recording rules' results and ``ALERTS`` included. On leaving the ``with`` block Prometheus is stopped by its pid and
 the directory deleted; if the caller is killed, the kernel stops Prometheus (see ``process``).
 
     with serve_recording(Path("incidents/kv-exhaustion/recording.tar.gz")) as served:
@@ -18,8 +18,6 @@ used (the port is chosen by the OS).
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,12 +27,13 @@ from pathlib import Path
 from sandbox.components.base import free_port
 from sandbox.promapi import PrometheusClient, Sample
 from sandbox.recording.archive import read_recording
-from sandbox.recording.format import Meta, RecordedSeries, Recording
-from sandbox.recording.openmetrics import write_openmetrics
-from sandbox.recording.process import ReplayError, start_child
+from sandbox.recording.feeder import Feeder
+from sandbox.recording.format import Meta, Recording
+from sandbox.recording.process import start_child
+from sandbox.recording.remote_write import RemoteWriter
 from sandbox.settings import Settings, load_settings
 
-__all__ = ["READY_TIMEOUT_S", "ServedRecording", "build_blocks", "promtool_path", "serve_recording"]
+__all__ = ["READY_TIMEOUT_S", "ServedRecording", "serve_recording"]
 
 READY_TIMEOUT_S = 30.0
 
@@ -70,43 +69,6 @@ class ServedRecording:
             return prom.instant(expr, at)
 
 
-def promtool_path(settings: Settings) -> str:
-    """``promtool`` next to the configured ``prometheus`` binary, else on the PATH."""
-    prometheus = shutil.which(settings.prometheus_bin)
-    if prometheus:
-        sibling = Path(prometheus).parent / "promtool"
-        if sibling.exists():
-            return str(sibling)
-    found = shutil.which("promtool")
-    if not found:
-        raise ReplayError("promtool: not found (Debian package `prometheus`; run `make setup`)")
-    return found
-
-
-def build_blocks(series: list[RecordedSeries], data_dir: Path, settings: Settings) -> None:
-    """TSDB blocks of ``series`` in ``data_dir`` (promtool's 2-hour blocks)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    source = write_openmetrics(data_dir.parent / "samples.om", series)
-    done = subprocess.run(
-        [
-            promtool_path(settings),
-            "tsdb",
-            "create-blocks-from",
-            "openmetrics",
-            str(source),
-            str(data_dir),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    source.unlink(missing_ok=True)
-    if done.returncode != 0:
-        raise ReplayError(
-            f"promtool could not build blocks from the recording: {(done.stderr or done.stdout)[-800:]}"
-        )
-
-
 def _config(path: Path, meta: Meta) -> Path:
     interval = f"{max(1, round(meta.scrape_interval_s))}s"
     path.write_text(f"global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\n")
@@ -127,7 +89,6 @@ def serve_recording(
     meta = recording.meta
     with tempfile.TemporaryDirectory(prefix="sandbox-replay-") as tmp:
         work = Path(tmp)
-        build_blocks(recording.series, work / "data", settings)
         port = port or free_port(settings.host)
         url = f"http://{settings.host}:{port}"
         child = start_child(
@@ -136,14 +97,21 @@ def serve_recording(
                 settings.prometheus_bin,
                 f"--config.file={_config(work / 'prometheus.yml', meta)}",
                 f"--storage.tsdb.path={work / 'data'}",
-                # Retention counts back from the newest block, not from today: keep everything.
+                # Retention counts back from the newest data, not from today: keep everything.
                 "--storage.tsdb.retention.time=100y",
                 f"--web.listen-address={settings.host}:{port}",
+                "--web.enable-remote-write-receiver",
             ],
             work / "prometheus.log",
         )
         try:
             child.wait_ready(f"{url}/-/ready", READY_TIMEOUT_S)
+            writer = RemoteWriter(url)
+            try:
+                end_ms = round(meta.window.end * 1000)
+                Feeder(writer, recording.series, 0, end_ms=end_ms).preload(end_ms)
+            finally:
+                writer.close()
             yield ServedRecording(
                 url=url,
                 start=meta.window.start,

@@ -22,7 +22,6 @@ from sandbox.recording import (
 )
 from sandbox.recording.archive import read_meta
 from sandbox.recording.format import IncidentRef, Window
-from sandbox.recording.openmetrics import format_timestamp, openmetrics_lines
 
 T0 = 1_796_000_000_123
 
@@ -137,10 +136,13 @@ def test_not_a_recording(tmp_path: Path) -> None:
     assert gzip  # keeps the import honest for readers: the file is gzip
 
 
-def test_openmetrics_timestamps_survive_truncation() -> None:
-    # promtool multiplies seconds by 1000 and truncates: the extra 0.0004 s keeps the millisecond.
-    for ms in (T0, T0 + 1, 1_796_000_000_999, 1_796_000_000_000):
-        assert int(float(format_timestamp(ms)) * 1000) == ms
-    text = "".join(openmetrics_lines(_recording().series))
-    assert text.endswith("# EOF\n")
-    assert 'odd{label="quote \\" back \\\\ new\\nline"} +Inf' in text
+def test_staleness_markers_are_put_back_where_the_source_wrote_them() -> None:
+    from sandbox.recording.feeder import with_staleness
+
+    # Scraped every 2 s, a 20 s hole (an engine restart), then the series stops 30 s early.
+    times = (*range(0, 20_000, 2000), *range(40_000, 60_000, 2000))
+    series = RecordedSeries({"__name__": "g"}, tuple(T0 + t for t in times), (1.0,) * len(times))
+    out_t, out_v = with_staleness(series, end_ms=T0 + 90_000)
+    stale = [int(t) - T0 for t, v in zip(out_t, out_v, strict=True) if math.isnan(v)]
+    assert stale == [20_000, 60_000]
+    assert len(out_t) == len(times) + 2 and list(out_t) == sorted(out_t)
