@@ -42,7 +42,7 @@ def with_staleness(
         return times, values
     gaps = np.diff(times)
     usual = int(np.median(gaps))
-    after = list(np.nonzero(gaps > 2 * usual)[0])
+    after = [int(i) for i in np.nonzero(gaps > 2 * usual)[0]]
     if end_ms is not None and end_ms - int(times[-1]) > 2 * usual:
         after.append(len(times) - 1)
     if not after:

@@ -43,7 +43,7 @@ __all__ = [
     "encode_value",
 ]
 
-FORMAT_NAME = "sandbox-recording"
+FORMAT_NAME: Literal["sandbox-recording"] = "sandbox-recording"
 FORMAT_VERSION = 1
 
 MEMBERS = (

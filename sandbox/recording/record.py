@@ -66,7 +66,9 @@ def record_window(
         window=Window(start=start, end=end),
         scrape_interval_s=scrape_interval_s or scrape_interval_of(prom, series),
         injected_at=injected_at,
-        incident=IncidentRef(id=incident_id) if incident_id else None,
+        incident=IncidentRef(id=incident_id, manifest_sha256=None, git_commit=None)
+        if incident_id
+        else None,
         matchers=list(matchers),
         recorded_rules=["ALERTS", "ALERTS_FOR_STATE"],
     )

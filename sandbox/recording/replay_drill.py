@@ -185,7 +185,8 @@ def run_live_replay(
         f"{recording.end - recording.start:.0f} s recorded)"
     )
     if mode == "interactive" and prompter is None and manifest is not None:
-        prompter = Prompter()
+        hints = iter(manifest.hints)
+        prompter = Prompter(on_hint=lambda: next(hints, None))  # fails now without a terminal
     with LiveReplay(recording, settings, say=say) as replay:
         result.ready_s = time.monotonic() - began
         say(
