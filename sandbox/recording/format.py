@@ -150,12 +150,11 @@ class RecordedSeries:
             isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
         ):
             raise ValueError("labels must map strings to strings")
-        values = tuple(decode_value(v) for v in data["v"])
-        times = [int(data["t0"])] if values else []
-        for gap in data["dt"]:
-            if int(gap) <= 0:
-                raise ValueError("timestamps must increase")
-            times.append(times[-1] + int(gap))
+        values = tuple(map(float, data["v"]))  # numbers, and "NaN", "+Inf", "-Inf"
+        gaps = data["dt"]
+        if gaps and min(gaps) <= 0:
+            raise ValueError("timestamps must increase")
+        times = list(itertools.accumulate(gaps, initial=int(data["t0"]))) if values else []
         if len(times) != len(values):
             raise ValueError(f"{len(times)} timestamps for {len(values)} values")
         return cls(labels, tuple(times), values)

@@ -176,10 +176,10 @@ def run_live_replay(
     say: Callable[[str], None] = print,
     prompter: Prompter | None = None,
 ) -> ReplayResult:
+    began = time.monotonic()
     recording = read_recording(path)
     manifest = manifest_of(recording, path)
     result = ReplayResult()
-    began = time.monotonic()
     say(
         f"replaying {path} ({recording.meta.counts.series} series, "
         f"{recording.end - recording.start:.0f} s recorded)"
