@@ -1,6 +1,6 @@
 """Recorded samples and spans fed to a live replay, shifted to now, as their time comes.
 
-A recorded instant ``r`` is replayed at wall time ``r + offset``. ``preload(until)`` writes at
+Staleness markers (``staleness``) go with the samples. A recorded instant ``r`` is replayed at wall time ``r + offset``. ``preload(until)`` writes at
 once everything recorded up to ``until`` (the history rate windows and dashboards need);
 ``start()`` then runs a thread that writes each later sample when the wall clock reaches its
 shifted time (every ``TICK_S``), through Prometheus' remote-write receiver. Spans go the same
@@ -20,37 +20,12 @@ import numpy as np
 
 from sandbox.recording.format import RecordedSeries
 from sandbox.recording.remote_write import RemoteWriter, encode_series
+from sandbox.recording.staleness import with_markers
 
-__all__ = ["STALE_NAN", "TICK_S", "Feeder", "SpanFeeder", "with_staleness"]
+__all__ = ["TICK_S", "Feeder", "SpanFeeder"]
 
 TICK_S = 0.5
 BATCH_SAMPLES = 50_000
-# Prometheus' staleness marker: a NaN with this exact bit pattern ends a series at once.
-STALE_NAN = float(np.array([0x7FF0000000000002], dtype=np.uint64).view(np.float64)[0])
-
-
-def with_staleness(
-    series: RecordedSeries, end_ms: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The series' samples with the staleness markers its source wrote, as far as they can be
-    known: the query API hides markers, so a gap of more than twice the series' usual interval
-    (a failed scrape, a target gone, a rule's result gone) gets one a usual interval after the
-    last sample, and so does a series that stops more than two intervals before ``end_ms``."""
-    times = np.array(series.times_ms, dtype=np.int64)
-    values = np.array(series.values, dtype=np.float64)
-    if len(times) < 3:
-        return times, values
-    gaps = np.diff(times)
-    usual = int(np.median(gaps))
-    after = [int(i) for i in np.nonzero(gaps > 2 * usual)[0]]
-    if end_ms is not None and end_ms - int(times[-1]) > 2 * usual:
-        after.append(len(times) - 1)
-    if not after:
-        return times, values
-    index = np.array(after) + 1
-    times = np.insert(times, index, times[np.array(after)] + usual)
-    values = np.insert(values, index, STALE_NAN)
-    return times, values
 
 
 class Feeder:
@@ -60,11 +35,14 @@ class Feeder:
         series: Sequence[RecordedSeries],
         offset_ms: int,
         on_error: Callable[[str], None] = print,
-        end_ms: int | None = None,
+        markers: Sequence[np.ndarray] | None = None,
     ) -> None:
+        """``markers``: each series' staleness markers (``staleness.staleness_markers``)."""
         self.writer = writer
-        self.series = [s for s in series if s.times_ms]
-        arrays = [with_staleness(s, end_ms) for s in self.series]
+        kept = [i for i, s in enumerate(series) if s.times_ms]
+        self.series = [series[i] for i in kept]
+        none = np.empty(0, dtype=np.int64)
+        arrays = [with_markers(series[i], markers[i] if markers else none) for i in kept]
         self._times = [t for t, _ in arrays]
         self._values = [v for _, v in arrays]
         self.offset_ms = offset_ms

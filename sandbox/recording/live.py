@@ -39,6 +39,7 @@ from sandbox.recording.feeder import Feeder, SpanFeeder
 from sandbox.recording.format import Recording
 from sandbox.recording.process import Child, ReplayError, start_child
 from sandbox.recording.remote_write import RemoteWriter
+from sandbox.recording.staleness import staleness_markers
 from sandbox.settings import Settings, load_settings
 from sandbox.tracesink.store import spans_path
 
@@ -155,14 +156,19 @@ class LiveReplay:
         offset_ms = round(self.offset_s * 1000)
         writer = RemoteWriter(self.settings.prometheus_url)
         history = [s for s in self.recording.series if s.name not in {"ALERTS", "ALERTS_FOR_STATE"}]
+        markers = staleness_markers(history, rules, round(meta.window.end * 1000))
+        ours = [i for i, s in enumerate(history) if s.name not in rules]
+        theirs = [i for i, s in enumerate(history) if s.name in rules]
         # The source's rule results up to the start: history that rules over rules look back on.
-        Feeder(writer, [s for s in history if s.name in rules], offset_ms).preload(start_ms)
+        Feeder(
+            writer, [history[i] for i in theirs], offset_ms, markers=[markers[i] for i in theirs]
+        ).preload(start_ms)
         self.feeder = Feeder(
             writer,
-            [s for s in history if s.name not in rules],
+            [history[i] for i in ours],
             offset_ms,
             on_error=self.say,
-            end_ms=round(meta.window.end * 1000),
+            markers=[markers[i] for i in ours],
         )
         self.feeder.preload(start_ms)
         self.feeder.start()

@@ -3,7 +3,7 @@
 ``serve_recording(path)`` starts Debian's ``prometheus`` on an empty TSDB in a temporary
 directory (127.0.0.1, a free port, no scrape job, no rule, the remote-write receiver on), writes
 every recorded sample into it at its own timestamp, with the staleness markers the source wrote
-(``feeder.with_staleness``), and yields a ``ServedRecording``: every series of the source is
+(``staleness``), and yields a ``ServedRecording``: every series of the source is
 there as it was stored, recording rules' results and ``ALERTS`` included. On leaving the ``with`` block Prometheus is stopped by its pid and
 the directory deleted; if the caller is killed, the kernel stops Prometheus (see ``process``).
 
@@ -31,6 +31,7 @@ from sandbox.recording.feeder import Feeder
 from sandbox.recording.format import Meta, Recording
 from sandbox.recording.process import start_child
 from sandbox.recording.remote_write import RemoteWriter
+from sandbox.recording.staleness import staleness_markers
 from sandbox.settings import Settings, load_settings
 
 __all__ = ["READY_TIMEOUT_S", "ServedRecording", "serve_recording"]
@@ -109,7 +110,8 @@ def serve_recording(
             writer = RemoteWriter(url)
             try:
                 end_ms = round(meta.window.end * 1000)
-                Feeder(writer, recording.series, 0, end_ms=end_ms).preload(end_ms)
+                markers = staleness_markers(recording.series, meta.recorded_rules, end_ms)
+                Feeder(writer, recording.series, 0, markers=markers).preload(end_ms)
             finally:
                 writer.close()
             yield ServedRecording(

@@ -9,6 +9,7 @@ import math
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sandbox.recording import (
@@ -136,13 +137,33 @@ def test_not_a_recording(tmp_path: Path) -> None:
     assert gzip  # keeps the import honest for readers: the file is gzip
 
 
-def test_staleness_markers_are_put_back_where_the_source_wrote_them() -> None:
-    from sandbox.recording.feeder import with_staleness
+def test_staleness_markers_go_where_the_source_wrote_them() -> None:
+    from sandbox.recording.staleness import staleness_markers, with_markers
 
-    # Scraped every 2 s, a 20 s hole (an engine restart), then the series stops 30 s early.
+    up = RecordedSeries(
+        {"__name__": "up", "job": "engine", "instance": "e:1"},
+        tuple(T0 + t for t in range(0, 90_000, 2000)),
+        (1.0,) * 45,
+    )
+    # Missing from the target's scrapes for 20 s (a restart), then gone 30 s before the end.
     times = (*range(0, 20_000, 2000), *range(40_000, 60_000, 2000))
-    series = RecordedSeries({"__name__": "g"}, tuple(T0 + t for t in times), (1.0,) * len(times))
-    out_t, out_v = with_staleness(series, end_ms=T0 + 90_000)
-    stale = [int(t) - T0 for t, v in zip(out_t, out_v, strict=True) if math.isnan(v)]
-    assert stale == [20_000, 60_000]
-    assert len(out_t) == len(times) + 2 and list(out_t) == sorted(out_t)
+    gauge = RecordedSeries(
+        {"__name__": "g", "job": "engine", "instance": "e:1"},
+        tuple(T0 + t for t in times),
+        (1.0,) * len(times),
+    )
+    # A rule whose evaluations were skipped for 20 s (an overloaded source): no marker.
+    skipped = RecordedSeries(
+        {"__name__": "job:g:sum"}, tuple(T0 + t for t in times), (1.0,) * len(times)
+    )
+    # A target that went away 30 s before the end: a marker one interval after its last sample.
+    gone = RecordedSeries(
+        {"__name__": "up", "job": "canary", "instance": "c:1"},
+        tuple(T0 + t for t in range(0, 60_000, 2000)),
+        (1.0,) * 30,
+    )
+    end = T0 + 90_000
+    markers = staleness_markers([up, gauge, skipped, gone], {"job:g:sum"}, end)
+    assert [list(m - T0) for m in markers] == [[], [20_000, 60_000], [], [60_000]]
+    merged_t, merged_v = with_markers(gauge, markers[1])
+    assert list(merged_t) == sorted(merged_t) and int(np.isnan(merged_v).sum()) == 2
