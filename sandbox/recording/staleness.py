@@ -74,14 +74,14 @@ def staleness_markers(
         for j in np.nonzero(gaps > 2 * usual)[0]:
             a, b = int(t[j]), int(t[j + 1])
             k = int(np.searchsorted(siblings, a + usual // 2, side="right"))
-            if k < len(siblings) and int(siblings[k]) < b:
-                markers.append(int(siblings[k]))
-            elif alert:
+            if alert:
                 markers.append(a + usual)
+            elif k < len(siblings) and int(siblings[k]) < b:
+                markers.append(int(siblings[k]))
         last = int(t[-1])
         if end_ms - last > 2 * usual:
             k = int(np.searchsorted(siblings, last + usual // 2, side="right"))
-            if k < len(siblings):
+            if k < len(siblings) and not alert:
                 markers.append(int(siblings[k]))
             elif alert or (key[0] == "target" and end_ms - int(siblings[-1]) > 2 * usual):
                 markers.append(last + usual)  # the alert resolved, or the target went away
