@@ -1,9 +1,11 @@
 """Does a replay answer as the source did? The same queries at the same instants, compared.
 
 Raw selectors (no function, no range) must match exactly; anything else within ``tolerance``
-(relative). An instant is compared only from each expression's longest range window after the
-recording's start: before that, a range function sees fewer samples in the replay than it did
-at the source.
+(relative). An instant is compared only from Prometheus' 5-minute lookback, or the expression's
+longest range window if longer, after the recording's start: before that, the source could
+still see samples from before the window (a range function's, or the last sample of a series
+whose Prometheus stopped without writing a staleness marker), which no recording of the window
+holds.
 """
 
 from __future__ import annotations
@@ -61,12 +63,13 @@ def compare(
     end: float,
     every_s: float = 10.0,
     tolerance: float = 0.01,
+    lookback_s: float = 300.0,
 ) -> Fidelity:
     """Compare ``(where, expr)`` pairs at every ``every_s`` of ``[start, end]``."""
     out = Fidelity(expressions=len(exprs))
     for where, expr in exprs:
         raw = not _RANGE.search(expr) and "(" not in expr
-        at = start + longest_window_s(expr) + 1
+        at = start + max(lookback_s, longest_window_s(expr)) + 1
         while at <= end:
             want, got = _answers(source, expr, at), _answers(replay, expr, at)
             if isinstance(want, str) or isinstance(got, str):
