@@ -13,8 +13,9 @@ The query API hides the markers, so a recording cannot hold them; a replay puts 
   a marker at that sibling's first sample in the gap: the scrape or evaluation that went without
   it, where the source wrote it;
 - a series that stops before the window ends gets one the same way; and a target whose every
-  series stops (the target went away), or an alert (``ALERTS``) that stops (it resolved), gets
-  one a usual interval after its last sample.
+  series stops (the target went away) gets one a usual interval after each series' last sample;
+- an alert's series (``ALERTS``) that stops while its rule group goes on being evaluated ends
+  one evaluation after its last sample (the alert resolved).
 
 A gap without any sibling sample is a scrape or an evaluation the source skipped (an overloaded
 Prometheus skips rather than queues), and the source wrote no marker there either.
@@ -74,17 +75,15 @@ def staleness_markers(
         for j in np.nonzero(gaps > 2 * usual)[0]:
             a, b = int(t[j]), int(t[j + 1])
             k = int(np.searchsorted(siblings, a + usual // 2, side="right"))
-            if alert:
-                markers.append(a + usual)
-            elif k < len(siblings) and int(siblings[k]) < b:
-                markers.append(int(siblings[k]))
+            if k < len(siblings) and int(siblings[k]) < b:  # evaluated or scraped without it
+                markers.append(a + usual if alert else int(siblings[k]))
         last = int(t[-1])
         if end_ms - last > 2 * usual:
             k = int(np.searchsorted(siblings, last + usual // 2, side="right"))
-            if k < len(siblings) and not alert:
-                markers.append(int(siblings[k]))
-            elif alert or (key[0] == "target" and end_ms - int(siblings[-1]) > 2 * usual):
-                markers.append(last + usual)  # the alert resolved, or the target went away
+            if k < len(siblings):
+                markers.append(last + usual if alert else int(siblings[k]))
+            elif key[0] == "target" and end_ms - int(siblings[-1]) > 2 * usual:
+                markers.append(last + usual)  # the whole target went away
         out.append(np.array(markers, dtype=np.int64))
     return out
 
