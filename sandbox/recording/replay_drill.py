@@ -14,6 +14,7 @@ the CLI exits non-zero, when any of them misbehaves.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from typing import Literal
 import yaml
 from pydantic import ValidationError
 
-from sandbox.drill.manifest import IncidentManifest, ManifestError, load_incident
+from sandbox.drill.manifest import IncidentManifest, ManifestError, incidents_dir, load_incident
 from sandbox.drill.prompts import GiveUp, Prompter
 from sandbox.drill.quiz import ask_diagnosis, ask_mitigation
 from sandbox.drill.signature import CheckResult, evaluate, format_value
@@ -33,7 +34,7 @@ from sandbox.recording.format import Recording, RecordingError
 from sandbox.recording.live import LiveReplay
 from sandbox.settings import Settings
 
-__all__ = ["ReplayResult", "manifest_of", "run_live_replay"]
+__all__ = ["ReplayResult", "manifest_changed", "manifest_of", "run_live_replay"]
 
 Mode = Literal["auto", "interactive"]
 
@@ -52,18 +53,34 @@ class ReplayResult:
 
 
 def manifest_of(recording: Recording, path: Path) -> IncidentManifest | None:
-    """The manifest the recording carries, else the catalog's of its incident id, else None."""
+    """The catalog's manifest of the recording's incident, else the copy the recording carries
+    (an incident that is not in this catalog), else None.
+
+    The catalog's comes first: the replay grades against the incident as it is now, and a copy
+    written under an older manifest schema may no longer validate. ``manifest_changed`` tells
+    whether it differs from the manifest the recording ran."""
+    if recording.incident_id:
+        try:
+            return load_incident(recording.incident_id).manifest
+        except ManifestError:
+            pass
     if recording.manifest_yaml:
         try:
             return IncidentManifest.model_validate(yaml.safe_load(recording.manifest_yaml))
         except (ValidationError, yaml.YAMLError) as exc:
             raise RecordingError(f"{path}: incident.yaml does not validate: {exc}") from None
-    if recording.incident_id:
-        try:
-            return load_incident(recording.incident_id).manifest
-        except ManifestError:
-            return None
     return None
+
+
+def manifest_changed(recording: Recording) -> bool:
+    """True when the catalog's incident.yaml is not the one the recording ran."""
+    ref = recording.meta.incident
+    if ref is None or ref.manifest_sha256 is None:
+        return False
+    current = incidents_dir() / ref.id / "incident.yaml"
+    if not current.exists():
+        return False
+    return hashlib.sha256(current.read_bytes()).hexdigest() != ref.manifest_sha256
 
 
 def _wait(seconds: float) -> None:
@@ -202,6 +219,12 @@ def run_live_replay(
                 _wait(recording.end - replay.recorded(time.time()))
             else:
                 say(f"incident {manifest.id}: {manifest.title}")
+                if manifest_changed(recording):
+                    say(
+                        f"  note: incidents/{manifest.id}/incident.yaml changed since this "
+                        "recording was made; it is graded against the current one "
+                        "(`make recordings` refreshes it)"
+                    )
                 _auto_and_grade(replay, manifest, recording, result, mode, say, prompter)
         except GiveUp:
             result.failures.append("the learner gave up")
