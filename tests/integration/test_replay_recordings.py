@@ -1,0 +1,36 @@
+"""Each shipped recording replays in MODE=auto: page, expected alerts and signature as recorded,
+with no engine, gateway or load generator (real Prometheus and Alertmanager only)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from sandbox.drill.manifest import incidents_dir, list_incidents
+from sandbox.recording.drill_hook import RECORDING_NAME
+from sandbox.recording.replay_drill import run_live_replay
+
+SHIPPED = [i for i in list_incidents() if (incidents_dir() / i / RECORDING_NAME).exists()]
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        shutil.which("prometheus") is None or shutil.which("prometheus-alertmanager") is None,
+        reason="prometheus and prometheus-alertmanager are not installed (run `make setup`)",
+    ),
+]
+
+
+def test_some_recordings_ship() -> None:
+    assert SHIPPED, "no incident ships a recording (make recordings)"
+
+
+@pytest.mark.parametrize("incident_id", SHIPPED)
+def test_shipped_recording_replays_in_auto_mode(incident_id: str) -> None:
+    lines: list[str] = []
+    result = run_live_replay(
+        incidents_dir() / incident_id / RECORDING_NAME, "auto", say=lines.append
+    )
+    assert result.ready_s < 15, f"ready after {result.ready_s:.1f} s"
+    assert result.ok, "\n".join(lines)
