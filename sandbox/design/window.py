@@ -18,6 +18,7 @@ import yaml
 
 from sandbox.design.areas import PHASES, ROLLOUT
 from sandbox.drill.manifest import IncidentManifest, list_incidents, load_incident
+from sandbox.recording import serve_recording
 from sandbox.settings import REPO_ROOT
 
 __all__ = [
@@ -105,8 +106,6 @@ def serve_windows(
     Prometheus is stopped on leaving. The incident's expected area comes from its manifest.
     A recording without an injection (a drill that failed before its fault) has no incident to
     grade: it is left out, and said so in ``skipped``."""
-    from sandbox.recording import serve_recording  # type: ignore[import-untyped,unused-ignore]
-
     with ExitStack() as stack:
         windows = []
         for path in paths:
