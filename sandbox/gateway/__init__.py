@@ -15,8 +15,11 @@ from ``Settings`` (``SANDBOX_*``); the standard ``OTEL_EXPORTER_OTLP_*`` variabl
 traces. Weights, shadow, admission and engines change at run time through ``/admin``
 (see ``app``), e.g. ``sandbox gateway weights stable=90 canary=10``.
 
-Modules: ``config`` (options), ``protocol`` (request checks), ``errors`` (OpenAI error
-bodies), ``routing`` (versions, weights, engine health), ``admission`` (token/sequence
+Modules: ``config`` (options), ``protocol`` (request checks), ``errors`` (engine failures as
+OpenAI errors), ``routing`` (versions, weights, engine health), ``admission`` (token/sequence
 budget, queue), ``rag`` (retriever call), ``tokens`` (prompt token counts), ``metrics``,
-``serving`` (one request, phase by phase), ``app`` (routes), ``component`` (the stack).
+``call`` (one request's state and phase timeline), ``serving`` (one request, phase by phase),
+``upstream`` (engine choice, retry, failures), ``relay`` (the SSE relay), ``shadow``
+(mirrored copies), ``disconnect`` (client cancellation), ``accounting`` (metrics, spans, log
+line), ``app`` (routes), ``component`` (the stack).
 """

@@ -1,82 +1,51 @@
-"""Every error the gateway answers, in OpenAI's shape, built by one function.
+"""The gateway's errors: the shared OpenAI error shape, and how an engine failure maps to one.
 
-``{"error": {"message", "type", "param", "code"}}``. Client mistakes are 4xx with ``param``
-naming the field; an unknown model is 404 with ``param="model"``; a shed request is 429 with
-``Retry-After``; an engine failure is 502 (bad answer), 503 (no engine) or 504 (too slow).
-A server fault is never reported as a client error.
+The body, the ``type`` of each status and the streamed form come from ``sandbox.openai_errors``
+(shared by every service). What is the gateway's own is the mapping of an engine failure to
+the status the client gets, written once here: no answer in time is 504, any other failure
+(refused connection, broken stream, an engine 5xx) is 502, and no engine at all is 503.
 """
 
 from __future__ import annotations
 
-import json
+import httpx
 
-from fastapi.responses import JSONResponse
+from sandbox.openai_errors import OpenAIError, error_response, sse_error
 
-from sandbox.exceptions import SandboxError
-
-__all__ = ["GatewayError", "error_body", "error_response", "sse_error"]
-
-_TYPES = {
-    400: "invalid_request_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    413: "invalid_request_error",
-    415: "invalid_request_error",
-    429: "rate_limit_error",
-    499: "client_closed_request",
-    502: "upstream_error",
-    503: "service_unavailable_error",
-    504: "timeout_error",
-}
+__all__ = [
+    "GatewayError",
+    "UpstreamFailure",
+    "error_response",
+    "sse_error",
+    "upstream_failure",
+]
 
 
-class GatewayError(SandboxError):
-    """An answer that is not a completion: carries the status and the OpenAI error fields."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        param: str | None = None,
-        code: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.param = param
-        self.code = code
-        self.headers = headers or {}
-
-    def response(self) -> JSONResponse:
-        return error_response(self.status, self.message, self.param, self.code, self.headers)
+class GatewayError(OpenAIError):
+    """An answer of the gateway that is not a completion."""
 
 
-def error_body(
-    status: int, message: str, param: str | None = None, code: str | None = None
-) -> dict[str, object]:
-    return {
-        "error": {
-            "message": message,
-            "type": _TYPES.get(status, "server_error"),
-            "param": param,
-            "code": code,
-        }
-    }
+class UpstreamFailure(GatewayError):
+    """An engine failed a request: ``kind`` (connect, timeout, status) labels the error metric."""
+
+    def __init__(self, status: int, message: str, kind: str) -> None:
+        super().__init__(
+            status, message, None, "upstream_timeout" if status == 504 else "upstream_error"
+        )
+        self.kind = kind
 
 
-def error_response(
-    status: int,
-    message: str,
-    param: str | None = None,
-    code: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    return JSONResponse(
-        error_body(status, message, param, code), status_code=status, headers=headers
-    )
-
-
-def sse_error(status: int, message: str, code: str | None = None) -> bytes:
-    """The same error as a server-sent event, for a stream that already started."""
-    return f"data: {json.dumps(error_body(status, message, None, code))}\n\n".encode()
+def upstream_failure(
+    engine: str, exc: BaseException | None = None, status: int | None = None, detail: str = ""
+) -> UpstreamFailure:
+    """The one mapping from an engine's failure (an exception, or a 5xx ``status``) to an answer."""
+    if isinstance(exc, httpx.TimeoutException):
+        kind = "connect" if isinstance(exc, httpx.ConnectTimeout) else "timeout"
+        return UpstreamFailure(
+            504, f"engine {engine} did not answer in time ({type(exc).__name__}){detail}", kind
+        )
+    if exc is not None:
+        return UpstreamFailure(
+            502, f"engine {engine} failed: {type(exc).__name__}{detail}", "connect"
+        )
+    return UpstreamFailure(502, f"engine {engine} answered {status}{detail}", "status")

@@ -5,12 +5,11 @@ paths, ``version`` a configured version (or ``none`` before routing), ``status_c
 2xx/4xx/5xx, ``tenant`` a configured tenant or ``other``. Latency histograms carry the request's
 trace id as an exemplar (rendered in the OpenMetrics exposition only).
 
-Phases of one request, back to back, so they add up to its end-to-end time:
-``admission`` (parse, validate, count tokens, wait for room) -> ``retrieval`` (RAG requests
-only) -> ``network`` (pick an engine, connect, send the request) -> ``upstream_ttft`` (request
-sent -> first token; for a non-streaming request the whole answer arrives at once, so this is
-the engine's whole time) -> ``decode`` (first token -> last token relayed) -> ``postprocess``
-(usage accounting and the end of the response).
+Phases of one request, back to back, so they add up to its end-to-end time: the label values
+of ``sandbox_gateway_phase_seconds`` are ``sandbox.phases.GATEWAY_PHASES``, and the table there
+says what each one measures. The gateway cannot see inside the engine: what it times around the
+engine call is ``upstream.send``, ``upstream.first_token`` and ``upstream.stream``, never an
+engine phase's name.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from sandbox.buckets import LATENCY_BUCKETS_S
+from sandbox.phases import GATEWAY_PHASES
 
 __all__ = [
     "GATEWAY_PHASES",
@@ -26,14 +26,6 @@ __all__ = [
     "status_class",
 ]
 
-GATEWAY_PHASES: tuple[str, ...] = (
-    "admission",
-    "retrieval",
-    "network",
-    "upstream_ttft",
-    "decode",
-    "postprocess",
-)
 REJECTION_REASONS: tuple[str, ...] = (
     "tokens",
     "sequences",
@@ -58,7 +50,7 @@ class GatewayMetrics:
         # -- Latency --------------------------------------------------------------------
         self.phase_seconds = Histogram(
             "sandbox_gateway_phase_seconds",
-            "Time one request spent in one gateway phase (see the phase list), in seconds.",
+            "Time one request spent in one gateway phase (sandbox.phases), in seconds.",
             ["phase", "version", "tenant"],
             buckets=LATENCY_BUCKETS_S,
             registry=r,

@@ -416,7 +416,7 @@ def _scraped(prom: str, gw: Gw) -> float | None:
     )
 
 
-def test_phases_add_up_and_upstream_ttft_is_not_below_vllm_ttft(
+def test_phases_add_up_and_upstream_first_token_is_not_below_vllm_ttft(
     gw: Gw, local_stack: StackHandle
 ) -> None:
     prom = local_stack.prometheus_url
@@ -433,9 +433,9 @@ def test_phases_add_up_and_upstream_ttft_is_not_below_vllm_ttft(
     poll_until(settled, "Prometheus to scrape the gateway", timeout_s=30)
     before = {q: prom_scalar(prom, q) or 0.0 for q in (ttft_sum, ttft_count)}
     gw_ttft = (
-        f'sum(sandbox_gateway_phase_seconds_sum{{instance="{gw.instance}",phase="upstream_ttft"}})'
+        f'sum(sandbox_gateway_phase_seconds_sum{{instance="{gw.instance}",phase="upstream.first_token"}})'
     )
-    gw_ttft_n = f'sum(sandbox_gateway_phase_seconds_count{{instance="{gw.instance}",phase="upstream_ttft"}})'
+    gw_ttft_n = f'sum(sandbox_gateway_phase_seconds_count{{instance="{gw.instance}",phase="upstream.first_token"}})'
     gw_before = {q: prom_scalar(prom, q) or 0.0 for q in (gw_ttft, gw_ttft_n)}
 
     n = 12
@@ -475,7 +475,7 @@ def test_phases_add_up_and_upstream_ttft_is_not_below_vllm_ttft(
         (prom_scalar(prom, gw_ttft_n) or 0) - gw_before[gw_ttft_n]
     )
     assert gw_mean >= vllm_mean, (
-        f"gateway upstream_ttft {gw_mean * 1000:.1f} ms below vLLM's TTFT {vllm_mean * 1000:.1f} ms"
+        f"gateway upstream.first_token {gw_mean * 1000:.1f} ms below vLLM's TTFT {vllm_mean * 1000:.1f} ms"
     )
 
 

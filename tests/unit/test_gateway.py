@@ -521,7 +521,7 @@ def test_phase_sums_add_up_to_end_to_end(stack: Stack) -> None:
     e2e = metric_value(text, "sandbox_gateway_request_duration_seconds_sum")
     assert e2e > 0.2
     assert abs(phases - e2e) <= 1e-6 * max(1.0, e2e), (phases, e2e)
-    ttft = metric_value(text, "sandbox_gateway_phase_seconds_sum", phase="upstream_ttft")
+    ttft = metric_value(text, "sandbox_gateway_phase_seconds_sum", phase="upstream.first_token")
     assert ttft > 0.02 * 10 * 0.9
 
 
