@@ -20,6 +20,13 @@ from dashboards.panels import (
     stat_panel,
     timeseries_panel,
 )
+from sandbox.phases import (
+    BUDGET_PHASES,
+    ENGINE_PHASES,
+    GATEWAY_PHASE_METRIC,
+    UPSTREAM_PHASES,
+    Phase,
+)
 
 __all__ = ["UID", "overview_dashboard"]
 
@@ -30,6 +37,7 @@ TPOT_BUCKETS = "version_replica:vllm_request_time_per_output_token_seconds_bucke
 REQUESTS = "version_status_class_tenant:sandbox_gateway_requests:rate1m"
 PHASE_SUM = "phase_version_tenant:sandbox_gateway_phase_seconds_sum:rate1m"
 ALL_REQUESTS = f"sum({REQUESTS}{{{GATEWAY}}})"
+ANSWERED_BY_VERSION = f'sum by (version) ({REQUESTS}{{status_class="2xx", {GATEWAY}}})'
 
 
 def _quantile(q: float, buckets: str, selector: str) -> str:
@@ -93,24 +101,49 @@ def slo_stats() -> list[PanelBuilder]:
     ]
 
 
+def _engine_phase_seconds(phase: Phase) -> str:
+    """Seconds per second of one engine phase spent by answered user requests.
+
+    vLLM's sums cover every request an engine served, shadow copies included, and replicas of
+    a version differ: so each version's mean per engine request is weighted by the requests
+    the gateway answered from that version, instead of stacking the replicas' sums.
+    """
+    assert phase.metric is not None
+    recorded = f"version_replica:{phase.metric.replace(':', '_')}"
+    return (
+        f"sum(sum by (version) ({recorded}_sum:rate1m{{{ENGINE}}})"
+        f" / sum by (version) ({recorded}_count:rate1m{{{ENGINE}}})"
+        f" * on (version) {ANSWERED_BY_VERSION})"
+    )
+
+
+def _gateway_phase_seconds(names: list[str]) -> str:
+    match = f'phase="{names[0]}"' if len(names) == 1 else f'phase=~"{"|".join(names)}"'
+    return f"sum({PHASE_SUM}{{{match}, {GATEWAY}}})"
+
+
+def budget_queries() -> list[Query]:
+    """One stacked series per phase of the latency budget (``sandbox.phases``), in its order."""
+    queries = []
+    for phase in BUDGET_PHASES:
+        if phase.owner == "engine":
+            seconds = _engine_phase_seconds(phase)
+        elif phase.metric == GATEWAY_PHASE_METRIC:
+            seconds = _gateway_phase_seconds([phase.name])
+        elif phase.name == "network":
+            # What the gateway waited on the engine call, less what the engine accounts for.
+            engine = " + ".join(f"({_engine_phase_seconds(p)} or vector(0))" for p in ENGINE_PHASES)
+            upstream = _gateway_phase_seconds([p.name for p in UPSTREAM_PHASES])
+            seconds = f"clamp_min({upstream} - ({engine}), 0)"
+        else:
+            raise ValueError(f"no query for the budget phase {phase.name}")
+        queries.append(Query(f"{seconds} / {ALL_REQUESTS}", phase.name))
+    return queries
+
+
 def latency_budget_timeseries() -> PanelBuilder:
-    def mean_of(phase: str, numerator: str) -> Query:
-        return Query(f"{numerator} / {ALL_REQUESTS}", phase)
-
-    def gateway_phase(phase: str, label: str) -> Query:
-        return mean_of(label, f'sum({PHASE_SUM}{{phase="{phase}", {GATEWAY}}})')
-
-    def engine_phase(metric: str, label: str) -> Query:
-        return mean_of(label, f"sum(version_replica:{metric}_sum:rate1m{{{ENGINE}}})")
-
     queries = [
-        gateway_phase("admission", "admission"),
-        gateway_phase("retrieval", "retrieval"),
-        gateway_phase("network", "network"),
-        engine_phase("vllm_request_queue_time_seconds", "engine.queue"),
-        engine_phase("vllm_request_prefill_time_seconds", "engine.prefill"),
-        gateway_phase("decode", "engine.decode"),
-        gateway_phase("postprocess", "postprocess"),
+        *budget_queries(),
         *percentiles(
             "version_tenant:sandbox_gateway_request_duration_seconds_bucket:rate1m",
             GATEWAY,
@@ -121,8 +154,10 @@ def latency_budget_timeseries() -> PanelBuilder:
         7,
         "Latency budget: seconds per request by phase",
         "Stacked: mean seconds each phase adds to a request (phase time per second / requests per second), so the "
-        "stack is the mean end-to-end time. engine.queue and engine.prefill come from vLLM; the other phases from the "
-        "gateway. Dashed: end-to-end p50/p95/p99, which the mean hides. A band that grows is the phase to open.",
+        "stack is the mean end-to-end time. admission, retrieval and postprocess come from the gateway; the engine "
+        "phases from vLLM (each version's mean, weighted by the requests it answered, so shadow copies do not count); "
+        "network is the gateway's time on the engine call less the engine phases. Dashed: end-to-end p50/p95/p99, "
+        "which the mean hides. A band that grows is the phase to open.",
         Unit.SECONDS,
         queries,
         width=24,

@@ -1,4 +1,4 @@
-"""RAG retrieval: the retrieval phase and its parts (embed, search, rerank)."""
+"""RAG retrieval: the retrieval phase and its steps (embed, search, rerank)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ __all__ = ["UID", "rag_dashboard"]
 
 UID = "sandbox-rag"
 
-PARTS = "phase:sandbox_retriever_phase_seconds_bucket:rate1m"
+PARTS = "step:sandbox_retriever_step_seconds_bucket:rate1m"
 
 
 def retrieval_phase_timeseries() -> PanelBuilder:
@@ -42,7 +42,7 @@ def part_timeseries(panel_id: int, part: str, description: str) -> PanelBuilder:
         f"{part} p50/p95/p99",
         description,
         Unit.SECONDS,
-        percentiles(PARTS, f'phase="{part}"'),
+        percentiles(PARTS, f'step="{part}"'),
         width=8,
     )
 

@@ -4,7 +4,8 @@ Chosen mechanism: a delaying TCP proxy of our own (``faults.delay_proxy``), star
 runtime as service ``netdelay-<engine>``; the gateway's engine is re-registered through its admin
 API to go through the proxy (the proxied entry is added before the direct one is removed, so no
 request finds no engine). The engine, its metrics and its own TTFT are untouched: only what the
-gateway sees (``network`` and ``upstream_ttft``) slows, as with a congested or far-away link.
+gateway sees (``upstream.send`` and ``upstream.first_token``, hence the derived ``network``
+phase) slows, as with a congested or far-away link.
 Undo re-registers the direct URL, removes the proxied entry and stops the proxy.
 """
 

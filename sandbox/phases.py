@@ -27,6 +27,7 @@ __all__ = [
     "RETRIEVER_STEP_METRIC",
     "UPSTREAM_PHASES",
     "Phase",
+    "markdown_table",
     "phase",
 ]
 
@@ -169,3 +170,14 @@ GATEWAY_PHASES: tuple[str, ...] = (
     "postprocess",
 )
 assert {p.name for p in PHASES if p.metric == GATEWAY_PHASE_METRIC} == set(GATEWAY_PHASES)
+
+
+def markdown_table() -> str:
+    """The table as Markdown, as ``docs/phases.md`` shows it (a test keeps the two equal)."""
+    lines = [
+        "| phase | owner | comes from | measures |",
+        "|---|---|---|---|",
+    ]
+    for p in PHASES:
+        lines.append(f"| `{p.name}` | {p.owner} | {p.source} | {p.measures} |")
+    return "\n".join(lines)

@@ -2,7 +2,7 @@
 
 Routes: ``POST /search``, ``GET /ready`` (index built), ``GET /health`` (process alive and
 start-up not failed), ``GET /metrics``, and the fault hook ``GET|PUT|DELETE /admin/fault``.
-Every error answer has the OpenAI shape (``protocol.error_body``): request validation errors
+Every error answer has the OpenAI shape (``sandbox.openai_errors``): request validation errors
 are 400 with ``param`` naming the field, a search before the index is built is 503.
 """
 
@@ -24,10 +24,11 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandbox.admin_paths import RETRIEVER_FAULT_PATH
+from sandbox.openai_errors import error_response as _error
 from sandbox.retriever.config import RetrieverOptions
 from sandbox.retriever.faults import FaultState, RetrieverFaultError, parse_fault
-from sandbox.retriever.metrics import PHASES, RetrieverMetrics
-from sandbox.retriever.protocol import Passage, SearchRequest, SearchResponse, Timings, error_body
+from sandbox.retriever.metrics import STEPS, RetrieverMetrics
+from sandbox.retriever.protocol import Passage, SearchRequest, SearchResponse, Timings
 from sandbox.retriever.service import NotReadyError, Retriever, State
 from sandbox.settings import Settings
 from sandbox.telemetry import configure_tracing, exemplar_of, extract_context, render_metrics
@@ -36,21 +37,6 @@ from sandbox.validation import field_problems
 __all__ = ["create_app"]
 
 log = logging.getLogger("sandbox.retriever")
-
-_ERROR_TYPES = {
-    400: "invalid_request_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    503: "service_unavailable_error",
-}
-
-
-def _error(
-    status: int, message: str, param: str | None = None, code: str | None = None
-) -> JSONResponse:
-    return JSONResponse(
-        error_body(message, _ERROR_TYPES.get(status, "server_error"), param, code), status
-    )
 
 
 def _validation_error(exc: RequestValidationError) -> JSONResponse:
@@ -216,9 +202,9 @@ def create_app(
 
     @app.delete(RETRIEVER_FAULT_PATH)
     async def delete_fault(phase: str | None = None) -> Any:
-        if phase is not None and phase not in PHASES:
+        if phase is not None and phase not in STEPS:
             return _error(
-                400, f"phase: must be one of {', '.join(PHASES)}", "phase", "invalid_value"
+                400, f"phase: must be one of {', '.join(STEPS)}", "phase", "invalid_value"
             )
         cleared = faults.clear(phase)
         if cleared:

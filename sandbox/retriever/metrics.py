@@ -1,6 +1,7 @@
 """Every Prometheus metric the retriever exports, declared in one place.
 
-Names are the shared contract (see the phase vocabulary in ``docs/phases.md``). Labels are a
+Names are the shared contract. The retriever's work is the ``retrieval`` phase of the vocabulary
+(``sandbox.phases``); its parts (embed, search, rerank) are *steps*, labelled ``step``. Labels are a
 small fixed set bound at start-up, so recording is a bare ``.observe()``/``.inc()``. Latency
 histograms carry the request's trace id as an exemplar; exemplars are only rendered in the
 OpenMetrics exposition, which ``render`` picks when the scraper asks for it (Prometheus does).
@@ -11,11 +12,12 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from sandbox.buckets import LATENCY_BUCKETS_S
+from sandbox.phases import RETRIEVER_STEP_METRIC, RETRIEVER_STEPS
 
-__all__ = ["PHASES", "STATUS_CLASSES", "RetrieverMetrics"]
+__all__ = ["STATUS_CLASSES", "STEPS", "RetrieverMetrics"]
 
-# The retrieval parts, in the order a request goes through them.
-PHASES: tuple[str, ...] = ("embed", "search", "rerank")
+# The steps of the retrieval phase, in the order a request goes through them.
+STEPS: tuple[str, ...] = RETRIEVER_STEPS
 
 # Outcome of a /search call, as an HTTP status class.
 STATUS_CLASSES: tuple[str, ...] = ("2xx", "4xx", "5xx")
@@ -28,10 +30,10 @@ class RetrieverMetrics:
         self.registry = registry or CollectorRegistry()
 
         # -- Latency --------------------------------------------------------------------
-        self.phase_seconds = Histogram(
-            "sandbox_retriever_phase_seconds",
-            "Time spent in one retrieval part (embed, search, rerank) of a search, in seconds.",
-            ["phase"],
+        self.step_seconds = Histogram(
+            RETRIEVER_STEP_METRIC,
+            "Time spent in one step (embed, search, rerank) of a search, in seconds.",
+            ["step"],
             buckets=LATENCY_BUCKETS_S,
             registry=self.registry,
         )
@@ -53,8 +55,8 @@ class RetrieverMetrics:
         # -- Faults ---------------------------------------------------------------------
         self.injected_delay_seconds = Gauge(
             "sandbox_retriever_injected_delay_seconds",
-            "Mean latency an active fault adds to one retrieval part, in seconds (0 when none).",
-            ["phase"],
+            "Mean latency an active fault adds to one retrieval step, in seconds (0 when none).",
+            ["step"],
             registry=self.registry,
         )
 
@@ -73,10 +75,10 @@ class RetrieverMetrics:
 
         # Bind every label value now: series exist from the first scrape (a zero rate is a
         # fact, a missing series is a question) and recording needs no label lookup.
-        self.phase = {phase: self.phase_seconds.labels(phase=phase) for phase in PHASES}
+        self.step = {step: self.step_seconds.labels(step=step) for step in STEPS}
         self.requests = {
             status: self.requests_total.labels(status=status) for status in STATUS_CLASSES
         }
-        self.injected = {phase: self.injected_delay_seconds.labels(phase=phase) for phase in PHASES}
+        self.injected = {step: self.injected_delay_seconds.labels(step=step) for step in STEPS}
         for gauge in self.injected.values():
             gauge.set(0.0)

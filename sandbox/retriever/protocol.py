@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-__all__ = ["Passage", "SearchRequest", "SearchResponse", "Timings", "error_body"]
+__all__ = ["Passage", "SearchRequest", "SearchResponse", "Timings"]
 
 
 class SearchRequest(BaseModel):
@@ -36,10 +34,3 @@ class Timings(BaseModel):
 class SearchResponse(BaseModel):
     passages: list[Passage]
     timings: Timings
-
-
-def error_body(
-    message: str, type_: str, param: str | None = None, code: str | None = None
-) -> dict[str, Any]:
-    """The OpenAI error shape every non-2xx answer uses."""
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}

@@ -127,27 +127,27 @@ class Retriever:
     # -- Search ---------------------------------------------------------------------------
 
     async def search(self, query: str, k: int) -> SearchResult:
-        """One search; the caller's span (if any) must be current so the phase spans nest in it."""
+        """One search; the caller's span (if any) must be current so the step spans nest in it."""
         if self.state is not State.READY or self._embedder is None or self._store is None:
             raise NotReadyError(self.error or f"index not built yet ({self.state.value})")
         embedder, store, options = self._embedder, self._store, self.options
         timings: dict[str, float] = {}
-        vector = await self._phase("embed", timings, lambda: embedder.encode([query])[0])
+        vector = await self._step("embed", timings, lambda: embedder.encode([query])[0])
         limit = max(k * options.candidates_per_result, options.min_candidates)
-        candidates = await self._phase("search", timings, lambda: store.search(vector, limit))
-        ranked = await self._phase(
+        candidates = await self._step("search", timings, lambda: store.search(vector, limit))
+        ranked = await self._step(
             "rerank", timings, lambda: rerank(query, candidates, k, options.lexical_weight)
         )
         return SearchResult(ranked, timings)
 
-    async def _phase(self, phase: str, timings: dict[str, float], work: Callable[[], T]) -> T:
+    async def _step(self, step: str, timings: dict[str, float], work: Callable[[], T]) -> T:
         """Run one part inside its span and timing, after the active fault's delay (if any).
 
         The delay is awaited, not slept in a thread: a fault adds latency to requests without
         also taking worker threads away from healthy ones.
         """
-        delay, fault = self.faults.draw(phase)
-        with self.tracer.start_as_current_span(f"retrieval.{phase}") as span:
+        delay, fault = self.faults.draw(step)
+        with self.tracer.start_as_current_span(f"retrieval.{step}") as span:
             started = time.perf_counter()
             if fault is not None:
                 span.set_attribute("sandbox.fault.active", True)
@@ -156,6 +156,6 @@ class Retriever:
                 await asyncio.sleep(delay)
             result = await run_in_threadpool(work)
             elapsed = time.perf_counter() - started
-        timings[phase] = elapsed
-        self.metrics.phase[phase].observe(elapsed, exemplar_of(span))
+        timings[step] = elapsed
+        self.metrics.step[step].observe(elapsed, exemplar_of(span))
         return result

@@ -1,6 +1,7 @@
 """A trace as a phase waterfall (rich): one row per span, indented under its parent, with a bar
 placed on the request's time line. vLLM's ``llm_request`` span is followed by its engine phases
-(``engine.queue``, ``engine.prefill``, ``engine.decode``) taken from its latency attributes."""
+(``engine.queue``, ``engine.prefill``, ``engine.decode``) taken from its latency attributes, as
+the phase table (``sandbox.phases``) says where each phase comes from."""
 
 from __future__ import annotations
 
@@ -9,29 +10,32 @@ from dataclasses import dataclass
 from rich.table import Table
 from rich.text import Text
 
+from sandbox.phases import ENGINE_PHASES, PHASES
 from sandbox.tracesink.reader import Span, Trace
 
-__all__ = ["Row", "rows_of", "waterfall_table"]
+__all__ = ["COLOURS", "Row", "rows_of", "waterfall_table"]
 
 BAR_WIDTH = 32
 
-# vLLM's attributes for its request phases, in the order they happen.
-_ENGINE_PHASES = (
-    ("engine.queue", "gen_ai.latency.time_in_queue"),
-    ("engine.prefill", "gen_ai.latency.time_in_model_prefill"),
-    ("engine.decode", "gen_ai.latency.time_in_model_decode"),
+# vLLM's attributes for its request phases, in the order they happen (from the vocabulary table).
+_ENGINE_PHASES: tuple[tuple[str, str], ...] = tuple(
+    (p.name, p.span_attribute) for p in ENGINE_PHASES if p.span_attribute
 )
-_COLOURS = {
+# One colour per phase of the vocabulary; a span outside it (the server span, ``upstream``,
+# ``llm_request``, the retriever's steps) is drawn white.
+COLOURS: dict[str, str] = {
     "admission": "yellow",
     "retrieval": "magenta",
     "network": "blue",
-    "upstream_ttft": "red",
-    "decode": "green",
-    "postprocess": "cyan",
     "engine.queue": "yellow",
     "engine.prefill": "red",
     "engine.decode": "green",
+    "postprocess": "cyan",
+    "upstream.send": "blue",
+    "upstream.first_token": "red",
+    "upstream.stream": "green",
 }
+assert set(COLOURS) == {p.name for p in PHASES}, "every phase of sandbox.phases has a colour"
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ def _bar(row: Row, total_s: float) -> Text:
     total_s = max(total_s, 1e-9)
     start = min(BAR_WIDTH - 1, int(row.start_s / total_s * BAR_WIDTH))
     length = max(1, round(row.duration_s / total_s * BAR_WIDTH))
-    colour = "bright_red" if row.error else _COLOURS.get(row.name, "white")
+    colour = "bright_red" if row.error else COLOURS.get(row.name, "white")
     return Text(" " * start) + Text("█" * min(length, BAR_WIDTH - start), style=colour)
 
 

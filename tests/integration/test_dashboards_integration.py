@@ -125,7 +125,7 @@ def loaded(local_stack: StackHandle) -> tuple[StackHandle, float]:
         body = httpx.get(
             f"{url}/api/v1/query",
             params={
-                "query": "phase:sandbox_retriever_phase_seconds_bucket:rate1m > 0 and on() "
+                "query": "step:sandbox_retriever_step_seconds_bucket:rate1m > 0 and on() "
                 "version_tenant:sandbox_gateway_time_to_first_token_seconds_bucket:rate1m > 0"
             },
             timeout=5,

@@ -37,7 +37,7 @@ def test_prometheus_scrapes_the_retriever(local_stack: StackHandle, retriever_ur
     )
     for phase in ("embed", "search", "rerank"):
         series = _query(
-            local_stack, f'sandbox_retriever_phase_seconds_count{{job="retriever",phase="{phase}"}}'
+            local_stack, f'sandbox_retriever_step_seconds_count{{job="retriever",step="{phase}"}}'
         )
         assert series, f"no {phase} series"
 
@@ -57,7 +57,7 @@ def test_prometheus_keeps_the_search_trace_as_an_exemplar(
         answer = httpx.get(
             f"{local_stack.prometheus_url}/api/v1/query_exemplars",
             params={
-                "query": 'sandbox_retriever_phase_seconds_bucket{job="retriever",phase="search"}',
+                "query": 'sandbox_retriever_step_seconds_bucket{job="retriever",step="search"}',
                 "start": "0",
                 "end": "9999999999",
             },

@@ -141,7 +141,7 @@ def test_state_tracks_faults_and_reports_changes() -> None:
 
 def test_exposition_follows_the_accept_header() -> None:
     metrics = RetrieverMetrics()
-    metrics.phase["search"].observe(0.003, {"trace_id": "ab" * 16})
+    metrics.step["search"].observe(0.003, {"trace_id": "ab" * 16})
     openmetrics, content_type = render_metrics(
         metrics.registry, "application/openmetrics-text; version=1.0.0"
     )
@@ -149,8 +149,8 @@ def test_exposition_follows_the_accept_header() -> None:
     families = {f.name: f for f in text_string_to_metric_families(openmetrics.decode())}
     bucket = next(
         s
-        for s in families["sandbox_retriever_phase_seconds"].samples
-        if s.labels.get("phase") == "search" and s.labels.get("le") == "0.005"
+        for s in families["sandbox_retriever_step_seconds"].samples
+        if s.labels.get("step") == "search" and s.labels.get("le") == "0.005"
     )
     assert (
         bucket.value == 1

@@ -254,8 +254,8 @@ def test_metrics_are_openmetrics_with_trace_exemplars(service: Service) -> None:
     assert requests(families, "4xx") == requests(before, "4xx") + 1
 
     phase_exemplars = {
-        s.labels["phase"]: s.exemplar
-        for s in families["sandbox_retriever_phase_seconds"].samples
+        s.labels["step"]: s.exemplar
+        for s in families["sandbox_retriever_step_seconds"].samples
         if s.name.endswith("_bucket") and s.exemplar is not None
     }
     assert set(phase_exemplars) == set(PHASES)
@@ -266,7 +266,7 @@ def test_metrics_are_openmetrics_with_trace_exemplars(service: Service) -> None:
     assert families["sandbox_retriever_index_passages"].samples[0].value > 0
     # Every phase series of the gauge exists, at zero, without a fault.
     gauge = {
-        s.labels["phase"]: s.value
+        s.labels["step"]: s.value
         for s in families["sandbox_retriever_injected_delay_seconds"].samples
     }
     assert gauge == {"embed": 0.0, "search": 0.0, "rerank": 0.0}
@@ -275,7 +275,7 @@ def test_metrics_are_openmetrics_with_trace_exemplars(service: Service) -> None:
 def test_plain_scrape_gets_the_text_format(service: Service) -> None:
     response = httpx.get(f"{service.url}/metrics", timeout=10)
     assert response.headers["content-type"].startswith("text/plain")
-    assert "sandbox_retriever_phase_seconds_bucket" in response.text and " # {" not in response.text
+    assert "sandbox_retriever_step_seconds_bucket" in response.text and " # {" not in response.text
 
 
 def test_phase_spans_are_children_of_the_callers_trace(service: Service) -> None:
@@ -317,7 +317,7 @@ def _phase_times(service: Service, n: int = 3) -> dict[str, float]:
 
 def _gauge(service: Service) -> dict[str, float]:
     family = service.metrics()["sandbox_retriever_injected_delay_seconds"]
-    return {s.labels["phase"]: s.value for s in family.samples}
+    return {s.labels["step"]: s.value for s in family.samples}
 
 
 def test_fault_slows_only_its_phase_and_clears_cleanly(service: Service) -> None:
