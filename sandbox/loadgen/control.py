@@ -34,6 +34,7 @@ from sandbox.admin_paths import (
 )
 from sandbox.loadgen.profile import TenantUpdate, format_validation_error, tenant_view
 from sandbox.loadgen.runner import Runner, UnknownTenant
+from sandbox.openai_errors import error_body
 from sandbox.telemetry import render_metrics
 
 __all__ = ["ControlServer"]
@@ -69,8 +70,10 @@ def _handler(runner: Runner) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(payload)
 
-        def _error(self, status: int, message: str) -> None:
-            self._json(status, {"error": {"message": message, "code": status}})
+        def _error(
+            self, status: int, message: str, param: str | None = None, code: str | None = None
+        ) -> None:
+            self._json(status, error_body(status, message, param, code))
 
         def do_GET(self) -> None:
             path = self.path.split("?")[0]
@@ -87,7 +90,7 @@ def _handler(runner: Runner) -> type[BaseHTTPRequestHandler]:
                 if runner.started.is_set():
                     self._json(200, {"status": "running", "profile": runner.profile.name})
                 else:
-                    self._error(503, "the run has not started yet")
+                    self._error(503, "the run has not started yet", None, "not_started")
             elif path == LOADGEN_STATUS_PATH:
                 self._json(200, runner.snapshot())
             elif path == LOADGEN_TENANTS_PATH:
@@ -98,12 +101,12 @@ def _handler(runner: Runner) -> type[BaseHTTPRequestHandler]:
                 except UnknownTenant:
                     self._unknown(match.group(1))
             else:
-                self._error(404, f"no route {path}")
+                self._error(404, f"no route {path}", None, "not_found")
 
         def do_PUT(self) -> None:
             match = _TENANT.match(self.path.split("?")[0])
             if not match:
-                self._error(404, f"no route PUT {self.path}")
+                self._error(404, f"no route PUT {self.path}", None, "not_found")
                 return
             name = match.group(1)
             try:
@@ -117,7 +120,7 @@ def _handler(runner: Runner) -> type[BaseHTTPRequestHandler]:
                     if isinstance(exc, ValidationError)
                     else f"not JSON: {exc}"
                 )
-                self._error(400, detail)
+                self._error(400, detail, None, "invalid_value")
                 return
             try:
                 self._json(200, tenant_view(runner.update_tenant(name, update)))
@@ -126,7 +129,7 @@ def _handler(runner: Runner) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             if self.path.split("?")[0] != LOADGEN_STOP_PATH:
-                self._error(404, f"no route POST {self.path}")
+                self._error(404, f"no route POST {self.path}", None, "not_found")
                 return
             runner.stop(cancel=True, why="control API")
             self._json(200, {"status": "stopping"})
@@ -135,6 +138,8 @@ def _handler(runner: Runner) -> type[BaseHTTPRequestHandler]:
             self._error(
                 404,
                 f"tenant {name!r} is not in the running profile (tenants: {', '.join(runner.tenants())})",
+                "tenant",
+                "tenant_not_found",
             )
 
         def log_message(self, format: str, *args: object) -> None:

@@ -20,6 +20,8 @@ import signal
 import time
 from collections.abc import Callable
 
+from sandbox.openai_errors import error_json
+
 __all__ = ["StreamServer", "main"]
 
 
@@ -103,9 +105,7 @@ class StreamServer:
         self.headers_seen = [*self.headers_seen[-99:], headers]
         status = int(headers.get("x-stream-status", "200"))
         if status != 200:
-            payload = json.dumps(
-                {"error": {"message": "asked for by X-Stream-Status", "code": status}}
-            ).encode()
+            payload = error_json(status, "asked for by X-Stream-Status", None, "requested_status")
             writer.write(
                 f"HTTP/1.1 {status} Error\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
                 + payload
