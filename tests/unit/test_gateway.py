@@ -247,6 +247,119 @@ def test_bad_chat_messages_and_unknown_paths(stack: Stack) -> None:
     assert stack.client.get("/v1/completions").status_code == 405
 
 
+_CHAT = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}]}
+# What a new user might send that the OpenAI API refuses: each a 400 naming the field.
+BAD_CHAT_INPUTS: list[tuple[str, dict[str, object], str, str]] = [
+    (
+        "unknown role",
+        {"messages": [{"role": "robot", "content": "x"}]},
+        "messages[0].role",
+        "invalid_value",
+    ),
+    (
+        "role not a string",
+        {"messages": [{"role": 1, "content": "x"}]},
+        "messages[0]",
+        "invalid_type",
+    ),
+    (
+        "response_format type",
+        {"response_format": {"type": "yaml"}},
+        "response_format.type",
+        "invalid_value",
+    ),
+    (
+        "response_format not an object",
+        {"response_format": "json"},
+        "response_format",
+        "invalid_type",
+    ),
+    (
+        "json_schema without schema",
+        {"response_format": {"type": "json_schema"}},
+        "response_format.json_schema",
+        "missing_required_parameter",
+    ),
+    ("tool_choice value", {"tool_choice": "always"}, "tool_choice", "invalid_value"),
+    (
+        "tool_choice required without tools",
+        {"tool_choice": "required"},
+        "tool_choice",
+        "invalid_value",
+    ),
+    (
+        "tool without a name",
+        {"tools": [{"type": "function", "function": {}}]},
+        "tools[0].function.name",
+        "missing_required_parameter",
+    ),
+    ("temperature above 2", {"temperature": 2.5}, "temperature", "invalid_value"),
+    ("temperature a string", {"temperature": "hot"}, "temperature", "invalid_type"),
+    ("top_p above 1", {"top_p": 1.5}, "top_p", "invalid_value"),
+    ("presence_penalty below -2", {"presence_penalty": -3}, "presence_penalty", "invalid_value"),
+    ("n zero", {"n": 0}, "n", "invalid_value"),
+    ("stop a number", {"stop": 7}, "stop", "invalid_type"),
+    ("logit_bias out of range", {"logit_bias": {"5": 200}}, "logit_bias", "invalid_value"),
+    ("logprobs not a boolean", {"logprobs": 3}, "logprobs", "invalid_type"),
+    ("top_logprobs above 20", {"top_logprobs": 21}, "top_logprobs", "invalid_value"),
+    (
+        "stream_options without stream",
+        {"stream_options": {"include_usage": True}},
+        "stream_options",
+        "invalid_value",
+    ),
+    (
+        "include_usage not a boolean",
+        {"stream": True, "stream_options": {"include_usage": "yes"}},
+        "stream_options.include_usage",
+        "invalid_type",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "fields", "param", "code"), BAD_CHAT_INPUTS, ids=[b[0] for b in BAD_CHAT_INPUTS]
+)
+def test_chat_fields_are_checked_as_openai_does(
+    stack: Stack, what: str, fields: dict[str, object], param: str, code: str
+) -> None:
+    response = stack.post({**_CHAT, **fields}, "/v1/chat/completions")
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["param"], error["code"], error["type"]) == (param, code, "invalid_request_error")
+    assert not stack.stable.received, "a bad request must not reach the engine"
+
+
+def test_valid_openai_fields_and_vllm_extensions_are_forwarded(stack: Stack) -> None:
+    chat = {
+        **_CHAT,
+        "messages": [
+            {"role": "developer", "content": "be brief"},
+            {"role": "user", "content": "hi"},
+        ],
+        "temperature": 0,
+        "top_p": 1,
+        "frequency_penalty": -2,
+        "response_format": {"type": "json_object"},
+        "tools": [{"type": "function", "function": {"name": "f"}}],
+        "tool_choice": {"type": "function", "function": {"name": "f"}},
+        "logprobs": True,
+        "top_logprobs": 2,
+        "stop": ["\n"],
+        "seed": 1,
+        # vLLM's own: not OpenAI's, forwarded untouched
+        "top_k": 5,
+        "min_tokens": 1,
+        "ignore_eos": True,
+        "repetition_penalty": 1.1,
+    }
+    assert stack.post(chat, "/v1/chat/completions").status_code == 200
+    completion = {"model": "tiny", "prompt": "x", "logprobs": 2, "echo": False, "best_of": 1}
+    assert stack.post({**completion, "top_k": -1, "min_p": 0.1}).status_code == 200
+    sent = stack.stable.received[-1]
+    assert sent["top_k"] == -1 and sent["min_p"] == 0.1
+
+
 def test_prompt_too_long_is_counted_as_a_rejection(stack: Stack) -> None:
     before = metric_value(
         stack.metrics(), "sandbox_gateway_rejections_total", reason="prompt_too_long"
