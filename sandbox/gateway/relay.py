@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from sandbox.gateway.call import FIRST_TOKEN, STREAM, Call
 from sandbox.gateway.disconnect import CLIENT_CLOSED
+from sandbox.gateway.engine_client import EngineResponse
 from sandbox.gateway.errors import sse_error, upstream_failure
 
 __all__ = ["RelayResponse"]
@@ -56,7 +57,7 @@ class RelayResponse(StreamingResponse):
     def __init__(
         self,
         call: Call,
-        upstream: httpx.Response,
+        upstream: EngineResponse,
         client_span: Span,
         count_error: Callable[[str, str], None],
         on_disconnect: Callable[[str], None],

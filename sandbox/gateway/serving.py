@@ -30,6 +30,7 @@ from sandbox.gateway.admission import Admission, Rejected
 from sandbox.gateway.call import ADMISSION, RETRIEVAL, Call, Timeline
 from sandbox.gateway.config import GatewayOptions
 from sandbox.gateway.disconnect import CLIENT_CLOSED, until_disconnect
+from sandbox.gateway.engine_client import EngineClient
 from sandbox.gateway.errors import GatewayError
 from sandbox.gateway.metrics import GatewayMetrics
 from sandbox.gateway.protocol import RAG_HEADER, ParsedRequest, parse_request
@@ -67,7 +68,9 @@ class Gateway:
             # No pool bound: admission control, not the HTTP client, decides how much is in flight.
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
         )
-        self.upstream = Upstream(self.client, self.router, metrics, tracer)
+        # Completions go to the engines through a lean client of their own (see engine_client).
+        self.engines = EngineClient(options.connect_timeout_s, options.upstream_timeout_s)
+        self.upstream = Upstream(self.engines, self.router, metrics, tracer)
         self.shadower = Shadower(
             self.client, self.router, metrics, tracer, options.max_shadow_in_flight
         )
@@ -84,6 +87,7 @@ class Gateway:
 
     async def close(self) -> None:
         self.shadower.cancel()
+        await self.engines.aclose()
         await self.client.aclose()
 
     def publish_routing(self) -> None:

@@ -1,7 +1,7 @@
 """The call to an engine: choose one, send (trying the next engine when a connection is refused),
 and turn its failures into answers.
 
-``upstream.send`` ends when the request has been written (httpx's trace hook), so what follows,
+``upstream.send`` ends when the request has been written to the socket, so what follows,
 ``upstream.first_token``, is the wire and the engine. Only a refused connection is retried: then
 nothing was sent, so no engine can have started the request.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import time
 from typing import Any
 
 import httpx
@@ -20,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from sandbox.gateway.call import FIRST_TOKEN, SEND, STREAM, Call
+from sandbox.gateway.engine_client import EngineClient, EngineResponse
 from sandbox.gateway.errors import GatewayError, UpstreamFailure, upstream_failure
 from sandbox.gateway.metrics import GatewayMetrics
 from sandbox.gateway.routing import Engine, NoEngineError, Router
@@ -46,12 +46,12 @@ class Relayed(GatewayError):
 class Upstream:
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        engines: EngineClient,
         router: Router,
         metrics: GatewayMetrics,
         tracer: trace.Tracer,
     ) -> None:
-        self.client = client
+        self.engines = engines
         self.router = router
         self.metrics = metrics
         self.tracer = tracer
@@ -72,7 +72,7 @@ class Upstream:
             )
         counter.inc()
 
-    async def open(self, call: Call, payload: bytes, stream: bool) -> tuple[httpx.Response, Span]:
+    async def open(self, call: Call, payload: bytes, stream: bool) -> tuple[EngineResponse, Span]:
         """Send the request to an engine; return once the response headers are in.
 
         A streamed 200 is returned open (the relay reads it); anything else is read whole: a
@@ -81,11 +81,6 @@ class Upstream:
         """
         tried: set[str] = set()
         sent_at: list[float] = []
-
-        async def on_event(name: str, info: dict[str, Any]) -> None:
-            if name.endswith("send_request_body.complete"):
-                sent_at.append(time.perf_counter())
-
         while True:
             try:
                 version = self.router.choose_version(exclude=tried)
@@ -108,15 +103,10 @@ class Upstream:
                 },
             )
             headers = inject_context(dict(_JSON), trace.set_span_in_context(client_span))
-            request = self.client.build_request(
-                "POST",
-                f"{engine.url}{call.route}",
-                content=payload,
-                headers=headers,
-                extensions={"trace": on_event},
-            )
             try:
-                response = await self.client.send(request, stream=True)
+                response = await self.engines.post(
+                    f"{engine.url}{call.route}", payload, headers, sent_at
+                )
             except httpx.ConnectError as exc:  # nothing was sent: safe to try another engine
                 self.failed(call, engine, client_span, upstream_failure(engine.name, exc), exc)
                 self.router.mark_failed(engine, f"connect: {exc}")
