@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from urllib.parse import urlsplit
 
 import httpx
@@ -171,7 +171,7 @@ class EngineClient:
             raise httpx.ConnectError(f"{host}:{port}: {exc}") from None
 
     async def post(
-        self, url: str, body: bytes, headers: dict[str, str], sent: list[float]
+        self, url: str, body: bytes, headers: Mapping[str, str], sent: list[float]
     ) -> EngineResponse:
         """Send one POST; return once the status and headers are in (``sent`` gets the time the
         request was written). A reused connection the engine had closed is replaced once."""
