@@ -31,6 +31,35 @@ _MAX_IDLE_PER_ENGINE = 64
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
+def _unchunk(buffer: bytes) -> tuple[bytes, bytes, bool]:
+    """Take every complete chunk off ``buffer``: (their data joined, what is left, last seen)."""
+    pieces = []
+    pos = 0
+    while True:
+        line_end = buffer.find(b"\r\n", pos)
+        if line_end < 0:
+            break
+        try:
+            size = int(buffer[pos:line_end].split(b";", 1)[0], 16)
+        except ValueError:
+            raise httpx.RemoteProtocolError(
+                f"bad chunk size line {buffer[pos:line_end][:40]!r}"
+            ) from None
+        start = line_end + 2
+        if size == 0:  # the last chunk, then optional trailers, then an empty line
+            if buffer[start : start + 2] == b"\r\n":
+                return b"".join(pieces), buffer[start + 2 :], True
+            end = buffer.find(b"\r\n\r\n", start)
+            if end < 0:
+                break
+            return b"".join(pieces), buffer[end + 4 :], True
+        if len(buffer) < start + size + 2:
+            break
+        pieces.append(buffer[start : start + size])
+        pos = start + size + 2
+    return b"".join(pieces), buffer[pos:], False
+
+
 class EngineResponse:
     """One answer; read it with ``aiter_raw`` (a stream) or ``aread``, then ``aclose``."""
 
@@ -92,23 +121,25 @@ class EngineResponse:
         return data
 
     async def aiter_raw(self) -> AsyncIterator[bytes]:
-        """The body as it arrives (chunked framing removed), one piece per chunk or read."""
+        """The body as it arrives, chunked framing removed: one piece per read of the socket.
+
+        Every complete chunk of a read comes out in one piece, so when the gateway falls behind
+        (a busy core), events that queued up are relayed in one write instead of one each.
+        """
         reader = self._reader
         if self._chunked:
+            buffer = b""
             while True:
-                line = await self._read(reader.readline())
-                if not line:
-                    raise httpx.RemoteProtocolError("the engine closed the connection mid-answer")
-                try:
-                    size = int(line.split(b";", 1)[0], 16)
-                except ValueError:
-                    raise httpx.RemoteProtocolError(f"bad chunk size line {line[:40]!r}") from None
-                if size == 0:
-                    while (await self._read(reader.readline())) not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
+                pieces, buffer, finished = _unchunk(buffer)
+                if pieces:
+                    yield pieces
+                if finished:
+                    self._keep_alive = self._keep_alive and not buffer  # nothing may follow
                     break
-                data = await self._read(reader.readexactly(size + 2))
-                yield data[:-2]
+                data = await self._read(reader.read(65536))
+                if not data:
+                    raise httpx.RemoteProtocolError("the engine closed the connection mid-answer")
+                buffer = buffer + data if buffer else data
         elif self._remaining is not None:
             while self._remaining > 0:
                 data = await self._read(reader.read(min(self._remaining, 65536)))

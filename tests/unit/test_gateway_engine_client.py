@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from sandbox.gateway.engine_client import EngineClient
+from sandbox.gateway.engine_client import EngineClient, _unchunk
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -53,7 +53,7 @@ def test_chunked_stream_then_the_connection_is_reused() -> None:
             response = await client.post(url, b"hello", {"content-type": "application/json"}, sent)
             assert response.status_code == 200 and sent
             pieces = [piece async for piece in response.aiter_raw()]
-            assert pieces == [b"data: 1\n\n", b"data: hello\n\n"]
+            assert b"".join(pieces) == b"data: 1\n\ndata: hello\n\n"  # chunks of a read: one piece
             await response.aclose()
         assert len(connections) == 1
         await client.aclose()
@@ -83,6 +83,15 @@ def test_content_length_answer_and_a_connection_closed_while_idle() -> None:
         server.close()
 
     asyncio.run(main())
+
+
+def test_unchunk_takes_complete_chunks_and_keeps_the_rest() -> None:
+    assert _unchunk(b"5\r\nhello\r\n3\r\nabc\r\n2\r\nx") == (b"helloabc", b"2\r\nx", False)
+    assert _unchunk(b"5;ext=1\r\nhello\r\n0\r\n\r\n") == (b"hello", b"", True)
+    assert _unchunk(b"0\r\nx-trailer: 1\r\n\r\n") == (b"", b"", True)
+    assert _unchunk(b"0\r\nx-trailer: 1\r\n") == (b"", b"0\r\nx-trailer: 1\r\n", False)
+    with pytest.raises(httpx.RemoteProtocolError):
+        _unchunk(b"zz\r\n")
 
 
 def test_failures_are_httpx_exceptions() -> None:
