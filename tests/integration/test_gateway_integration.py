@@ -432,9 +432,7 @@ def test_phases_add_up_and_upstream_first_token_is_not_below_vllm_ttft(
     )
     poll_until(settled, "Prometheus to scrape the gateway", timeout_s=30)
     before = {q: prom_scalar(prom, q) or 0.0 for q in (ttft_sum, ttft_count)}
-    gw_ttft = (
-        f'sum(sandbox_gateway_phase_seconds_sum{{instance="{gw.instance}",phase="upstream.first_token"}})'
-    )
+    gw_ttft = f'sum(sandbox_gateway_phase_seconds_sum{{instance="{gw.instance}",phase="upstream.first_token"}})'
     gw_ttft_n = f'sum(sandbox_gateway_phase_seconds_count{{instance="{gw.instance}",phase="upstream.first_token"}})'
     gw_before = {q: prom_scalar(prom, q) or 0.0 for q in (gw_ttft, gw_ttft_n)}
 
