@@ -29,7 +29,7 @@ from sandbox.runtime.local import LocalRuntime
 from sandbox.settings import Settings
 from tests.support import isolated_settings, poll_until
 
-PHASES = ("embed", "search", "rerank")
+STEPS = ("embed", "search", "rerank")
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
@@ -180,7 +180,7 @@ def test_search_finds_the_kv_cache_notes(service: Service) -> None:
     assert all("kv" in p["text"].lower() for p in body["passages"][:1]), sources
     scores = [p["score"] for p in body["passages"]]
     assert scores == sorted(scores, reverse=True) and len(scores) == 3
-    assert set(body["timings"]) == set(PHASES) and all(body["timings"][p] > 0 for p in PHASES)
+    assert set(body["timings"]) == set(STEPS) and all(body["timings"][p] > 0 for p in STEPS)
 
 
 def test_different_questions_find_different_notes(service: Service) -> None:
@@ -253,13 +253,13 @@ def test_metrics_are_openmetrics_with_trace_exemplars(service: Service) -> None:
     assert requests(families, "2xx") == requests(before, "2xx") + 1
     assert requests(families, "4xx") == requests(before, "4xx") + 1
 
-    phase_exemplars = {
+    step_exemplars = {
         s.labels["step"]: s.exemplar
         for s in families["sandbox_retriever_step_seconds"].samples
         if s.name.endswith("_bucket") and s.exemplar is not None
     }
-    assert set(phase_exemplars) == set(PHASES)
-    for exemplar in phase_exemplars.values():
+    assert set(step_exemplars) == set(STEPS)
+    for exemplar in step_exemplars.values():
         assert re.fullmatch(r"[0-9a-f]{32}", exemplar.labels["trace_id"])
     duration = families["sandbox_retriever_request_duration_seconds"]
     assert any(s.exemplar is not None for s in duration.samples if s.name.endswith("_bucket"))
@@ -278,7 +278,7 @@ def test_plain_scrape_gets_the_text_format(service: Service) -> None:
     assert "sandbox_retriever_step_seconds_bucket" in response.text and " # {" not in response.text
 
 
-def test_phase_spans_are_children_of_the_callers_trace(service: Service) -> None:
+def test_step_spans_are_children_of_the_callers_trace(service: Service) -> None:
     trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
     response = search(
         service, "KV cache preemption", headers={"traceparent": f"00-{trace_id}-{parent_id}-01"}
@@ -298,7 +298,7 @@ def test_phase_spans_are_children_of_the_callers_trace(service: Service) -> None
         server.attributes["sandbox.retriever.k"] == 3
         and server.attributes["sandbox.retriever.results"] == 3
     )
-    for phase in PHASES:
+    for phase in STEPS:
         assert by_name[f"retrieval.{phase}"].parent_span_id == server.span_id
     # The request's duration exemplar points at this trace.
     duration = service.metrics()["sandbox_retriever_request_duration_seconds"]
@@ -310,9 +310,9 @@ def test_phase_spans_are_children_of_the_callers_trace(service: Service) -> None
 # -- The fault hook ----------------------------------------------------------------------------
 
 
-def _phase_times(service: Service, n: int = 3) -> dict[str, float]:
+def _step_times(service: Service, n: int = 3) -> dict[str, float]:
     runs = [search(service, "KV cache preemption").json()["timings"] for _ in range(n)]
-    return {phase: statistics.median(run[phase] for run in runs) for phase in PHASES}
+    return {phase: statistics.median(run[phase] for run in runs) for phase in STEPS}
 
 
 def _gauge(service: Service) -> dict[str, float]:
@@ -321,7 +321,7 @@ def _gauge(service: Service) -> dict[str, float]:
 
 
 def test_fault_slows_only_its_phase_and_clears_cleanly(service: Service) -> None:
-    baseline = _phase_times(service)
+    baseline = _step_times(service)
     assert all(seconds < 0.25 for seconds in baseline.values()), baseline
     answer = httpx.put(
         f"{service.url}/admin/fault",
@@ -338,7 +338,7 @@ def test_fault_slows_only_its_phase_and_clears_cleanly(service: Service) -> None
             headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"},
         )
         assert traced.json()["timings"]["search"] >= 0.4
-        faulty = _phase_times(service)
+        faulty = _step_times(service)
         assert faulty["search"] >= 0.4
         assert faulty["embed"] < 0.25 and faulty["rerank"] < 0.25, faulty
 
@@ -355,7 +355,7 @@ def test_fault_slows_only_its_phase_and_clears_cleanly(service: Service) -> None
         cleared = httpx.delete(f"{service.url}/admin/fault", timeout=10).json()
     assert cleared == {"cleared": ["search"]}
     assert _gauge(service) == {"embed": 0.0, "search": 0.0, "rerank": 0.0}
-    assert _phase_times(service)["search"] < 0.25
+    assert _step_times(service)["search"] < 0.25
     assert httpx.get(f"{service.url}/admin/fault", timeout=10).json() == {"faults": {}}
 
 
