@@ -37,6 +37,10 @@ _PHASE_LABEL = {
     "engine.decode": "engine.decode",
     "postprocess": "postprocess",
     "network": "network",
+    # The gateway's own timings around the engine call (sandbox.phases): the closest area.
+    # Recordings made before they were named so carry "network" and "decode" (above).
+    "upstream.send": "network",
+    "upstream.stream": "engine.decode",
 }
 # Metric name patterns, first match wins.
 _BY_METRIC: tuple[tuple[str, str], ...] = (
@@ -62,7 +66,7 @@ def area_of(
     one of them points at a rollout (a panel split by version shows the new version apart);
     a series of the version that served all along is the whole service, not a rollout."""
     labels = labels or {}
-    phase = labels.get("phase")
+    phase = labels.get("phase") or labels.get("step")  # the retriever's steps: label `step`
     if phase in _PHASE_LABEL:
         return _PHASE_LABEL[phase]
     if labels.get("version") in new_versions:
