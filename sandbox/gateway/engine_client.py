@@ -33,7 +33,7 @@ Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 def _unchunk(buffer: bytes) -> tuple[bytes, bytes, bool]:
     """Take every complete chunk off ``buffer``: (their data joined, what is left, last seen)."""
-    pieces = []
+    pieces: list[bytes] = []
     pos = 0
     while True:
         line_end = buffer.find(b"\r\n", pos)
