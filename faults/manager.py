@@ -18,7 +18,7 @@ from faults.base import (
 )
 from faults.registry import get_change
 from faults.store import HandleStore
-from sandbox.drill.timeline import record_event
+from sandbox import timeline
 
 __all__ = ["active_handles", "inject", "reap_expired", "reset", "revert"]
 
@@ -116,7 +116,7 @@ def inject(
     if reverted_meanwhile:
         change.undo(ctx, handle)
         raise FaultError(f"{name}: reverted by another process while it was being injected")
-    record_event(
+    timeline.record(
         ctx.settings.run_dir,
         "fault.inject",
         {
@@ -161,7 +161,7 @@ def revert(ctx: StackContext, handle_id: str, reason: str = "requested") -> Faul
         handle.reverted_at = time.time()
         handle.notes.append(f"reverted ({reason})")
         store.archive(handle)
-    record_event(
+    timeline.record(
         ctx.settings.run_dir,
         "fault.revert",
         {"id": handle.id, "change": handle.change, "reason": reason},

@@ -18,7 +18,8 @@ from typing import Any, TextIO
 from sandbox.autoscaler.metrics import AutoscalerMetrics
 from sandbox.autoscaler.options import OptionsError, load_options
 from sandbox.autoscaler.policy import Decision, Direction, Observation, Policy
-from sandbox.deploy import Deployer, DeployError, ReplicaState, Transition, timeline
+from sandbox import timeline
+from sandbox.deploy import Deployer, DeployError, ReplicaState, Transition
 from sandbox.promapi import PrometheusClient, PrometheusError, Reduce
 
 __all__ = ["Controller", "JsonLog"]

@@ -15,7 +15,7 @@ from sandbox.autoscaler.options import (
     options_path,
     update_options,
 )
-from sandbox.deploy import timeline
+from sandbox import timeline
 from sandbox.settings import load_settings
 
 __all__ = ["COMMANDS"]

@@ -48,7 +48,7 @@ def dashboards() -> None:
 )
 def render(since: str, names: tuple[str, ...], out: Path | None) -> None:
     """Draw dashboards as PNG panels and one HTML page each, from the running Prometheus."""
-    from sandbox.drill.timeline import read_events
+    from sandbox import timeline
     from sandbox.render import dashboard_names, render_dashboard
 
     settings = load_settings()
@@ -65,7 +65,7 @@ def render(since: str, names: tuple[str, ...], out: Path | None) -> None:
     # Timeline events of the run directory (deploys, faults, drill steps) become annotations.
     marks = [
         {"time": e["ts"], "text": e["kind"]}
-        for e in read_events(settings.run_dir, since=start, until=end)
+        for e in timeline.read(settings.run_dir, since=start, until=end)
     ][-40:]
     for name in chosen:
         try:

@@ -72,16 +72,29 @@ def list_command() -> None:
 
 
 @faults_group.command("active")
-def active_command() -> None:
-    """Changes not yet reverted, with their remaining TTL."""
+@click.option(
+    "--show-drill",
+    is_flag=True,
+    help="also list the changes of a running drill (they give its scenario away)",
+)
+def active_command(show_drill: bool) -> None:
+    """Changes not yet reverted, with their remaining TTL. A running drill's changes are
+    hidden unless --show-drill is given: the learner is investigating them."""
     from faults import active_handles
 
     ctx = _context()
     _reap(ctx)
     handles = active_handles(ctx)
-    if not handles:
+    drill = [h for h in handles if h.source.startswith("drill:")]
+    shown = handles if show_drill else [h for h in handles if h not in drill]
+    if drill and not show_drill:
+        click.echo(
+            f"a drill is running ({len(drill)} change(s) of it hidden; "
+            "`sandbox faults active --show-drill` lists them and spoils the drill)"
+        )
+    elif not handles:
         click.echo("no active fault")
-    for handle in handles:
+    for handle in shown:
         click.echo(_describe(handle))
 
 

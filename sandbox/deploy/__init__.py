@@ -5,8 +5,8 @@
 - ``deployer``: starts, admits, drains and stops replicas;
 - ``rollout``: a version as the canary with a share of traffic or a mirror, and rollback;
 - ``engines``: how a replica is launched and checked (vLLM, locally or as a container);
-- ``routing``: the gateway calls the deployer needs; ``targets``: Prometheus discovery;
-- ``timeline``: the drill's event log, ``<run_dir>/timeline.jsonl``.
+- ``routing``: the gateway calls the deployer needs; ``targets``: Prometheus discovery.
+Events go on the run's timeline (``sandbox.timeline``).
 """
 
 from sandbox.deploy.deployer import BASE_ENGINE, Deployer, DeployError, Transition

@@ -24,7 +24,7 @@ import httpx
 
 from sandbox.components.base import ScrapeTarget, free_port
 from sandbox.components.engine import engine_component
-from sandbox.deploy import timeline
+from sandbox import timeline
 from sandbox.deploy.engines import Launcher, VllmLauncher, scrape_target
 from sandbox.deploy.routing import GatewayRouting, RoutingError
 from sandbox.deploy.state import DeploymentState, FailureKind, Replica, ReplicaState, StateStore

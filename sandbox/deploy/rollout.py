@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.deploy import timeline
+from sandbox import timeline
 from sandbox.deploy.deployer import CANARY, STABLE, Deployer, DeployError, Progress
 from sandbox.deploy.routing import RoutingError
 from sandbox.deploy.state import Replica, ReplicaState

@@ -25,6 +25,7 @@ __all__ = [
     "NOTES_SECTIONS",
     "ChangeSpec",
     "Check",
+    "Choice",
     "Incident",
     "IncidentManifest",
     "ManifestError",
@@ -196,6 +197,9 @@ class Timing(_Strict):
     )
     diagnosis_target_s: float = Field(
         600.0, gt=0, description="time to diagnose that earns the full time bonus"
+    )
+    mitigation_target_s: float = Field(
+        600.0, gt=0, description="page to recovery that earns the full time-to-mitigate bonus"
     )
 
 

@@ -76,6 +76,16 @@ class Prompter:
             if not self._extras(key):
                 return
 
+    def ask_key(self, prompt: str, keys: Sequence[str], max_tries: int = 200) -> str:
+        """Read until one of ``keys`` is typed (h/s/q work meanwhile); returns it."""
+        for _ in range(max_tries):
+            key = self._line(prompt).lower()
+            if key in keys:
+                return key
+            if not self._extras(key):
+                self.say(f"  please type one of {', '.join(keys)}")
+        raise NoTerminal(f"no valid key after {max_tries} tries")
+
     def choose(self, question: str, options: Sequence[tuple[str, str]], max_tries: int = 20) -> str:
         """Ask until a listed option id is typed (bounded); returns the id."""
         ids = [option_id for option_id, _ in options]

@@ -16,14 +16,12 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from sandbox.drill.result import DrillResult
 from sandbox.drill.signature import format_value
 from sandbox.promapi import PrometheusClient, PrometheusError, label_key
 from sandbox.settings import Settings
-
-if TYPE_CHECKING:
-    from sandbox.drill.runner import DrillResult
 
 __all__ = ["summary_lines", "svg_chart", "write_report"]
 
@@ -34,13 +32,25 @@ def _dur(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.0f} s"
 
 
+def _margin(r: Any) -> str:
+    margin = r.margin
+    return "" if margin is None else f", {margin:.2g}x the threshold"
+
+
 def summary_lines(result: DrillResult) -> list[str]:
     m = result.incident.manifest
+    recover = (
+        None
+        if result.recovered_at is None or result.first_mitigation_at is None
+        else result.recovered_at - result.first_mitigation_at
+    )
     lines = [
         f"Incident {m.id} ({m.title}), mode {result.mode}: {'PASSED' if result.ok else 'FAILED'}",
+        f"  choices shuffled with seed {result.seed}",
         f"  time to page:      {_dur(result.since_inject(result.paged_at))} after injection",
-        f"  time to diagnose:  {_dur(None if result.diagnosed_at is None or result.paged_at is None else result.diagnosed_at - result.paged_at)} after the page",
-        f"  time to recover:   {_dur(None if result.recovered_at is None or result.first_mitigation_at is None else result.recovered_at - result.first_mitigation_at)} after the first mitigation",
+        f"  time to diagnose:  {_dur(result.time_to_diagnose)} after the page",
+        f"  time to mitigate:  {_dur(result.time_to_mitigate)} from the page to recovery",
+        f"  time to recover:   {_dur(recover)} after the first mitigation",
     ]
     for attempt in result.attempts:
         lines.append(
@@ -54,8 +64,19 @@ def summary_lines(result: DrillResult) -> list[str]:
             lines.append(f"    {name}: {format_value(value, checks[name].unit)}")
     for r in result.signature:
         lines.append(
-            f"  signature {r.kind}: {r.check.describe()} -> {'ok' if r.ok else 'MISBEHAVED'} (worst {format_value(r.worst, r.check.unit)})"
+            f"  signature {r.kind}: {r.check.describe()} -> {'ok' if r.ok else 'MISBEHAVED'} "
+            f"(worst {format_value(r.worst, r.check.unit)}{_margin(r)})"
+            + (f" [{r.error}]" if r.error else "")
         )
+    for alert in result.alerts:
+        expected = "expected" if alert.name in m.alerts.expected else "NOT expected"
+        lines.append(
+            f"  alert {alert.name} ({alert.severity or 'no severity'}, {expected}) fired "
+            f"{_dur(result.since_inject(alert.first_at))} after injection"
+        )
+    if result.matrix:
+        row = ", ".join(f"{i}: {'yes' if ok else 'no'}" for i, ok in result.matrix.items())
+        lines.append(f"  matrix (does this run satisfy the signature of ...): {row}")
     if result.score is not None:
         parts = ", ".join(f"{k} {v:+g}" for k, v in result.score.parts.items())
         lines.append(
@@ -199,6 +220,17 @@ def _html(result: DrillResult, charts: list[tuple[str, str]], images: list[Path]
         f"<li>{esc(a.mitigation.title)}: {'recovered' if a.recovered else 'no recovery'}</li>"
         for a in result.attempts
     )
+    alerts = "".join(
+        f"<li>{esc(a.name)} ({esc(a.severity)}) at "
+        f"{time.strftime('%H:%M:%S', time.localtime(a.first_at))}"
+        f"{'' if a.name in m.alerts.expected else ' <b class=bad>not expected</b>'}</li>"
+        for a in result.alerts
+    )
+    matrix_head = "".join(f"<th>{esc(i)}</th>" for i in result.matrix)
+    matrix_row = "".join(
+        f"<td class={'ok' if ok == (i == m.id) else 'bad'}>{'yes' if ok else 'no'}</td>"
+        for i, ok in result.matrix.items()
+    )
     imgs = "".join(
         f'<figure><img alt="{esc(p.stem)}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}"></figure>'
         for p in images
@@ -225,6 +257,9 @@ concepts: {esc(", ".join(m.concepts))}</p>
 <h2>Key panels</h2>{chart_html}{imgs}
 <h2>Signature</h2><table><tr><th>kind</th><th>check</th><th>PromQL</th><th>at page</th><th>worst</th><th>verdict</th></tr>{sig_rows}</table>
 {diag}
+<h2>Alerts that fired</h2><ul>{alerts or "<li>none</li>"}</ul>
+<h2>Incident matrix</h2><p>Does this run's window satisfy the signature of each incident?
+Only its own should say yes.</p><table><tr>{matrix_head}</tr><tr>{matrix_row}</tr></table>
 <h2>Mitigations</h2><p>Applied:</p><ul>{attempts or "<li>none</li>"}</ul><p>All options:</p><ul>{mitigations}</ul>
 <h2>Timeline</h2><table><tr><th>time</th><th>event</th><th>detail</th></tr>{rows}</table>
 <h2>Notes</h2><pre>{notes}</pre>

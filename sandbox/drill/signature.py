@@ -2,18 +2,43 @@
 
 Checks are evaluated with range queries after the fact (one step per scrape interval), so a
 short breach between two polls is not missed and the verdict does not depend on how often the
-drill looked.
+drill looked. Nothing passes vacuously: an anomalous check without data fails, a check naming a
+metric Prometheus does not know fails with that name, and the alerts that fired are read back
+from Prometheus' ``ALERTS`` series with the time each first fired.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sandbox.drill.manifest import Check
+from sandbox.drill.manifest import Check, IncidentManifest
 from sandbox.promapi import PrometheusClient, PrometheusError, Reduce, reduce_series
 
-__all__ = ["CheckResult", "current_breaches", "evaluate", "format_value"]
+__all__ = [
+    "AlertFiring",
+    "CheckResult",
+    "alerts_fired",
+    "current_breaches",
+    "evaluate",
+    "evaluate_signature",
+    "format_value",
+    "known_metrics",
+    "metric_names",
+    "unknown_metrics",
+]
+
+PROMQL_WORDS = frozenset(
+    {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless"}
+    | {"offset", "inf", "nan", "atan2"}
+)
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
+_GROUPING = re.compile(
+    r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", re.IGNORECASE
+)
+_IDENT = re.compile(r"(?<![\w:.])([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?")
 
 
 @dataclass(frozen=True)
@@ -33,11 +58,77 @@ class CheckResult:
             return False
         return self.breached if self.kind == "anomalous" else not self.breached
 
+    @property
+    def margin(self) -> float | None:
+        """Worst value over threshold for an ``above`` check (threshold over worst for
+        ``below``); 2 or more is the margin an anomalous check should reach. None without data
+        or with a threshold of 0."""
+        c = self.check
+        if self.worst is None:
+            return None
+        if c.above is not None:
+            return self.worst / c.above if c.above > 0 else None
+        if self.worst <= 0:
+            return math.inf
+        return c.below / self.worst if c.below is not None else None
+
+
+@dataclass(frozen=True)
+class AlertFiring:
+    name: str
+    severity: str
+    first_at: float
+
 
 def format_value(value: float | None, unit: str = "") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "no data"
     return f"{value:.3g}{(' ' + unit) if unit and unit != 'ratio' else ''}"
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects (functions, keywords, label names and
+    string literals left out)."""
+    text = _STRING.sub('""', expr)
+    text = re.sub(r"\{[^}]*\}", "", text)
+    text = re.sub(r"\[[^\]]*\]", "", text)
+    text = _GROUPING.sub("", text)
+    names = set()
+    for match in _IDENT.finditer(text):
+        name, call = match.group(1), match.group(2)
+        if call or name.lower() in PROMQL_WORDS:
+            continue
+        names.add(name)
+    return names
+
+
+def known_metrics(prom: PrometheusClient) -> set[str]:
+    """Every metric name Prometheus has stored, its targets declare (a labelled histogram
+    with no observation yet still has metadata), or its recording rules produce."""
+    names: set[str] = set(prom.get("/api/v1/label/__name__/values", {}, "metric names")["data"])
+    metadata = prom.get("/api/v1/metadata", {}, "metric metadata")["data"]
+    for family, entries in metadata.items():
+        names.add(family)
+        kinds = {e.get("type") for e in entries}
+        if kinds & {"histogram", "summary"}:
+            names.update(f"{family}{s}" for s in ("_bucket", "_count", "_sum"))
+        if "counter" in kinds and not family.endswith("_total"):
+            names.add(f"{family}_total")
+    rules = prom.get("/api/v1/rules", {"type": "record"}, "recording rules")["data"]
+    names.update(r["name"] for g in rules.get("groups", []) for r in g.get("rules", []))
+    names.add("ALERTS")
+    names.add("ALERTS_FOR_STATE")
+    return names
+
+
+def unknown_metrics(checks: Iterable[Check], known: set[str]) -> dict[str, list[str]]:
+    """Check name -> the metric names of its expression that Prometheus does not know."""
+    out: dict[str, list[str]] = {}
+    for check in checks:
+        missing = sorted(metric_names(check.expr) - known)
+        if missing:
+            out[check.name] = missing
+    return out
 
 
 def evaluate(
@@ -49,6 +140,9 @@ def evaluate(
     except PrometheusError as exc:
         return CheckResult(check, kind, False, None, None, 0, error=str(exc))
     if not series:
+        if kind == "anomalous":
+            # An anomaly nobody measured is not an anomaly: no data fails, whatever no_data says.
+            return CheckResult(check, kind, False, None, None, 0, error="no data in the window")
         breached = check.breached(None)
         return CheckResult(check, kind, breached, start if breached else None, None, 0)
     breaches = [(t, v) for t, v in series if check.breached(v)]
@@ -57,6 +151,31 @@ def evaluate(
     return CheckResult(
         check, kind, bool(breaches), breaches[0][0] if breaches else None, worst, len(series)
     )
+
+
+def evaluate_signature(
+    prom: PrometheusClient, manifest: IncidentManifest, start: float, end: float, step: float
+) -> list[CheckResult]:
+    sig = manifest.signature
+    results = [evaluate(prom, c, "anomalous", start, end, step) for c in sig.anomalous]
+    return results + [evaluate(prom, c, "normal", start, end, step) for c in sig.normal]
+
+
+def alerts_fired(
+    prom: PrometheusClient, start: float, end: float, step: float
+) -> list[AlertFiring]:
+    """Every alert Prometheus had firing in the window, with its severity and first time."""
+    series = prom.range('ALERTS{alertstate="firing"}', start, end, step)
+    first: dict[str, AlertFiring] = {}
+    for s in series:
+        name = s.labels.get("alertname", "?")
+        times = [t for t, v in s.points if v > 0]
+        if not times:
+            continue
+        seen = first.get(name)
+        if seen is None or min(times) < seen.first_at:
+            first[name] = AlertFiring(name, s.labels.get("severity", ""), min(times))
+    return sorted(first.values(), key=lambda a: a.first_at)
 
 
 def current_breaches(

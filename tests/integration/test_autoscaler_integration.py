@@ -15,7 +15,7 @@ from sandbox.autoscaler.component import autoscaler_component
 from sandbox.autoscaler.options import AutoscalerOptions
 from sandbox.deploy import Deployer, HttpGatewayRouting, ReplicaState
 from sandbox.deploy.targets import read_job_targets
-from sandbox.deploy.timeline import read_timeline
+from sandbox.timeline import read as read_timeline
 from tests.integration.gateway_support import prom_scalar
 from tests.support import StackHandle, free_port, poll_until
 

@@ -22,10 +22,10 @@ from sandbox.autoscaler.policy import Direction
 from sandbox.autoscaler.server import serve_http
 from sandbox.cli import cli
 from sandbox.deploy import Deployer, HttpGatewayRouting, ReplicaState
-from sandbox.deploy.timeline import read_timeline
 from sandbox.promapi import PrometheusClient, PrometheusError, Reduce
 from sandbox.runtime.local import LocalRuntime
 from sandbox.settings import Settings
+from sandbox.timeline import read as read_timeline
 from tests.support import free_port, isolated_settings, poll_until
 from tests.unit.deploy_helpers import STANDIN_VERSIONS, StandInLauncher
 from tests.unit.gateway_helpers import (

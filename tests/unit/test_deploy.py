@@ -25,7 +25,6 @@ from sandbox.deploy.engines import in_flight_from_metrics
 from sandbox.deploy.rollout import Rollout
 from sandbox.deploy.state import Replica, StateStore
 from sandbox.deploy.targets import read_job_targets
-from sandbox.deploy.timeline import read_timeline, record
 from sandbox.deploy.versions import (
     ENGINE_SETTINGS,
     EngineVersion,
@@ -36,6 +35,8 @@ from sandbox.deploy.versions import (
 from sandbox.runtime.base import ServiceSpec, ServiceState
 from sandbox.runtime.local import LocalRuntime, group_alive
 from sandbox.settings import Settings, SettingsError, load_settings
+from sandbox.timeline import read as read_timeline
+from sandbox.timeline import record
 from tests.support import free_port, isolated_settings, poll_until
 from tests.unit.deploy_helpers import SCRIPT, STANDIN_VERSIONS, StandInLauncher
 from tests.unit.gateway_helpers import (

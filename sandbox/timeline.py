@@ -1,9 +1,10 @@
-"""The drill's timeline: ``<run_dir>/timeline.jsonl``, one event a line.
+"""The run's timeline: ``<run_dir>/timeline.jsonl``, one event a line (the core layer).
 
-Each event is ``{"ts": <unix seconds>, "kind": "...", "detail": {...}}``. Deploys, rollbacks,
-weight changes, replica state changes and autoscaler decisions are written here so the drill's
-report can place them next to the fault and the page. Lines are appended with one ``write`` on
-a file opened with O_APPEND, so several processes (CLI, autoscaler, drill) may write at once.
+Each event is ``{"ts": <unix seconds>, "kind": "...", "detail": {...}}``. Every layer writes
+here: deploys, rollbacks, replica states and autoscaler decisions (services), fault injections
+and reverts (changes), drill steps (the drill), so a report can place them side by side. A line
+is appended with one ``write`` on a file opened with O_APPEND, so several processes may write at
+once; a line cut short by a crash is skipped when reading.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TIMELINE_FILE", "read_timeline", "record", "timeline_path"]
+__all__ = ["TIMELINE_FILE", "read", "record", "timeline_path"]
 
 TIMELINE_FILE = "timeline.jsonl"
 
@@ -38,11 +39,14 @@ def record(
     return event
 
 
-def read_timeline(
-    run_dir: Path, since: float | None = None, kind_prefix: str = ""
+def read(
+    run_dir: Path,
+    since: float | None = None,
+    until: float | None = None,
+    kind_prefix: str = "",
 ) -> list[dict[str, Any]]:
-    """Events in file order, optionally from ``since`` on and of kinds starting with ``kind_prefix``.
-    A line cut short by a crash is skipped."""
+    """Events in time order (stable for equal times), between ``since`` and ``until`` when
+    given, of kinds starting with ``kind_prefix``."""
     try:
         lines = timeline_path(run_dir).read_text().splitlines()
     except FileNotFoundError:
@@ -51,11 +55,12 @@ def read_timeline(
     for line in lines:
         try:
             event = json.loads(line)
-        except json.JSONDecodeError:
+            ts = float(event.get("ts", 0))
+        except (json.JSONDecodeError, TypeError, ValueError, AttributeError):
             continue
-        if since is not None and event.get("ts", 0) < since:
+        if (since is not None and ts < since) or (until is not None and ts > until):
             continue
         if not str(event.get("kind", "")).startswith(kind_prefix):
             continue
         events.append(event)
-    return events
+    return sorted(events, key=lambda e: float(e["ts"]))

@@ -1,0 +1,121 @@
+"""The state every step of a drill shares: the incident, the clients, the changes it made, its
+result, and how it speaks to the learner without giving the scenario away."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import faults
+from faults import FaultConflict, FaultError, FaultHandle, StackContext
+from sandbox import timeline
+from sandbox.components.base import Component
+from sandbox.drill.manifest import Incident, IncidentManifest
+from sandbox.drill.result import DrillFailure, DrillOptions, DrillResult
+from sandbox.promapi import AlertmanagerClient, PrometheusClient, PrometheusError
+from sandbox.runtime.base import Runtime
+from sandbox.settings import Settings
+
+__all__ = ["COVER", "POLL_S", "REPORT_EVERY_S", "DrillContext"]
+
+POLL_S = 2.0
+REPORT_EVERY_S = 10.0
+COVER = "setting up the scenario"
+
+
+@dataclass
+class DrillContext:
+    incident: Incident
+    settings: Settings
+    options: DrillOptions
+    runtime: Runtime
+    say: Callable[[str], None]
+    ctx: StackContext
+    prom: PrometheusClient
+    alertmanager: AlertmanagerClient
+    result: DrillResult
+    rng: random.Random
+    fault_handles: dict[str, FaultHandle] = field(default_factory=dict)
+    traffic: Component | None = None
+    # Interactive drills keep the scenario hidden until the learner has answered.
+    revealed: bool = False
+
+    @property
+    def m(self) -> IncidentManifest:
+        return self.incident.manifest
+
+    @property
+    def source(self) -> str:
+        return f"drill:{self.m.id}"
+
+    # -- speaking without spoilers ------------------------------------------------------
+    def tell(self, secret: str, cover: str = COVER) -> None:
+        """Say ``secret`` once the scenario may be known (auto mode, or answered); until
+        then say ``cover`` instead (nothing when it is empty)."""
+        if self.revealed or self.options.mode == "auto":
+            self.say(secret)
+        elif cover:
+            self.say(cover)
+
+    def progress(self, secret: bool = False) -> Callable[[str], None]:
+        """A progress printer for long steps; a secret one stays quiet until revealed."""
+
+        def show(msg: str) -> None:
+            if not secret or self.revealed or self.options.mode == "auto":
+                self.say(f"  {msg}")
+
+        return show
+
+    # -- helpers --------------------------------------------------------------------------
+    def event(self, kind: str, **detail: Any) -> None:
+        timeline.record(self.settings.run_dir, kind, {"incident": self.m.id, **detail})
+
+    def wait(self, seconds: float, what: str) -> None:
+        end = time.monotonic() + seconds
+        last = time.monotonic()
+        while (left := end - time.monotonic()) > 0:
+            if time.monotonic() - last >= REPORT_EVERY_S:
+                last = time.monotonic()
+                self.say(f"  {what}: {left:.0f} s left")
+            time.sleep(min(1.0, left))
+
+    def firing(self) -> list[str]:
+        try:
+            return self.alertmanager.active_alerts()
+        except PrometheusError as exc:
+            return [f"(Alertmanager unreachable: {exc})"]
+
+    def budget_s(self) -> float:
+        """How long the drill's changes may live before they revert themselves."""
+        t, r = self.m.timing, self.m.recovery
+        attempts = len(self.m.mitigations)
+        return (
+            t.baseline_timeout_s
+            + t.page_timeout_s
+            + attempts * (r.timeout_s + r.hold_s + 600)
+            + 1800
+        )
+
+    def change(self, name: str, params: dict[str, Any], ttl_s: float, source: str) -> FaultHandle:
+        """Inject a change; a change of this drill already on the same target is replaced
+        (e.g. a larger KV budget replaces the setup's small one)."""
+        try:
+            return faults.inject(self.ctx, name, params, ttl_s=ttl_s, source=source)
+        except FaultConflict:
+            change = faults.get_change(name)
+            target = change.target(change.parse(params))
+            mine = [
+                h
+                for h in faults.active_handles(self.ctx)
+                if h.target == target and h.source.startswith(self.source)
+            ]
+            if not mine:
+                raise
+            for handle in mine:
+                faults.revert(self.ctx, handle.id, reason=f"replaced by {name}")
+            return faults.inject(self.ctx, name, params, ttl_s=ttl_s, source=source)
+        except FaultError as exc:
+            raise DrillFailure("change", str(exc)) from exc
