@@ -68,7 +68,8 @@ class Drill:
             options=options,
             runtime=runtime,
             say=say,
-            ctx=StackContext.from_settings(settings, runtime, progress=lambda m: say(f"  {m}")),
+            # The changes' progress names them: secret until the learner has answered.
+            ctx=StackContext.from_settings(settings, runtime, progress=lambda m: self._secret(m)),
             prom=PrometheusClient(settings.prometheus_url),
             alertmanager=AlertmanagerClient(settings.alertmanager_url),
             result=result,
@@ -76,6 +77,9 @@ class Drill:
         )
         self.prompter_factory = prompter or Prompter
         self._stop_reaper = threading.Event()
+
+    def _secret(self, msg: str) -> None:
+        self.d.progress(secret=True)(msg)
 
     @property
     def result(self) -> DrillResult:

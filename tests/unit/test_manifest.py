@@ -59,7 +59,7 @@ def test_a_copy_loads_from_another_root(tmp_path: Path) -> None:
         (lambda d: d.pop("page"), r"page: Field required"),
         (lambda d: d.update(difficulty="easy"), r"difficulty: Input should be 'beginner'"),
         (
-            lambda d: d["signature"]["anomalous"][0].update(below=1),
+            lambda d: d["signature"]["anomalous"][0].update(above=1, below=1),
             r"signature\.anomalous\.0: .*exactly one of above or below",
         ),
         (

@@ -1,0 +1,97 @@
+"""The interactive drill end to end, through a pseudo-terminal, on the real local stack: a
+scripted learner mitigates before diagnosing, tries the tempting wrong mitigation first (its
+verdict comes within two minutes and it is undone), then the right one, then answers the
+diagnosis. Nothing printed before the answers names the scenario."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sandbox.drill.manifest import load_incident
+from sandbox.settings import REPO_ROOT
+from tests.support import StackHandle
+from tests.terminal import Terminal
+
+pytestmark = pytest.mark.integration
+
+INCIDENT = "bad-rollout"  # the quickest page, and a wrong mitigation that restarts an engine
+
+
+def test_mitigate_first_wrong_one_undone_then_diagnose(
+    local_stack: StackHandle, tmp_path: Path
+) -> None:
+    m = load_incident(INCIDENT).manifest
+    wrong = next(x for x in m.mitigations if not x.correct)
+    right = m.reference_mitigation
+    settings = local_stack.settings
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        # The session's stack: its run directory and ports.
+        **{
+            f"SANDBOX_{k.upper()}": str(v)
+            for k, v in settings.model_dump().items()
+            if k.endswith("_port") or k in ("run_dir", "engine_python", "model_dir")
+        },
+    }
+    argv = [
+        sys.executable,
+        "-c",
+        "from sandbox.cli import main; main()",
+        "incident",
+        "run",
+        INCIDENT,
+        "--mode",
+        "interactive",
+        "--no-up",
+        "--seed",
+        "11",
+        "--report-dir",
+        str(tmp_path),
+    ]
+    t = Terminal(argv, REPO_ROOT, env)
+    try:
+        t.expect("PAGE after", timeout_s=m.timing.baseline_timeout_s + m.timing.page_timeout_s + 60)
+        before_page = t.output
+        t.expect(r"\(d/m\)")
+        t.send("m")
+        t.expect(r"answer \[1/2")
+        t.send(t.option(wrong.title))
+        asked = time.monotonic()
+        t.expect("undoing it", timeout_s=200)
+        verdict_s = time.monotonic() - asked
+        t.expect(r"\(d/m\)", timeout_s=120)
+        t.send("m")
+        t.expect(r"answer \[1")
+        t.send(t.option(right.title))
+        t.expect("it worked", timeout_s=m.recovery.timeout_s + 60)
+        t.expect(r"\(d\)")
+        t.send("d")
+        for q in m.diagnosis:
+            best = next(c for c in q.choices if c.points >= 1)
+            t.expect(re.escape(q.question))
+            t.expect(r"answer \[")
+            t.send(t.option(best.text))
+        t.expect("the answer key", timeout_s=120)
+        code = t.wait(timeout_s=300)
+    finally:
+        t.close()
+    # No spoiler before the page: no change, parameter, profile or awaited alert named.
+    for secret in [
+        "engine-restart",
+        "canary",
+        "deploy-canary",
+        m.workload.profile,
+        m.alerts.page_alert,
+    ]:
+        assert secret not in before_page.split("PAGE after")[0], secret
+    assert "setting up the scenario" in before_page
+    assert verdict_s < 180, verdict_s  # 120 s of waiting, plus undoing an engine restart
+    assert code == 0, t.output[-3000:]
+    assert "score:" in t.output and (tmp_path / "report.html").exists()

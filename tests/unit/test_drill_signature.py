@@ -1,0 +1,97 @@
+"""Nothing passes vacuously: against a real Prometheus (the binary, with the repo's rules and
+nothing to scrape but itself), an anomalous check without data fails, a misspelt metric is
+named, and the metric names of the catalog's expressions are read correctly."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from sandbox.drill.manifest import Check, list_incidents, load_incident
+from sandbox.drill.signature import evaluate, known_metrics, metric_names, unknown_metrics
+from sandbox.promapi import PrometheusClient, Reduce
+from sandbox.settings import REPO_ROOT
+from tests.support import free_port, poll_until
+
+PROMETHEUS = shutil.which("prometheus")
+
+
+def test_metric_names_leave_out_functions_labels_and_keywords() -> None:
+    expr = (
+        'histogram_quantile(0.99, sum by (le, tenant) (rate(foo_bucket{phase="a:b"}[1m]))) '
+        "/ on (tenant) group_left () (version_replica:vllm_kv:max or vector(0)) > bool 2"
+    )
+    assert metric_names(expr) == {"foo_bucket", "version_replica:vllm_kv:max"}
+    assert metric_names("max(vllm:num_requests_waiting offset 5m)") == {"vllm:num_requests_waiting"}
+
+
+@pytest.mark.parametrize("incident_id", list_incidents())
+def test_every_catalog_check_names_a_metric(incident_id: str) -> None:
+    m = load_incident(incident_id).manifest
+    for check in [*m.signature.anomalous, *m.signature.normal, *m.recovery.slis]:
+        assert metric_names(check.expr), check.name
+
+
+@pytest.fixture(scope="module")
+def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusClient]:
+    if PROMETHEUS is None:
+        pytest.skip("the prometheus binary is not installed (apt-get install prometheus)")
+    tmp = tmp_path_factory.mktemp("prom")
+    port = free_port()
+    rules = sorted(str(p) for p in (REPO_ROOT / "stack/prometheus/rules").glob("*.yml"))
+    config = tmp / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"rule_files: {rules}\n"
+        "scrape_configs:\n"
+        f"  - job_name: self\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
+    )
+    process = subprocess.Popen(
+        [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = PrometheusClient(f"http://127.0.0.1:{port}")
+    try:
+        poll_until(lambda: client.value("up", Reduce.MAX), "Prometheus scraping itself", 30)
+        yield client
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(10)
+
+
+def test_an_anomalous_check_without_data_fails(prom: PrometheusClient) -> None:
+    now = time.time()
+    missing = Check(name="nothing", expr="max(no_such_metric_at_all)", above=0, no_data="ok")
+    result = evaluate(prom, missing, "anomalous", now - 30, now, 1)
+    assert not result.ok and result.error == "no data in the window"
+    # A normal check may say that no data is fine (a workload without RAG has no search).
+    assert evaluate(prom, missing, "normal", now - 30, now, 1).ok
+    present = Check(name="up", expr="max(up)", above=0.5)
+    assert evaluate(prom, present, "anomalous", now - 30, now, 1).ok
+
+
+def test_an_unknown_metric_is_named(prom: PrometheusClient) -> None:
+    known = known_metrics(prom)
+    # Recording rules count as known even before they have data.
+    assert "version_replica:vllm_kv_cache_usage_perc:max_over_time1m" in known
+    checks = [
+        Check(name="typo", expr="max(vllm:kv_cache_usge_perc)", above=0.5),
+        Check(
+            name="fine",
+            expr="max(version_replica:vllm_kv_cache_usage_perc:max_over_time1m)",
+            above=0.5,
+        ),
+        Check(name="self", expr="sum(rate(prometheus_http_requests_total[1m]))", above=0),
+    ]
+    assert unknown_metrics(checks, known) == {"typo": ["vllm:kv_cache_usge_perc"]}
