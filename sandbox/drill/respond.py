@@ -78,5 +78,6 @@ def respond_interactive(d: DrillContext, prompter_factory: Callable[..., Prompte
             if not remaining:
                 raise DrillFailure("recovery", "no mitigation brought recovery")
     d.revealed = True
-    judge_window(d, until=d.result.recovered_at or time.time())
+    # The incident's own window ends where the learner first changed the system.
+    judge_window(d, until=d.result.first_mitigation_at or time.time())
     explain(prompter, d.result.diagnosis, d.result.attempts)
