@@ -19,6 +19,7 @@ from sandbox.drill.signature import (
     unknown_metrics,
 )
 from sandbox.promapi import PrometheusError
+from sandbox.waiting import NotYet, WaitTimeout, wait_until
 
 __all__ = [
     "VERDICT_S",
@@ -64,6 +65,8 @@ def apply(d: DrillContext, mitigation: Mitigation) -> MitigationAttempt:
 
 
 def wait_recovery(d: DrillContext, timeout_s: float) -> bool:
+    """True once the SLIs are within SLO and the incident's alerts resolved, held for
+    ``recovery.hold_s``; False after ``timeout_s``."""
     r = d.m.recovery
     alerts = d.m.alerts.expected if r.alerts_resolved else []
     d.say(
@@ -71,31 +74,34 @@ def wait_recovery(d: DrillContext, timeout_s: float) -> bool:
         f"{r.hold_s:.0f} s (at most {timeout_s:.0f} s)"
     )
     start = time.monotonic()
-    held_since: float | None = None
-    last = start
-    while True:
+
+    def recovered() -> bool | NotYet:
         breaches = current_breaches(d.prom, r.slis)
         firing = [a for a in d.firing() if a in alerts or a.startswith("(")]
-        now = time.monotonic()
-        if breaches or firing:
-            held_since = None
-        elif held_since is None:
-            held_since = now
-        if held_since is not None and now - held_since >= r.hold_s:
-            d.result.recovered_at = time.time()
-            d.event("drill.recovered")
-            d.say(f"  recovered ({now - start:.0f} s)")
+        if not breaches and not firing:
             return True
-        if now - start >= timeout_s:
-            d.say("  not recovered in time")
-            return False
-        if now - last >= REPORT_EVERY_S:
-            last = now
-            why = "; ".join(f"{c.describe()} (now {format_value(v, c.unit)})" for c, v in breaches)
-            if firing:
-                why = "; ".join(filter(None, [why, f"still firing: {', '.join(firing)}"]))
-            d.say(f"  recovery {now - start:.0f}/{timeout_s:.0f} s: {why or 'holding'}")
-        time.sleep(POLL_S)
+        why = "; ".join(f"{c.describe()} (now {format_value(v, c.unit)})" for c, v in breaches)
+        if firing:
+            why = "; ".join(filter(None, [why, f"still firing: {', '.join(firing)}"]))
+        return NotYet(why)
+
+    try:
+        wait_until(
+            recovered,
+            "recovery",
+            timeout_s,
+            interval_s=POLL_S,
+            hold_s=r.hold_s,
+            progress=d.progress(),
+            report_every_s=REPORT_EVERY_S,
+        )
+    except WaitTimeout:
+        d.say("  not recovered in time")
+        return False
+    d.result.recovered_at = time.time()
+    d.event("drill.recovered")
+    d.say(f"  recovered ({time.monotonic() - start:.0f} s)")
+    return True
 
 
 def undo(d: DrillContext, mitigation: Mitigation) -> None:

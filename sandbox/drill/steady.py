@@ -10,6 +10,7 @@ from sandbox.drill.manifest import Check
 from sandbox.drill.result import DrillFailure
 from sandbox.drill.signature import current_breaches, format_value
 from sandbox.drill.traffic import TrafficError, start_traffic
+from sandbox.waiting import NotYet, wait_until
 
 __all__ = ["baseline", "setup", "stack_ready", "start_drill_traffic"]
 
@@ -44,6 +45,8 @@ def start_drill_traffic(d: DrillContext) -> None:
 
 
 def baseline(d: DrillContext) -> None:
+    """Hold until no check is breached and no alert fires for ``steady_s``, after at least
+    ``baseline_min_s`` of traffic; fail naming what was not steady after the timeout."""
     t = d.m.timing
     checks: list[Check] = [*d.m.signature.anomalous, *d.m.signature.normal]
     if d.m.workload.traffic_check:
@@ -53,37 +56,31 @@ def baseline(d: DrillContext) -> None:
         "with no alert"
     )
     start = time.monotonic()
-    steady_since: float | None = None
-    last = start
-    while True:
+    earliest_streak = max(0.0, t.baseline_min_s - t.steady_s)
+
+    def steady() -> bool | NotYet:
         breaches = current_breaches(d.prom, checks)
         firing = d.firing()
-        now = time.monotonic()
-        if breaches or firing:
-            steady_since = None
-        elif steady_since is None:
-            steady_since = now
-        if (
-            steady_since is not None
-            and now - start >= t.baseline_min_s
-            and now - steady_since >= t.steady_s
-        ):
-            d.say(f"  steady after {now - start:.0f} s")
-            d.event("drill.baseline_steady", after_s=round(now - start, 1))
-            return
+        if not breaches and not firing:
+            if time.monotonic() - start < earliest_streak:
+                return NotYet("traffic settling")
+            return True
+        if not (d.revealed or d.options.mode == "auto"):
+            return NotYet("not steady yet")
         why = "; ".join(f"{c.describe()} (now {format_value(v, c.unit)})" for c, v in breaches)
         if firing:
             why = "; ".join(filter(None, [why, f"alerts firing: {', '.join(firing)}"]))
-        if now - start >= t.baseline_timeout_s:
-            raise DrillFailure(
-                "baseline",
-                f"not steady after {t.baseline_timeout_s:.0f} s: {why or 'not held long enough'}",
-            )
-        if now - last >= REPORT_EVERY_S:
-            last = now
-            shown = why if (d.revealed or d.options.mode == "auto") else "not steady yet"
-            d.say(
-                f"  baseline {now - start:.0f}/{t.baseline_timeout_s:.0f} s: "
-                f"{shown if why else 'steady, holding'}"
-            )
-        time.sleep(POLL_S)
+        return NotYet(why)
+
+    wait_until(
+        steady,
+        "a steady baseline",
+        t.baseline_timeout_s,
+        interval_s=POLL_S,
+        hold_s=t.steady_s,
+        progress=d.progress(),
+        report_every_s=REPORT_EVERY_S,
+        fail=lambda message: DrillFailure("baseline", message),
+    )
+    d.say(f"  steady after {time.monotonic() - start:.0f} s")
+    d.event("drill.baseline_steady", after_s=round(time.monotonic() - start, 1))
