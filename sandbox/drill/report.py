@@ -34,7 +34,15 @@ def _dur(seconds: float | None) -> str:
 
 def _margin(r: Any) -> str:
     margin = r.margin
-    return "" if margin is None else f", {margin:.2g}x the threshold"
+    if margin is None:
+        return ""
+    if math.isinf(margin):
+        return ", at 0 against the threshold"
+    return (
+        f", {margin:.2g} times the threshold"
+        if r.check.above is not None
+        else (f", the threshold is {margin:.2g} times it")
+    )
 
 
 def summary_lines(result: DrillResult) -> list[str]:
