@@ -116,14 +116,21 @@ def undo(d: DrillContext, mitigation: Mitigation) -> None:
 
 
 def wait_anomalies(d: DrillContext) -> None:
-    """Give the anomalous checks the manifest's grace period after the page to breach."""
+    """Give the anomalous checks and the expected alerts the manifest's grace period after the
+    page to breach and fire (auto mode mitigates at once, and a cause alert with its own
+    ``for:`` may come a little after the page)."""
     sig = d.m.signature
     deadline = (d.result.paged_at or time.time()) + sig.grace_s
     pending = list(sig.anomalous)
-    while pending and time.time() < deadline:
+    alerts = set(d.m.alerts.expected)
+    while (pending or alerts) and time.time() < deadline:
         breached = [c for c, _ in current_breaches(d.prom, pending)]
         pending = [c for c in pending if c not in breached]
-        if pending:
+        try:
+            alerts -= set(d.prom.firing_alerts())
+        except PrometheusError:
+            pass
+        if pending or alerts:
             time.sleep(POLL_S)
 
 
