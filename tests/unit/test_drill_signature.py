@@ -95,3 +95,69 @@ def test_an_unknown_metric_is_named(prom: PrometheusClient) -> None:
         Check(name="self", expr="sum(rate(prometheus_http_requests_total[1m]))", above=0),
     ]
     assert unknown_metrics(checks, known) == {"typo": ["vllm:kv_cache_usge_perc"]}
+
+
+def _catalog(root: Path) -> None:
+    """Two incidents built from kv-exhaustion, with checks this Prometheus can answer: one
+    whose signature its own metrics satisfy, one whose anomaly has no data."""
+    import yaml
+
+    base = yaml.safe_load((REPO_ROOT / "incidents/kv-exhaustion/incident.yaml").read_text())
+    notes = (REPO_ROOT / "incidents/kv-exhaustion/notes.md").read_text()
+    for incident_id, anomalous in (
+        ("satisfied", {"name": "self up", "expr": "max(up)", "above": 0.5}),
+        ("absent", {"name": "missing", "expr": "max(no_such_metric_at_all)", "above": 0}),
+    ):
+        data = {**base, "id": incident_id}
+        data["signature"] = {
+            "anomalous": [anomalous],
+            "normal": [
+                {"name": "never", "expr": "max(no_such_metric_either)", "above": 1, "no_data": "ok"}
+            ],
+        }
+        data["recovery"] = {**base["recovery"], "slis": [anomalous]}
+        folder = root / incident_id
+        folder.mkdir(parents=True)
+        (folder / "incident.yaml").write_text(yaml.safe_dump(data))
+        (folder / "notes.md").write_text(notes)
+
+
+def test_judge_window_row_and_expected_alerts(prom: PrometheusClient, tmp_path: Path) -> None:
+    import random
+
+    from faults import StackContext
+    from sandbox.drill.context import DrillContext
+    from sandbox.drill.recovery import judge_window
+    from sandbox.drill.result import DrillOptions, DrillResult
+    from sandbox.promapi import AlertmanagerClient
+    from sandbox.runtime.local import LocalRuntime
+    from tests.support import isolated_settings
+
+    _catalog(tmp_path / "incidents")
+    incident = load_incident("satisfied", tmp_path / "incidents")
+    settings = isolated_settings(tmp_path / "run", prometheus_port=int(prom.url.rsplit(":", 1)[1]))
+    runtime = LocalRuntime(settings.run_dir)
+    now = time.time()
+    result = DrillResult(incident, "auto", now - 30)
+    result.injected_at = now - 20
+    d = DrillContext(
+        incident=incident,
+        settings=settings,
+        options=DrillOptions(),
+        runtime=runtime,
+        say=lambda _: None,
+        ctx=StackContext.from_settings(settings, runtime),
+        prom=prom,
+        alertmanager=AlertmanagerClient(settings.alertmanager_url),
+        result=result,
+        rng=random.Random(0),
+    )
+    judge_window(d, until=now)
+    assert result.matrix == {"absent": False, "satisfied": True}
+    assert all(r.ok for r in result.signature)
+    # No alert fires on this Prometheus, so the expected ones are reported missing.
+    assert result.alerts == []
+    assert any(
+        "expected TimeToFirstTokenSLOBreach, KVCacheNearFull never fired" in f
+        for f in result.failures
+    ), result.failures
