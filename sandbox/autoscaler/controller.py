@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from sandbox import timeline
 from sandbox.autoscaler.metrics import AutoscalerMetrics
 from sandbox.autoscaler.options import OptionsError, load_options
 from sandbox.autoscaler.policy import Decision, Direction, Observation, Policy
-from sandbox import timeline
 from sandbox.deploy import Deployer, DeployError, ReplicaState, Transition
 from sandbox.promapi import PrometheusClient, PrometheusError, Reduce
 

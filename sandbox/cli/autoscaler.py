@@ -8,6 +8,7 @@ import sys
 import click
 import httpx
 
+from sandbox import timeline
 from sandbox.autoscaler.options import (
     AutoscalerOptions,
     OptionsError,
@@ -15,7 +16,6 @@ from sandbox.autoscaler.options import (
     options_path,
     update_options,
 )
-from sandbox import timeline
 from sandbox.settings import load_settings
 
 __all__ = ["COMMANDS"]

@@ -22,9 +22,9 @@ from typing import Any
 
 import httpx
 
+from sandbox import timeline
 from sandbox.components.base import ScrapeTarget, free_port
 from sandbox.components.engine import engine_component
-from sandbox import timeline
 from sandbox.deploy.engines import Launcher, VllmLauncher, scrape_target
 from sandbox.deploy.routing import GatewayRouting, RoutingError
 from sandbox.deploy.state import DeploymentState, FailureKind, Replica, ReplicaState, StateStore

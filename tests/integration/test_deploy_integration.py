@@ -13,8 +13,8 @@ import pytest
 from sandbox.deploy import Deployer, DeployError, HttpGatewayRouting, ReplicaState
 from sandbox.deploy.rollout import Rollout
 from sandbox.deploy.targets import read_job_targets
-from sandbox.timeline import read as read_timeline
 from sandbox.runtime.base import ServiceState
+from sandbox.timeline import read as read_timeline
 from tests.integration.gateway_support import prom_scalar
 from tests.support import StackHandle, poll_until
 
