@@ -97,8 +97,10 @@ def run_command(
             raise click.ClickException(str(exc)) from exc
     if incident_id == "random":
         click.echo(f"picked an incident blind (seed {seed}); its name is in the report")
-    else:
+    elif mode == "auto":
         click.echo(f"incident {incident.id}: {incident.manifest.title}")
+    else:  # the title tells the story; the learner finds it out
+        click.echo(f"incident {incident.id}")
     drill_mode: DrillMode = "interactive" if mode == "interactive" else "auto"  # click's Choice
     options = DrillOptions(mode=drill_mode, seed=seed, start_stack=not no_up, report_dir=report_dir)
     # `kill` (or a CI timeout) must not leave the drill's faults behind: SIGTERM unwinds like
