@@ -67,6 +67,7 @@ def respond_interactive(d: DrillContext, prompter_factory: Callable[..., Prompte
             raise DrillFailure("recovery", "no mitigation brought recovery")
         mitigation = ask_mitigation(prompter, remaining)
         remaining.remove(mitigation)
+        busy_since = time.time()
         attempt = apply(d, mitigation)
         d.result.attempts.append(attempt)
         if attempt.recovered:
@@ -75,6 +76,9 @@ def respond_interactive(d: DrillContext, prompter_factory: Callable[..., Prompte
         else:
             prompter.say("  it did not bring recovery; undoing it.")
             undo(d, mitigation)
+        if d.result.diagnosis is None:
+            d.result.mitigation_wait_before_diagnosis_s += time.time() - busy_since
+        if not attempt.recovered:
             if not remaining:
                 raise DrillFailure("recovery", "no mitigation brought recovery")
     d.revealed = True

@@ -51,6 +51,9 @@ class DrillResult:
     diagnosis: DiagnosisGrade | None = None
     attempts: list[MitigationAttempt] = field(default_factory=list)
     hints_used: int = 0
+    # Time the learner spent waiting for mitigations to be applied, judged and undone before
+    # answering the diagnosis: not diagnosis time (mitigating first is the on-call order).
+    mitigation_wait_before_diagnosis_s: float = 0.0
     signature: list[CheckResult] = field(default_factory=list)
     signature_at_page: dict[str, float | None] = field(default_factory=dict)
     alerts: list[AlertFiring] = field(default_factory=list)  # every alert that fired, first time
@@ -73,7 +76,7 @@ class DrillResult:
     def time_to_diagnose(self) -> float | None:
         if self.diagnosed_at is None or self.paged_at is None:
             return None
-        return self.diagnosed_at - self.paged_at
+        return max(0.0, self.diagnosed_at - self.paged_at - self.mitigation_wait_before_diagnosis_s)
 
     @property
     def time_to_mitigate(self) -> float | None:
