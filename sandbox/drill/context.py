@@ -42,6 +42,8 @@ class DrillContext:
     traffic: Component | None = None
     # Interactive drills keep the scenario hidden until the learner has answered.
     revealed: bool = False
+    # While the learner's own mitigation is applied or undone, its progress is theirs to see.
+    acting: bool = False
 
     @property
     def m(self) -> IncidentManifest:
@@ -64,7 +66,7 @@ class DrillContext:
         """A progress printer for long steps; a secret one stays quiet until revealed."""
 
         def show(msg: str) -> None:
-            if not secret or self.revealed or self.options.mode == "auto":
+            if not secret or self.revealed or self.acting or self.options.mode == "auto":
                 self.say(f"  {msg}")
 
         return show

@@ -42,17 +42,21 @@ def apply(d: DrillContext, mitigation: Mitigation) -> MitigationAttempt:
     d.say(f"== 5. mitigation: {mitigation.title}")
     d.event("drill.mitigation", id=mitigation.id, correct=mitigation.correct)
     action = mitigation.action
-    if isinstance(action, RevertFault):
-        handle = d.fault_handles.get(action.revert_fault)
-        if handle is not None:
-            faults.revert(d.ctx, handle.id, reason=f"mitigation {mitigation.id}")
-    else:
-        d.change(
-            action.change,
-            action.params,
-            d.budget_s(),
-            f"{d.source}:mitigation:{mitigation.id}",
-        )
+    d.acting = True
+    try:
+        if isinstance(action, RevertFault):
+            handle = d.fault_handles.get(action.revert_fault)
+            if handle is not None:
+                faults.revert(d.ctx, handle.id, reason=f"mitigation {mitigation.id}")
+        else:
+            d.change(
+                action.change,
+                action.params,
+                d.budget_s(),
+                f"{d.source}:mitigation:{mitigation.id}",
+            )
+    finally:
+        d.acting = False
     if mitigation.settle_s:
         d.wait(mitigation.settle_s, "letting it settle")
     # A wrong mitigation cannot bring recovery: its verdict comes at most VERDICT_S after it
@@ -108,9 +112,13 @@ def undo(d: DrillContext, mitigation: Mitigation) -> None:
     if isinstance(mitigation.action, RevertFault):
         return
     source = f"{d.source}:mitigation:{mitigation.id}"
-    for handle in faults.active_handles(d.ctx):
-        if handle.source == source:
-            faults.revert(d.ctx, handle.id, reason="mitigation did not help")
+    d.acting = True
+    try:
+        for handle in faults.active_handles(d.ctx):
+            if handle.source == source:
+                faults.revert(d.ctx, handle.id, reason="mitigation did not help")
+    finally:
+        d.acting = False
     d.say("  undone")
     d.event("drill.mitigation_undone", id=mitigation.id)
 
