@@ -82,8 +82,8 @@ def run_command(
     """Run incident ID (or `random`): baseline, fault, page, diagnosis, mitigation, recovery, report."""
     from sandbox.drill.manifest import ManifestError, pick_incident
     from sandbox.drill.prompts import NoTerminal, Prompter
+    from sandbox.drill.result import Mode as DrillMode
     from sandbox.drill.runner import Drill, DrillOptions
-    from sandbox.drill.runner import Mode as DrillMode
     from sandbox.settings import load_settings
 
     try:

@@ -18,12 +18,12 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sandbox import timeline
 from sandbox.console import pages
 from sandbox.console.assets import chart_library
 from sandbox.console.dashboards import Catalog, dashboard_data, dashboard_layout, parse_range
 from sandbox.console.drill import drill_view, next_hint
 from sandbox.console.traces import RequestFilter, SpanIndex, request_summary, waterfall
-from sandbox.drill.timeline import read_events
 from sandbox.promapi import PrometheusClient
 from sandbox.render.model import DASHBOARD_DIR
 from sandbox.tracesink.store import spans_path
@@ -46,7 +46,7 @@ class ConsoleConfig:
 def _timeline_marks(run_dir: Path, start: float, end: float) -> list[dict[str, Any]]:
     """The drill's timeline as marks, by kind only (details could name the fault)."""
     marks = []
-    for event in read_events(run_dir, since=start, until=end):
+    for event in timeline.read(run_dir, since=start, until=end):
         kind = str(event.get("kind", ""))
         if kind in ("drill.hint", "drill.end"):
             continue

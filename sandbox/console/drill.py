@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sandbox import timeline
 from sandbox.drill.live import console_hints, read_live
-from sandbox.drill.timeline import read_events, record_event
 
 __all__ = ["drill_view", "next_hint"]
 
@@ -44,7 +44,7 @@ def drill_view(run_dir: Path) -> dict[str, Any] | None:
         return None
     started = float(state.get("started_at") or 0)
     ended = state.get("ended_at")
-    events = read_events(run_dir, since=started - 1, until=float(ended) + 1 if ended else None)
+    events = timeline.read(run_dir, since=started - 1, until=float(ended) + 1 if ended else None)
     given = console_hints(run_dir, started)
     terminal = sum(
         1
@@ -77,7 +77,7 @@ def next_hint(run_dir: Path) -> str | None:
         return None
     hints = _hints(str(state.get("incident", "")))
     given = len(view["hints_given"])
-    record_event(
+    timeline.record(
         run_dir,
         "drill.hint",
         {"incident": state.get("incident"), "via": "console", "n": given + 1},

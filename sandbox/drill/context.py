@@ -13,6 +13,8 @@ import faults
 from faults import FaultConflict, FaultError, FaultHandle, StackContext
 from sandbox import timeline
 from sandbox.components.base import Component
+from sandbox.console.links import dashboard_link
+from sandbox.drill.live import write_live
 from sandbox.drill.manifest import Incident, IncidentManifest
 from sandbox.drill.result import DrillFailure, DrillOptions, DrillResult
 from sandbox.promapi import AlertmanagerClient, PrometheusClient, PrometheusError
@@ -70,6 +72,45 @@ class DrillContext:
                 self.say(f"  {msg}")
 
         return show
+
+    # -- the console's view of the drill (sandbox/drill/live.py) ---------------------------
+    def page_window(self) -> tuple[str | None, float, float | None]:
+        """The page's dashboard (its alert's ``dashboard`` annotation), from 2 min before the fault."""
+        r = self.result
+        path = r.page.annotations.get("dashboard") if r.page else None
+        return path, (r.injected_at or r.started_at) - 120, r.ended_at
+
+    def publish(self, step: str) -> None:
+        """Write the drill's state for the console; never stops the drill. Until the learner has
+        answered, the title (which tells the story) stays out of it."""
+        r, page = self.result, self.result.page
+        shown = self.revealed or self.options.mode == "auto" or step == "ended"
+        try:
+            write_live(
+                self.settings.run_dir,
+                {
+                    "incident": self.m.id,
+                    "title": self.m.title if shown else COVER,
+                    "mode": r.mode,
+                    "step": step,
+                    "started_at": r.started_at,
+                    "injected_at": r.injected_at,
+                    "paged_at": r.paged_at,
+                    "ended_at": r.ended_at,
+                    "ok": r.ok if step == "ended" else None,
+                    "page": None
+                    if page is None
+                    else {
+                        "alert": page.name,
+                        "labels": page.labels,
+                        "annotations": page.annotations,
+                        "text": self.m.page,
+                        "link": dashboard_link(self.settings, *self.page_window()),
+                    },
+                },
+            )
+        except OSError as exc:
+            self.say(f"  (console state not written: {exc})")
 
     # -- helpers --------------------------------------------------------------------------
     def event(self, kind: str, **detail: Any) -> None:

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sandbox.drill.timeline import read_events
+from sandbox import timeline
 
 __all__ = ["LIVE_FILE", "console_hints", "read_live", "write_live"]
 
@@ -42,6 +42,6 @@ def console_hints(run_dir: Path, since: float) -> int:
     """How many hints the console gave since ``since``."""
     return sum(
         1
-        for e in read_events(run_dir, since=since)
+        for e in timeline.read(run_dir, since=since)
         if e.get("kind") == "drill.hint" and e.get("detail", {}).get("via") == "console"
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from sandbox.console.links import page_links
 from sandbox.drill.context import DrillContext
 from sandbox.drill.result import DrillFailure
 from sandbox.drill.webhook import AlertReceiver
@@ -18,6 +19,7 @@ def inject(d: DrillContext) -> None:
     d.tell("== 3. inject")
     d.result.injected_at = time.time()
     d.event("drill.inject", faults=[f.id for f in d.m.faults])
+    d.publish("injected")
     base = time.monotonic()
     for step in sorted(d.m.faults, key=lambda f: f.after_s):
         delay = base + step.after_s - time.monotonic()
@@ -75,8 +77,6 @@ def wait_page(d: DrillContext, receiver: AlertReceiver) -> None:
         if page.annotations.get(key):
             d.say(f"  {key}: {page.annotations[key]}")
     d.say(d.m.page.rstrip())
-    d.say(
-        f"  dashboards: `sandbox dashboards render` "
-        f"({page.annotations.get('dashboard', 'serving overview')}); "
-        f"Prometheus: {d.settings.prometheus_url}; traces: `sandbox traces`"
-    )
+    d.publish("paged")
+    for line in page_links(d.settings, *d.page_window()):
+        d.say(line)

@@ -29,6 +29,7 @@ from faults import FaultError, StackContext
 from sandbox import timeline
 from sandbox.drill.context import DrillContext
 from sandbox.drill.grading import score_drill
+from sandbox.drill.live import console_hints
 from sandbox.drill.manifest import Incident
 from sandbox.drill.page import inject, wait_page
 from sandbox.drill.prompts import GiveUp, Prompter
@@ -39,8 +40,8 @@ from sandbox.drill.steady import baseline, setup, stack_ready, start_drill_traff
 from sandbox.drill.traffic import stop_traffic
 from sandbox.drill.webhook import AlertReceiver
 from sandbox.promapi import AlertmanagerClient, PrometheusClient
+from sandbox.runtime import runtime_for, webhook_bind_host
 from sandbox.runtime.base import Runtime
-from sandbox.runtime.local import LocalRuntime
 from sandbox.settings import Settings
 
 __all__ = ["Drill", "DrillFailure", "DrillOptions", "DrillResult"]
@@ -59,7 +60,7 @@ class Drill:
         say: Callable[[str], None] = print,
     ) -> None:
         options = options or DrillOptions()
-        runtime = runtime or LocalRuntime(settings.run_dir)
+        runtime = runtime or runtime_for(settings)
         seed = options.seed if options.seed is not None else random.SystemRandom().randrange(10**6)
         result = DrillResult(incident, options.mode, time.time(), seed=seed)
         self.d = DrillContext(
@@ -96,7 +97,10 @@ class Drill:
         d = self.d
         reaper = threading.Thread(target=self._reaper, name="fault-reaper", daemon=True)
         reaper.start()
-        receiver = AlertReceiver(d.settings.host, d.settings.alert_webhook_port)
+        d.publish("started")
+        receiver = AlertReceiver(
+            webhook_bind_host(d.settings, d.runtime), d.settings.alert_webhook_port
+        )
         try:
             stack_ready(d)
             receiver.start()
@@ -147,6 +151,8 @@ class Drill:
     def _finish(self) -> None:
         d, r = self.d, self.d.result
         r.ended_at = time.time()
+        # Hints asked for in the console cost like the terminal's.
+        r.hints_used += console_hints(d.settings.run_dir, r.started_at)
         if r.mode == "interactive":
             r.score = score_drill(
                 r.diagnosis,
@@ -163,5 +169,6 @@ class Drill:
             r.report_paths = write_report(r, d.settings, d.prom, d.options.report_dir, say=d.say)
         except Exception as exc:
             d.say(f"  report failed: {type(exc).__name__}: {exc}")
+        d.publish("ended")
         d.prom.close()
         d.alertmanager.close()

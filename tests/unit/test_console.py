@@ -21,11 +21,11 @@ from sandbox.console.drill import drill_view
 from sandbox.console.links import dashboard_link, page_links
 from sandbox.console.traces import SpanIndex
 from sandbox.drill.live import console_hints, read_live, write_live
-from sandbox.drill.timeline import record_event
 from sandbox.render.model import DASHBOARD_DIR, load_dashboard
 from sandbox.render.query import exemplar_metrics, prometheus_graph_url
 from sandbox.settings import load_settings
 from sandbox.stack import default_components
+from sandbox.timeline import record as record_event
 from sandbox.tracesink.store import spans_path
 from tests.dashboards_support import throwaway_prometheus
 from tests.support import free_port, poll_until
@@ -366,16 +366,32 @@ def test_the_page_links_the_console_locally_and_grafana_in_compose() -> None:
 
 
 def test_the_drill_publishes_its_page_for_the_console(tmp_path: Path) -> None:
+    import random
+
+    from faults import StackContext
+    from sandbox.drill.context import DrillContext
     from sandbox.drill.manifest import load_incident
-    from sandbox.drill.runner import Drill, DrillResult
+    from sandbox.drill.result import DrillOptions, DrillResult
     from sandbox.drill.webhook import AlertNotification
+    from sandbox.promapi import AlertmanagerClient, PrometheusClient
+    from sandbox.runtime.local import LocalRuntime
 
     incident = load_incident("slow-retrieval")
-    drill = Drill.__new__(Drill)  # the hook alone: no stack, no traffic
-    drill.m, drill.say = incident.manifest, lambda message: None
-    drill.settings = load_settings(run_dir=tmp_path, console_port=3000, mode="local")
-    drill.result = DrillResult(incident, "interactive", time.time() - 100)
-    drill._publish("started")
+    settings = load_settings(run_dir=tmp_path, console_port=3000, mode="local")
+    runtime = LocalRuntime(settings.run_dir)
+    drill = DrillContext(  # the hook alone: no stack, no traffic
+        incident=incident,
+        settings=settings,
+        options=DrillOptions(mode="interactive"),
+        runtime=runtime,
+        say=lambda message: None,
+        ctx=StackContext.from_settings(settings, runtime),
+        prom=PrometheusClient(settings.prometheus_url),
+        alertmanager=AlertmanagerClient(settings.alertmanager_url),
+        result=DrillResult(incident, "interactive", time.time() - 100),
+        rng=random.Random(0),
+    )
+    drill.publish("started")
     assert read_live(tmp_path)["page"] is None  # type: ignore[index]
     drill.result.injected_at = time.time() - 60
     drill.result.page = AlertNotification(
@@ -383,7 +399,7 @@ def test_the_drill_publishes_its_page_for_the_console(tmp_path: Path) -> None:
         labels={"alertname": "TimeToFirstTokenSLOBreach"},
         annotations={"dashboard": "/d/sandbox-overview?viewPanel=7", "summary": "slow"},
     )
-    drill._publish("paged")
+    drill.publish("paged")
     state = read_live(tmp_path)
     assert state is not None and state["page"]["alert"] == "TimeToFirstTokenSLOBreach"
     start_ms = int((drill.result.injected_at - 120) * 1000)
