@@ -86,6 +86,14 @@ class Drill:
     def result(self) -> DrillResult:
         return self.d.result
 
+    @property
+    def settings(self) -> Settings:
+        return self.d.settings
+
+    @property
+    def options(self) -> DrillOptions:
+        return self.d.options
+
     def _reaper(self) -> None:
         while not self._stop_reaper.wait(REAPER_EVERY_S):
             try:
@@ -101,6 +109,7 @@ class Drill:
         receiver = AlertReceiver(
             webhook_bind_host(d.settings, d.runtime), d.settings.alert_webhook_port
         )
+        self.receiver = receiver  # the recording keeps the pages it received
         try:
             stack_ready(d)
             receiver.start()
@@ -169,6 +178,10 @@ class Drill:
             r.report_paths = write_report(r, d.settings, d.prom, d.options.report_dir, say=d.say)
         except Exception as exc:
             d.say(f"  report failed: {type(exc).__name__}: {exc}")
+        from sandbox.recording.drill_hook import record_drill  # the recording layer uses the drill
+
+        if (recording := record_drill(self, say=d.say)) is not None:
+            r.report_paths.append(recording)
         d.publish("ended")
         d.prom.close()
         d.alertmanager.close()
