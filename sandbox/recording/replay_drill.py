@@ -15,6 +15,7 @@ the CLI exits non-zero, when any of them misbehaves.
 from __future__ import annotations
 
 import hashlib
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -134,9 +135,12 @@ def _auto_and_grade(
         prompter.wait_ready(
             "\nInvestigate (dashboards, traces). Enter = answer the diagnosis, h = hint: "
         )
-        grade = ask_diagnosis(prompter, m.diagnosis)
+        # Shuffled as in a live drill, so the order of the choices teaches nothing.
+        rng = random.Random()
+        grade = ask_diagnosis(prompter, m.diagnosis, rng)
         say(f"  diagnosis: {grade.fraction:.0%}")
         remaining = list(m.mitigations)
+        rng.shuffle(remaining)
         while remaining:
             choice = ask_mitigation(prompter, remaining)
             remaining.remove(choice)
