@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sandbox.exceptions import ConfigError
 from sandbox.settings import REPO_ROOT
+from sandbox.slos import SloError, load_slos
 from sandbox.validation import field_problems
 
 __all__ = [
@@ -81,13 +82,28 @@ class Check(_Strict):
 
     name: str = Field(min_length=1)
     expr: str = Field(min_length=1)
-    above: float | None = Field(None, description="breached when the value is above this")
-    below: float | None = Field(None, description="breached when the value is below this")
+    above: float | None = Field(
+        None, description="breached when the value is above this (a number, or slo.<name>)"
+    )
+    below: float | None = Field(
+        None, description="breached when the value is below this (a number, or slo.<name>)"
+    )
     unit: str = Field("", description="how to print the value: s, ratio, 1/s, ...")
     no_data: Literal["breached", "ok"] = Field(
         "breached",
         description="how to count an empty result (default: breached, so a broken query is seen)",
     )
+
+    @field_validator("above", "below", mode="before")
+    @classmethod
+    def _slo_threshold(cls, value: object) -> object:
+        # `above: slo.ttft_s` cites stack/slos.yaml, so an SLO's number is written in one place.
+        if isinstance(value, str) and value.startswith("slo."):
+            try:
+                return load_slos().value(value.removeprefix("slo."))
+            except SloError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @model_validator(mode="after")
     def _one_side(self) -> Check:

@@ -159,3 +159,15 @@ def test_checks_breach_on_the_right_side() -> None:
     assert above.breached(0.95) and not above.breached(0.9) and above.breached(None)
     assert below.breached(0.1) and not below.breached(0.2) and not below.breached(None)
     assert above.breached(float("nan"))
+
+
+def test_a_check_may_cite_an_slo_instead_of_its_number() -> None:
+    from pydantic import ValidationError
+
+    from sandbox.drill.manifest import Check
+    from sandbox.slos import load_slos
+
+    cited = Check.model_validate({"name": "ttft", "expr": "x", "above": "slo.ttft_s"})
+    assert cited.above == load_slos().ttft_s
+    with pytest.raises(ValidationError, match=r"no SLO named 'ttft'.*slo\.ttft_s"):
+        Check.model_validate({"name": "ttft", "expr": "x", "above": "slo.ttft"})
