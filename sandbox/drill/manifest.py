@@ -136,6 +136,10 @@ class Alerts(_Strict):
     page: str | None = Field(
         None, description="the alert whose arrival is the page (default: first expected)"
     )
+    tolerated: list[str] = Field(
+        default_factory=list,
+        description="pages that may fire as a side effect the notes explain: not required, not a failure",
+    )
 
     @model_validator(mode="after")
     def _page_expected(self) -> Alerts:
@@ -146,6 +150,12 @@ class Alerts(_Strict):
     @property
     def page_alert(self) -> str:
         return self.page or self.expected[0]
+
+    def verdict(self, name: str) -> str:
+        """How a fired alert counts: expected, tolerated, or NOT expected."""
+        if name in self.expected:
+            return "expected"
+        return "tolerated" if name in self.tolerated else "NOT expected"
 
 
 class Choice(_Strict):

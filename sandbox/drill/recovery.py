@@ -185,7 +185,9 @@ def judge_window(d: DrillContext, until: float) -> None:
     if missing:
         failures.append(f"alerts: expected {', '.join(missing)} never fired")
     stray = [
-        a.name for a in result.alerts if a.severity == "page" and a.name not in m.alerts.expected
+        a.name
+        for a in result.alerts
+        if a.severity == "page" and m.alerts.verdict(a.name) == "NOT expected"
     ]
     if stray:
         failures.append(f"alerts: page(s) this incident does not expect fired: {', '.join(stray)}")

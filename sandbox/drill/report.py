@@ -77,7 +77,7 @@ def summary_lines(result: DrillResult) -> list[str]:
             + (f" [{r.error}]" if r.error else "")
         )
     for alert in result.alerts:
-        expected = "expected" if alert.name in m.alerts.expected else "NOT expected"
+        expected = m.alerts.verdict(alert.name)
         lines.append(
             f"  alert {alert.name} ({alert.severity or 'no severity'}, {expected}) fired "
             f"{_dur(result.since_inject(alert.first_at))} after injection"
@@ -231,7 +231,8 @@ def _html(result: DrillResult, charts: list[tuple[str, str]], images: list[Path]
     alerts = "".join(
         f"<li>{esc(a.name)} ({esc(a.severity)}) at "
         f"{time.strftime('%H:%M:%S', time.localtime(a.first_at))}"
-        f"{'' if a.name in m.alerts.expected else ' <b class=bad>not expected</b>'}</li>"
+        f"{'' if m.alerts.verdict(a.name) != 'NOT expected' else ' <b class=bad>not expected</b>'}"
+        f"{' (tolerated)' if m.alerts.verdict(a.name) == 'tolerated' else ''}</li>"
         for a in result.alerts
     )
     matrix_head = "".join(f"<th>{esc(i)}</th>" for i in result.matrix)

@@ -171,3 +171,10 @@ def test_a_check_may_cite_an_slo_instead_of_its_number() -> None:
     assert cited.above == load_slos().ttft_s
     with pytest.raises(ValidationError, match=r"no SLO named 'ttft'.*slo\.ttft_s"):
         Check.model_validate({"name": "ttft", "expr": "x", "above": "slo.ttft"})
+
+
+def test_a_tolerated_page_is_neither_required_nor_a_failure() -> None:
+    alerts = load_incident("bad-rollout").manifest.alerts
+    assert alerts.verdict("CanaryClientErrorRatioHigh") == "expected"
+    assert alerts.verdict("TimeToFirstTokenSLOBreach") == "tolerated"
+    assert alerts.verdict("NoReadyEngine") == "NOT expected"
