@@ -18,7 +18,15 @@ from sandbox.settings import REPO_ROOT
 from tests.support import StackHandle
 from tests.terminal import Terminal
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # Written this session and not yet run through once on an idle machine: opt-in until it has
+    # passed there, so an unproven 10-minute test cannot sink the suite.
+    pytest.mark.skipif(
+        os.environ.get("SANDBOX_TEST_INTERACTIVE_DRILL") != "1",
+        reason="opt-in until proven (SANDBOX_TEST_INTERACTIVE_DRILL=1): a 10-minute live drill",
+    ),
+]
 
 INCIDENT = "bad-rollout"  # the quickest page, and a wrong mitigation that restarts an engine
 
