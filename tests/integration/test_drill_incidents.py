@@ -70,6 +70,11 @@ OPT_IN = {
         "the surge still kept 125 requests waiting per replica for 6 minutes (before: recovery "
         "in 137-185 s); cause not yet found"
     ),
+    "slow-retrieval": (
+        "baseline never steady in the last run, right after kv-exhaustion's: retrieval phase p99 "
+        "1.4 s, vLLM TTFT p99 2.4 s and the TTFT page still firing without any fault; whether "
+        "the previous drill's aftermath or the retriever itself is not yet known"
+    ),
 }
 
 
