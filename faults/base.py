@@ -185,6 +185,9 @@ class Change(ABC):
     default_ttl_s: ClassVar[float] = 900.0
     # Why it cannot work against the compose project's containers; None: it works in both modes.
     compose_refusal: ClassVar[str | None] = None
+    # Whether ``apply`` alone can take the target from another handle's value of this change to
+    # its own, so a replacement skips the undo in between (an engine setting: one restart, not two).
+    replaces_in_place: ClassVar[bool] = False
 
     def parse(self, raw: Mapping[str, Any]) -> Params:
         try:

@@ -82,6 +82,7 @@ class _EngineSetting(Change):
 
     setting: ClassVar[str]
     default_ttl_s = 1800.0
+    replaces_in_place = True  # apply restarts with the new value whatever the old one was
 
     def target(self, params: Params) -> str:
         return f"engine:{self.setting}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from faults.base import (
@@ -42,9 +42,12 @@ def inject(
     raw_params: Mapping[str, Any],
     ttl_s: float | None = None,
     source: str = "cli",
+    replaces: Sequence[str] = (),
 ) -> FaultHandle:
     """Make a change and return its handle. The same change with the same parameters already
-    active returns that handle; another change on the same target is a ``FaultConflict``."""
+    active returns that handle; another change on the same target is a ``FaultConflict``,
+    unless its id is in ``replaces``: a change that ``replaces_in_place`` then goes from the old
+    value to the new in one step (the old handle is archived as replaced, never undone)."""
     change = get_change(name)
     params = change.parse(raw_params)
     if change.compose_refusal and ctx.compose_mode:
@@ -59,6 +62,7 @@ def inject(
     store = _store(ctx)
     target = change.target(params)
     dumped = params.model_dump(mode="json")
+    replaced: list[FaultHandle] = []
     with store.locked():
         for existing in store.live():
             if existing.target != target:
@@ -70,6 +74,15 @@ def inject(
             ):
                 ctx.progress(f"{name} is already active as {existing.id}; nothing to do")
                 return existing
+            if existing.id in replaces:
+                if not (change.replaces_in_place and existing.change == name):
+                    raise FaultError(
+                        f"{name} cannot replace {existing.id} ({existing.change}) in place; "
+                        f"revert it first: sandbox faults revert {existing.id}"
+                    )
+                if existing.state is HandleState.ACTIVE:
+                    replaced.append(existing)
+                    continue
             raise FaultConflict(
                 f"{name}: {target} is already changed by {existing.id} ({existing.change}, {existing.state.value}); "
                 f"revert it first: sandbox faults revert {existing.id}"
@@ -91,6 +104,20 @@ def inject(
         )
         # The handle is on disk before anything changes: a crash from here on leaves it to revert.
         store.write(handle)
+        for old in replaced:
+            # Archived before apply so that apply sees only the new value; if apply fails, the
+            # new handle's undo restores the settings without either.
+            old.state = HandleState.REVERTED
+            old.reverted_at = now
+            old.notes.append(f"replaced in place by {handle.id}")
+            store.archive(old)
+    for old in replaced:
+        timeline.record(
+            ctx.settings.run_dir,
+            "fault.revert",
+            {"id": old.id, "change": old.change, "reason": f"replaced in place by {handle.id}"},
+        )
+        ctx.progress(f"replacing {old.id} in place by {handle.id}")
     try:
         change.apply(ctx, params, handle)
     except BaseException as exc:

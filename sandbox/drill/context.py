@@ -144,21 +144,35 @@ class DrillContext:
 
     def change(self, name: str, params: dict[str, Any], ttl_s: float, source: str) -> FaultHandle:
         """Inject a change; a change of this drill already on the same target is replaced
-        (e.g. a larger KV budget replaces the setup's small one)."""
+        (e.g. a larger KV budget replaces the setup's small one: one engine restart, not two)."""
         try:
-            return faults.inject(self.ctx, name, params, ttl_s=ttl_s, source=source)
-        except FaultConflict:
-            change = faults.get_change(name)
-            target = change.target(change.parse(params))
-            mine = [
-                h
-                for h in faults.active_handles(self.ctx)
-                if h.target == target and h.source.startswith(self.source)
-            ]
-            if not mine:
-                raise
-            for handle in mine:
-                faults.revert(self.ctx, handle.id, reason=f"replaced by {name}")
-            return faults.inject(self.ctx, name, params, ttl_s=ttl_s, source=source)
+            try:
+                return faults.inject(self.ctx, name, params, ttl_s=ttl_s, source=source)
+            except FaultConflict as conflict:
+                return self._replace(name, params, ttl_s, source, conflict)
         except FaultError as exc:
             raise DrillFailure("change", str(exc)) from exc
+
+    def _replace(
+        self,
+        name: str,
+        params: dict[str, Any],
+        ttl_s: float,
+        source: str,
+        conflict: FaultConflict,
+    ) -> FaultHandle:
+        change = faults.get_change(name)
+        target = change.target(change.parse(params))
+        mine = [
+            h
+            for h in faults.active_handles(self.ctx)
+            if h.target == target and h.source.startswith(self.source)
+        ]
+        if not mine:
+            raise conflict  # the target is another owner's change
+        if change.replaces_in_place and all(h.change == name for h in mine):
+            ids = [h.id for h in mine]
+            return faults.inject(self.ctx, name, params, ttl_s=ttl_s, source=source, replaces=ids)
+        for handle in mine:
+            faults.revert(self.ctx, handle.id, reason=f"replaced by {name}")
+        return faults.inject(self.ctx, name, params, ttl_s=ttl_s, source=source)

@@ -109,9 +109,14 @@ def test_incident_passes_auto(incident_id: str, local_stack: StackHandle, tmp_pa
     # Every expected alert fired, and no page the incident does not expect.
     fired = {a.name: a for a in result.alerts}
     assert set(incident.manifest.alerts.expected) <= set(fired), fired
-    assert all(
-        a.name in incident.manifest.alerts.expected for a in fired.values() if a.severity == "page"
-    )
+    # Pages the manifest tolerates (side effects its notes explain) are not failures.
+    alerts = incident.manifest.alerts
+    unexpected = [
+        a.name
+        for a in fired.values()
+        if a.severity == "page" and alerts.verdict(a.name) == "NOT expected"
+    ]
+    assert unexpected == [], unexpected
     assert (tmp_path / "report.html").exists()
     _recording_round_trip(tmp_path / "recording.tar.gz", incident_id, settings.prometheus_url)
     print(

@@ -15,10 +15,16 @@ pytestmark = pytest.mark.integration
 
 def test_every_component_is_ready(local_stack: StackHandle) -> None:
     rows = stack.status(local_stack.settings, local_stack.runtime)
-    assert {r.name: (r.ready, r.why) for r in rows} == {
-        name: (True, "")
-        for name in ("tracesink", "engine", "retriever", "gateway", "alertmanager", "prometheus")
+    expected = {
+        "tracesink",
+        "engine",
+        "retriever",
+        "gateway",
+        "alertmanager",
+        "prometheus",
+        "console",
     }
+    assert {r.name: (r.ready, r.why) for r in rows} == {name: (True, "") for name in expected}
 
 
 def test_completion(local_stack: StackHandle) -> None:

@@ -19,6 +19,7 @@ import pytest
 import faults
 from faults import FaultConflict, FaultError, HandleState, ParamError, StackContext
 from faults.endpoints import Endpoints
+from faults.store import HandleStore
 from sandbox.components.base import Component, ScrapeTarget, http_ready
 from sandbox.components.engine import kv_cache_blocks
 from sandbox.runtime.base import ServiceSpec, ServiceState
@@ -141,6 +142,9 @@ def test_retriever_latency_inject_revert_and_handle_written_first(
     assert again.id == handle.id and len(admin.calls) == 1  # idempotent: no second PUT
     with pytest.raises(FaultConflict, match=handle.id):
         faults.inject(ctx, "retriever-latency", {"median_s": 2.0})
+    # Only a change whose apply goes from any old value to the new one replaces in place.
+    with pytest.raises(FaultError, match="in place"):
+        faults.inject(ctx, "retriever-latency", {"median_s": 2.0}, replaces=[handle.id])
 
     reverted = faults.revert(ctx, handle.id)
     assert reverted.state is HandleState.REVERTED and admin.retriever_faults == {}
@@ -390,6 +394,37 @@ def test_engine_kv_budget_restarts_and_reverts(tmp_path: Path, admin: AdminServe
         pid = runtime.status("engine").pid
         runtime.stop("engine", 3.0)
         assert pid is None or not group_alive(pid)
+
+
+def test_engine_setting_replaced_in_place_restarts_once(tmp_path: Path, admin: AdminServer) -> None:
+    settings = _settings(tmp_path, admin)
+    ctx = _ctx(settings)
+    runtime = ctx.runtime
+    runtime.start(ctx.engine_component.spec(settings))
+    try:
+        poll_until(
+            lambda: http_ready(httpx.Client(), f"{settings.engine_url}/health", "e").ready,
+            "stand-in engine",
+            20,
+        )
+        small = faults.inject(ctx, "engine-kv-budget", {"kv_tokens": 3072}, source="drill:x")
+        with pytest.raises(FaultConflict):
+            faults.inject(ctx, "engine-kv-budget", {"kv_tokens": 32768})
+        restarts: list[str] = []
+        ctx.progress = restarts.append
+        large = faults.inject(ctx, "engine-kv-budget", {"kv_tokens": 32768}, replaces=[small.id])
+        argv = _engine_argv(settings)
+        assert argv[argv.index("--num-gpu-blocks-override") + 1] == "256"
+        assert len([m for m in restarts if m.startswith("restarting engine")]) == 1, restarts
+        assert [h.id for h in faults.active_handles(ctx)] == [large.id]
+        old = HandleStore(ctx.faults_dir).read(small.id)
+        assert old is not None and old.state is HandleState.REVERTED
+        assert any(f"replaced in place by {large.id}" in n for n in old.notes)
+        faults.revert(ctx, large.id)
+        assert "--num-gpu-blocks-override" not in _engine_argv(settings)
+    finally:
+        faults.reset(ctx)
+        runtime.stop("engine", 3.0)
 
 
 def test_engine_cpus_confines_the_engine_and_revert_frees_it(

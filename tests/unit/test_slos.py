@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from dashboards.panels import TPOT_SLO_S, TTFT_SLO_S
+from sandbox.buckets import LATENCY_BUCKETS_S, TOKEN_LATENCY_BUCKETS_S
 from sandbox.loadgen.profile import SLO, load_profile
 from sandbox.slo_rules import RULES_FILE, render_slo_rules
 from sandbox.slos import SloError, Slos, load_slos
@@ -63,3 +64,12 @@ def test_an_unknown_placeholder_is_refused(tmp_path: Path) -> None:
     template.write_text("groups: [] # @NOPE@\n")
     with pytest.raises(SloError, match="unknown placeholder @NOPE@"):
         render_slo_rules(load_slos(), template)
+
+
+def test_every_latency_slo_is_a_bucket_edge_of_the_histograms_it_is_read_from() -> None:
+    # Between two edges histogram_quantile interpolates: an SLO between edges would be breached
+    # by requests faster than the SLO (1.6 s read as 2.3 s when the edges were 1.5 and 2.5).
+    slos = load_slos()
+    assert slos.ttft_s in LATENCY_BUCKETS_S  # gateway and client TTFT
+    assert slos.e2e_s in LATENCY_BUCKETS_S  # client end-to-end (goodput)
+    assert slos.tpot_s in TOKEN_LATENCY_BUCKETS_S  # client time per output token
