@@ -145,17 +145,21 @@ class Drill:
 
     def _cleanup(self) -> None:
         d = self.d
-        d.say("== 7. cleanup: reverting the drill's changes and stopping its traffic")
+        d.say("== 7. cleanup: stopping the drill's traffic and reverting its changes")
+        # Traffic first: a revert may restart the engine, and requests sent meanwhile would be
+        # 5xx answers that the error-budget alerts (5 and 30 minute windows) carry into the
+        # next drill's baseline. A traffic change reverted after its load generator stopped
+        # counts as reverted (its target is gone).
+        try:
+            stop_traffic(d.settings, d.runtime, d.traffic)
+        except Exception as exc:
+            d.result.failures.append(f"cleanup: stopping traffic: {exc}")
         for handle in reversed(faults.active_handles(d.ctx)):
             if handle.source.startswith(d.source):
                 try:
                     faults.revert(d.ctx, handle.id, reason="drill over")
                 except FaultError as exc:
                     d.result.failures.append(f"cleanup: {exc}")
-        try:
-            stop_traffic(d.settings, d.runtime, d.traffic)
-        except Exception as exc:
-            d.result.failures.append(f"cleanup: stopping traffic: {exc}")
 
     def _finish(self) -> None:
         d, r = self.d, self.d.result

@@ -57,9 +57,10 @@ class ServiceSpec:
     # CPU cores the service (and every process it forks) may run on; empty: any core. An engine
     # replica confined to its own cores stands for a replica with its own GPU.
     cpus: tuple[int, ...] = ()
-    # Scheduling priority (a nice value, -20..19; 0 leaves it alone). The load generator asks for
-    # -5 so that its timer keeps the schedule while a CPU engine keeps every core busy; raising
-    # priority needs root, and without it the service runs at the default priority.
+    # Scheduling priority (a nice value, -20..19; 0 leaves it alone). The load generator and the
+    # retriever ask for -5: light, latency-bound work that a CPU engine keeping every core busy
+    # would otherwise delay (in production they have hosts of their own). Raising priority needs
+    # root; without it the service runs at the default priority.
     nice: int = 0
 
 
