@@ -182,7 +182,7 @@ def current_breaches(
     prom: PrometheusClient, checks: list[Check]
 ) -> list[tuple[Check, float | None]]:
     """The checks breached right now, with their values (an unanswerable query counts as breached)."""
-    breached = []
+    breached: list[tuple[Check, float | None]] = []
     for check in checks:
         try:
             value = prom.value(check.expr, Reduce.MAX)

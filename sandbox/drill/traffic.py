@@ -38,7 +38,7 @@ def _component(profile: str) -> Component:
         raise TrafficError(missing)
     from sandbox.loadgen.component import loadgen_component
 
-    return loadgen_component(profile=profile)  # type: ignore[no-any-return]
+    return loadgen_component(profile=profile)
 
 
 def start_traffic(

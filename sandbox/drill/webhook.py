@@ -12,11 +12,13 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = ["WEBHOOK_PATH", "AlertNotification", "AlertReceiver", "Notification"]
+
+T = TypeVar("T")
 
 WEBHOOK_PATH = "/alerts"
 
@@ -187,12 +189,12 @@ class AlertReceiver:
 
     def _wait(
         self,
-        check: Callable[[dict[str, AlertNotification]], Any],
+        check: Callable[[dict[str, AlertNotification]], T | None],
         what: str,
         timeout_s: float,
         progress: Callable[[str], None],
         report_every_s: float,
-    ) -> Any:
+    ) -> T | None:
         start = time.monotonic()
         deadline = start + timeout_s
         last_report = start

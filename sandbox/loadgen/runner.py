@@ -172,9 +172,12 @@ class Runner:
             return False
         fut: asyncio.Future[None] = self._loop.create_future()
         self._wake[tenant] = fut
-        handle = self._loop.call_later(
-            max(0.0, at_s - self.now_s()), lambda: fut.done() or fut.set_result(None)
-        )
+
+        def wake() -> None:
+            if not fut.done():  # a stop may have woken it first
+                fut.set_result(None)
+
+        handle = self._loop.call_later(max(0.0, at_s - self.now_s()), wake)
         try:
             await fut
         finally:
@@ -464,7 +467,7 @@ class Runner:
         assert self._stop is not None
         stop = asyncio.ensure_future(self._stop.wait())
         try:
-            pending = set(tasks)
+            pending: set[asyncio.Future[Any]] = set(tasks)
             while pending and not self._stop.is_set():
                 done, pending = await asyncio.wait(
                     pending | {stop}, return_when=asyncio.FIRST_COMPLETED

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.dates import DateFormatter
+from matplotlib.dates import DateFormatter, date2num
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
@@ -82,7 +82,10 @@ def _draw_timeseries(
 ) -> None:
     axes = figure.add_subplot(1, 1, 1)
     axes.set_title(panel.title, loc="left", fontsize=9, fontweight="bold")
-    to_dt = datetime.fromtimestamp
+
+    def to_dt(t: float) -> float:  # matplotlib's date number, which its DateFormatter reads
+        return float(date2num(datetime.fromtimestamp(t)))
+
     stack_base: dict[float, float] = {}
     drawn = 0
     for index, s in enumerate(series):
