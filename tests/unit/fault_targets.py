@@ -37,7 +37,7 @@ from sandbox.retriever.config import RetrieverOptions
 from tests.support import free_port
 from tests.unit.gateway_helpers import Server, serve
 
-__all__ = ["STANDIN_ENGINE", "Call", "Targets", "Witness", "running_targets"]
+__all__ = ["LONG_CONTEXT", "STANDIN_ENGINE", "Call", "Targets", "Witness", "running_targets"]
 
 # A held PUT waits at most this long: a test that forgets to release it still ends.
 HOLD_TIMEOUT_S = 60.0
@@ -48,7 +48,7 @@ LONG_CONTEXT = {"enabled": False, "rate_per_s": 0.5, "prompt_tokens": 200, "outp
 
 @dataclass(frozen=True)
 class Call:
-    what: str  # "PUT /admin/fault", or "update_tenant long_context" for the load generator
+    what: str  # "DELETE /admin/fault?phase=search"; the load generator's: "update_tenant <name>"
     handle_on_disk: bool
 
 
@@ -74,7 +74,7 @@ class Witness:
 
         async def watched(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] == "http" and scope["method"] != "GET":
-                self.record(f"{scope['method']} {scope['path']}")
+                self.record(_request_line(scope))
                 hold = self.hold
                 if hold is not None and scope["method"] == "PUT":
                     receive = await _buffered(receive)
@@ -83,6 +83,12 @@ class Witness:
             await app(scope, receive, send)
 
         return watched
+
+
+def _request_line(scope: Scope) -> str:
+    """``DELETE /admin/fault?phase=search``: the query too, since it can say what changes."""
+    query = scope["query_string"].decode()
+    return f"{scope['method']} {scope['path']}" + (f"?{query}" if query else "")
 
 
 async def _buffered(receive: Receive) -> Receive:
