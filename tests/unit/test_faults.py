@@ -1,5 +1,6 @@
-"""Faults against real small HTTP servers and a real LocalRuntime: inject, revert, TTL,
-idempotence, the handle written before the change, and `sandbox reset` after a crash."""
+"""Faults against the real gateway, retriever and load generator (in process, on free ports)
+and a real LocalRuntime: inject, revert, TTL, idempotence, the handle written before the change,
+and `sandbox reset` after a crash."""
 
 from __future__ import annotations
 
@@ -26,39 +27,32 @@ from sandbox.runtime.base import ServiceSpec, ServiceState
 from sandbox.runtime.local import LocalRuntime, group_alive
 from sandbox.settings import REPO_ROOT, Settings, load_settings
 from tests.support import free_port, poll_until
-from tests.unit.fault_targets import STANDIN_ENGINE, AdminServer, start_admin_server
+from tests.unit.fault_targets import (
+    LONG_CONTEXT,
+    STANDIN_ENGINE,
+    Call,
+    Targets,
+    running_targets,
+)
 
 REPO = str(REPO_ROOT)
 
 
-# Named apart from the fixture so that a module importing it can take ``admin`` as a parameter
-# without shadowing the import.
-@pytest.fixture(name="admin")
-def admin_fixture(tmp_path: Path) -> Iterator[AdminServer]:
-    server = start_admin_server(tmp_path / "run" / "faults")
-    server.tenants["long_context"] = {
-        "enabled": False,
-        "rate_per_s": 0.5,
-        "prompt_tokens": 200,
-        "output_tokens": 64,
-    }
-    server.engines["engine"] = {
-        "name": "engine",
-        "version": "stable",
-        "url": "http://127.0.0.1:9",
-        "ready": True,
-    }
-    yield server
-    server.stop()
+# Named apart from the fixture so that a module importing it can take ``targets`` as a
+# parameter without shadowing the import.
+@pytest.fixture(name="targets")
+def targets_fixture(tmp_path: Path) -> Iterator[Targets]:
+    with running_targets(tmp_path / "run" / "faults") as targets:
+        yield targets
 
 
-def _settings(tmp_path: Path, admin: AdminServer, **extra: object) -> Settings:
+def _settings(tmp_path: Path, targets: Targets, **extra: object) -> Settings:
     return load_settings(
         run_dir=tmp_path / "run",
-        gateway_port=admin.port,
-        retriever_port=admin.port,
-        loadgen_port=admin.port,
-        engine_port=free_port(),
+        gateway_port=targets.gateway.port,
+        retriever_port=targets.retriever.port,
+        loadgen_port=targets.loadgen.port,
+        engine_port=targets.engine_port,
         stop_timeout_s=3.0,
         ready_timeout_s=20.0,
         **extra,
@@ -105,8 +99,8 @@ def _standin_engine() -> Component:
 # -- parameters ------------------------------------------------------------------------------
 
 
-def test_bad_params_name_the_field(tmp_path: Path, admin: AdminServer) -> None:
-    ctx = _ctx(_settings(tmp_path, admin))
+def test_bad_params_name_the_field(tmp_path: Path, targets: Targets) -> None:
+    ctx = _ctx(_settings(tmp_path, targets))
     with pytest.raises(ParamError) as info:
         faults.inject(ctx, "retriever-latency", {"kind": "fixed", "delay_s": -1})
     assert "delay_s" in str(info.value) and info.value.problems[0][0] == "delay_s"
@@ -118,28 +112,29 @@ def test_bad_params_name_the_field(tmp_path: Path, admin: AdminServer) -> None:
         faults.inject(ctx, "traffic-tenant", {"tenant": "x"})
     with pytest.raises(FaultError, match="no fault named 'nope'"):
         faults.inject(ctx, "nope", {})
-    assert admin.calls == [] and faults.active_handles(ctx) == []
+    assert targets.calls == [] and faults.active_handles(ctx) == []
 
 
 # -- inject / revert / idempotence -----------------------------------------------------------
 
 
 def test_retriever_latency_inject_revert_and_handle_written_first(
-    tmp_path: Path, admin: AdminServer
+    tmp_path: Path, targets: Targets
 ) -> None:
-    ctx = _ctx(_settings(tmp_path, admin))
+    ctx = _ctx(_settings(tmp_path, targets))
     handle = faults.inject(ctx, "retriever-latency", {"median_s": 0.5, "sigma": 1.2}, ttl_s=60)
     assert handle.state is HandleState.ACTIVE
     assert (ctx.faults_dir / f"{handle.id}.json").exists()
-    assert admin.retriever_faults["search"]["kind"] == "heavy_tail"
-    assert admin.retriever_faults["search"]["params"] == {"median_s": 0.5, "sigma": 1.2}
+    search = targets.retriever_faults()["search"]
+    assert search["kind"] == "heavy_tail" and search["params"] == {"median_s": 0.5, "sigma": 1.2}
     # The retriever's own TTL backs ours up, with a margin.
-    assert admin.retriever_faults["search"]["ttl_s"] > 60
+    assert search["expires_in_s"] > 60
     # Every state-changing call found the handle already on disk.
-    assert admin.calls and all(on_disk for _, _, _, on_disk in admin.calls)
+    assert [c.what for c in targets.calls] == ["PUT /admin/fault"]
+    assert all(c.handle_on_disk for c in targets.calls)
 
     again = faults.inject(ctx, "retriever-latency", {"median_s": 0.5, "sigma": 1.2})
-    assert again.id == handle.id and len(admin.calls) == 1  # idempotent: no second PUT
+    assert again.id == handle.id and len(targets.calls) == 1  # idempotent: no second PUT
     with pytest.raises(FaultConflict, match=handle.id):
         faults.inject(ctx, "retriever-latency", {"median_s": 2.0})
     # Only a change whose apply goes from any old value to the new one replaces in place.
@@ -147,12 +142,13 @@ def test_retriever_latency_inject_revert_and_handle_written_first(
         faults.inject(ctx, "retriever-latency", {"median_s": 2.0}, replaces=[handle.id])
 
     reverted = faults.revert(ctx, handle.id)
-    assert reverted.state is HandleState.REVERTED and admin.retriever_faults == {}
+    assert reverted.state is HandleState.REVERTED and targets.retriever_faults() == {}
     assert not (ctx.faults_dir / f"{handle.id}.json").exists()
     assert (ctx.faults_dir / "done" / f"{handle.id}.json").exists()
-    calls = len(admin.calls)
+    assert targets.calls[-1] == Call("DELETE /admin/fault?phase=search", handle_on_disk=True)
+    calls = len(targets.calls)
     assert faults.revert(ctx, handle.id).state is HandleState.REVERTED  # twice: harmless, no call
-    assert len(admin.calls) == calls
+    assert len(targets.calls) == calls
     kinds = [
         json.loads(line)["kind"]
         for line in (ctx.settings.run_dir / "timeline.jsonl").read_text().splitlines()
@@ -160,53 +156,53 @@ def test_retriever_latency_inject_revert_and_handle_written_first(
     assert kinds == ["fault.inject", "fault.revert"]
 
 
-def test_retriever_latency_restores_a_fault_set_by_hand(tmp_path: Path, admin: AdminServer) -> None:
-    ctx = _ctx(_settings(tmp_path, admin))
+def test_retriever_latency_restores_a_fault_set_by_hand(tmp_path: Path, targets: Targets) -> None:
+    ctx = _ctx(_settings(tmp_path, targets))
     by_hand = {"phase": "search", "kind": "fixed", "params": {"delay_s": 0.1}}
-    admin.retriever_faults["search"] = by_hand
+    targets.set_retriever_fault(by_hand)
     handle = faults.inject(ctx, "retriever-latency", {"kind": "fixed", "delay_s": 3})
+    assert targets.retriever_faults()["search"]["params"] == {"delay_s": 3}
     faults.revert(ctx, handle.id)
-    assert admin.retriever_faults["search"] == by_hand
+    restored = targets.retriever_faults()["search"]
+    assert {k: restored[k] for k in by_hand} == by_hand
 
 
-def test_traffic_tenant_changes_and_restores(tmp_path: Path, admin: AdminServer) -> None:
-    ctx = _ctx(_settings(tmp_path, admin))
+def test_traffic_tenant_changes_and_restores(tmp_path: Path, targets: Targets) -> None:
+    ctx = _ctx(_settings(tmp_path, targets))
+    before = targets.tenant("long_context")
     handle = faults.inject(
         ctx, "traffic-tenant", {"tenant": "long_context", "enabled": True, "prompt_tokens": 2000}
     )
-    assert (
-        admin.tenants["long_context"]["enabled"] is True
-        and admin.tenants["long_context"]["prompt_tokens"] == 2000
-    )
-    assert admin.tenants["long_context"]["rate_per_s"] == 0.5  # untouched
+    changed = targets.tenant("long_context")
+    assert changed["enabled"] is True and changed["prompt_tokens"] == 2000
+    assert changed["rate_per_s"] == LONG_CONTEXT["rate_per_s"]  # untouched
+    assert targets.calls == [Call("update_tenant long_context", handle_on_disk=True)]
     faults.revert(ctx, handle.id)
-    assert admin.tenants["long_context"] == {
-        "enabled": False,
-        "rate_per_s": 0.5,
-        "prompt_tokens": 200,
-        "output_tokens": 64,
-    }
+    assert targets.tenant("long_context") == before
     with pytest.raises(FaultError, match="'tenant': 'ghost' is not in the running profile"):
         faults.inject(ctx, "traffic-tenant", {"tenant": "ghost", "enabled": True})
     assert faults.active_handles(ctx) == []
 
 
-def test_gateway_operator_changes_restore_previous_values(
-    tmp_path: Path, admin: AdminServer
-) -> None:
-    ctx = _ctx(_settings(tmp_path, admin))
+def test_gateway_operator_changes_restore_previous_values(tmp_path: Path, targets: Targets) -> None:
+    ctx = _ctx(_settings(tmp_path, targets))
+    # Only the options: the engines' part moves with every probe.
+    before = {k: targets.gateway_state()[k] for k in ("admission", "rag")}
     adm = faults.inject(ctx, "gateway-admission", {"max_in_flight_tokens": 3000})
     rag = faults.inject(ctx, "gateway-rag-timeout", {"timeout_s": 0.3})
-    assert admin.admission["enabled"] is True and admin.admission["max_in_flight_tokens"] == 3000
-    assert admin.rag["timeout_s"] == 0.3
+    state = targets.gateway_state()
+    assert state["admission"]["enabled"] is True
+    assert state["admission"]["max_in_flight_tokens"] == 3000
+    assert state["rag"]["timeout_s"] == 0.3
+    assert all(c.handle_on_disk for c in targets.calls) and len(targets.calls) == 2
     reverted, errors = faults.reset(ctx)
     assert errors == [] and [h.id for h in reverted] == [rag.id, adm.id]  # newest first
-    assert admin.admission["enabled"] is False and admin.admission["max_in_flight_tokens"] == 65536
-    assert admin.rag["timeout_s"] == 2.0
+    after = targets.gateway_state()
+    assert {k: after[k] for k in before} == before
 
 
-def test_unreachable_target_fails_inject_cleanly(tmp_path: Path, admin: AdminServer) -> None:
-    settings = _settings(tmp_path, admin).model_copy(update={"retriever_port": free_port()})
+def test_unreachable_target_fails_inject_cleanly(tmp_path: Path, targets: Targets) -> None:
+    settings = _settings(tmp_path, targets).model_copy(update={"retriever_port": free_port()})
     ctx = _ctx(settings)
     with pytest.raises(FaultError, match="nothing listens"):
         faults.inject(ctx, "retriever-latency", {"median_s": 0.5})
@@ -216,12 +212,12 @@ def test_unreachable_target_fails_inject_cleanly(tmp_path: Path, admin: AdminSer
 # -- TTL ----------------------------------------------------------------------------------
 
 
-def test_ttl_reverts_on_reap_and_on_the_next_cli_call(tmp_path: Path, admin: AdminServer) -> None:
-    settings = _settings(tmp_path, admin)
+def test_ttl_reverts_on_reap_and_on_the_next_cli_call(tmp_path: Path, targets: Targets) -> None:
+    settings = _settings(tmp_path, targets)
     ctx = _ctx(settings)
     handle = faults.inject(ctx, "retriever-latency", {"median_s": 0.5}, ttl_s=0.5)
     assert faults.reap_expired(ctx, now=handle.created_at + 0.1) == []
-    assert "search" in admin.retriever_faults
+    assert "search" in targets.retriever_faults()
     time.sleep(0.6)
     # Any CLI call reaps expired handles first: run a real one in another process.
     result = _cli(settings, "faults", "active")
@@ -229,15 +225,15 @@ def test_ttl_reverts_on_reap_and_on_the_next_cli_call(tmp_path: Path, admin: Adm
     assert (
         f"TTL expired: reverted {handle.id}" in result.stdout and "no active fault" in result.stdout
     )
-    assert admin.retriever_faults == {}
+    assert targets.retriever_faults() == {}
     done = json.loads((ctx.faults_dir / "done" / f"{handle.id}.json").read_text())
     assert done["state"] == "reverted" and "reverted (ttl expired)" in done["notes"]
 
 
-def test_zero_ttl_is_refused(tmp_path: Path, admin: AdminServer) -> None:
+def test_zero_ttl_is_refused(tmp_path: Path, targets: Targets) -> None:
     with pytest.raises(FaultError, match="ttl_s must be above 0"):
         faults.inject(
-            _ctx(_settings(tmp_path, admin)), "retriever-latency", {"median_s": 0.5}, ttl_s=0
+            _ctx(_settings(tmp_path, targets)), "retriever-latency", {"median_s": 0.5}, ttl_s=0
         )
 
 
@@ -306,12 +302,12 @@ def _read_until(process: subprocess.Popen[str], marker: str, timeout_s: float = 
     return found[0]
 
 
-def test_reset_after_the_injector_is_killed(tmp_path: Path, admin: AdminServer) -> None:
-    settings = _settings(tmp_path, admin)
+def test_reset_after_the_injector_is_killed(tmp_path: Path, targets: Targets) -> None:
+    settings = _settings(tmp_path, targets)
     process = _spawn_injector(settings)
     try:
         handle_id = _read_until(process, "INJECTED").split()[1]
-        assert "search" in admin.retriever_faults
+        assert "search" in targets.retriever_faults()
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(10)
@@ -319,35 +315,37 @@ def test_reset_after_the_injector_is_killed(tmp_path: Path, admin: AdminServer) 
     result = _cli(settings, "reset")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "reset: 1 change(s) reverted" in result.stdout
-    assert admin.retriever_faults == {}
+    assert targets.retriever_faults() == {}
     assert _cli(settings, "reset").stdout.strip() == "nothing to reset: no active fault"
 
 
-def test_reset_after_a_kill_in_the_middle_of_inject(tmp_path: Path, admin: AdminServer) -> None:
-    settings = _settings(tmp_path, admin)
-    admin.block_puts = threading.Event()  # the PUT arrives, then hangs: kill the injector there
+def test_reset_after_a_kill_in_the_middle_of_inject(tmp_path: Path, targets: Targets) -> None:
+    settings = _settings(tmp_path, targets)
+    hold = targets.witness.hold = threading.Event()  # the PUT arrives, then waits: kill there
     process = _spawn_injector(settings)
     try:
-        poll_until(
-            lambda: any(m == "PUT" for m, *_ in admin.calls), "the injector's PUT", timeout_s=30
-        )
+        poll_until(lambda: targets.calls, "the injector's PUT", timeout_s=30, interval_s=0.05)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(10)
-    admin.block_puts.set()
-    admin.block_puts = None
+    targets.witness.hold = None
+    hold.set()  # the PUT lands after its caller died: the worst case for the reset
+    poll_until(lambda: "search" in targets.retriever_faults(), "the late PUT", timeout_s=10)
     live = faults.active_handles(_ctx(settings))
     assert [h.state for h in live] == [HandleState.INJECTING]
     result = _cli(settings, "reset")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert admin.calls[-1][:2] == ("DELETE", "/admin/fault")
-    assert admin.retriever_faults == {} and faults.active_handles(_ctx(settings)) == []
+    assert [c.what for c in targets.calls] == [
+        "PUT /admin/fault",
+        "DELETE /admin/fault?phase=search",
+    ]
+    assert targets.retriever_faults() == {} and faults.active_handles(_ctx(settings)) == []
 
 
-def test_reset_with_the_target_gone_counts_as_reverted(tmp_path: Path, admin: AdminServer) -> None:
-    ctx = _ctx(_settings(tmp_path, admin))
+def test_reset_with_the_target_gone_counts_as_reverted(tmp_path: Path, targets: Targets) -> None:
+    ctx = _ctx(_settings(tmp_path, targets))
     handle = faults.inject(ctx, "retriever-latency", {"median_s": 0.5})
-    admin.stop()  # the retriever died: its in-memory fault died with it
+    targets.retriever.stop()  # the retriever died: its in-memory fault died with it
     reverted, errors = faults.reset(ctx)
     assert errors == [] and reverted[0].id == handle.id
     assert any("target gone" in note for note in reverted[0].notes)
@@ -360,8 +358,8 @@ def _engine_argv(settings: Settings) -> list[str]:
     return list(httpx.get(f"{settings.engine_url}/argv", timeout=5).json()["argv"])
 
 
-def test_engine_kv_budget_restarts_and_reverts(tmp_path: Path, admin: AdminServer) -> None:
-    settings = _settings(tmp_path, admin)
+def test_engine_kv_budget_restarts_and_reverts(tmp_path: Path, targets: Targets) -> None:
+    settings = _settings(tmp_path, targets)
     ctx = _ctx(settings)
     runtime = ctx.runtime
     runtime.start(ctx.engine_component.spec(settings))
@@ -396,8 +394,8 @@ def test_engine_kv_budget_restarts_and_reverts(tmp_path: Path, admin: AdminServe
         assert pid is None or not group_alive(pid)
 
 
-def test_engine_setting_replaced_in_place_restarts_once(tmp_path: Path, admin: AdminServer) -> None:
-    settings = _settings(tmp_path, admin)
+def test_engine_setting_replaced_in_place_restarts_once(tmp_path: Path, targets: Targets) -> None:
+    settings = _settings(tmp_path, targets)
     ctx = _ctx(settings)
     runtime = ctx.runtime
     runtime.start(ctx.engine_component.spec(settings))
@@ -428,9 +426,9 @@ def test_engine_setting_replaced_in_place_restarts_once(tmp_path: Path, admin: A
 
 
 def test_engine_cpus_confines_the_engine_and_revert_frees_it(
-    tmp_path: Path, admin: AdminServer
+    tmp_path: Path, targets: Targets
 ) -> None:
-    settings = _settings(tmp_path, admin)
+    settings = _settings(tmp_path, targets)
     ctx = _ctx(settings)
     runtime = ctx.runtime
     everywhere = os.sched_getaffinity(0)
@@ -453,16 +451,14 @@ def test_engine_cpus_confines_the_engine_and_revert_frees_it(
         runtime.stop("engine", 3.0)
 
 
-def test_engine_change_needs_a_running_engine(tmp_path: Path, admin: AdminServer) -> None:
-    ctx = _ctx(_settings(tmp_path, admin))
+def test_engine_change_needs_a_running_engine(tmp_path: Path, targets: Targets) -> None:
+    ctx = _ctx(_settings(tmp_path, targets))
     with pytest.raises(FaultError, match="not running"):
         faults.inject(ctx, "engine-kv-budget", {"kv_tokens": 3072})
 
 
-def test_engine_revert_after_stack_down_leaves_it_stopped(
-    tmp_path: Path, admin: AdminServer
-) -> None:
-    settings = _settings(tmp_path, admin)
+def test_engine_revert_after_stack_down_leaves_it_stopped(tmp_path: Path, targets: Targets) -> None:
+    settings = _settings(tmp_path, targets)
     ctx = _ctx(settings)
     ctx.runtime.start(ctx.engine_component.spec(settings))
     try:
@@ -484,11 +480,11 @@ def test_engine_revert_after_stack_down_leaves_it_stopped(
 # -- network latency: a real delaying proxy through the runtime --------------------------------
 
 
-def test_network_latency_proxy_delays_and_reverts(tmp_path: Path, admin: AdminServer) -> None:
-    settings = _settings(tmp_path, admin)
+def test_network_latency_proxy_delays_and_reverts(tmp_path: Path, targets: Targets) -> None:
+    settings = _settings(tmp_path, targets)
     ctx = _ctx(settings)
     ctx.runtime.start(ctx.engine_component.spec(settings))
-    admin.engines["engine"]["url"] = settings.engine_url
+    assert targets.gateway_engines()["engine"]["url"] == settings.engine_url
     try:
         poll_until(
             lambda: http_ready(httpx.Client(), f"{settings.engine_url}/health", "e").ready,
@@ -496,8 +492,9 @@ def test_network_latency_proxy_delays_and_reverts(tmp_path: Path, admin: AdminSe
             20,
         )
         handle = faults.inject(ctx, "network-latency", {"delay_s": 0.3})
-        assert set(admin.engines) == {"engine-netdelay"}
-        proxied = admin.engines["engine-netdelay"]["url"]
+        engines = targets.gateway_engines()
+        assert set(engines) == {"engine-netdelay"}
+        proxied = engines["engine-netdelay"]["url"]
         start = time.monotonic()
         response = httpx.get(f"{proxied}/health", timeout=10)
         elapsed = time.monotonic() - start
@@ -505,10 +502,8 @@ def test_network_latency_proxy_delays_and_reverts(tmp_path: Path, admin: AdminSe
         assert 0.55 <= elapsed < 3.0, elapsed  # request and response each wait 0.3 s
         proxy_pid = ctx.runtime.status("netdelay-engine").pid
         faults.revert(ctx, handle.id)
-        assert (
-            set(admin.engines) == {"engine"}
-            and admin.engines["engine"]["url"] == settings.engine_url
-        )
+        engines = targets.gateway_engines()
+        assert set(engines) == {"engine"} and engines["engine"]["url"] == settings.engine_url
         assert ctx.runtime.status("netdelay-engine").state is ServiceState.STOPPED
         assert proxy_pid is not None and not group_alive(proxy_pid)
         with pytest.raises(FaultError, match="no engine 'nope'"):

@@ -16,14 +16,14 @@ from faults import FaultError, ParamError
 from sandbox.autoscaler.options import load_options, options_path
 from sandbox.deploy.targets import read_job_targets
 from sandbox.runtime.base import ServiceSpec, ServiceState
-from tests.unit.fault_targets import AdminServer
-from tests.unit.test_faults import _cli, _ctx, _settings, admin_fixture  # noqa: F401 - a fixture
+from tests.unit.fault_targets import Targets
+from tests.unit.test_faults import _cli, _ctx, _settings, targets_fixture  # noqa: F401 - a fixture
 
 
 def test_autoscaler_policy_validates_before_writing_and_restores(
-    tmp_path: Path, admin: AdminServer
+    tmp_path: Path, targets: Targets
 ) -> None:
-    ctx = _ctx(_settings(tmp_path, admin))
+    ctx = _ctx(_settings(tmp_path, targets))
     path = options_path(ctx.settings.run_dir)
     with pytest.raises(FaultError, match="signal 'rps'"):
         faults.inject(ctx, "autoscaler-policy", {"signal": "rps"})
@@ -55,9 +55,9 @@ def test_autoscaler_policy_validates_before_writing_and_restores(
 
 
 def test_autoscaler_run_starts_the_service_and_undo_stops_it(
-    tmp_path: Path, admin: AdminServer
+    tmp_path: Path, targets: Targets
 ) -> None:
-    ctx = _ctx(_settings(tmp_path, admin))
+    ctx = _ctx(_settings(tmp_path, targets))
     path = options_path(ctx.settings.run_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"signal": "kv_usage", "target": 0.5}))  # someone's own options
@@ -86,9 +86,9 @@ def test_autoscaler_run_starts_the_service_and_undo_stops_it(
 
 
 def test_canary_deploy_refuses_an_unknown_version_before_changing_anything(
-    tmp_path: Path, admin: AdminServer
+    tmp_path: Path, targets: Targets
 ) -> None:
-    ctx = _ctx(_settings(tmp_path, admin))
+    ctx = _ctx(_settings(tmp_path, targets))
     with pytest.raises(
         FaultError, match=r"unknown version 'canary-nope'; known: .*canary-bad-maxlen"
     ):
@@ -106,9 +106,9 @@ def test_canary_deploy_live_and_shadow_are_separate_targets() -> None:
 
 
 def test_engine_restart_restarts_with_the_live_settings_and_has_nothing_to_undo(
-    tmp_path: Path, admin: AdminServer
+    tmp_path: Path, targets: Targets
 ) -> None:
-    settings = _settings(tmp_path, admin)
+    settings = _settings(tmp_path, targets)
     ctx = _ctx(settings)
     with pytest.raises(FaultError, match="not running"):
         faults.inject(ctx, "engine-restart", {})
@@ -128,8 +128,8 @@ def test_engine_restart_restarts_with_the_live_settings_and_has_nothing_to_undo(
         ctx.runtime.stop("engine", 3.0)
 
 
-def test_reset_stops_the_traffic_of_a_killed_drill(tmp_path: Path, admin: AdminServer) -> None:
-    settings = _settings(tmp_path, admin)
+def test_reset_stops_the_traffic_of_a_killed_drill(tmp_path: Path, targets: Targets) -> None:
+    settings = _settings(tmp_path, targets)
     ctx = _ctx(settings)
     spec = ServiceSpec(
         name="loadgen",
