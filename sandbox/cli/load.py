@@ -29,6 +29,7 @@ def run(
     max_requests: int | None,
     target: str | None,
     seed: int | None,
+    rate_scale: float,
     out: Path | None,
     port: int | None,
 ) -> None:
@@ -38,7 +39,7 @@ def run(
     """
     from sandbox.deploy.targets import write_job_targets
     from sandbox.loadgen.component import loadgen_component
-    from sandbox.loadgen.profile import ProfileError, load_profile
+    from sandbox.loadgen.profile import ProfileError, load_profile, scale_rates
     from sandbox.loadgen.results import format_summary
     from sandbox.loadgen.service import (
         ServiceOptions,
@@ -50,7 +51,7 @@ def run(
 
     settings = load_settings()
     try:
-        loaded = load_profile(profile)
+        loaded = scale_rates(load_profile(profile), rate_scale)
     except ProfileError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

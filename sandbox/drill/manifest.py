@@ -234,6 +234,14 @@ class Workload(_Strict):
     traffic_check: Check | None = Field(
         None, description="breached while traffic is NOT flowing (baseline waits)"
     )
+    engine_reference: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "what sandbox.engine_speed's probe read (requests/s) on the machine the incident "
+            "was tuned on; set, the profile's rates are scaled by today's reading over it"
+        ),
+    )
 
 
 class Panel(_Strict):

@@ -10,6 +10,7 @@ from sandbox.drill.manifest import Check
 from sandbox.drill.result import DrillFailure
 from sandbox.drill.signature import current_breaches, format_value
 from sandbox.drill.traffic import TrafficError, start_traffic
+from sandbox.engine_speed import EngineSpeedError, measure_engine, rate_scale
 from sandbox.waiting import NotYet, wait_until
 
 __all__ = ["baseline", "setup", "stack_ready", "start_drill_traffic"]
@@ -35,13 +36,42 @@ def setup(d: DrillContext) -> None:
 
 def start_drill_traffic(d: DrillContext) -> None:
     d.tell(f"== 2. traffic: profile {d.m.workload.profile}", "== 2. traffic: starting")
+    scale = load_scale(d)
     try:
         d.traffic = start_traffic(
-            d.settings, d.runtime, d.m.workload.profile, progress=d.progress(secret=True)
+            d.settings,
+            d.runtime,
+            d.m.workload.profile,
+            progress=d.progress(secret=True),
+            rate_scale=scale,
         )
     except TrafficError as exc:
         raise DrillFailure("traffic", str(exc)) from exc
-    d.event("drill.traffic", profile=d.m.workload.profile)
+    d.event("drill.traffic", profile=d.m.workload.profile, rate_scale=scale)
+
+
+def load_scale(d: DrillContext) -> float:
+    """1, or today's engine speed over the one the incident was tuned on (see engine_speed)."""
+    reference = d.m.workload.engine_reference
+    if reference is None:
+        return 1.0
+    try:
+        speed = measure_engine(d.settings.engine_url, d.settings.served_model_name)
+    except EngineSpeedError as exc:
+        raise DrillFailure("traffic", str(exc)) from exc
+    scale = rate_scale(speed, reference)
+    d.say(
+        f"  sized the load to this engine: {speed.requests_per_s:.2f} probe requests/s against "
+        f"{reference:g} where the incident was tuned, rates x{scale:.2f}"
+    )
+    d.event(
+        "drill.engine_speed",
+        requests_per_s=round(speed.requests_per_s, 3),
+        tokens_per_s=round(speed.tokens_per_s, 1),
+        reference=reference,
+        rate_scale=round(scale, 3),
+    )
+    return scale
 
 
 def baseline(d: DrillContext) -> None:

@@ -32,13 +32,13 @@ def loadgen_available() -> str | None:
     return None
 
 
-def _component(profile: str) -> Component:
+def _component(profile: str, rate_scale: float) -> Component:
     missing = loadgen_available()
     if missing:
         raise TrafficError(missing)
     from sandbox.loadgen.component import loadgen_component
 
-    return loadgen_component(profile=profile)
+    return loadgen_component(profile=profile, rate_scale=rate_scale)
 
 
 def start_traffic(
@@ -47,14 +47,17 @@ def start_traffic(
     profile: str,
     progress: Callable[[str], None],
     timeout_s: float = 60.0,
+    rate_scale: float = 1.0,
 ) -> Component:
-    """(Re)start the load generator with ``profile`` and wait until its component is ready."""
-    component = _component(profile)
+    """(Re)start the load generator with ``profile`` (its rates times ``rate_scale``) and wait
+    until its component is ready."""
+    component = _component(profile, rate_scale)
     runtime.stop(component.name, settings.stop_timeout_s)  # a generator of another drill/profile
     status = runtime.start(component.spec(settings))
     # Prometheus discovers the generator from its file, like every other component.
     write_job_targets(settings, "loadgen", component.scrape(settings))
-    progress(f"started traffic (profile {profile}, pid {status.pid})")
+    scaled = f", rates x{rate_scale:.2f}" if rate_scale != 1.0 else ""
+    progress(f"started traffic (profile {profile}{scaled}, pid {status.pid})")
     wait_component_ready(component, settings, runtime, timeout_s, fail=TrafficError)
     return component
 

@@ -31,10 +31,11 @@ def main(
     duration: float | None,
     max_requests: int | None,
     seed: int | None,
+    rate_scale: float,
     out: Path | None,
 ) -> None:
     """Send a load profile's traffic (service mode: progress as JSON log lines)."""
-    from sandbox.loadgen.profile import ProfileError, load_profile
+    from sandbox.loadgen.profile import ProfileError, load_profile, scale_rates
     from sandbox.loadgen.service import ServiceOptions, default_out_dir, json_progress, run_service
     from sandbox.loadgen.target import default_target
     from sandbox.settings import load_settings
@@ -43,7 +44,7 @@ def main(
     configure_logging("loadgen")
     settings = load_settings()
     try:
-        loaded = load_profile(profile)
+        loaded = scale_rates(load_profile(profile), rate_scale)
     except ProfileError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -18,12 +18,15 @@ __all__ = ["SERVICE_DURATION_S", "loadgen_component"]
 SERVICE_DURATION_S = 6 * 3600.0
 
 
-def loadgen_component(profile: str = "baseline", seed: int | None = None) -> Component:
+def loadgen_component(
+    profile: str = "baseline", seed: int | None = None, rate_scale: float = 1.0
+) -> Component:
     run = (
         profile,
         "--duration",
         str(SERVICE_DURATION_S),
         *(("--seed", str(seed)) if seed is not None else ()),
+        *(("--rate-scale", f"{rate_scale:.4f}") if rate_scale != 1.0 else ()),
     )
     return PythonService(
         name="loadgen",

@@ -48,6 +48,7 @@ __all__ = [
     "load_profile",
     "parse_profile",
     "profile_names",
+    "scale_rates",
     "tenant_view",
 ]
 
@@ -219,3 +220,19 @@ def load_profile(name_or_path: str | Path) -> Profile:
     except yaml.YAMLError as exc:
         raise ProfileError(f"{path}: not valid YAML: {exc}") from exc
     return parse_profile(data, str(path))
+
+
+def scale_rates(profile: Profile, factor: float) -> Profile:
+    """The profile with every open-loop tenant's rate multiplied by ``factor``: the same
+    workload relative to an engine ``factor`` times as fast as the one it was sized on.
+    Lengths, shapes and closed-loop users stay; a rate set later through the control API is
+    taken as given."""
+    if factor <= 0:
+        raise ProfileError(f"{profile.name}: a rate scale must be above 0 (got {factor:g})")
+    if factor == 1.0:
+        return profile
+    tenants = {
+        name: t.model_copy(update={"rate_per_s": t.rate_per_s * factor})
+        for name, t in profile.tenants.items()
+    }
+    return profile.model_copy(update={"tenants": tenants})

@@ -43,6 +43,13 @@ _OPTIONS = (
         help="seed for arrivals, lengths and prompts (same seed, same schedule)",
     ),
     click.option(
+        "--rate-scale",
+        type=click.FloatRange(min=0.01, max=100.0),
+        default=1.0,
+        show_default=True,
+        help="multiply every open-loop tenant's rate (a drill sizes its load to the engine's speed)",
+    ),
+    click.option(
         "--out",
         type=click.Path(path_type=Path, file_okay=False),
         default=None,

@@ -66,14 +66,14 @@ def _recording_round_trip(path: Path, incident_id: str, prometheus_url: str) -> 
 # runs them too. The next session's first job is to empty this table.
 OPT_IN = {
     "cold-start-autoscaling": (
-        "did not recover on two cores after this session's merges: with the second replica ready "
-        "the surge still kept 125 requests waiting per replica for 6 minutes (before: recovery "
-        "in 137-185 s); cause not yet found"
+        "sized for an engine three times faster than this machine's on 2026-12-03 "
+        "(bench/replica_scaling.py: 110 tokens/s confined, was 343): two replicas are short of "
+        "the surge too and the queue never drains; see its notes.md"
     ),
     "slow-retrieval": (
-        "baseline never steady in the last run, right after kv-exhaustion's: retrieval phase p99 "
-        "1.4 s, vLLM TTFT p99 2.4 s and the TTFT page still firing without any fault; whether "
-        "the previous drill's aftermath or the retriever itself is not yet known"
+        "sized for an engine three times faster than this machine's on 2026-12-03: RAG prompts "
+        "of up to 600 tokens put vLLM's own TTFT p99 at 2.4 s and fire the TTFT page with no "
+        "fault; see its notes.md"
     ),
 }
 
