@@ -1,5 +1,6 @@
-"""What the dashboard tests share: the dashboards' and rules' queries and metric names, and a
-throwaway Prometheus to parse and evaluate queries with."""
+"""What the dashboard tests share: the dashboards' and rules' queries and metric names (read by
+the grader's own ``sandbox.design.promql.metric_names``), and a throwaway Prometheus to parse and
+evaluate queries with."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import httpx
 import pytest
 import yaml
 
+from sandbox.design.promql import metric_names
 from sandbox.settings import REPO_ROOT
 from tests.support import free_port, poll_until
 
@@ -36,40 +38,6 @@ __all__ = [
 
 DASHBOARD_FILES = sorted((REPO_ROOT / "dashboards").glob("*.json"))
 RULE_FILES = sorted((REPO_ROOT / "stack" / "prometheus" / "rules").glob("*.yml"))
-
-# PromQL words that look like metric names but are functions, keywords or label names.
-_NOT_METRICS = {
-    "sum",
-    "max",
-    "min",
-    "avg",
-    "count",
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
-    "rate",
-    "increase",
-    "histogram_quantile",
-    "max_over_time",
-    "changes",
-    "vector",
-    "or",
-    "and",
-    "unless",
-    "absent",
-    "time",
-    "round",
-    "clamp_min",
-    "bool",
-    "offset",
-    "le",
-    "inf",
-    "nan",
-    "label_values",
-}
 
 
 @dataclass(frozen=True)
@@ -126,16 +94,6 @@ def recorded_names() -> set[str]:
 def with_variables(expr: str) -> str:
     """A dashboard query as Grafana sends it with every variable at All."""
     return re.sub(r"\$(version|engine|tenant)\b", ".*", expr)
-
-
-def metric_names(expr: str) -> set[str]:
-    """Metric names an expression reads (strings, label matchers and keywords removed)."""
-    text = re.sub(r'"[^"]*"', '""', expr)
-    text = re.sub(r"\{[^}]*\}", "", text)  # label matchers
-    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
-    text = re.sub(r"\[[^\]]*\]", "", text)  # range selectors
-    names = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", text))
-    return {n for n in names if n.lower() not in _NOT_METRICS and not re.fullmatch(r"\d.*", n)}
 
 
 @contextmanager
