@@ -1,27 +1,20 @@
 """What the dashboard tests share: the dashboards' and rules' queries and metric names (read by
-the grader's own ``sandbox.design.promql.metric_names``), and a throwaway Prometheus to parse and
-evaluate queries with."""
+the grader's own ``sandbox.design.promql.metric_names``). A Prometheus to parse and evaluate them
+with is ``tests.support.throwaway_prometheus``."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
 import yaml
 
 from sandbox.design.promql import metric_names
 from sandbox.settings import REPO_ROOT
-from tests.support import free_port, poll_until
 
 __all__ = [
     "DASHBOARD_FILES",
@@ -32,7 +25,6 @@ __all__ = [
     "metric_names",
     "recorded_names",
     "rule_exprs",
-    "throwaway_prometheus",
     "with_variables",
 ]
 
@@ -94,50 +86,3 @@ def recorded_names() -> set[str]:
 def with_variables(expr: str) -> str:
     """A dashboard query as Grafana sends it with every variable at All."""
     return re.sub(r"\$(version|engine|tenant)\b", ".*", expr)
-
-
-@contextmanager
-def throwaway_prometheus(tmp_path: Path, scrape_self: bool = False) -> Iterator[str]:
-    """A real Prometheus with an empty TSDB on a free port; yields its URL."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must have the prometheus binary (make setup)")
-        pytest.skip("prometheus is not installed (run `make setup`)")
-    port = free_port()
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [],
-    }
-    if scrape_self:
-        config["scrape_configs"] = [
-            {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
-        ]
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    log = (tmp_path / "prometheus.log").open("wb")
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        poll_until(
-            lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200,
-            "throwaway prometheus ready",
-            30,
-        )
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()

@@ -14,7 +14,7 @@ from PIL import Image, ImageStat
 from sandbox.render import RenderResult, dashboard_names, load_dashboard, render_dashboard
 from sandbox.render.query import legend, substitute
 from sandbox.render.units import format_value
-from tests.dashboards_support import throwaway_prometheus
+from tests.support import throwaway_prometheus
 
 
 def _variance(path: Path) -> float:
