@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sandbox.components.base import free_port
 from sandbox.settings import load_settings
-from tests.integration.console_browser import background_traffic, chromium_context
+from tests.integration.console_browser import chromium_context
+from tests.integration.traffic import background_traffic
 
 DASHBOARD = "sandbox-overview"
 

@@ -11,8 +11,7 @@ from dashboards.panels import (
     Query,
     Unit,
     dashboard,
-    percentiles,
-    slo_line,
+    percentile_panel,
     timeseries_panel,
 )
 
@@ -21,16 +20,25 @@ __all__ = ["UID", "engine_dashboard"]
 UID = "sandbox-engine"
 
 
-def _latency(
-    panel_id: int, title: str, description: str, metric: str, slo: float | None = None
+def per_replica_timeseries(
+    panel_id: int,
+    title: str,
+    description: str,
+    metric: str,
+    *,
+    unit: str = Unit.SECONDS,
+    slo: float | None = None,
 ) -> PanelBuilder:
-    return timeseries_panel(
+    """p50/p95/p99 of one of vLLM's histograms (its recorded bucket rate), one set per replica."""
+    return percentile_panel(
         panel_id,
         title,
         description,
-        Unit.SECONDS,
-        percentiles(f"version_replica:{metric}_bucket:rate1m", ENGINE, by=("replica",)),
-        thresholds=slo_line(slo) if slo else None,
+        f"version_replica:{metric}_bucket:rate1m",
+        ENGINE,
+        by=("replica",),
+        unit=unit,
+        slo=slo,
     )
 
 
@@ -90,16 +98,6 @@ def tokens_timeseries() -> PanelBuilder:
     )
 
 
-def length_timeseries(panel_id: int, title: str, metric: str, description: str) -> PanelBuilder:
-    return timeseries_panel(
-        panel_id,
-        title,
-        description,
-        Unit.TOKENS,
-        percentiles(f"version_replica:{metric}_bucket:rate1m", ENGINE, by=("replica",)),
-    )
-
-
 def engine_dashboard() -> Dashboard:
     return dashboard(
         UID,
@@ -110,48 +108,50 @@ def engine_dashboard() -> Dashboard:
             kv_cache_timeseries(),
             preemptions_timeseries(),
             tokens_timeseries(),
-            _latency(
+            per_replica_timeseries(
                 5,
                 "engine.queue: queue time p50/p95/p99",
                 "Time from arrival in vLLM to being scheduled (no bucket below 0.3 s).",
                 "vllm_request_queue_time_seconds",
             ),
-            _latency(
+            per_replica_timeseries(
                 6,
                 "engine.prefill: prefill time p50/p95/p99",
                 "Time of the forward pass over the prompt.",
                 "vllm_request_prefill_time_seconds",
             ),
-            _latency(
+            per_replica_timeseries(
                 7,
                 "engine.decode: decode time p50/p95/p99",
                 "Time from the first to the last generated token.",
                 "vllm_request_decode_time_seconds",
             ),
-            _latency(
+            per_replica_timeseries(
                 8,
                 "Engine TTFT p50/p95/p99",
                 "vLLM's time to first token: engine.queue + engine.prefill, without the gateway's phases.",
                 "vllm_time_to_first_token_seconds",
             ),
-            _latency(
+            per_replica_timeseries(
                 9,
                 "Time per output token p50/p95/p99",
                 "vLLM's mean time per output token of each request. SLO: p99 < 0.25 s.",
                 "vllm_request_time_per_output_token_seconds",
-                TPOT_SLO_S,
+                slo=TPOT_SLO_S,
             ),
-            length_timeseries(
+            per_replica_timeseries(
                 10,
                 "Prompt length p50/p95/p99",
-                "vllm_request_prompt_tokens",
                 "Prompt tokens per request: long prompts cost prefill time and KV blocks.",
+                "vllm_request_prompt_tokens",
+                unit=Unit.TOKENS,
             ),
-            length_timeseries(
+            per_replica_timeseries(
                 11,
                 "Output length p50/p95/p99",
-                "vllm_request_generation_tokens",
                 "Generated tokens per request: long outputs hold KV blocks for longer.",
+                "vllm_request_generation_tokens",
+                unit=Unit.TOKENS,
             ),
         ],
     )

@@ -15,6 +15,7 @@ from dashboards.panels import (
     Query,
     Unit,
     dashboard,
+    percentile_panel,
     percentiles,
     slo_line,
     stat_panel,
@@ -188,13 +189,13 @@ def ttft_timeseries() -> PanelBuilder:
 
 
 def tpot_timeseries() -> PanelBuilder:
-    return timeseries_panel(
+    return percentile_panel(
         9,
         "Time per output token p50/p95/p99 (engine)",
         "vLLM's mean time between output tokens of each request: decode pace, batch size, preemptions. SLO: p99 < 0.25 s.",
-        Unit.SECONDS,
-        percentiles(TPOT_BUCKETS, ENGINE),
-        thresholds=slo_line(TPOT_SLO_S),
+        TPOT_BUCKETS,
+        ENGINE,
+        slo=TPOT_SLO_S,
     )
 
 
@@ -233,14 +234,12 @@ def client_vs_server_timeseries() -> PanelBuilder:
 
 
 def e2e_timeseries() -> PanelBuilder:
-    return timeseries_panel(
+    return percentile_panel(
         12,
         "End-to-end latency p50/p95/p99 (gateway)",
         "From arrival to the last byte of the answer, every phase included.",
-        Unit.SECONDS,
-        percentiles(
-            "version_tenant:sandbox_gateway_request_duration_seconds_bucket:rate1m", GATEWAY
-        ),
+        "version_tenant:sandbox_gateway_request_duration_seconds_bucket:rate1m",
+        GATEWAY,
     )
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "Unit",
     "dashboard",
     "drill_annotations",
+    "percentile_panel",
     "percentiles",
     "slo_line",
     "stat_panel",
@@ -190,6 +191,31 @@ def timeseries_panel(
             ],
         )
     return panel
+
+
+def percentile_panel(
+    panel_id: int,
+    title: str,
+    description: str,
+    bucket_rate: str,
+    selector: str = "",
+    *,
+    by: Sequence[str] = (),
+    unit: str = Unit.SECONDS,
+    slo: float | None = None,
+    width: int = 12,
+) -> timeseries.Panel:
+    """A time series of p50/p95/p99 of one recorded bucket rate (``percentiles``), split by the
+    labels ``by``; ``slo`` draws the limit as a threshold line (``slo_line``)."""
+    return timeseries_panel(
+        panel_id,
+        title,
+        description,
+        unit,
+        percentiles(bucket_rate, selector, by),
+        width=width,
+        thresholds=slo_line(slo) if slo is not None else None,
+    )
 
 
 def stat_panel(

@@ -10,8 +10,7 @@ from dashboards.panels import (
     Query,
     Unit,
     dashboard,
-    percentiles,
-    slo_line,
+    percentile_panel,
     timeseries_panel,
 )
 
@@ -23,37 +22,28 @@ PARTS = "step:sandbox_retriever_step_seconds_bucket:rate1m"
 
 
 def retrieval_phase_timeseries() -> PanelBuilder:
-    return timeseries_panel(
+    return percentile_panel(
         1,
         "Retrieval phase p50/p95/p99 (as RAG requests waited)",
         "The gateway's retrieval phase: the call to the retriever, capped by the gateway's RAG timeout. Warning above p95 1 s.",
-        Unit.SECONDS,
-        percentiles(
-            "phase_version_tenant:sandbox_gateway_phase_seconds_bucket:rate1m",
-            f'phase="retrieval", {GATEWAY}',
-        ),
-        thresholds=slo_line(1.0),
+        "phase_version_tenant:sandbox_gateway_phase_seconds_bucket:rate1m",
+        f'phase="retrieval", {GATEWAY}',
+        slo=1.0,
     )
 
 
 def part_timeseries(panel_id: int, part: str, description: str) -> PanelBuilder:
-    return timeseries_panel(
-        panel_id,
-        f"{part} p50/p95/p99",
-        description,
-        Unit.SECONDS,
-        percentiles(PARTS, f'step="{part}"'),
-        width=8,
+    return percentile_panel(
+        panel_id, f"{part} p50/p95/p99", description, PARTS, f'step="{part}"', width=8
     )
 
 
 def retriever_duration_timeseries() -> PanelBuilder:
-    return timeseries_panel(
+    return percentile_panel(
         5,
         "Retriever /search duration p50/p95/p99",
         "The retriever's own time per search, embed + search + rerank; it keeps counting after the gateway gave up.",
-        Unit.SECONDS,
-        percentiles("job:sandbox_retriever_request_duration_seconds_bucket:rate1m"),
+        "job:sandbox_retriever_request_duration_seconds_bucket:rate1m",
     )
 
 

@@ -14,7 +14,7 @@ from dashboards.panels import (
     Query,
     Unit,
     dashboard,
-    percentiles,
+    percentile_panel,
     slo_line,
     timeseries_panel,
 )
@@ -72,44 +72,38 @@ def error_ratio_timeseries() -> PanelBuilder:
 
 
 def ttft_timeseries() -> PanelBuilder:
-    return timeseries_panel(
+    return percentile_panel(
         4,
         "TTFT p50/p95/p99 by version",
         "Time to first token at the gateway per version. SLO: p99 < 2 s.",
-        Unit.SECONDS,
-        percentiles(
-            "version_tenant:sandbox_gateway_time_to_first_token_seconds_bucket:rate1m",
-            GATEWAY,
-            by=("version",),
-        ),
-        thresholds=slo_line(TTFT_SLO_S),
+        "version_tenant:sandbox_gateway_time_to_first_token_seconds_bucket:rate1m",
+        GATEWAY,
+        by=("version",),
+        slo=TTFT_SLO_S,
     )
 
 
 def tpot_timeseries() -> PanelBuilder:
-    return timeseries_panel(
+    return percentile_panel(
         5,
         "TPOT p50/p95/p99 by version",
         "vLLM's time per output token per version (shadow engines included). SLO: p99 < 0.25 s.",
-        Unit.SECONDS,
-        percentiles(
-            "version_replica:vllm_request_time_per_output_token_seconds_bucket:rate1m",
-            ENGINE,
-            by=("version",),
-        ),
-        thresholds=slo_line(TPOT_SLO_S),
+        "version_replica:vllm_request_time_per_output_token_seconds_bucket:rate1m",
+        ENGINE,
+        by=("version",),
+        slo=TPOT_SLO_S,
     )
 
 
 def output_length_timeseries() -> PanelBuilder:
-    return timeseries_panel(
+    return percentile_panel(
         6,
         "Output length p50/p95/p99 by version",
         "Generated tokens per request per version: a version that stops early or rambles shows here first.",
-        Unit.TOKENS,
-        percentiles(
-            "version_replica:vllm_request_generation_tokens_bucket:rate1m", ENGINE, by=("version",)
-        ),
+        "version_replica:vllm_request_generation_tokens_bucket:rate1m",
+        ENGINE,
+        by=("version",),
+        unit=Unit.TOKENS,
     )
 
 

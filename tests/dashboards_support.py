@@ -1,25 +1,20 @@
-"""What the dashboard tests share: the dashboards' and rules' queries and metric names, and a
-throwaway Prometheus to parse and evaluate queries with."""
+"""What the dashboard tests share: the dashboards' and rules' queries and metric names (read by
+the grader's own ``sandbox.design.promql.metric_names``). A Prometheus to parse and evaluate them
+with is ``tests.support.throwaway_prometheus``."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
 import yaml
 
+from sandbox.design.promql import metric_names
 from sandbox.settings import REPO_ROOT
-from tests.support import free_port, poll_until
 
 __all__ = [
     "DASHBOARD_FILES",
@@ -30,46 +25,11 @@ __all__ = [
     "metric_names",
     "recorded_names",
     "rule_exprs",
-    "throwaway_prometheus",
     "with_variables",
 ]
 
 DASHBOARD_FILES = sorted((REPO_ROOT / "dashboards").glob("*.json"))
 RULE_FILES = sorted((REPO_ROOT / "stack" / "prometheus" / "rules").glob("*.yml"))
-
-# PromQL words that look like metric names but are functions, keywords or label names.
-_NOT_METRICS = {
-    "sum",
-    "max",
-    "min",
-    "avg",
-    "count",
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
-    "rate",
-    "increase",
-    "histogram_quantile",
-    "max_over_time",
-    "changes",
-    "vector",
-    "or",
-    "and",
-    "unless",
-    "absent",
-    "time",
-    "round",
-    "clamp_min",
-    "bool",
-    "offset",
-    "le",
-    "inf",
-    "nan",
-    "label_values",
-}
 
 
 @dataclass(frozen=True)
@@ -126,60 +86,3 @@ def recorded_names() -> set[str]:
 def with_variables(expr: str) -> str:
     """A dashboard query as Grafana sends it with every variable at All."""
     return re.sub(r"\$(version|engine|tenant)\b", ".*", expr)
-
-
-def metric_names(expr: str) -> set[str]:
-    """Metric names an expression reads (strings, label matchers and keywords removed)."""
-    text = re.sub(r'"[^"]*"', '""', expr)
-    text = re.sub(r"\{[^}]*\}", "", text)  # label matchers
-    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
-    text = re.sub(r"\[[^\]]*\]", "", text)  # range selectors
-    names = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", text))
-    return {n for n in names if n.lower() not in _NOT_METRICS and not re.fullmatch(r"\d.*", n)}
-
-
-@contextmanager
-def throwaway_prometheus(tmp_path: Path, scrape_self: bool = False) -> Iterator[str]:
-    """A real Prometheus with an empty TSDB on a free port; yields its URL."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must have the prometheus binary (make setup)")
-        pytest.skip("prometheus is not installed (run `make setup`)")
-    port = free_port()
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [],
-    }
-    if scrape_self:
-        config["scrape_configs"] = [
-            {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
-        ]
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    log = (tmp_path / "prometheus.log").open("wb")
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        poll_until(
-            lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200,
-            "throwaway prometheus ready",
-            30,
-        )
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()

@@ -19,11 +19,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
 from sandbox.design.window import Window
-from tests.support import free_port, poll_until
+from tests.support import throwaway_prometheus
 
 __all__ = ["BUCKETS", "INCIDENTS", "fake_incidents"]
 
@@ -128,22 +127,7 @@ def fake_incidents(tmp_path: Path) -> Iterator[list[Window]]:
         check=True,
         capture_output=True,
     )
-    (tmp_path / "prometheus.yml").write_text("global:\n  scrape_interval: 5s\n")
-    port = free_port()
-    log = (tmp_path / "prometheus.log").open("wb")
-    process = subprocess.Popen(
-        [
-            prometheus,
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={data}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        poll_until(lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200, "ready", 30)
+    with throwaway_prometheus(tmp_path, data=data) as url:
         yield [
             Window(
                 incident,
@@ -156,7 +140,3 @@ def fake_incidents(tmp_path: Path) -> Iterator[list[Window]]:
             )
             for incident, start in starts.items()
         ]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import httpx
 import pytest
+import yaml
 
 from sandbox import stack
 from sandbox.components.base import free_port as components_free_port
@@ -26,6 +30,7 @@ __all__ = [
     "require_stack_binaries",
     "start_test_stack",
     "stop_test_stack",
+    "throwaway_prometheus",
 ]
 
 T = TypeVar("T")
@@ -142,3 +147,54 @@ def stop_test_stack(handle: StackHandle) -> None:
     assert all(
         handle.runtime.status(n).state is ServiceState.STOPPED for n in ("engine", "prometheus")
     )
+
+
+@contextmanager
+def throwaway_prometheus(
+    tmp_path: Path, scrape_self: bool = False, data: Path | None = None
+) -> Iterator[str]:
+    """A real Prometheus on a free port, its files under ``tmp_path``; yields its URL. Its TSDB
+    is ``data`` (e.g. blocks made by promtool) or an empty one; with ``scrape_self`` it scrapes
+    itself every second."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must have the prometheus binary (make setup)")
+        pytest.skip("prometheus is not installed (run `make setup`)")
+    port = free_port()
+    config: dict[str, Any] = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [],
+    }
+    if scrape_self:
+        config["scrape_configs"] = [
+            {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+        ]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    log = (tmp_path / "prometheus.log").open("wb")
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={data or tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        poll_until(
+            lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200,
+            "throwaway prometheus ready",
+            30,
+        )
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from sandbox.cli.dashboards import dashboards
 from sandbox.settings import load_settings
+
+if TYPE_CHECKING:
+    from sandbox.design.window import Window
 
 __all__ = ["COMMANDS", "grade", "rules"]
 
@@ -35,6 +41,21 @@ def _recordings(given: tuple[Path, ...]) -> list[Path]:
     return paths
 
 
+@contextmanager
+def _served_windows(given: tuple[Path, ...]) -> Iterator[list[Window]]:
+    """Every recording served at once (``serve_windows``), with a note for each one left out;
+    an error when none has an injected fault to grade against."""
+    from sandbox.design.window import serve_windows
+
+    skipped: list[str] = []
+    with serve_windows(_recordings(given), skipped) as windows:
+        for line in skipped:
+            click.echo(f"note: {line}", err=True)
+        if not windows:
+            raise click.ClickException("no recording with an injected fault to grade against")
+        yield windows
+
+
 @dashboards.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_RECORDINGS
@@ -57,18 +78,12 @@ def grade(
     incident's recording: detection, phase, time to signal, told-apart matrix, pitfalls."""
     from sandbox.design import GradeInputError, grade_dashboards, load_dashboards
     from sandbox.design.report import draw_pictures, grade_json, grade_text
-    from sandbox.design.window import serve_windows
 
     try:
         loaded = load_dashboards(list(files))
     except GradeInputError as exc:
         raise click.ClickException(str(exc)) from None
-    skipped: list[str] = []
-    with serve_windows(_recordings(recordings), skipped) as windows:
-        for line in skipped:
-            click.echo(f"note: {line}", err=True)
-        if not windows:
-            raise click.ClickException("no recording with an injected fault to grade against")
+    with _served_windows(recordings) as windows:
         result = grade_dashboards(loaded, windows)
         out = out or load_settings().run_dir / "grade"
         pictures = [] if no_pictures else draw_pictures(loaded, windows, out)
@@ -98,18 +113,12 @@ def rules_grade(files: tuple[Path, ...], recordings: tuple[Path, ...], as_json: 
 
     from sandbox.design import GradeInputError
     from sandbox.design.rules import grade_rules, load_rule_files, rules_text
-    from sandbox.design.window import serve_windows
 
     try:
         load_rule_files(list(files))
     except GradeInputError as exc:
         raise click.ClickException(str(exc)) from None
-    skipped: list[str] = []
-    with serve_windows(_recordings(recordings), skipped) as windows:
-        for line in skipped:
-            click.echo(f"note: {line}", err=True)
-        if not windows:
-            raise click.ClickException("no recording with an injected fault to grade against")
+    with _served_windows(recordings) as windows:
         result = grade_rules(list(files), windows)
     if as_json:
         json.dump(asdict(result), sys.stdout, indent=2, default=str)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -74,6 +74,15 @@ def _validated(model: type[BaseModel], data: dict[str, Any]) -> Any:
         raise GatewayError(
             400, f"{param}: {error['msg']}" if param else error["msg"], param, "invalid_value"
         ) from None
+
+
+@contextlib.contextmanager
+def _invalid_value(param: str) -> Iterator[None]:
+    """The router's ValueError (a change it refuses) becomes a 400 naming ``param``."""
+    try:
+        yield
+    except ValueError as exc:
+        raise GatewayError(400, str(exc), param, "invalid_value") from None
 
 
 def create_app(options: GatewayOptions, tracing: Tracing | None = None) -> FastAPI:
@@ -176,20 +185,16 @@ def create_app(options: GatewayOptions, tracing: Tracing | None = None) -> FastA
             raise GatewayError(
                 400, "weights: every value must be a number", "weights", "invalid_type"
             )
-        try:
+        with _invalid_value("weights"):
             gateway.router.set_weights({str(k): float(v) for k, v in body.items()})
-        except ValueError as exc:
-            raise GatewayError(400, str(exc), "weights", "invalid_value") from None
         gateway.publish_routing()
         return state()
 
     @app.put(GATEWAY_SHADOW_PATH)
     async def put_shadow(request: Request) -> dict[str, Any]:
         shadow = _validated(ShadowOptions, await _json_object(request))
-        try:
+        with _invalid_value("version"):
             gateway.router.set_shadow(shadow)
-        except ValueError as exc:
-            raise GatewayError(400, str(exc), "version", "invalid_value") from None
         return state()
 
     @app.delete(GATEWAY_SHADOW_PATH)
@@ -212,10 +217,8 @@ def create_app(options: GatewayOptions, tracing: Tracing | None = None) -> FastA
     @app.post(GATEWAY_ENGINES_PATH)
     async def post_engine(request: Request) -> dict[str, Any]:
         engine = _validated(EngineOptions, await _json_object(request))
-        try:
+        with _invalid_value("name"):
             gateway.router.add(engine)
-        except ValueError as exc:
-            raise GatewayError(400, str(exc), "name", "invalid_value") from None
         await gateway.router.probe(gateway.client)
         gateway.publish_routing()
         return state()

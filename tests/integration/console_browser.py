@@ -1,22 +1,18 @@
-"""A real headless Chromium (Debian's) driven by Playwright, and light real traffic through the
-gateway: what the console's browser test and bench/console_load.py share."""
+"""A real headless Chromium (Debian's) driven by Playwright: what the console's browser test and
+bench/console_load.py share (their traffic comes from tests/integration/traffic.py)."""
 
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import httpx
 import pytest
 
-__all__ = ["CHROMIUM_ARGS", "background_traffic", "chromium_context", "chromium_path"]
+__all__ = ["CHROMIUM_ARGS", "chromium_context", "chromium_path", "require_browser"]
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -74,59 +70,3 @@ def chromium_context(viewport: tuple[int, int] = (1440, 1000)) -> Iterator[Any]:
                 yield context
             finally:
                 context.close()
-
-
-_WORDS = "the cache of keys and values grows with every token a sequence holds".split()
-
-
-@contextmanager
-def background_traffic(
-    gateway_url: str, seconds: float, workers: int = 2
-) -> Iterator[dict[str, int]]:
-    """Streaming completions (chat tenants, some RAG) until the block ends or ``seconds`` pass."""
-    outcomes: dict[str, int] = {}
-    stop = threading.Event()
-    lock = threading.Lock()
-    deadline = time.monotonic() + seconds
-
-    def worker(seed: int) -> None:
-        rng = random.Random(seed)
-        with httpx.Client(timeout=60) as client:
-            for _ in range(2000):  # bounded; the deadline or the stop ends it long before
-                if stop.is_set() or time.monotonic() > deadline:
-                    return
-                rag = rng.random() < 0.3
-                headers = {
-                    "X-Sandbox-Tenant": "rag" if rag else rng.choice(["interactive", "batch"])
-                }
-                if rag:
-                    headers["X-Sandbox-RAG"] = "1"
-                body = {
-                    "model": "tiny",
-                    "prompt": " ".join(rng.choice(_WORDS) for _ in range(rng.randint(20, 80))),
-                    "max_tokens": rng.randint(8, 32),
-                    "stream": True,
-                    "ignore_eos": True,
-                }
-                try:
-                    with client.stream(
-                        "POST", f"{gateway_url}/v1/completions", json=body, headers=headers
-                    ) as response:
-                        for _chunk in response.iter_bytes():
-                            pass
-                        key = str(response.status_code)
-                except httpx.HTTPError as exc:
-                    key = type(exc).__name__
-                with lock:
-                    outcomes[key] = outcomes.get(key, 0) + 1
-                stop.wait(rng.expovariate(4.0))
-
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    try:
-        yield outcomes
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=90)

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from sandbox.console.dashboards import Catalog
-from tests.integration.console_browser import background_traffic, chromium_context, require_browser
+from tests.integration.console_browser import chromium_context, require_browser
+from tests.integration.traffic import background_traffic
 from tests.support import StackHandle, poll_until
 
 pytestmark = pytest.mark.integration

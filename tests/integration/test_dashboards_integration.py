@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
-import threading
 import time
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from tests.dashboards_support import (
     recorded_names,
     with_variables,
 )
+from tests.integration.traffic import background_traffic
 from tests.support import StackHandle, poll_until
 
 pytestmark = pytest.mark.integration
@@ -61,61 +60,16 @@ PENDING: dict[str, str] = {
     "ALERTS": "Prometheus writes it only while an alert is pending or firing",
 }
 
-WORDS = "the quick brown fox jumps over a lazy dog while serving tokens from a cache".split()
-
-
-def _load(gateway_url: str, seconds: float, workers: int = 3) -> dict[str, int]:
-    """Real streaming completions through the gateway: chat tenants and a share of RAG requests."""
-    outcomes: dict[str, int] = {}
-    lock = threading.Lock()
-
-    def worker(seed: int) -> None:
-        rng = random.Random(seed)
-        deadline = time.monotonic() + seconds
-        with httpx.Client(timeout=60) as client:
-            for _ in range(1000):  # bounded; the deadline ends it long before
-                if time.monotonic() > deadline:
-                    return
-                rag = rng.random() < 0.3
-                headers = {
-                    "X-Sandbox-Tenant": "rag" if rag else rng.choice(["interactive", "batch"])
-                }
-                if rag:
-                    headers["X-Sandbox-RAG"] = "1"
-                body = {
-                    "model": "tiny",
-                    "prompt": " ".join(rng.choice(WORDS) for _ in range(rng.randint(30, 120))),
-                    "max_tokens": rng.randint(8, 48),
-                    "stream": True,
-                    "ignore_eos": True,
-                }
-                try:
-                    with client.stream(
-                        "POST", f"{gateway_url}/v1/completions", json=body, headers=headers
-                    ) as r:
-                        for _chunk in r.iter_bytes():
-                            pass
-                        key = str(r.status_code)
-                except httpx.HTTPError as exc:
-                    key = type(exc).__name__
-                with lock:
-                    outcomes[key] = outcomes.get(key, 0) + 1
-                time.sleep(rng.expovariate(3.0))
-
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=seconds + 90)
-    return outcomes
-
 
 @pytest.fixture(scope="module")
 def loaded(local_stack: StackHandle) -> tuple[StackHandle, float]:
     """The stack after ~30 s of real traffic, once the recording rules have seen it."""
     started = time.time()
     gateway = local_stack.settings.url(local_stack.settings.gateway_port)
-    outcomes = _load(gateway, 30.0)
+    with background_traffic(
+        gateway, 30.0, workers=3, prompt_words=(30, 120), max_tokens=(8, 48), pause_s=1 / 3
+    ) as outcomes:
+        time.sleep(30.0)
     assert outcomes.get("200", 0) >= 10, (
         f"too few successful requests for the dashboards: {outcomes}"
     )

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +24,7 @@ from sandbox.promapi import PrometheusClient, PrometheusError, Reduce
 from sandbox.runtime.local import LocalRuntime
 from sandbox.settings import Settings
 from sandbox.timeline import read as read_timeline
-from tests.support import free_port, isolated_settings, poll_until
+from tests.support import free_port, isolated_settings, poll_until, throwaway_prometheus
 from tests.unit.deploy_helpers import STANDIN_VERSIONS, StandInLauncher
 from tests.unit.gateway_helpers import (
     Server,
@@ -36,31 +34,8 @@ from tests.unit.gateway_helpers import (
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.skip("prometheus is not installed (make setup)")
-    root = tmp_path_factory.mktemp("prom")
-    (root / "prometheus.yml").write_text("global: {scrape_interval: 15s}\nscrape_configs: []\n")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={root / 'prometheus.yml'}",
-            f"--storage.tsdb.path={root / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        poll_until(
-            lambda: httpx.get(f"{url}/-/ready").status_code == 200, "prometheus ready", timeout_s=30
-        )
+    with throwaway_prometheus(tmp_path_factory.mktemp("prom")) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @pytest.fixture(scope="module")

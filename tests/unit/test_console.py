@@ -27,8 +27,7 @@ from sandbox.settings import load_settings
 from sandbox.stack import default_components
 from sandbox.timeline import record as record_event
 from sandbox.tracesink.store import spans_path
-from tests.dashboards_support import throwaway_prometheus
-from tests.support import free_port, poll_until
+from tests.support import free_port, poll_until, throwaway_prometheus
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 

@@ -25,10 +25,9 @@ from tests.dashboards_support import (
     dashboard_exprs,
     metric_names,
     recorded_names,
-    throwaway_prometheus,
     with_variables,
 )
-from tests.support import isolated_settings
+from tests.support import isolated_settings, throwaway_prometheus
 
 PROMETHEUS_DIR = REPO_ROOT / "stack" / "prometheus"
 UNITS = {"s", "percentunit", "reqps", "short", "suffix: /s", "suffix: tok/s", "suffix: tok"}

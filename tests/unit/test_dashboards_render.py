@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image, ImageStat
@@ -13,11 +14,26 @@ from PIL import Image, ImageStat
 from sandbox.render import RenderResult, dashboard_names, load_dashboard, render_dashboard
 from sandbox.render.query import legend, substitute
 from sandbox.render.units import format_value
-from tests.dashboards_support import throwaway_prometheus
+from tests.support import throwaway_prometheus
 
 
 def _variance(path: Path) -> float:
     return float(sum(ImageStat.Stat(Image.open(path).convert("L")).var))
+
+
+def _panel(
+    panel_id: int, kind: str, title: str, grid: tuple[int, int, int, int], unit: str, expr: str
+) -> dict[str, Any]:
+    """Panel JSON as Grafana writes it: one query, a unit, a place (x, y, w, h) on the grid."""
+    x, y, w, h = grid
+    return {
+        "id": panel_id,
+        "type": kind,
+        "title": title,
+        "gridPos": {"x": x, "y": y, "w": w, "h": h},
+        "fieldConfig": {"defaults": {"unit": unit}},
+        "targets": [{"refId": "A", "expr": expr}],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -119,30 +135,9 @@ def test_live_series_draw_a_non_blank_panel_and_a_stat(prometheus: str, tmp_path
                     {"refId": "B", "expr": "time() % 60 / 100", "legendFormat": "sawtooth"},
                 ],
             },
-            {
-                "id": 2,
-                "type": "stat",
-                "title": "up",
-                "gridPos": {"x": 12, "y": 0, "w": 4, "h": 4},
-                "fieldConfig": {"defaults": {"unit": "short"}},
-                "targets": [{"refId": "A", "expr": "sum(up)"}],
-            },
-            {
-                "id": 3,
-                "type": "timeseries",
-                "title": "nothing",
-                "gridPos": {"x": 0, "y": 8, "w": 12, "h": 8},
-                "fieldConfig": {"defaults": {"unit": "s"}},
-                "targets": [{"refId": "A", "expr": "no_such_metric"}],
-            },
-            {
-                "id": 4,
-                "type": "timeseries",
-                "title": "broken",
-                "gridPos": {"x": 12, "y": 8, "w": 12, "h": 8},
-                "fieldConfig": {"defaults": {"unit": "s"}},
-                "targets": [{"refId": "A", "expr": "sum(rate(x[1m]"}],
-            },
+            _panel(2, "stat", "up", (12, 0, 4, 4), "short", "sum(up)"),
+            _panel(3, "timeseries", "nothing", (0, 8, 12, 8), "s", "no_such_metric"),
+            _panel(4, "timeseries", "broken", (12, 8, 12, 8), "s", "sum(rate(x[1m]"),
         ],
     }
     result = render_dashboard(board, prometheus, time.time() - 120, out_dir=tmp_path)

@@ -358,97 +358,79 @@ def _engine_argv(settings: Settings) -> list[str]:
     return list(httpx.get(f"{settings.engine_url}/argv", timeout=5).json()["argv"])
 
 
-def test_engine_kv_budget_restarts_and_reverts(tmp_path: Path, targets: Targets) -> None:
+@pytest.fixture
+def engine_ctx(tmp_path: Path, targets: Targets) -> Iterator[StackContext]:
+    """A context whose stand-in engine runs under the real LocalRuntime and answers /health.
+    Afterwards every fault is reset and the engine (and a network-latency proxy) stopped."""
     settings = _settings(tmp_path, targets)
     ctx = _ctx(settings)
-    runtime = ctx.runtime
-    runtime.start(ctx.engine_component.spec(settings))
+    ctx.runtime.start(ctx.engine_component.spec(settings))
     try:
         poll_until(
             lambda: http_ready(httpx.Client(), f"{settings.engine_url}/health", "e").ready,
             "stand-in engine",
             20,
         )
-        first_pid = runtime.status("engine").pid
-        kv = faults.inject(ctx, "engine-kv-budget", {"kv_tokens": 3072})
-        argv = _engine_argv(settings)
-        assert argv[argv.index("--num-gpu-blocks-override") + 1] == "24"
-        assert runtime.status("engine").pid != first_pid and not group_alive(first_pid)  # type: ignore[arg-type]
-        # A second engine setting composes with the first.
-        seqs = faults.inject(ctx, "engine-max-num-seqs", {"max_num_seqs": 128})
-        argv = _engine_argv(settings)
-        assert argv[argv.index("--num-gpu-blocks-override") + 1] == "24"
-        assert argv[argv.index("--max-num-seqs") + 1] == "128"
-        faults.revert(ctx, kv.id)
-        argv = _engine_argv(settings)
-        assert "--num-gpu-blocks-override" not in argv  # back to the settings (no override)
-        assert argv[argv.index("--max-num-seqs") + 1] == "128"
-        faults.revert(ctx, seqs.id)
-        argv = _engine_argv(settings)
-        assert argv[argv.index("--max-num-seqs") + 1] == str(settings.max_num_seqs)
-        assert runtime.status("engine").state is ServiceState.RUNNING
+        yield ctx
     finally:
         faults.reset(ctx)
-        pid = runtime.status("engine").pid
-        runtime.stop("engine", 3.0)
+        ctx.runtime.stop("netdelay-engine", 3.0)
+        pid = ctx.runtime.status("engine").pid
+        ctx.runtime.stop("engine", 3.0)
         assert pid is None or not group_alive(pid)
 
 
-def test_engine_setting_replaced_in_place_restarts_once(tmp_path: Path, targets: Targets) -> None:
-    settings = _settings(tmp_path, targets)
-    ctx = _ctx(settings)
-    runtime = ctx.runtime
-    runtime.start(ctx.engine_component.spec(settings))
-    try:
-        poll_until(
-            lambda: http_ready(httpx.Client(), f"{settings.engine_url}/health", "e").ready,
-            "stand-in engine",
-            20,
-        )
-        small = faults.inject(ctx, "engine-kv-budget", {"kv_tokens": 3072}, source="drill:x")
-        with pytest.raises(FaultConflict):
-            faults.inject(ctx, "engine-kv-budget", {"kv_tokens": 32768})
-        restarts: list[str] = []
-        ctx.progress = restarts.append
-        large = faults.inject(ctx, "engine-kv-budget", {"kv_tokens": 32768}, replaces=[small.id])
-        argv = _engine_argv(settings)
-        assert argv[argv.index("--num-gpu-blocks-override") + 1] == "256"
-        assert len([m for m in restarts if m.startswith("restarting engine")]) == 1, restarts
-        assert [h.id for h in faults.active_handles(ctx)] == [large.id]
-        old = HandleStore(ctx.faults_dir).read(small.id)
-        assert old is not None and old.state is HandleState.REVERTED
-        assert any(f"replaced in place by {large.id}" in n for n in old.notes)
-        faults.revert(ctx, large.id)
-        assert "--num-gpu-blocks-override" not in _engine_argv(settings)
-    finally:
-        faults.reset(ctx)
-        runtime.stop("engine", 3.0)
+def test_engine_kv_budget_restarts_and_reverts(engine_ctx: StackContext) -> None:
+    ctx, settings, runtime = engine_ctx, engine_ctx.settings, engine_ctx.runtime
+    first_pid = runtime.status("engine").pid
+    kv = faults.inject(ctx, "engine-kv-budget", {"kv_tokens": 3072})
+    argv = _engine_argv(settings)
+    assert argv[argv.index("--num-gpu-blocks-override") + 1] == "24"
+    assert runtime.status("engine").pid != first_pid and not group_alive(first_pid)  # type: ignore[arg-type]
+    # A second engine setting composes with the first.
+    seqs = faults.inject(ctx, "engine-max-num-seqs", {"max_num_seqs": 128})
+    argv = _engine_argv(settings)
+    assert argv[argv.index("--num-gpu-blocks-override") + 1] == "24"
+    assert argv[argv.index("--max-num-seqs") + 1] == "128"
+    faults.revert(ctx, kv.id)
+    argv = _engine_argv(settings)
+    assert "--num-gpu-blocks-override" not in argv  # back to the settings (no override)
+    assert argv[argv.index("--max-num-seqs") + 1] == "128"
+    faults.revert(ctx, seqs.id)
+    argv = _engine_argv(settings)
+    assert argv[argv.index("--max-num-seqs") + 1] == str(settings.max_num_seqs)
+    assert runtime.status("engine").state is ServiceState.RUNNING
 
 
-def test_engine_cpus_confines_the_engine_and_revert_frees_it(
-    tmp_path: Path, targets: Targets
-) -> None:
-    settings = _settings(tmp_path, targets)
-    ctx = _ctx(settings)
-    runtime = ctx.runtime
+def test_engine_setting_replaced_in_place_restarts_once(engine_ctx: StackContext) -> None:
+    ctx, settings = engine_ctx, engine_ctx.settings
+    small = faults.inject(ctx, "engine-kv-budget", {"kv_tokens": 3072}, source="drill:x")
+    with pytest.raises(FaultConflict):
+        faults.inject(ctx, "engine-kv-budget", {"kv_tokens": 32768})
+    restarts: list[str] = []
+    ctx.progress = restarts.append
+    large = faults.inject(ctx, "engine-kv-budget", {"kv_tokens": 32768}, replaces=[small.id])
+    argv = _engine_argv(settings)
+    assert argv[argv.index("--num-gpu-blocks-override") + 1] == "256"
+    assert len([m for m in restarts if m.startswith("restarting engine")]) == 1, restarts
+    assert [h.id for h in faults.active_handles(ctx)] == [large.id]
+    old = HandleStore(ctx.faults_dir).read(small.id)
+    assert old is not None and old.state is HandleState.REVERTED
+    assert any(f"replaced in place by {large.id}" in n for n in old.notes)
+    faults.revert(ctx, large.id)
+    assert "--num-gpu-blocks-override" not in _engine_argv(settings)
+
+
+def test_engine_cpus_confines_the_engine_and_revert_frees_it(engine_ctx: StackContext) -> None:
+    ctx, runtime = engine_ctx, engine_ctx.runtime
     everywhere = os.sched_getaffinity(0)
     core = max(everywhere)
-    runtime.start(ctx.engine_component.spec(settings))
-    try:
-        poll_until(
-            lambda: http_ready(httpx.Client(), f"{settings.engine_url}/health", "e").ready,
-            "stand-in engine",
-            20,
-        )
-        handle = faults.inject(ctx, "engine-cpus", {"engine_cpus": str(core)})
-        assert os.sched_getaffinity(runtime.status("engine").pid) == {core}  # type: ignore[arg-type]
-        faults.revert(ctx, handle.id)
-        assert os.sched_getaffinity(runtime.status("engine").pid) == everywhere  # type: ignore[arg-type]
-        with pytest.raises(FaultError, match="engine_cpus"):
-            faults.inject(ctx, "engine-cpus", {"engine_cpus": "one"})
-    finally:
-        faults.reset(ctx)
-        runtime.stop("engine", 3.0)
+    handle = faults.inject(ctx, "engine-cpus", {"engine_cpus": str(core)})
+    assert os.sched_getaffinity(runtime.status("engine").pid) == {core}  # type: ignore[arg-type]
+    faults.revert(ctx, handle.id)
+    assert os.sched_getaffinity(runtime.status("engine").pid) == everywhere  # type: ignore[arg-type]
+    with pytest.raises(FaultError, match="engine_cpus"):
+        faults.inject(ctx, "engine-cpus", {"engine_cpus": "one"})
 
 
 def test_engine_change_needs_a_running_engine(tmp_path: Path, targets: Targets) -> None:
@@ -457,58 +439,38 @@ def test_engine_change_needs_a_running_engine(tmp_path: Path, targets: Targets) 
         faults.inject(ctx, "engine-kv-budget", {"kv_tokens": 3072})
 
 
-def test_engine_revert_after_stack_down_leaves_it_stopped(tmp_path: Path, targets: Targets) -> None:
-    settings = _settings(tmp_path, targets)
-    ctx = _ctx(settings)
-    ctx.runtime.start(ctx.engine_component.spec(settings))
-    try:
-        poll_until(
-            lambda: http_ready(httpx.Client(), f"{settings.engine_url}/health", "e").ready,
-            "stand-in engine",
-            20,
-        )
-        handle = faults.inject(ctx, "engine-kv-budget", {"kv_tokens": 2048})
-        # `make down` stopped everything: revert must not start a lone engine.
-        ctx.runtime.stop("engine", 3.0)
-        reverted = faults.revert(ctx, handle.id)
-        assert ctx.runtime.status("engine").state is ServiceState.STOPPED
-        assert any("stack down" in note for note in reverted.notes)
-    finally:
-        ctx.runtime.stop("engine", 3.0)
+def test_engine_revert_after_stack_down_leaves_it_stopped(engine_ctx: StackContext) -> None:
+    ctx = engine_ctx
+    handle = faults.inject(ctx, "engine-kv-budget", {"kv_tokens": 2048})
+    # `make down` stopped everything: revert must not start a lone engine.
+    ctx.runtime.stop("engine", 3.0)
+    reverted = faults.revert(ctx, handle.id)
+    assert ctx.runtime.status("engine").state is ServiceState.STOPPED
+    assert any("stack down" in note for note in reverted.notes)
 
 
 # -- network latency: a real delaying proxy through the runtime --------------------------------
 
 
-def test_network_latency_proxy_delays_and_reverts(tmp_path: Path, targets: Targets) -> None:
-    settings = _settings(tmp_path, targets)
-    ctx = _ctx(settings)
-    ctx.runtime.start(ctx.engine_component.spec(settings))
+def test_network_latency_proxy_delays_and_reverts(
+    engine_ctx: StackContext, targets: Targets
+) -> None:
+    ctx, settings = engine_ctx, engine_ctx.settings
     assert targets.gateway_engines()["engine"]["url"] == settings.engine_url
-    try:
-        poll_until(
-            lambda: http_ready(httpx.Client(), f"{settings.engine_url}/health", "e").ready,
-            "stand-in engine",
-            20,
-        )
-        handle = faults.inject(ctx, "network-latency", {"delay_s": 0.3})
-        engines = targets.gateway_engines()
-        assert set(engines) == {"engine-netdelay"}
-        proxied = engines["engine-netdelay"]["url"]
-        start = time.monotonic()
-        response = httpx.get(f"{proxied}/health", timeout=10)
-        elapsed = time.monotonic() - start
-        assert response.status_code == 200
-        assert 0.55 <= elapsed < 3.0, elapsed  # request and response each wait 0.3 s
-        proxy_pid = ctx.runtime.status("netdelay-engine").pid
-        faults.revert(ctx, handle.id)
-        engines = targets.gateway_engines()
-        assert set(engines) == {"engine"} and engines["engine"]["url"] == settings.engine_url
-        assert ctx.runtime.status("netdelay-engine").state is ServiceState.STOPPED
-        assert proxy_pid is not None and not group_alive(proxy_pid)
-        with pytest.raises(FaultError, match="no engine 'nope'"):
-            faults.inject(ctx, "network-latency", {"engine": "nope", "delay_s": 0.1})
-    finally:
-        faults.reset(ctx)
-        ctx.runtime.stop("netdelay-engine", 3.0)
-        ctx.runtime.stop("engine", 3.0)
+    handle = faults.inject(ctx, "network-latency", {"delay_s": 0.3})
+    engines = targets.gateway_engines()
+    assert set(engines) == {"engine-netdelay"}
+    proxied = engines["engine-netdelay"]["url"]
+    start = time.monotonic()
+    response = httpx.get(f"{proxied}/health", timeout=10)
+    elapsed = time.monotonic() - start
+    assert response.status_code == 200
+    assert 0.55 <= elapsed < 3.0, elapsed  # request and response each wait 0.3 s
+    proxy_pid = ctx.runtime.status("netdelay-engine").pid
+    faults.revert(ctx, handle.id)
+    engines = targets.gateway_engines()
+    assert set(engines) == {"engine"} and engines["engine"]["url"] == settings.engine_url
+    assert ctx.runtime.status("netdelay-engine").state is ServiceState.STOPPED
+    assert proxy_pid is not None and not group_alive(proxy_pid)
+    with pytest.raises(FaultError, match="no engine 'nope'"):
+        faults.inject(ctx, "network-latency", {"engine": "nope", "delay_s": 0.1})

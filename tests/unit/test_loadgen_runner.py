@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -360,6 +361,23 @@ def test_control_api_changes_a_running_tenant(server: ServerThread, prompts: Pro
     assert result["stopped_by"] == "control API" and result["elapsed_s"] < 15
 
 
+@contextmanager
+def _child(
+    argv: list[str], cwd: Path | None, env: dict[str, str]
+) -> Iterator[subprocess.Popen[str]]:
+    """A child process with stdout and stderr piped as text; killed on the way out unless the
+    test already stopped it."""
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_ctrl_c_stops_the_cli_and_writes_the_summary(server: ServerThread, tmp_path: Path) -> None:
     profile_file = tmp_path / "slow.yaml"
     profile_file.write_text(
@@ -368,7 +386,7 @@ def test_ctrl_c_stops_the_cli_and_writes_the_summary(server: ServerThread, tmp_p
     )
     out = tmp_path / "out"
     env = {**os.environ, "SANDBOX_RUN_DIR": str(tmp_path / "run")}
-    proc = subprocess.Popen(
+    with _child(
         [
             sys.executable,
             "-c",
@@ -389,11 +407,7 @@ def test_ctrl_c_stops_the_cli_and_writes_the_summary(server: ServerThread, tmp_p
         ],
         cwd=REPO_ROOT,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    ) as proc:
         poll_until(
             lambda: server.server.requests >= 5,
             "requests to reach the server",
@@ -402,10 +416,6 @@ def test_ctrl_c_stops_the_cli_and_writes_the_summary(server: ServerThread, tmp_p
         )
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 0, stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["stopped_by"] == "interrupt"
@@ -429,15 +439,7 @@ def test_the_stack_component_runs_the_service(server: ServerThread, tmp_path: Pa
     argv = [a if a != target else server.url for a in spec.argv]  # our stand-in as the target
     assert "--port" in argv and str(settings.loadgen_port) in argv
     assert component.scrape(settings)[0].job == "loadgen"
-    proc = subprocess.Popen(
-        argv,
-        cwd=spec.cwd,
-        env={**os.environ, **spec.env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with _child(argv, cwd=spec.cwd, env={**os.environ, **spec.env}) as proc:
         with httpx.Client(timeout=5) as client:
             poll_until(
                 lambda: component.check(settings, client).ready,
@@ -459,10 +461,6 @@ def test_the_stack_component_runs_the_service(server: ServerThread, tmp_path: Pa
         )
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 0, stderr
     logs = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     assert {"starting", "progress", "finished"} <= {entry["message"] for entry in logs}
