@@ -12,8 +12,10 @@ The query API hides the markers, so a recording cannot hold them; a replay puts 
 - a gap of more than twice a series' usual interval, during which a sibling has a sample, gets
   a marker at that sibling's first sample in the gap: the scrape or evaluation that went without
   it, where the source wrote it;
-- a series that stops before the window ends gets one the same way; and a target whose every
-  series stops (the target went away) gets one a usual interval after each series' last sample;
+- a series that stops before the window ends gets one the same way; a target whose every
+  series stops (the target went away), or a rule group whose every output stops (its inputs
+  went away; the group is still evaluated), gets one a usual interval after each series' last
+  sample;
 - an alert's series (``ALERTS``) that stops while its rule group goes on being evaluated ends
   one evaluation after its last sample (the alert resolved).
 
@@ -84,6 +86,11 @@ def staleness_markers(
                 markers.append(last + usual if alert else int(siblings[k]))
             elif key[0] == "target" and end_ms - int(siblings[-1]) > 2 * usual:
                 markers.append(last + usual)  # the whole target went away
+            elif key[0] == "rule":
+                # Every output of its group ended together (all fed by one target that went
+                # away), but the group goes on being evaluated while Prometheus runs: the next
+                # evaluation wrote the markers.
+                markers.append(last + usual)
         out.append(np.array(markers, dtype=np.int64))
     return out
 

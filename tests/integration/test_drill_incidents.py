@@ -62,20 +62,10 @@ def _recording_round_trip(path: Path, incident_id: str, prometheus_url: str) -> 
 
 
 # The catalog decides what is tested: a new incident folder is a new end-to-end test.
-# Incidents whose e2e drill is opt-in, each with the measured reason. SANDBOX_TEST_ALL_DRILLS=1
-# runs them too. The next session's first job is to empty this table.
-OPT_IN = {
-    "cold-start-autoscaling": (
-        "sized for an engine three times faster than this machine's on 2026-12-03 "
-        "(bench/replica_scaling.py: 110 tokens/s confined, was 343): two replicas are short of "
-        "the surge too and the queue never drains; see its notes.md"
-    ),
-    "slow-retrieval": (
-        "sized for an engine three times faster than this machine's on 2026-12-03: RAG prompts "
-        "of up to 600 tokens put vLLM's own TTFT p99 at 2.4 s and fire the TTFT page with no "
-        "fault; see its notes.md"
-    ),
-}
+# Incidents whose e2e drill is opt-in, each with the measured reason (none now: the two that
+# were opt-in size their load to the engine, see sandbox/engine_speed.py). SANDBOX_TEST_ALL_DRILLS=1
+# runs them all anyway.
+OPT_IN: dict[str, str] = {}
 
 
 def _drill_params() -> list[object]:

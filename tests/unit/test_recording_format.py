@@ -152,7 +152,9 @@ def test_staleness_markers_go_where_the_source_wrote_them() -> None:
         tuple(T0 + t for t in times),
         (1.0,) * len(times),
     )
-    # A rule whose evaluations were skipped for 20 s (an overloaded source): no marker.
+    # A rule whose evaluations were skipped for 20 s (an overloaded source): no marker there;
+    # its output then ends 30 s before the window does while the source runs on (its input
+    # went away): the next evaluation wrote a marker, one interval after its last sample.
     skipped = RecordedSeries(
         {"__name__": "job:g:sum"}, tuple(T0 + t for t in times), (1.0,) * len(times)
     )
@@ -164,6 +166,6 @@ def test_staleness_markers_go_where_the_source_wrote_them() -> None:
     )
     end = T0 + 90_000
     markers = staleness_markers([up, gauge, skipped, gone], {"job:g:sum"}, end)
-    assert [list(m - T0) for m in markers] == [[], [20_000, 60_000], [], [60_000]]
+    assert [list(m - T0) for m in markers] == [[], [20_000, 60_000], [60_000], [60_000]]
     merged_t, merged_v = with_markers(gauge, markers[1])
     assert list(merged_t) == sorted(merged_t) and int(np.isnan(merged_v).sum()) == 2

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from sandbox.cli import cli
 from sandbox.promapi import PrometheusClient
 from sandbox.recording import read_recording, serve_recording
-from tests.dashboards_support import throwaway_prometheus
+from tests.support import throwaway_prometheus
 
 RAW = [
     "prometheus_http_requests_total",
