@@ -73,7 +73,12 @@ class ChangeSpec(_Strict):
 
 class FaultStep(ChangeSpec):
     id: str = Field(pattern=ID_PATTERN, description="name mitigations use to refer to this fault")
-    after_s: float = Field(0.0, ge=0, le=3600, description="seconds after the injection time")
+    after_s: float = Field(
+        0.0,
+        ge=0,
+        le=3600,
+        description="seconds after the injection time, not counting the time earlier steps took to apply",
+    )
     ttl_s: float = Field(1200.0, gt=0, le=86400, description="reverts itself after this long")
 
 
