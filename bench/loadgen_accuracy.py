@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sandbox.loadgen.profile import parse_profile
 from sandbox.loadgen.prompts import PromptBuilder
 from sandbox.loadgen.runner import Runner, RunOptions
-from tests.support import free_port
+from tests.support import free_port, stop_process
 
 GOAL_RATE = 200.0
 GOAL_P99_S = 0.005
@@ -185,11 +185,7 @@ def main() -> None:
                 )
             )
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process(server, timeout_s=5)
     print(
         f"{'target/s':>9}{'sent':>7}{'ok':>7}{'achieved/s':>11}{'start p50 ms':>13}{'start p99 ms':>13}{'TTFT p50 ms':>12}{'TTFT p99 ms':>12}{'CPU ms/req':>11}{'CPU %':>7}{'others %':>9}"
     )

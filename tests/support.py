@@ -29,6 +29,7 @@ __all__ = [
     "poll_until",
     "require_stack_binaries",
     "start_test_stack",
+    "stop_process",
     "stop_test_stack",
     "throwaway_prometheus",
 ]
@@ -39,6 +40,16 @@ T = TypeVar("T")
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     return components_free_port("127.0.0.1")
+
+
+def stop_process(process: subprocess.Popen[Any], timeout_s: float = 10.0) -> None:
+    """Stop a child started with Popen: SIGTERM, then SIGKILL if it outlives ``timeout_s``."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout_s)
 
 
 def poll_until(
@@ -191,10 +202,5 @@ def throwaway_prometheus(
         )
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
         log.close()

@@ -12,7 +12,7 @@ import pytest
 
 from sandbox.engine_speed import EngineSpeed, EngineSpeedError, measure_engine, rate_scale
 from sandbox.loadgen.profile import ProfileError, load_profile, scale_rates
-from tests.support import free_port, poll_until
+from tests.support import free_port, poll_until, stop_process
 
 STANDIN = Path(__file__).with_name("standin_engine.py")
 
@@ -25,8 +25,7 @@ def _standin(*flags: str) -> Iterator[str]:
         poll_until(lambda: _listening(url), "stand-in engine", 10)
         yield url
     finally:
-        process.terminate()
-        process.wait(5)
+        stop_process(process, timeout_s=5)
 
 
 def _listening(url: str) -> bool:
