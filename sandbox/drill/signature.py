@@ -23,6 +23,7 @@ __all__ = [
     "alerts_fired",
     "current_breaches",
     "evaluate",
+    "grid_start",
     "evaluate_signature",
     "format_value",
     "known_metrics",
@@ -131,12 +132,24 @@ def unknown_metrics(checks: Iterable[Check], known: set[str]) -> dict[str, list[
     return out
 
 
+def grid_start(start: float, end: float, step: float) -> float:
+    """Where a range query over ``[start, end]`` must begin so that its last point is ``end``
+    itself. A grid counted from ``start`` ends up to one step before ``end``, and misses an
+    alert or a breach that began in that last step (the drill judges the window the moment
+    the alert fires)."""
+    step = max(step, 1.0)
+    return end - math.ceil(max(end - start, 0.0) / step) * step
+
+
 def evaluate(
     prom: PrometheusClient, check: Check, kind: str, start: float, end: float, step: float
 ) -> CheckResult:
     try:
         # The worst series at each step: the worst replica, tenant or version.
-        series = reduce_series(prom.range(check.expr, start, end, step), Reduce.MAX)
+        series = reduce_series(
+            prom.range(check.expr, grid_start(start, end, step), end, step), Reduce.MAX
+        )
+        series = [(t, v) for t, v in series if t >= start]
     except PrometheusError as exc:
         return CheckResult(check, kind, False, None, None, 0, error=str(exc))
     if not series:
@@ -165,11 +178,11 @@ def alerts_fired(
     prom: PrometheusClient, start: float, end: float, step: float
 ) -> list[AlertFiring]:
     """Every alert Prometheus had firing in the window, with its severity and first time."""
-    series = prom.range('ALERTS{alertstate="firing"}', start, end, step)
+    series = prom.range('ALERTS{alertstate="firing"}', grid_start(start, end, step), end, step)
     first: dict[str, AlertFiring] = {}
     for s in series:
         name = s.labels.get("alertname", "?")
-        times = [t for t, v in s.points if v > 0]
+        times = [t for t, v in s.points if v > 0 and t >= start]
         if not times:
             continue
         seen = first.get(name)

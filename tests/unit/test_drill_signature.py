@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from sandbox.drill.manifest import Check, list_incidents, load_incident
-from sandbox.drill.signature import evaluate, known_metrics, metric_names, unknown_metrics
+from sandbox.drill.signature import (
+    evaluate,
+    grid_start,
+    known_metrics,
+    metric_names,
+    unknown_metrics,
+)
 from sandbox.promapi import PrometheusClient, Reduce
 from sandbox.settings import REPO_ROOT
 from tests.support import free_port, poll_until
@@ -80,6 +86,19 @@ def test_an_anomalous_check_without_data_fails(prom: PrometheusClient) -> None:
     assert evaluate(prom, missing, "normal", now - 30, now, 1).ok
     present = Check(name="up", expr="max(up)", above=0.5)
     assert evaluate(prom, present, "anomalous", now - 30, now, 1).ok
+
+
+def test_the_window_is_judged_up_to_its_end(prom: PrometheusClient) -> None:
+    # time() is the evaluation instant, so this breaches only in the window's last half second:
+    # a grid counted from the start (end-25, end-15, end-5) would never see it.
+    end = time.time()
+    late = Check(name="only at the end", expr="time()", above=end - 0.5)
+    result = evaluate(prom, late, "anomalous", end - 25, end, 10)
+    assert result.ok and result.first_breach_at == pytest.approx(end, abs=0.01)
+    assert grid_start(end - 25, end, 10) == pytest.approx(end - 30)
+    # The one grid point before the start is not judged.
+    early = Check(name="only before", expr="time()", below=end - 25)
+    assert not evaluate(prom, early, "anomalous", end - 25, end, 10).breached
 
 
 def test_an_unknown_metric_is_named(prom: PrometheusClient) -> None:
