@@ -42,6 +42,8 @@ class DrillContext:
     rng: random.Random
     fault_handles: dict[str, FaultHandle] = field(default_factory=dict)
     traffic: Component | None = None
+    # The profile's rates times this (engine_speed): traffic expectations scale with it.
+    rate_scale: float = 1.0
     # Interactive drills keep the scenario hidden until the learner has answered.
     revealed: bool = False
     # While the learner's own mitigation is applied or undone, its progress is theirs to see.

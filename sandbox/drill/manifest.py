@@ -121,6 +121,16 @@ class Check(_Strict):
             return self.no_data == "breached"
         return value > self.above if self.above is not None else value < self.below  # type: ignore[operator]
 
+    def scaled(self, factor: float) -> Check:
+        """The same check with its threshold times ``factor``: a rate the profile's rates
+        set, read against a load that was scaled to the engine."""
+        if factor == 1.0:
+            return self
+        update = {"above": self.above * factor} if self.above is not None else {}
+        if self.below is not None:
+            update = {"below": self.below * factor}
+        return self.model_copy(update=update)
+
     def describe(self) -> str:
         side = f"> {self.above:g}" if self.above is not None else f"< {self.below:g}"
         return f"{self.name} {side}{(' ' + self.unit) if self.unit else ''}"
@@ -237,7 +247,11 @@ class Timing(_Strict):
 class Workload(_Strict):
     profile: str = Field(min_length=1, description="load generator profile name (or path)")
     traffic_check: Check | None = Field(
-        None, description="breached while traffic is NOT flowing (baseline waits)"
+        None,
+        description=(
+            "breached while traffic is NOT flowing (baseline waits); its threshold is a rate "
+            "at the profile's own rates, scaled with them (engine_reference)"
+        ),
     )
     engine_reference: float | None = Field(
         None,

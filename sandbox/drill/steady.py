@@ -36,7 +36,7 @@ def setup(d: DrillContext) -> None:
 
 def start_drill_traffic(d: DrillContext) -> None:
     d.tell(f"== 2. traffic: profile {d.m.workload.profile}", "== 2. traffic: starting")
-    scale = load_scale(d)
+    scale = d.rate_scale = load_scale(d)
     try:
         d.traffic = start_traffic(
             d.settings,
@@ -80,7 +80,7 @@ def baseline(d: DrillContext) -> None:
     t = d.m.timing
     checks: list[Check] = [*d.m.signature.anomalous, *d.m.signature.normal]
     if d.m.workload.traffic_check:
-        checks.append(d.m.workload.traffic_check)
+        checks.append(d.m.workload.traffic_check.scaled(d.rate_scale))
     d.say(
         f"== 2. baseline: at least {t.baseline_min_s:.0f} s, then {t.steady_s:.0f} s steady "
         "with no alert"

@@ -159,6 +159,10 @@ def test_checks_breach_on_the_right_side() -> None:
     assert above.breached(0.95) and not above.breached(0.9) and above.breached(None)
     assert below.breached(0.1) and not below.breached(0.2) and not below.breached(None)
     assert above.breached(float("nan"))
+    # A traffic check read against rates scaled to a slow engine (x0.19 here) scales too.
+    slow = below.scaled(0.19)
+    assert slow.below == pytest.approx(0.038) and not slow.breached(0.143)
+    assert below.breached(0.143) and above.scaled(2).above == pytest.approx(1.8)
 
 
 def test_a_check_may_cite_an_slo_instead_of_its_number() -> None:
