@@ -68,8 +68,10 @@ class RagOptions(_Strict):
     retriever_url: str | None = Field(
         None, description="retriever base URL; None = RAG requests fall back"
     )
+    # Generous by default, as a gateway that nobody tuned is: a default at the TTFT SLO would
+    # cap a slow retriever's damage just above the SLO, and the learner's fix is to set it.
     timeout_s: float = Field(
-        2.0, gt=0, description="the whole retriever call, then answer without context"
+        5.0, gt=0, description="the whole retriever call, then answer without context"
     )
     k: int = Field(3, ge=1, le=20)
     max_context_tokens: int = Field(512, ge=16, description="passages are cut to this many tokens")
