@@ -26,6 +26,7 @@ from faults.base import (
     ParamError,
     StackContext,
 )
+from faults.engine import one_engine_restart
 from faults.manager import active_handles, inject, reap_expired, reset, revert
 from faults.registry import REGISTRY, get_change, list_changes
 
@@ -43,6 +44,7 @@ __all__ = [
     "get_change",
     "inject",
     "list_changes",
+    "one_engine_restart",
     "reap_expired",
     "reset",
     "revert",

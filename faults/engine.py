@@ -8,11 +8,15 @@ built from the settings with the new value, wait until it serves a completion.
 
 Several such changes can be active at once (one per setting): the engine always runs with the
 settings plus the values of every live engine change, so reverting one restores its setting
-and keeps the others. A revert waits for the engine to be ready again.
+and keeps the others. A revert waits for the engine to be ready again. Inside ``one_engine_restart`` the changes and
+reverts only record their values, and the engine restarts once on the way out: a drill's setup
+with two engine settings costs one restart, not two.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -37,8 +41,12 @@ __all__ = [
     "EngineMaxNumSeqs",
     "EngineRestart",
     "engine_overrides",
+    "one_engine_restart",
     "restart_engine",
 ]
+
+# ctx.extras key: the handle ids whose restart waits for the end of a one_engine_restart block.
+_DEFERRED = "engine_restart_deferred"
 
 
 def engine_overrides(ctx: StackContext, exclude: str | None = None) -> dict[str, Any]:
@@ -77,6 +85,37 @@ def restart_engine(ctx: StackContext, overrides: dict[str, Any], why: str) -> No
     ctx.progress(f"{component.name} ready after {took:.0f} s")
 
 
+@contextmanager
+def one_engine_restart(ctx: StackContext, why: str) -> Iterator[None]:
+    """Engine setting changes applied or reverted inside the block take effect together: the
+    engine restarts once on the way out, with every live change (and not at all if none was
+    made). Also on an error, so the engine runs what the handles say. Nested blocks join the
+    outermost one."""
+    if _DEFERRED in ctx.extras:
+        yield
+        return
+    deferred: list[str] = []
+    ctx.extras[_DEFERRED] = deferred
+    try:
+        yield
+    finally:
+        del ctx.extras[_DEFERRED]
+        engine = ctx.engine_component.name
+        if deferred and (
+            ctx.runtime.status(engine).state is ServiceState.RUNNING or _stack_running(ctx, engine)
+        ):
+            restart_engine(ctx, engine_overrides(ctx), f"{why}: {', '.join(deferred)}")
+
+
+def _deferred(ctx: StackContext, handle: FaultHandle) -> bool:
+    """True (and noted) when a one_engine_restart block will restart the engine for ``handle``."""
+    deferred = ctx.extras.get(_DEFERRED)
+    if deferred is None:
+        return False
+    deferred.append(handle.id)
+    return True
+
+
 class _EngineSetting(Change):
     """Restart the engine with one setting changed (the parameter named like the setting)."""
 
@@ -102,6 +141,8 @@ class _EngineSetting(Change):
         }
 
     def apply(self, ctx: StackContext, params: Params, handle: FaultHandle) -> None:
+        if _deferred(ctx, handle):
+            return
         overrides = {
             **engine_overrides(ctx, exclude=handle.id),
             self.setting: handle.params[self.setting],
@@ -117,6 +158,8 @@ class _EngineSetting(Change):
             # (An engine stopped while the rest runs, e.g. a crash mid-restart, is started again.)
             ctx.runtime.stop(engine, ctx.settings.stop_timeout_s)
             handle.notes.append("stack down at revert: engine left stopped")
+            return
+        if _deferred(ctx, handle):
             return
         restart_engine(ctx, engine_overrides(ctx, exclude=handle.id), f"revert {handle.id}")
 

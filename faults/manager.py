@@ -16,6 +16,7 @@ from faults.base import (
     StackContext,
     TargetGone,
 )
+from faults.engine import one_engine_restart
 from faults.registry import get_change
 from faults.store import HandleStore
 from sandbox import timeline
@@ -213,9 +214,13 @@ def reset(ctx: StackContext) -> tuple[list[FaultHandle], list[str]]:
     """Revert every live handle, newest first (the reverse of the order they were made).
     Returns what was reverted and the errors of what could not be."""
     reverted, errors = [], []
-    for handle in reversed(_store(ctx).live()):
-        try:
-            reverted.append(revert(ctx, handle.id, reason="reset"))
-        except FaultError as exc:
-            errors.append(str(exc))
+    try:
+        with one_engine_restart(ctx, "reset"):
+            for handle in reversed(_store(ctx).live()):
+                try:
+                    reverted.append(revert(ctx, handle.id, reason="reset"))
+                except FaultError as exc:
+                    errors.append(str(exc))
+    except FaultError as exc:
+        errors.append(f"restarting the engine after the reverts: {exc}")
     return reverted, errors

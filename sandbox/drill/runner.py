@@ -154,12 +154,16 @@ class Drill:
             stop_traffic(d.settings, d.runtime, d.traffic)
         except Exception as exc:
             d.result.failures.append(f"cleanup: stopping traffic: {exc}")
-        for handle in reversed(faults.active_handles(d.ctx)):
-            if handle.source.startswith(d.source):
-                try:
-                    faults.revert(d.ctx, handle.id, reason="drill over")
-                except FaultError as exc:
-                    d.result.failures.append(f"cleanup: {exc}")
+        try:
+            with faults.one_engine_restart(d.ctx, "the drill is over"):
+                for handle in reversed(faults.active_handles(d.ctx)):
+                    if handle.source.startswith(d.source):
+                        try:
+                            faults.revert(d.ctx, handle.id, reason="drill over")
+                        except FaultError as exc:
+                            d.result.failures.append(f"cleanup: {exc}")
+        except FaultError as exc:
+            d.result.failures.append(f"cleanup: restarting the engine: {exc}")
 
     def _finish(self) -> None:
         d, r = self.d, self.d.result

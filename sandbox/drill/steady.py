@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import faults
 from sandbox.drill.context import POLL_S, REPORT_EVERY_S, DrillContext
 from sandbox.drill.manifest import Check
 from sandbox.drill.result import DrillFailure
@@ -29,9 +30,14 @@ def stack_ready(d: DrillContext) -> None:
 
 
 def setup(d: DrillContext) -> None:
-    for spec in d.m.setup:
-        d.tell(f"== setup: {spec.change} {spec.params}")
-        d.change(spec.change, spec.params, ttl_s=d.budget_s(), source=f"{d.source}:setup")
+    # Several engine settings (cold-start: batch size and cores) take one restart, not one each.
+    try:
+        with faults.one_engine_restart(d.ctx, "the incident's setup"):
+            for spec in d.m.setup:
+                d.tell(f"== setup: {spec.change} {spec.params}")
+                d.change(spec.change, spec.params, ttl_s=d.budget_s(), source=f"{d.source}:setup")
+    except faults.FaultError as exc:
+        raise DrillFailure("change", str(exc)) from exc
 
 
 def start_drill_traffic(d: DrillContext) -> None:

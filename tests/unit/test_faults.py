@@ -421,6 +421,28 @@ def test_engine_setting_replaced_in_place_restarts_once(engine_ctx: StackContext
     assert "--num-gpu-blocks-override" not in _engine_argv(settings)
 
 
+def test_engine_settings_in_one_block_restart_the_engine_once(engine_ctx: StackContext) -> None:
+    ctx, settings = engine_ctx, engine_ctx.settings
+    restarts: list[str] = []
+    ctx.progress = restarts.append
+    with faults.one_engine_restart(ctx, "setup"):
+        seqs = faults.inject(ctx, "engine-max-num-seqs", {"max_num_seqs": 2})
+        kv = faults.inject(ctx, "engine-kv-budget", {"kv_tokens": 3072})
+        assert not [m for m in restarts if m.startswith("restarting engine")]
+    argv = _engine_argv(settings)
+    assert argv[argv.index("--max-num-seqs") + 1] == "2"
+    assert argv[argv.index("--num-gpu-blocks-override") + 1] == "24"
+    assert len([m for m in restarts if m.startswith("restarting engine")]) == 1, restarts
+    # Reset reverts both, again with one restart, back to the settings.
+    restarts.clear()
+    reverted, errors = faults.reset(ctx)
+    assert {h.id for h in reverted} == {seqs.id, kv.id} and not errors
+    assert len([m for m in restarts if m.startswith("restarting engine")]) == 1, restarts
+    argv = _engine_argv(settings)
+    assert argv[argv.index("--max-num-seqs") + 1] == str(settings.max_num_seqs)
+    assert "--num-gpu-blocks-override" not in argv
+
+
 def test_engine_cpus_confines_the_engine_and_revert_frees_it(engine_ctx: StackContext) -> None:
     ctx, runtime = engine_ctx, engine_ctx.runtime
     everywhere = os.sched_getaffinity(0)
