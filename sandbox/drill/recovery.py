@@ -148,7 +148,7 @@ def judge_window(d: DrillContext, until: float) -> None:
     incidents' signatures the window satisfies (the matrix row)."""
     m, result = d.m, d.result
     start = result.injected_at or result.started_at
-    end = until
+    end = result.judged_until = until
     step = max(1.0, d.settings.scrape_interval_s)
     result.signature = evaluate_signature(d.prom, m, start, end, step)
     failures: list[str] = []

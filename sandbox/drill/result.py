@@ -48,6 +48,8 @@ class DrillResult:
     diagnosed_at: float | None = None
     recovered_at: float | None = None
     first_mitigation_at: float | None = None
+    # The end of the judged window: its query grid ends exactly there (replays re-judge from it).
+    judged_until: float | None = None
     diagnosis: DiagnosisGrade | None = None
     attempts: list[MitigationAttempt] = field(default_factory=list)
     hints_used: int = 0

@@ -93,6 +93,7 @@ def drill_outcome(result: DrillResult) -> dict[str, Any]:
         "page": result.page.name if result.page else None,
         "diagnosed_at": result.diagnosed_at,
         "first_mitigation_at": result.first_mitigation_at,
+        "judged_until": result.judged_until,
         "recovered_at": result.recovered_at,
         "attempts": [
             {

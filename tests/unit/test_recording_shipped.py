@@ -46,7 +46,9 @@ def test_shipped_signature_verdicts_replay_offline(incident_id: str) -> None:
     assert recorded, "the live drill recorded its signature"
     with serve_recording(path, recording=recording) as served, served.client() as prom:
         assert served.injected_at is not None
-        until = recording.report["first_mitigation_at"] or served.end
+        # Where the drill's window (and its query grid) ended; older recordings lack it.
+        report = recording.report
+        until = report.get("judged_until") or report["first_mitigation_at"] or served.end
         for kind, checks in (
             ("anomalous", manifest.signature.anomalous),
             ("normal", manifest.signature.normal),
