@@ -156,16 +156,24 @@ def test_a_version_overrides_stack_settings_and_is_validated_as_they_are() -> No
         EngineVersion.model_validate({"name": "nowhere", "cpus": "a-b"})
 
 
-def test_a_bad_versions_file_names_the_file_and_field(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (
+            "versions:\n  stable: {}\n  fast:\n    max_num_seqs: 0\n",
+            r"versions\.yaml: versions\.fast\.max_num_seqs",
+        ),
+        ("versions:\n  canary: {}\n", r"versions\.stable is missing"),
+        ("versions:\n  stable:\n    max_num_seq: 2\n", "max_num_seq"),
+    ],
+    ids=["bad-value", "no-stable", "unknown-field"],
+)
+def test_a_bad_versions_file_names_the_file_and_field(
+    tmp_path: Path, text: str, error: str
+) -> None:
     path = tmp_path / "versions.yaml"
-    path.write_text("versions:\n  stable: {}\n  fast:\n    max_num_seqs: 0\n")
-    with pytest.raises(VersionError, match=r"versions\.yaml: versions\.fast\.max_num_seqs"):
-        load_versions(path)
-    path.write_text("versions:\n  canary: {}\n")
-    with pytest.raises(VersionError, match=r"versions\.stable is missing"):
-        load_versions(path)
-    path.write_text("versions:\n  stable:\n    max_num_seq: 2\n")
-    with pytest.raises(VersionError, match="max_num_seq"):
+    path.write_text(text)
+    with pytest.raises(VersionError, match=error):
         load_versions(path)
 
 
