@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as dash
@@ -120,6 +120,24 @@ def _thresholds(steps: Sequence[tuple[float | None, str]]) -> dash.ThresholdsCon
     )
 
 
+_Panel = TypeVar("_Panel", timeseries.Panel, stat.Panel)
+
+
+def _panel(
+    panel: _Panel, panel_id: int, title: str, description: str, unit: str, width: int, height: int
+) -> _Panel:
+    """What every panel sets, whatever its type: id, texts, the data source, unit and size."""
+    return (
+        panel.id(panel_id)
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .span(width)
+        .height(height)
+    )
+
+
 def slo_line(limit: float) -> list[tuple[float | None, str]]:
     """Green below the limit, red from it (a threshold line on a time series)."""
     return [(None, "green"), (limit, "red")]
@@ -140,15 +158,8 @@ def timeseries_panel(
     max_value: float | None = None,
 ) -> timeseries.Panel:
     panel = (
-        timeseries.Panel()
-        .id(panel_id)
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .unit(unit)
+        _panel(timeseries.Panel(), panel_id, title, description, unit, width, height)
         .min(0)
-        .span(width)
-        .height(height)
         .line_width(1)
         .fill_opacity(25 if stacked else 0)
         .legend(
@@ -231,14 +242,7 @@ def stat_panel(
     decimals: int | None = None,
 ) -> stat.Panel:
     panel = (
-        stat.Panel()
-        .id(panel_id)
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .unit(unit)
-        .span(width)
-        .height(height)
+        _panel(stat.Panel(), panel_id, title, description, unit, width, height)
         .color_mode(common.BigValueColorMode.BACKGROUND)
         .graph_mode(common.BigValueGraphMode.AREA)
         .thresholds(_thresholds(thresholds))
