@@ -28,7 +28,10 @@ __all__ = [
     "ERROR_BUDGET",
     "GATEWAY",
     "PERCENTILES",
+    "REQUESTS",
+    "TPOT_BUCKETS",
     "TPOT_SLO_S",
+    "TTFT_BUCKETS",
     "TTFT_SLO_S",
     "PanelBuilder",
     "Query",
@@ -37,6 +40,7 @@ __all__ = [
     "drill_annotations",
     "percentile_panel",
     "percentiles",
+    "quantile",
     "slo_line",
     "stat_panel",
     "timeseries_panel",
@@ -52,6 +56,11 @@ DATASOURCE = common.DataSourceRef(type_val="prometheus", uid="prometheus")
 GATEWAY = 'version=~"$version", tenant=~"$tenant"'
 ENGINE = 'version=~"$version", replica=~"$engine"'
 CLIENT = 'tenant=~"$tenant"'
+
+# Recorded series (stack/prometheus/rules/recording.yml) that more than one dashboard reads.
+REQUESTS = "version_status_class_tenant:sandbox_gateway_requests:rate1m"
+TTFT_BUCKETS = "version_tenant:sandbox_gateway_time_to_first_token_seconds_bucket:rate1m"
+TPOT_BUCKETS = "version_replica:vllm_request_time_per_output_token_seconds_bucket:rate1m"
 
 PERCENTILES: tuple[tuple[float, str], ...] = ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))
 
@@ -82,16 +91,21 @@ class Query:
     exemplar: bool = False
 
 
+def quantile(q: float, bucket_rate: str, selector: str = "", by: Sequence[str] = ()) -> str:
+    """The ``q`` quantile of a recorded bucket rate, optionally split by labels ``by``."""
+    keep = ", ".join(("le", *by))
+    return f"histogram_quantile({q}, sum by ({keep}) ({bucket_rate}{{{selector}}}))"
+
+
 def percentiles(
     bucket_rate: str, selector: str = "", by: Sequence[str] = (), name: str = ""
 ) -> list[Query]:
     """p50/p95/p99 of a recorded bucket rate, optionally split by labels ``by``."""
-    keep = ", ".join(("le", *by))
     split = " ".join("{{" + label + "}}" for label in by)
     prefix = f"{name} " if name else ""
     return [
         Query(
-            f"histogram_quantile({q}, sum by ({keep}) ({bucket_rate}{{{selector}}}))",
+            quantile(q, bucket_rate, selector, by),
             f"{prefix}{label}{(' ' + split) if split else ''}",
         )
         for q, label in PERCENTILES
