@@ -9,7 +9,10 @@ from dashboards.panels import (
     ENGINE,
     ERROR_BUDGET,
     GATEWAY,
+    REQUESTS,
+    TPOT_BUCKETS,
     TPOT_SLO_S,
+    TTFT_BUCKETS,
     TTFT_SLO_S,
     PanelBuilder,
     Query,
@@ -17,6 +20,7 @@ from dashboards.panels import (
     dashboard,
     percentile_panel,
     percentiles,
+    quantile,
     slo_line,
     stat_panel,
     timeseries_panel,
@@ -33,16 +37,9 @@ __all__ = ["UID", "overview_dashboard"]
 
 UID = "sandbox-overview"
 
-TTFT_BUCKETS = "version_tenant:sandbox_gateway_time_to_first_token_seconds_bucket:rate1m"
-TPOT_BUCKETS = "version_replica:vllm_request_time_per_output_token_seconds_bucket:rate1m"
-REQUESTS = "version_status_class_tenant:sandbox_gateway_requests:rate1m"
 PHASE_SUM = "phase_version_tenant:sandbox_gateway_phase_seconds_sum:rate1m"
 ALL_REQUESTS = f"sum({REQUESTS}{{{GATEWAY}}})"
 ANSWERED_BY_VERSION = f'sum by (version) ({REQUESTS}{{status_class="2xx", {GATEWAY}}})'
-
-
-def _quantile(q: float, buckets: str, selector: str) -> str:
-    return f"histogram_quantile({q}, sum by (le) ({buckets}{{{selector}}}))"
 
 
 def slo_stats() -> list[PanelBuilder]:
@@ -52,7 +49,7 @@ def slo_stats() -> list[PanelBuilder]:
             "TTFT p95",
             "95th percentile of time to first token at the gateway over the last minute.",
             Unit.SECONDS,
-            Query(_quantile(0.95, TTFT_BUCKETS, GATEWAY), "TTFT p95"),
+            Query(quantile(0.95, TTFT_BUCKETS, GATEWAY), "TTFT p95"),
             thresholds=slo_line(TTFT_SLO_S),
         ),
         stat_panel(
@@ -60,7 +57,7 @@ def slo_stats() -> list[PanelBuilder]:
             "TTFT p99 (SLO < 2 s)",
             "99th percentile of time to first token at the gateway; the page fires above 2 s.",
             Unit.SECONDS,
-            Query(_quantile(0.99, TTFT_BUCKETS, GATEWAY), "TTFT p99"),
+            Query(quantile(0.99, TTFT_BUCKETS, GATEWAY), "TTFT p99"),
             thresholds=slo_line(TTFT_SLO_S),
         ),
         stat_panel(
@@ -68,7 +65,7 @@ def slo_stats() -> list[PanelBuilder]:
             "TPOT p95",
             "95th percentile of vLLM's time per output token (per request); SLO p99 < 0.25 s.",
             Unit.SECONDS,
-            Query(_quantile(0.95, TPOT_BUCKETS, ENGINE), "TPOT p95"),
+            Query(quantile(0.95, TPOT_BUCKETS, ENGINE), "TPOT p95"),
             thresholds=slo_line(TPOT_SLO_S),
         ),
         stat_panel(

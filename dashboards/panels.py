@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as dash
@@ -28,7 +28,10 @@ __all__ = [
     "ERROR_BUDGET",
     "GATEWAY",
     "PERCENTILES",
+    "REQUESTS",
+    "TPOT_BUCKETS",
     "TPOT_SLO_S",
+    "TTFT_BUCKETS",
     "TTFT_SLO_S",
     "PanelBuilder",
     "Query",
@@ -37,6 +40,7 @@ __all__ = [
     "drill_annotations",
     "percentile_panel",
     "percentiles",
+    "quantile",
     "slo_line",
     "stat_panel",
     "timeseries_panel",
@@ -52,6 +56,11 @@ DATASOURCE = common.DataSourceRef(type_val="prometheus", uid="prometheus")
 GATEWAY = 'version=~"$version", tenant=~"$tenant"'
 ENGINE = 'version=~"$version", replica=~"$engine"'
 CLIENT = 'tenant=~"$tenant"'
+
+# Recorded series (stack/prometheus/rules/recording.yml) that more than one dashboard reads.
+REQUESTS = "version_status_class_tenant:sandbox_gateway_requests:rate1m"
+TTFT_BUCKETS = "version_tenant:sandbox_gateway_time_to_first_token_seconds_bucket:rate1m"
+TPOT_BUCKETS = "version_replica:vllm_request_time_per_output_token_seconds_bucket:rate1m"
 
 PERCENTILES: tuple[tuple[float, str], ...] = ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))
 
@@ -82,16 +91,21 @@ class Query:
     exemplar: bool = False
 
 
+def quantile(q: float, bucket_rate: str, selector: str = "", by: Sequence[str] = ()) -> str:
+    """The ``q`` quantile of a recorded bucket rate, optionally split by labels ``by``."""
+    keep = ", ".join(("le", *by))
+    return f"histogram_quantile({q}, sum by ({keep}) ({bucket_rate}{{{selector}}}))"
+
+
 def percentiles(
     bucket_rate: str, selector: str = "", by: Sequence[str] = (), name: str = ""
 ) -> list[Query]:
     """p50/p95/p99 of a recorded bucket rate, optionally split by labels ``by``."""
-    keep = ", ".join(("le", *by))
     split = " ".join("{{" + label + "}}" for label in by)
     prefix = f"{name} " if name else ""
     return [
         Query(
-            f"histogram_quantile({q}, sum by ({keep}) ({bucket_rate}{{{selector}}}))",
+            quantile(q, bucket_rate, selector, by),
             f"{prefix}{label}{(' ' + split) if split else ''}",
         )
         for q, label in PERCENTILES
@@ -120,6 +134,24 @@ def _thresholds(steps: Sequence[tuple[float | None, str]]) -> dash.ThresholdsCon
     )
 
 
+_Panel = TypeVar("_Panel", timeseries.Panel, stat.Panel)
+
+
+def _panel(
+    panel: _Panel, panel_id: int, title: str, description: str, unit: str, width: int, height: int
+) -> _Panel:
+    """What every panel sets, whatever its type: id, texts, the data source, unit and size."""
+    return (
+        panel.id(panel_id)
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .span(width)
+        .height(height)
+    )
+
+
 def slo_line(limit: float) -> list[tuple[float | None, str]]:
     """Green below the limit, red from it (a threshold line on a time series)."""
     return [(None, "green"), (limit, "red")]
@@ -140,15 +172,8 @@ def timeseries_panel(
     max_value: float | None = None,
 ) -> timeseries.Panel:
     panel = (
-        timeseries.Panel()
-        .id(panel_id)
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .unit(unit)
+        _panel(timeseries.Panel(), panel_id, title, description, unit, width, height)
         .min(0)
-        .span(width)
-        .height(height)
         .line_width(1)
         .fill_opacity(25 if stacked else 0)
         .legend(
@@ -231,14 +256,7 @@ def stat_panel(
     decimals: int | None = None,
 ) -> stat.Panel:
     panel = (
-        stat.Panel()
-        .id(panel_id)
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .unit(unit)
-        .span(width)
-        .height(height)
+        _panel(stat.Panel(), panel_id, title, description, unit, width, height)
         .color_mode(common.BigValueColorMode.BACKGROUND)
         .graph_mode(common.BigValueGraphMode.AREA)
         .thresholds(_thresholds(thresholds))

@@ -8,7 +8,10 @@ from dashboards.panels import (
     ENGINE,
     ERROR_BUDGET,
     GATEWAY,
+    REQUESTS,
+    TPOT_BUCKETS,
     TPOT_SLO_S,
+    TTFT_BUCKETS,
     TTFT_SLO_S,
     PanelBuilder,
     Query,
@@ -22,8 +25,6 @@ from dashboards.panels import (
 __all__ = ["UID", "rollout_dashboard"]
 
 UID = "sandbox-rollout"
-
-REQUESTS = "version_status_class_tenant:sandbox_gateway_requests:rate1m"
 
 
 def weight_timeseries() -> PanelBuilder:
@@ -76,7 +77,7 @@ def ttft_timeseries() -> PanelBuilder:
         4,
         "TTFT p50/p95/p99 by version",
         "Time to first token at the gateway per version. SLO: p99 < 2 s.",
-        "version_tenant:sandbox_gateway_time_to_first_token_seconds_bucket:rate1m",
+        TTFT_BUCKETS,
         GATEWAY,
         by=("version",),
         slo=TTFT_SLO_S,
@@ -88,7 +89,7 @@ def tpot_timeseries() -> PanelBuilder:
         5,
         "TPOT p50/p95/p99 by version",
         "vLLM's time per output token per version (shadow engines included). SLO: p99 < 0.25 s.",
-        "version_replica:vllm_request_time_per_output_token_seconds_bucket:rate1m",
+        TPOT_BUCKETS,
         ENGINE,
         by=("version",),
         slo=TPOT_SLO_S,

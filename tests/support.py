@@ -18,6 +18,7 @@ import yaml
 
 from sandbox import stack
 from sandbox.components.base import free_port as components_free_port
+from sandbox.gateway.component import gateway_url
 from sandbox.runtime.base import ServiceState
 from sandbox.runtime.local import LocalRuntime, group_alive
 from sandbox.settings import Settings, load_settings
@@ -88,6 +89,10 @@ class StackHandle:
     @property
     def engine_url(self) -> str:
         return self.settings.engine_url
+
+    @property
+    def gateway_url(self) -> str:
+        return gateway_url(self.settings)
 
     @property
     def prometheus_url(self) -> str:

@@ -17,6 +17,7 @@ from sandbox.deploy import Deployer, HttpGatewayRouting, ReplicaState
 from sandbox.deploy.targets import read_job_targets
 from sandbox.timeline import read as read_timeline
 from tests.integration.gateway_support import prom_scalar
+from tests.integration.traffic import complete
 from tests.support import StackHandle, free_port, poll_until
 
 pytestmark = pytest.mark.integration
@@ -38,15 +39,7 @@ class Load:
         with httpx.Client(timeout=120) as client:
             while not self.stop.is_set():
                 try:
-                    response = client.post(
-                        f"{gateway}/v1/completions",
-                        json={
-                            "model": "tiny",
-                            "prompt": "scale me",
-                            "max_tokens": 64,
-                            "ignore_eos": True,
-                        },
-                    )
+                    response = complete(gateway, "scale me", 64, client=client)
                     self.codes.append(response.status_code)
                 except httpx.HTTPError:
                     self.codes.append(0)
@@ -80,9 +73,7 @@ def autoscaler(local_stack: StackHandle) -> Iterator[str]:
     component = autoscaler_component(options)
     local_stack.runtime.start(component.spec(settings))
     url = f"http://127.0.0.1:{port}"
-    deployer = Deployer(
-        settings, local_stack.runtime, HttpGatewayRouting(settings.url(settings.gateway_port))
-    )
+    deployer = Deployer(settings, local_stack.runtime, HttpGatewayRouting(local_stack.gateway_url))
     try:
         poll_until(
             lambda: httpx.get(f"{url}/health", timeout=2).status_code == 200,
@@ -101,7 +92,7 @@ def test_adds_a_real_engine_under_load_and_removes_it_after(
     local_stack: StackHandle, autoscaler: str
 ) -> None:
     settings = local_stack.settings
-    gateway = settings.url(settings.gateway_port)
+    gateway = local_stack.gateway_url
     started = time.time()
     load = Load(gateway, streams=4)  # light: the new engine's start-up shares the two cores
     try:

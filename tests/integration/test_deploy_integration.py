@@ -16,6 +16,7 @@ from sandbox.deploy.targets import read_job_targets
 from sandbox.runtime.base import ServiceState
 from sandbox.timeline import read as read_timeline
 from tests.integration.gateway_support import prom_scalar
+from tests.integration.traffic import complete
 from tests.support import StackHandle, poll_until
 
 pytestmark = pytest.mark.integration
@@ -27,9 +28,8 @@ LONG_PROMPT = (
 
 @pytest.fixture
 def deployer(local_stack: StackHandle) -> Iterator[Deployer]:
-    settings = local_stack.settings
     deployer = Deployer(
-        settings, local_stack.runtime, HttpGatewayRouting(settings.url(settings.gateway_port))
+        local_stack.settings, local_stack.runtime, HttpGatewayRouting(local_stack.gateway_url)
     )
     try:
         yield deployer
@@ -42,19 +42,11 @@ def deployer(local_stack: StackHandle) -> Iterator[Deployer]:
         assert not leftovers, f"replicas left running: {leftovers}"
 
 
-def _complete(gateway: str, prompt: str) -> httpx.Response:
-    return httpx.post(
-        f"{gateway}/v1/completions",
-        timeout=120,
-        json={"model": "tiny", "prompt": prompt, "max_tokens": 8, "ignore_eos": True},
-    )
-
-
 def test_bad_canary_takes_its_share_then_rollback_returns_all_traffic_to_stable(
     local_stack: StackHandle, deployer: Deployer
 ) -> None:
     settings = local_stack.settings
-    gateway = settings.url(settings.gateway_port)
+    gateway = local_stack.gateway_url
     started = time.monotonic()
     replica = Rollout(deployer).deploy("canary-bad-maxlen", 50, progress=print)
     print(f"canary ready {replica.ready_at - replica.created_at:.1f} s after start")  # type: ignore[operator]
@@ -67,12 +59,12 @@ def test_bad_canary_takes_its_share_then_rollback_returns_all_traffic_to_stable(
     # Short prompts succeed on both versions; long ones fail only where max-model-len is 512.
     statuses: dict[tuple[str, int], int] = {}
     for _ in range(16):
-        response = _complete(gateway, LONG_PROMPT)
+        response = complete(gateway, LONG_PROMPT, 8)
         version = response.headers.get("x-sandbox-version", "?")
         statuses[(version, response.status_code)] = (
             statuses.get((version, response.status_code), 0) + 1
         )
-    assert all(_complete(gateway, "hello").status_code == 200 for _ in range(4))
+    assert all(complete(gateway, "hello", 8).status_code == 200 for _ in range(4))
     assert statuses.get(("stable", 200), 0) > 0, statuses
     assert sum(n for (v, code), n in statuses.items() if code == 400) > 0, statuses
     assert not any(code != 200 for (v, code) in statuses if v == "stable"), statuses
@@ -120,7 +112,7 @@ def test_bad_canary_takes_its_share_then_rollback_returns_all_traffic_to_stable(
     assert local_stack.runtime.status(replica.name).state is ServiceState.STOPPED and pid
     state = httpx.get(f"{gateway}/admin/state").json()
     assert [e["name"] for e in state["engines"]] == ["engine"]
-    assert all(_complete(gateway, LONG_PROMPT).status_code == 200 for _ in range(4))
+    assert all(complete(gateway, LONG_PROMPT, 8).status_code == 200 for _ in range(4))
     assert {t.labels["replica"] for t in read_job_targets(settings, "engine")} == {"engine"}
     kinds = [
         e["kind"] for e in read_timeline(settings.run_dir) if e["kind"] in ("deploy", "rollback")
@@ -132,7 +124,7 @@ def test_a_version_that_cannot_start_is_reported_and_removed(
     local_stack: StackHandle, deployer: Deployer
 ) -> None:
     settings = local_stack.settings
-    gateway = settings.url(settings.gateway_port)
+    gateway = local_stack.gateway_url
     with pytest.raises(
         DeployError, match="broken-flag did not become ready: exited while starting"
     ) as failure:
@@ -142,7 +134,7 @@ def test_a_version_that_cannot_start_is_reported_and_removed(
     assert replica.state is ReplicaState.FAILED
     assert local_stack.runtime.status(replica.name).state is ServiceState.STOPPED
     assert [e["name"] for e in httpx.get(f"{gateway}/admin/state").json()["engines"]] == ["engine"]
-    assert _complete(gateway, "still serving").status_code == 200
+    assert complete(gateway, "still serving", 8).status_code == 200
     [event] = [
         e
         for e in read_timeline(settings.run_dir, kind_prefix="replica.failed")

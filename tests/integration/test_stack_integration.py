@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from sandbox import stack
+from tests.integration.traffic import complete
 from tests.support import StackHandle, poll_until
 
 pytestmark = pytest.mark.integration
@@ -28,16 +29,7 @@ def test_every_component_is_ready(local_stack: StackHandle) -> None:
 
 
 def test_completion(local_stack: StackHandle) -> None:
-    response = httpx.post(
-        f"{local_stack.engine_url}/v1/completions",
-        json={
-            "model": "tiny",
-            "prompt": "where does the time go",
-            "max_tokens": 12,
-            "ignore_eos": True,
-        },
-        timeout=60,
-    )
+    response = complete(local_stack.engine_url, "where does the time go", 12, timeout_s=60)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["usage"]["completion_tokens"] == 12
@@ -102,9 +94,5 @@ def test_prometheus_counts_the_tokens_served(local_stack: StackHandle) -> None:
         return float(result[0]["value"][1]) if result else 0.0
 
     before = generated()  # ready means the engine target was scraped at least once
-    httpx.post(
-        f"{local_stack.engine_url}/v1/completions",
-        json={"model": "tiny", "prompt": "count me", "max_tokens": 20, "ignore_eos": True},
-        timeout=60,
-    ).raise_for_status()
+    complete(local_stack.engine_url, "count me", 20, timeout_s=60).raise_for_status()
     poll_until(lambda: generated() >= before + 20, "Prometheus to see 20 more generated tokens", 30)

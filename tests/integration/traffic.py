@@ -12,9 +12,26 @@ from contextlib import contextmanager
 
 import httpx
 
-__all__ = ["background_traffic"]
+__all__ = ["background_traffic", "complete"]
 
 _WORDS = "the cache of keys and values grows with every token a sequence holds".split()
+
+
+def complete(
+    base_url: str,
+    prompt: str,
+    max_tokens: int,
+    *,
+    client: httpx.Client | None = None,
+    timeout_s: float = 120,
+) -> httpx.Response:
+    """One completion of exactly ``max_tokens`` tokens (``ignore_eos``) from ``base_url``, an
+    engine or the gateway; through ``client`` when given (its own timeout then applies)."""
+    url = f"{base_url}/v1/completions"
+    body = {"model": "tiny", "prompt": prompt, "max_tokens": max_tokens, "ignore_eos": True}
+    if client is not None:
+        return client.post(url, json=body)
+    return httpx.post(url, json=body, timeout=timeout_s)
 
 
 @contextmanager

@@ -26,10 +26,7 @@ from sandbox.settings import Settings
 from sandbox.timeline import read as read_timeline
 from tests.support import free_port, isolated_settings, poll_until, throwaway_prometheus
 from tests.unit.deploy_helpers import STANDIN_VERSIONS, StandInLauncher
-from tests.unit.gateway_helpers import (
-    Server,
-    gateway_with_standin_stable,
-)
+from tests.unit.gateway_helpers import Server
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +35,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module")
-def gateway() -> Iterator[Server]:
-    with gateway_with_standin_stable() as server:
-        yield server
-
-
+# `gateway`, the real gateway app with a stand-in stable engine: tests/unit/conftest.py.
 @pytest.fixture
 def settings(tmp_path: Path, gateway: Server) -> Settings:
     return isolated_settings(tmp_path / "run", gateway_port=gateway.port, stop_timeout_s=3.0)

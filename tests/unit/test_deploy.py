@@ -39,18 +39,10 @@ from sandbox.timeline import read as read_timeline
 from sandbox.timeline import record
 from tests.support import free_port, isolated_settings, poll_until
 from tests.unit.deploy_helpers import SCRIPT, STANDIN_VERSIONS, StandInLauncher
-from tests.unit.gateway_helpers import (
-    Server,
-    gateway_with_standin_stable,
-)
+from tests.unit.gateway_helpers import Server
 
 
-@pytest.fixture(scope="module")
-def gateway() -> Iterator[Server]:
-    with gateway_with_standin_stable() as server:
-        yield server
-
-
+# `gateway`, the real gateway app with a stand-in stable engine: tests/unit/conftest.py.
 @pytest.fixture
 def settings(tmp_path: Path, gateway: Server) -> Settings:
     return isolated_settings(tmp_path / "run", gateway_port=gateway.port, stop_timeout_s=3.0)
@@ -156,16 +148,24 @@ def test_a_version_overrides_stack_settings_and_is_validated_as_they_are() -> No
         EngineVersion.model_validate({"name": "nowhere", "cpus": "a-b"})
 
 
-def test_a_bad_versions_file_names_the_file_and_field(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (
+            "versions:\n  stable: {}\n  fast:\n    max_num_seqs: 0\n",
+            r"versions\.yaml: versions\.fast\.max_num_seqs",
+        ),
+        ("versions:\n  canary: {}\n", r"versions\.stable is missing"),
+        ("versions:\n  stable:\n    max_num_seq: 2\n", "max_num_seq"),
+    ],
+    ids=["bad-value", "no-stable", "unknown-field"],
+)
+def test_a_bad_versions_file_names_the_file_and_field(
+    tmp_path: Path, text: str, error: str
+) -> None:
     path = tmp_path / "versions.yaml"
-    path.write_text("versions:\n  stable: {}\n  fast:\n    max_num_seqs: 0\n")
-    with pytest.raises(VersionError, match=r"versions\.yaml: versions\.fast\.max_num_seqs"):
-        load_versions(path)
-    path.write_text("versions:\n  canary: {}\n")
-    with pytest.raises(VersionError, match=r"versions\.stable is missing"):
-        load_versions(path)
-    path.write_text("versions:\n  stable:\n    max_num_seq: 2\n")
-    with pytest.raises(VersionError, match="max_num_seq"):
+    path.write_text(text)
+    with pytest.raises(VersionError, match=error):
         load_versions(path)
 
 

@@ -200,13 +200,18 @@ def test_panel_budget(windows: list[Window]) -> None:
 # --- bad input: reported, never raised --------------------------------------------------------
 
 
-def test_malformed_json_is_one_clear_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ('{"panels": [}', r"broken.json: not valid JSON: line 1, column 13"),
+        ('{"title": "no panels"}', "no 'panels' list"),
+    ],
+    ids=["not-json", "no-panels"],
+)
+def test_malformed_json_is_one_clear_error(tmp_path: Path, text: str, error: str) -> None:
     path = tmp_path / "broken.json"
-    path.write_text('{"panels": [}')
-    with pytest.raises(GradeInputError, match=r"broken.json: not valid JSON: line 1, column 13"):
-        load_dashboard_file(path)
-    path.write_text('{"title": "no panels"}')
-    with pytest.raises(GradeInputError, match="no 'panels' list"):
+    path.write_text(text)
+    with pytest.raises(GradeInputError, match=error):
         load_dashboard_file(path)
 
 

@@ -22,7 +22,7 @@ from faults import FaultConflict, FaultError, HandleState, ParamError, StackCont
 from faults.endpoints import Endpoints
 from faults.store import HandleStore
 from sandbox.components.base import Component, ScrapeTarget, http_ready
-from sandbox.components.engine import kv_cache_blocks
+from sandbox.components.engine import engine_argv
 from sandbox.runtime.base import ServiceSpec, ServiceState
 from sandbox.runtime.local import LocalRuntime, group_alive
 from sandbox.settings import REPO_ROOT, Settings, load_settings
@@ -71,20 +71,10 @@ def _ctx(settings: Settings) -> StackContext:
 
 def _standin_engine() -> Component:
     def spec(settings: Settings) -> ServiceSpec:
-        argv = [
-            sys.executable,
-            "-c",
-            STANDIN_ENGINE,
-            "--port",
-            str(settings.engine_port),
-            "--max-num-seqs",
-            str(settings.max_num_seqs),
-        ]
-        blocks = kv_cache_blocks(settings)
-        if blocks is not None:
-            argv += ["--num-gpu-blocks-override", str(blocks)]
+        # The real engine's flags (--port, --max-num-seqs, the KV blocks), which it answers on /argv.
+        argv = (sys.executable, "-c", STANDIN_ENGINE, *engine_argv(settings, settings.engine_port))
         return ServiceSpec(
-            name="engine", argv=tuple(argv), port=settings.engine_port, cpus=settings.engine_cpu_set
+            name="engine", argv=argv, port=settings.engine_port, cpus=settings.engine_cpu_set
         )
 
     return Component(

@@ -94,36 +94,45 @@ def test_unchunk_takes_complete_chunks_and_keeps_the_rest() -> None:
         _unchunk(b"zz\r\n")
 
 
-def test_failures_are_httpx_exceptions() -> None:
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n")
-        await writer.drain()
-        await asyncio.sleep(5)
+async def _silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answers the head and one chunk, then nothing more."""
+    await _read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n")
+    await writer.drain()
+    await asyncio.sleep(5)
 
-    async def broken(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel")
-        await writer.drain()
-        writer.close()
 
+async def _broken(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Closes the connection in the middle of a chunk."""
+    await _read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel")
+    await writer.drain()
+    writer.close()
+
+
+def test_a_refused_connection_is_httpx_connect_error() -> None:
     async def main() -> None:
-        closed, url = await _serve(silent)
+        closed, url = await _serve(_silent)
         closed.close()
         await closed.wait_closed()
         with pytest.raises(httpx.ConnectError):
             await EngineClient(1.0, 1.0).post(url, b"x", {}, [])
 
-        server, url = await _serve(silent)
-        response = await EngineClient(1.0, 0.2).post(url, b"x", {}, [])
-        with pytest.raises(httpx.ReadTimeout):
-            [piece async for piece in response.aiter_raw()]
-        await response.aclose()
-        server.close()
+    asyncio.run(main())
 
-        server, url = await _serve(broken)
-        response = await EngineClient(1.0, 1.0).post(url, b"x", {}, [])
-        with pytest.raises(httpx.RemoteProtocolError):
+
+@pytest.mark.parametrize(
+    ("handler", "read_timeout_s", "error"),
+    [(_silent, 0.2, httpx.ReadTimeout), (_broken, 1.0, httpx.RemoteProtocolError)],
+    ids=["silent", "broken"],
+)
+def test_a_failed_read_is_an_httpx_exception(
+    handler: Handler, read_timeout_s: float, error: type[httpx.HTTPError]
+) -> None:
+    async def main() -> None:
+        server, url = await _serve(handler)
+        response = await EngineClient(1.0, read_timeout_s).post(url, b"x", {}, [])
+        with pytest.raises(error):
             [piece async for piece in response.aiter_raw()]
         await response.aclose()
         server.close()

@@ -378,6 +378,23 @@ def _child(
             proc.wait()
 
 
+def _stop_after_requests(
+    proc: subprocess.Popen[str], server: ServerThread, requests: int, sig: signal.Signals
+) -> tuple[str, str]:
+    """Once the stand-in server has seen ``requests`` requests, send ``sig`` to the child; return
+    its stdout and stderr after it exited, which it must do with status 0."""
+    poll_until(
+        lambda: server.server.requests >= requests,
+        f"{requests} request(s) to reach the server",
+        timeout_s=30,
+        interval_s=0.1,
+    )
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 0, stderr
+    return stdout, stderr
+
+
 def test_ctrl_c_stops_the_cli_and_writes_the_summary(server: ServerThread, tmp_path: Path) -> None:
     profile_file = tmp_path / "slow.yaml"
     profile_file.write_text(
@@ -408,15 +425,7 @@ def test_ctrl_c_stops_the_cli_and_writes_the_summary(server: ServerThread, tmp_p
         cwd=REPO_ROOT,
         env=env,
     ) as proc:
-        poll_until(
-            lambda: server.server.requests >= 5,
-            "requests to reach the server",
-            timeout_s=30,
-            interval_s=0.1,
-        )
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=20)
-    assert proc.returncode == 0, stderr
+        stdout, _ = _stop_after_requests(proc, server, 5, signal.SIGINT)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["stopped_by"] == "interrupt"
     assert (
@@ -453,15 +462,7 @@ def test_the_stack_component_runs_the_service(server: ServerThread, tmp_path: Pa
                 ]
                 is True
             )
-        poll_until(
-            lambda: server.server.requests >= 1,
-            "a request from the service",
-            timeout_s=30,
-            interval_s=0.2,
-        )
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=20)
-    assert proc.returncode == 0, stderr
+        _, stderr = _stop_after_requests(proc, server, 1, signal.SIGTERM)
     logs = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     assert {"starting", "progress", "finished"} <= {entry["message"] for entry in logs}
     summaries = list((settings.run_dir / "loadgen" / "service").glob("summary.json"))

@@ -45,6 +45,31 @@ def _export_request(
     }
 
 
+def _span(
+    span_id: str,
+    name: str,
+    start_ns: int,
+    end_ns: int,
+    *,
+    kind: int = 2,
+    parent: str | None = None,
+    attributes: list[dict[str, object]] | None = None,
+) -> dict[str, object]:
+    """One span in OTLP JSON (``kind`` 2 = server, 3 = client, 1 = internal)."""
+    span: dict[str, object] = {
+        "spanId": span_id,
+        "name": name,
+        "kind": kind,
+        "startTimeUnixNano": str(start_ns),
+        "endTimeUnixNano": str(end_ns),
+    }
+    if parent is not None:
+        span["parentSpanId"] = parent
+    if attributes is not None:
+        span["attributes"] = attributes
+    return span
+
+
 def test_protobuf_export_from_the_real_exporter_lands_as_otlp_json(
     sink: tuple[Server, Path],
 ) -> None:
@@ -70,18 +95,7 @@ def test_protobuf_export_from_the_real_exporter_lands_as_otlp_json(
 
 def test_json_and_gzip_bodies_and_bad_ones(sink: tuple[Server, Path]) -> None:
     server, path = sink
-    body = _export_request(
-        "ab" * 16,
-        [
-            {
-                "spanId": "01" * 8,
-                "name": "json-span",
-                "kind": 2,
-                "startTimeUnixNano": "1",
-                "endTimeUnixNano": "2",
-            }
-        ],
-    )
+    body = _export_request("ab" * 16, [_span("01" * 8, "json-span", 1, 2)])
     assert httpx.post(f"{server.url}/v1/traces", json=body).status_code == 200
     zipped = gzip.compress(json.dumps(body).encode())
     response = httpx.post(
@@ -108,49 +122,15 @@ def test_slowest_requests_skip_startup_spans_and_old_ones(tmp_path: Path) -> Non
     now = time.time_ns()
     for i, ms in enumerate((30, 10, 50)):
         store.append(
-            _export_request(
-                f"{i:032x}",
-                [
-                    {
-                        "spanId": f"{i:016x}",
-                        "name": f"req{i}",
-                        "kind": 2,
-                        "startTimeUnixNano": str(now),
-                        "endTimeUnixNano": str(now + ms * 10**6),
-                    }
-                ],
-            )
+            _export_request(f"{i:032x}", [_span(f"{i:016x}", f"req{i}", now, now + ms * 10**6)])
         )
     store.append(
         _export_request(
-            "f" * 32,
-            [
-                {
-                    "spanId": "1" * 16,
-                    "name": "Load model",
-                    "kind": 1,
-                    "startTimeUnixNano": str(now),
-                    "endTimeUnixNano": str(now + 9 * 10**9),
-                }
-            ],
-            "vllm",
+            "f" * 32, [_span("1" * 16, "Load model", now, now + 9 * 10**9, kind=1)], "vllm"
         )
     )
     old = now - 3600 * 10**9
-    store.append(
-        _export_request(
-            "e" * 32,
-            [
-                {
-                    "spanId": "2" * 16,
-                    "name": "old",
-                    "kind": 2,
-                    "startTimeUnixNano": str(old),
-                    "endTimeUnixNano": str(old + 10**10),
-                }
-            ],
-        )
-    )
+    store.append(_export_request("e" * 32, [_span("2" * 16, "old", old, old + 10**10)]))
     with path.open("a") as out:
         out.write('{"resourceSpans": [ cut by a crash\n')
     assert [t.root.name for t in slowest_requests(path, limit=2)] == ["req2", "req0"]
@@ -162,20 +142,7 @@ def test_rotation_keeps_one_previous_file(tmp_path: Path) -> None:
     path = tmp_path / "spans.jsonl"
     store = SpanFile(path, max_bytes=400)
     for i in range(6):
-        store.append(
-            _export_request(
-                f"{i:032x}",
-                [
-                    {
-                        "spanId": "1" * 16,
-                        "name": f"s{i}",
-                        "kind": 2,
-                        "startTimeUnixNano": "1",
-                        "endTimeUnixNano": "2",
-                    }
-                ],
-            )
-        )
+        store.append(_export_request(f"{i:032x}", [_span("1" * 16, f"s{i}", 1, 2)]))
     assert path.stat().st_size <= 400
     assert path.with_name("spans.jsonl.1").exists()
     names = [s.name for s in iter_spans(path)]
@@ -187,37 +154,28 @@ def test_waterfall_expands_vllm_phases_and_cli_prints_it(tmp_path: Path) -> None
     now = time.time_ns()
     ms = 10**6
     spans = [
-        {
-            "spanId": "a" * 16,
-            "name": "POST /v1/completions",
-            "kind": 2,
-            "startTimeUnixNano": str(now),
-            "endTimeUnixNano": str(now + 100 * ms),
-            "attributes": [{"key": "http.response.status_code", "value": {"intValue": "200"}}],
-        },
-        {
-            "spanId": "b" * 16,
-            "parentSpanId": "a" * 16,
-            "name": "upstream",
-            "kind": 3,
-            "startTimeUnixNano": str(now + 5 * ms),
-            "endTimeUnixNano": str(now + 95 * ms),
-        },
+        _span(
+            "a" * 16,
+            "POST /v1/completions",
+            now,
+            now + 100 * ms,
+            attributes=[{"key": "http.response.status_code", "value": {"intValue": "200"}}],
+        ),
+        _span("b" * 16, "upstream", now + 5 * ms, now + 95 * ms, kind=3, parent="a" * 16),
     ]
     vllm = [
-        {
-            "spanId": "c" * 16,
-            "parentSpanId": "b" * 16,
-            "name": "llm_request",
-            "kind": 2,
-            "startTimeUnixNano": str(now + 6 * ms),
-            "endTimeUnixNano": str(now + 90 * ms),
-            "attributes": [
+        _span(
+            "c" * 16,
+            "llm_request",
+            now + 6 * ms,
+            now + 90 * ms,
+            parent="b" * 16,
+            attributes=[
                 {"key": "gen_ai.latency.time_in_queue", "value": {"doubleValue": 0.01}},
                 {"key": "gen_ai.latency.time_in_model_prefill", "value": {"doubleValue": 0.02}},
                 {"key": "gen_ai.latency.time_in_model_decode", "value": {"doubleValue": 0.05}},
             ],
-        }
+        )
     ]
     store = SpanFile(path)
     store.append(_export_request("d" * 32, spans, "sandbox-gateway"))
