@@ -1,4 +1,5 @@
-"""The gateway's lean engine client against a raw server: framing, reuse, failures as httpx's."""
+"""The lean streaming client (gateway and load generator) against a raw server: framing, reuse,
+failures as httpx's."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from sandbox.gateway.engine_client import EngineClient, _unchunk
+from sandbox.httpstream import StreamClient
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -47,7 +48,7 @@ def test_chunked_stream_then_the_connection_is_reused() -> None:
 
     async def main() -> None:
         server, url = await _serve(handler)
-        client = EngineClient(1.0, 1.0)
+        client = StreamClient(1.0, 1.0)
         for _ in range(2):
             sent: list[float] = []
             response = await client.post(url, b"hello", {"content-type": "application/json"}, sent)
@@ -71,7 +72,7 @@ def test_content_length_answer_and_a_connection_closed_while_idle() -> None:
 
     async def main() -> None:
         server, url = await _serve(handler)
-        client = EngineClient(1.0, 1.0)
+        client = StreamClient(1.0, 1.0)
         for _ in range(2):  # the second finds its pooled connection closed, and opens another
             response = await client.post(url, b"x", {}, [])
             assert (response.status_code, await response.aread()) == (400, b"{}")
@@ -85,13 +86,24 @@ def test_content_length_answer_and_a_connection_closed_while_idle() -> None:
     asyncio.run(main())
 
 
-def test_unchunk_takes_complete_chunks_and_keeps_the_rest() -> None:
-    assert _unchunk(b"5\r\nhello\r\n3\r\nabc\r\n2\r\nx") == (b"helloabc", b"2\r\nx", False)
-    assert _unchunk(b"5;ext=1\r\nhello\r\n0\r\n\r\n") == (b"hello", b"", True)
-    assert _unchunk(b"0\r\nx-trailer: 1\r\n\r\n") == (b"", b"", True)
-    assert _unchunk(b"0\r\nx-trailer: 1\r\n") == (b"", b"0\r\nx-trailer: 1\r\n", False)
-    with pytest.raises(httpx.RemoteProtocolError):
-        _unchunk(b"zz\r\n")
+def test_an_answer_that_is_not_http_is_a_protocol_error() -> None:
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n")
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    async def main() -> None:
+        server, url = await _serve(garbage)
+        response = await StreamClient(1.0, 1.0).post(url, b"x", {})
+        with pytest.raises(httpx.RemoteProtocolError):
+            [piece async for piece in response.aiter_raw()]
+        await response.aclose()
+        server.close()
+        with pytest.raises(ValueError, match="plain http"):
+            await StreamClient().post("https://example.invalid/v1/completions", b"x", {})
+
+    asyncio.run(main())
 
 
 def test_failures_are_httpx_exceptions() -> None:
@@ -112,17 +124,17 @@ def test_failures_are_httpx_exceptions() -> None:
         closed.close()
         await closed.wait_closed()
         with pytest.raises(httpx.ConnectError):
-            await EngineClient(1.0, 1.0).post(url, b"x", {}, [])
+            await StreamClient(1.0, 1.0).post(url, b"x", {}, [])
 
         server, url = await _serve(silent)
-        response = await EngineClient(1.0, 0.2).post(url, b"x", {}, [])
+        response = await StreamClient(1.0, 0.2).post(url, b"x", {}, [])
         with pytest.raises(httpx.ReadTimeout):
             [piece async for piece in response.aiter_raw()]
         await response.aclose()
         server.close()
 
         server, url = await _serve(broken)
-        response = await EngineClient(1.0, 1.0).post(url, b"x", {}, [])
+        response = await StreamClient(1.0, 1.0).post(url, b"x", {}, [])
         with pytest.raises(httpx.RemoteProtocolError):
             [piece async for piece in response.aiter_raw()]
         await response.aclose()
