@@ -63,15 +63,26 @@ def test_chunked_stream_then_the_connection_is_reused() -> None:
     asyncio.run(main())
 
 
-def test_content_length_answer_and_a_connection_closed_while_idle() -> None:
+def _answer(raw: bytes, close: bool) -> Handler:
+    """A server that answers every request with ``raw``, then closes or falls silent."""
+
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_request(reader)
-        writer.write(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\n\r\n{}")
+        writer.write(raw)
         await writer.drain()
-        writer.close()  # as a server does with an idle keep-alive connection
+        if close:
+            writer.close()  # as a server does with an idle keep-alive connection
+        else:
+            await asyncio.sleep(5)
 
+    return handler
+
+
+def test_content_length_answer_and_a_connection_closed_while_idle() -> None:
     async def main() -> None:
-        server, url = await _serve(handler)
+        server, url = await _serve(
+            _answer(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\n\r\n{}", True)
+        )
         client = StreamClient(1.0, 1.0)
         for _ in range(2):  # the second finds its pooled connection closed, and opens another
             response = await client.post(url, b"x", {}, [])
@@ -86,58 +97,39 @@ def test_content_length_answer_and_a_connection_closed_while_idle() -> None:
     asyncio.run(main())
 
 
-def test_an_answer_that_is_not_http_is_a_protocol_error() -> None:
-    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n")
-        await writer.drain()
-        await asyncio.sleep(1)
+_CHUNKED = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
 
+
+@pytest.mark.parametrize(
+    ("raw", "close", "error"),
+    [
+        (_CHUNKED + b"5\r\nhello\r\n", False, httpx.ReadTimeout),  # then silence
+        (_CHUNKED + b"5\r\nhel", True, httpx.RemoteProtocolError),  # closed mid-answer
+        (_CHUNKED + b"zz\r\n", False, httpx.RemoteProtocolError),  # not HTTP
+    ],
+)
+def test_a_broken_stream_fails_with_an_httpx_exception(
+    raw: bytes, close: bool, error: type[httpx.HTTPError]
+) -> None:
     async def main() -> None:
-        server, url = await _serve(garbage)
-        response = await StreamClient(1.0, 1.0).post(url, b"x", {})
-        with pytest.raises(httpx.RemoteProtocolError):
+        server, url = await _serve(_answer(raw, close))
+        response = await StreamClient(1.0, 0.2).post(url, b"x", {}, [])
+        with pytest.raises(error):
             [piece async for piece in response.aiter_raw()]
         await response.aclose()
         server.close()
-        with pytest.raises(ValueError, match="plain http"):
-            await StreamClient().post("https://example.invalid/v1/completions", b"x", {})
 
     asyncio.run(main())
 
 
-def test_failures_are_httpx_exceptions() -> None:
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n")
-        await writer.drain()
-        await asyncio.sleep(5)
-
-    async def broken(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel")
-        await writer.drain()
-        writer.close()
-
+def test_refused_connections_and_urls_it_cannot_speak_to() -> None:
     async def main() -> None:
-        closed, url = await _serve(silent)
+        closed, url = await _serve(_answer(b"", False))
         closed.close()
         await closed.wait_closed()
         with pytest.raises(httpx.ConnectError):
             await StreamClient(1.0, 1.0).post(url, b"x", {}, [])
-
-        server, url = await _serve(silent)
-        response = await StreamClient(1.0, 0.2).post(url, b"x", {}, [])
-        with pytest.raises(httpx.ReadTimeout):
-            [piece async for piece in response.aiter_raw()]
-        await response.aclose()
-        server.close()
-
-        server, url = await _serve(broken)
-        response = await StreamClient(1.0, 1.0).post(url, b"x", {}, [])
-        with pytest.raises(httpx.RemoteProtocolError):
-            [piece async for piece in response.aiter_raw()]
-        await response.aclose()
-        server.close()
+        with pytest.raises(ValueError, match="plain http"):
+            await StreamClient().post("https://example.invalid/v1/completions", b"x", {})
 
     asyncio.run(main())
