@@ -48,6 +48,7 @@ class Accounting:
         if call.finished:
             return
         call.finished = True
+        call.release()
         timeline = call.timeline
         # A request refused before it was admitted spent all its time in admission (parsing and
         # checks included); any other ends with postprocess.

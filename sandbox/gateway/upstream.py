@@ -89,7 +89,7 @@ class Upstream:
                 call.timeline.mark(SEND)
                 self.publish_routing()
                 raise GatewayError(503, f"no engine available: {exc}", None, "no_engine") from None
-            call.version, call.engine = version, engine
+            call.send_to(version, engine)
             tried.add(engine.name)
             client_span = self.tracer.start_span(
                 "upstream",
