@@ -141,9 +141,6 @@ class AutoscalerPolicyParams(Params):
         None, ge=0, description="no scale-down sooner than this after a scale event"
     )
 
-    def changes(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump().items() if v is not None}
-
 
 class AutoscalerPolicy(Change):
     name = "autoscaler-policy"
@@ -160,7 +157,7 @@ class AutoscalerPolicy(Change):
 
     def prepare(self, ctx: StackContext, params: Params) -> dict[str, Any]:
         assert isinstance(params, AutoscalerPolicyParams)
-        changes = params.changes()
+        changes = params.given()
         if not changes:
             raise FaultError(f"{self.name}: give at least one field to change")
         path = options_path(ctx.settings.run_dir)
@@ -177,7 +174,7 @@ class AutoscalerPolicy(Change):
 
     def apply(self, ctx: StackContext, params: Params, handle: FaultHandle) -> None:
         assert isinstance(params, AutoscalerPolicyParams)
-        self._write(ctx, params.changes())
+        self._write(ctx, params.given())
 
     def undo(self, ctx: StackContext, handle: FaultHandle) -> None:
         previous = handle.undo.get("previous", {})

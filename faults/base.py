@@ -81,6 +81,10 @@ class Params(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def given(self) -> dict[str, Any]:
+        """The fields set, for a change whose ``None`` fields mean "keep the current value"."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
 
 class FaultHandle(BaseModel):
     """Everything needed to undo a change, persisted before the change is made."""
