@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -20,6 +20,7 @@ from sandbox.exceptions import ConfigError, SandboxError
 from sandbox.runtime.base import Runtime
 from sandbox.settings import Settings
 from sandbox.validation import field_problems
+from sandbox.waiting import Progress
 
 __all__ = [
     "Change",
@@ -33,8 +34,6 @@ __all__ = [
     "StackContext",
     "TargetGone",
 ]
-
-Progress = Callable[[str], None]
 
 
 class FaultError(SandboxError):

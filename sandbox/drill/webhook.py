@@ -11,14 +11,18 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from http.server import ThreadingHTTPServer
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sandbox.http_handler import QuietHandler
+from sandbox.waiting import Progress
 
 __all__ = ["WEBHOOK_PATH", "AlertNotification", "AlertReceiver", "Notification"]
 
 T = TypeVar("T")
+REPORT_EVERY_S = 10.0  # a line of progress this often while a wait lasts
 
 WEBHOOK_PATH = "/alerts"
 
@@ -72,32 +76,21 @@ class AlertReceiver:
     def start(self) -> AlertReceiver:
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 if self.path.split("?")[0] != WEBHOOK_PATH:
-                    self._reply(404, {"error": f"post pages to {WEBHOOK_PATH}"})
+                    self.reply_json(404, {"error": f"post pages to {WEBHOOK_PATH}"})
                     return
                 try:
                     notification = Notification.model_validate(json.loads(raw))
                 except (ValueError, ValidationError) as exc:
                     receiver.rejected += 1
-                    self._reply(400, {"error": f"not an Alertmanager v4 payload: {exc}"[:500]})
+                    self.reply_json(400, {"error": f"not an Alertmanager v4 payload: {exc}"[:500]})
                     return
                 receiver._add(notification)
-                self._reply(200, {"status": "ok"})
-
-            def _reply(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply_json(200, {"status": "ok"})
 
         try:
             self._server = ThreadingHTTPServer((self.host, self.port), Handler)
@@ -155,11 +148,7 @@ class AlertReceiver:
         return min(times) if times else None
 
     def wait_for(
-        self,
-        names: list[str],
-        timeout_s: float,
-        progress: Callable[[str], None] = print,
-        report_every_s: float = 10.0,
+        self, names: list[str], timeout_s: float, progress: Progress = print
     ) -> AlertNotification | None:
         """Wait until one of ``names`` is firing; return it, or None after ``timeout_s``."""
         return self._wait(
@@ -167,23 +156,15 @@ class AlertReceiver:
             f"{'/'.join(names)} to fire",
             timeout_s,
             progress,
-            report_every_s,
         )
 
-    def wait_resolved(
-        self,
-        names: list[str],
-        timeout_s: float,
-        progress: Callable[[str], None] = print,
-        report_every_s: float = 10.0,
-    ) -> bool:
+    def wait_resolved(self, names: list[str], timeout_s: float, progress: Progress = print) -> bool:
         """Wait until none of ``names`` is firing (a resolved notice came); False on timeout."""
         done = self._wait(
             lambda firing: True if not any(n in firing for n in names) else None,
             f"{'/'.join(names)} to resolve",
             timeout_s,
             progress,
-            report_every_s,
         )
         return bool(done)
 
@@ -192,8 +173,7 @@ class AlertReceiver:
         check: Callable[[dict[str, AlertNotification]], T | None],
         what: str,
         timeout_s: float,
-        progress: Callable[[str], None],
-        report_every_s: float,
+        progress: Progress,
     ) -> T | None:
         start = time.monotonic()
         deadline = start + timeout_s
@@ -207,7 +187,7 @@ class AlertReceiver:
                 now = time.monotonic()
                 if now >= deadline:
                     return None
-                if now - last_report >= report_every_s:
+                if now - last_report >= REPORT_EVERY_S:
                     last_report = now
                     progress(
                         f"waiting for {what} ({now - start:.0f}/{timeout_s:.0f} s; firing now: "
