@@ -52,14 +52,14 @@ def run(flags: RunFlags) -> None:
 
     def ready(control: Any) -> None:
         click.echo(
-            f"profile {loaded.name} -> {options.target}; control and /metrics on {control.url}",
+            f"profile {loaded.name} -> {options.run.target}; control and /metrics on {control.url}",
             err=True,
         )
         if register:  # only once the port is ours: never unregister another generator
             write_job_targets(settings, "loadgen", loadgen_component(loaded.name).scrape(settings))
             registered.append(True)
 
-    options.progress, options.on_ready = progress, ready
+    options.run.progress, options.on_ready = progress, ready
     try:
         summary = run_service(loaded, options)
     except OSError as exc:
@@ -74,7 +74,7 @@ def run(flags: RunFlags) -> None:
     if tty:
         sys.stderr.write("\n")
     click.echo(format_summary(summary))
-    click.echo(f"per-request log and summary: {options.out_dir}")
+    click.echo(f"per-request log and summary: {options.run.out_dir}")
 
 
 def _control_url(url: str | None) -> str:

@@ -29,15 +29,15 @@ def main(run: RunFlags, host: str | None) -> None:
 
     configure_logging("loadgen")
     loaded, options = run.load(load_settings(), host=host)
-    options.progress = json_progress(10.0)
+    options.run.progress = json_progress(10.0)
     log = logging.getLogger("sandbox.loadgen")
     log.info(
         "starting",
         extra={
             "profile": loaded.name,
-            "target": options.target,
+            "target": options.run.target,
             "port": options.port,
-            "out": str(options.out_dir),
+            "out": str(options.run.out_dir),
         },
     )
     summary = run_service(loaded, options)

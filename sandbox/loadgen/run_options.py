@@ -42,6 +42,7 @@ class RunFlags:
         """The profile (its rates scaled) and the run's options, defaults from the settings;
         a profile that does not load exits with status 2 and its error."""
         from sandbox.loadgen.profile import ProfileError, load_profile, scale_rates
+        from sandbox.loadgen.runner import RunOptions
         from sandbox.loadgen.service import ServiceOptions, default_out_dir
         from sandbox.loadgen.target import default_target
 
@@ -50,15 +51,15 @@ class RunFlags:
         except ProfileError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
-        return loaded, ServiceOptions(
+        run = RunOptions(
             target=self.target or default_target(settings),
-            host=host or settings.host,
-            port=settings.loadgen_port if self.port is None else self.port,
             duration_s=self.duration,
             max_requests=self.max_requests,
             seed=self.seed,
             out_dir=self.out or default_out_dir(settings.run_dir, loaded.name),
         )
+        port = settings.loadgen_port if self.port is None else self.port
+        return loaded, ServiceOptions(run, host=host or settings.host, port=port)
 
 
 _OPTIONS = (
