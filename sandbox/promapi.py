@@ -178,6 +178,11 @@ class PrometheusClient(_Api):
     def __enter__(self) -> PrometheusClient:
         return self
 
+    def metric_names(self) -> set[str]:
+        """Every metric name Prometheus has stored."""
+        body = self.get("/api/v1/label/__name__/values", {}, "metric names")
+        return set(body.get("data") or [])
+
     def instant(self, expr: str, at: float | None = None) -> list[Sample]:
         """Every sample of an instant query (a scalar is one sample without labels)."""
         params: dict[str, Any] = {"query": expr}
