@@ -22,7 +22,7 @@ from sandbox.waiting import Progress
 __all__ = ["WEBHOOK_PATH", "AlertNotification", "AlertReceiver", "Notification"]
 
 T = TypeVar("T")
-REPORT_EVERY_S = 10.0  # a line of progress this often while a wait lasts
+REPORT_EVERY_S = 10.0  # by default, a line of progress this often while a wait lasts
 
 WEBHOOK_PATH = "/alerts"
 
@@ -148,7 +148,11 @@ class AlertReceiver:
         return min(times) if times else None
 
     def wait_for(
-        self, names: list[str], timeout_s: float, progress: Progress = print
+        self,
+        names: list[str],
+        timeout_s: float,
+        progress: Progress = print,
+        report_every_s: float = REPORT_EVERY_S,
     ) -> AlertNotification | None:
         """Wait until one of ``names`` is firing; return it, or None after ``timeout_s``."""
         return self._wait(
@@ -156,15 +160,23 @@ class AlertReceiver:
             f"{'/'.join(names)} to fire",
             timeout_s,
             progress,
+            report_every_s,
         )
 
-    def wait_resolved(self, names: list[str], timeout_s: float, progress: Progress = print) -> bool:
+    def wait_resolved(
+        self,
+        names: list[str],
+        timeout_s: float,
+        progress: Progress = print,
+        report_every_s: float = REPORT_EVERY_S,
+    ) -> bool:
         """Wait until none of ``names`` is firing (a resolved notice came); False on timeout."""
         done = self._wait(
             lambda firing: True if not any(n in firing for n in names) else None,
             f"{'/'.join(names)} to resolve",
             timeout_s,
             progress,
+            report_every_s,
         )
         return bool(done)
 
@@ -174,6 +186,7 @@ class AlertReceiver:
         what: str,
         timeout_s: float,
         progress: Progress,
+        report_every_s: float,
     ) -> T | None:
         start = time.monotonic()
         deadline = start + timeout_s
@@ -187,7 +200,7 @@ class AlertReceiver:
                 now = time.monotonic()
                 if now >= deadline:
                     return None
-                if now - last_report >= REPORT_EVERY_S:
+                if now - last_report >= report_every_s:
                     last_report = now
                     progress(
                         f"waiting for {what} ({now - start:.0f}/{timeout_s:.0f} s; firing now: "
