@@ -12,7 +12,6 @@ poor policy; the learner's mitigation replaces it. Its undo restores the previou
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import httpx
@@ -31,6 +30,7 @@ from sandbox.autoscaler.options import (
 from sandbox.components.base import free_port, wait_component_ready
 from sandbox.deploy.targets import write_job_targets
 from sandbox.runtime.base import ServiceState
+from sandbox.waiting import NotYet, WaitTimeout, wait_until
 
 __all__ = ["AutoscalerPolicy", "AutoscalerPolicyParams", "AutoscalerRun", "AutoscalerRunParams"]
 
@@ -141,9 +141,6 @@ class AutoscalerPolicyParams(Params):
         None, ge=0, description="no scale-down sooner than this after a scale event"
     )
 
-    def changes(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump().items() if v is not None}
-
 
 class AutoscalerPolicy(Change):
     name = "autoscaler-policy"
@@ -160,7 +157,7 @@ class AutoscalerPolicy(Change):
 
     def prepare(self, ctx: StackContext, params: Params) -> dict[str, Any]:
         assert isinstance(params, AutoscalerPolicyParams)
-        changes = params.changes()
+        changes = params.given()
         if not changes:
             raise FaultError(f"{self.name}: give at least one field to change")
         path = options_path(ctx.settings.run_dir)
@@ -177,7 +174,7 @@ class AutoscalerPolicy(Change):
 
     def apply(self, ctx: StackContext, params: Params, handle: FaultHandle) -> None:
         assert isinstance(params, AutoscalerPolicyParams)
-        self._write(ctx, params.changes())
+        self._write(ctx, params.given())
 
     def undo(self, ctx: StackContext, handle: FaultHandle) -> None:
         previous = handle.undo.get("previous", {})
@@ -197,16 +194,21 @@ class AutoscalerPolicy(Change):
             return
         # The service re-reads the file at its next decision; wait for it so the change is in force.
         url = ctx.settings.url(json.loads(options_path(ctx.settings.run_dir).read_text())["port"])
-        deadline = time.monotonic() + after.interval_s * 3 + 5
+        timeout_s = after.interval_s * 3 + 5
+
+        def shown(client: httpx.Client) -> bool | NotYet:
+            try:
+                live = client.get(f"{url}/state").json()["options"]
+            except (httpx.HTTPError, ValueError, KeyError):
+                return NotYet("its /state does not answer")
+            if all(live.get(k) == v for k, v in changes.items()):
+                return True
+            return NotYet("it still shows the previous policy")
+
         with ctx.http() as client:
-            while time.monotonic() < deadline:
-                try:
-                    live = client.get(f"{url}/state").json()["options"]
-                except (httpx.HTTPError, ValueError, KeyError):
-                    live = {}
-                if all(live.get(k) == v for k, v in changes.items()):
-                    return
-                time.sleep(0.5)
-        ctx.progress(
-            "the autoscaler has not shown the new policy yet; it applies it at its next decision"
-        )
+            try:
+                wait_until(lambda: shown(client), "the autoscaler's new policy", timeout_s)
+            except WaitTimeout:
+                ctx.progress(
+                    "the autoscaler has not shown the new policy yet; it applies it at its next decision"
+                )

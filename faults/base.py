@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -20,6 +20,7 @@ from sandbox.exceptions import ConfigError, SandboxError
 from sandbox.runtime.base import Runtime
 from sandbox.settings import Settings
 from sandbox.validation import field_problems
+from sandbox.waiting import Progress
 
 __all__ = [
     "Change",
@@ -33,8 +34,6 @@ __all__ = [
     "StackContext",
     "TargetGone",
 ]
-
-Progress = Callable[[str], None]
 
 
 class FaultError(SandboxError):
@@ -80,6 +79,10 @@ class Params(BaseModel):
     """Base of every change's parameters: unknown keys are errors (a typo must not pass silently)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def given(self) -> dict[str, Any]:
+        """The fields set, for a change whose ``None`` fields mean "keep the current value"."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
 class FaultHandle(BaseModel):

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field
 
 from faults.base import Change, ChangeCategory, FaultHandle, Params, StackContext
-from faults.http import call
+from faults.http import call, put_previous
 from sandbox.admin_paths import GATEWAY_ADMISSION_PATH, GATEWAY_RAG_PATH, GATEWAY_STATE_PATH
 
 __all__ = [
@@ -35,9 +35,6 @@ class GatewayAdmissionParams(Params):
     queue_timeout_s: float | None = Field(
         None, gt=0, description="longest wait before a 429, seconds"
     )
-
-    def body(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
 class GatewayRagTimeoutParams(Params):
@@ -75,15 +72,9 @@ class _GatewayOptions(Change):
         )
 
     def undo(self, ctx: StackContext, handle: FaultHandle) -> None:
-        previous = {k: v for k, v in handle.undo.get("previous", {}).items() if v is not None}
-        if previous:
-            call(
-                ctx,
-                "PUT",
-                ctx.endpoints.gateway_url + self.path,
-                json=previous,
-                what=f"gateway {self.section}",
-            )
+        put_previous(
+            ctx, ctx.endpoints.gateway_url + self.path, handle, what=f"gateway {self.section}"
+        )
 
 
 class GatewayAdmission(_GatewayOptions):
@@ -101,7 +92,7 @@ class GatewayAdmission(_GatewayOptions):
 
     def _body(self, params: Params) -> dict[str, Any]:
         assert isinstance(params, GatewayAdmissionParams)
-        return params.body()
+        return params.given()
 
 
 class GatewayRagTimeout(_GatewayOptions):

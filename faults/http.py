@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 
-from faults.base import FaultError, StackContext, TargetGone
+from faults.base import FaultError, FaultHandle, StackContext, TargetGone
 
-__all__ = ["HttpStatusError", "call"]
+__all__ = ["HttpStatusError", "call", "put_previous"]
 
 
 class HttpStatusError(FaultError):
@@ -60,3 +60,11 @@ def call(
             body,
         )
     return body
+
+
+def put_previous(ctx: StackContext, url: str, handle: FaultHandle, *, what: str) -> None:
+    """The undo of a change PUT to an admin path: PUT back the values its ``prepare`` read
+    (``handle.undo["previous"]``); a value that was unset then is left as it is."""
+    previous = {k: v for k, v in handle.undo.get("previous", {}).items() if v is not None}
+    if previous:
+        call(ctx, "PUT", url, json=previous, what=what)

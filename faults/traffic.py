@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from faults.base import Change, ChangeCategory, FaultError, FaultHandle, Params, StackContext
-from faults.http import HttpStatusError, call
+from faults.http import HttpStatusError, call, put_previous
 from sandbox.admin_paths import LOADGEN_TENANT_PATH
 
 __all__ = ["TrafficTenant", "TrafficTenantParams"]
@@ -92,12 +92,6 @@ class TrafficTenant(Change):
         )
 
     def undo(self, ctx: StackContext, handle: FaultHandle) -> None:
-        previous = {k: v for k, v in handle.undo.get("previous", {}).items() if v is not None}
-        if previous:
-            call(
-                ctx,
-                "PUT",
-                self._url(ctx, handle.params["tenant"]),
-                json=previous,
-                what="load generator tenant",
-            )
+        put_previous(
+            ctx, self._url(ctx, handle.params["tenant"]), handle, what="load generator tenant"
+        )

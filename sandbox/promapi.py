@@ -14,7 +14,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -141,12 +140,7 @@ class _Api:
     def __enter__(self) -> _Api:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def get(self, path: str, params: Mapping[str, Any], what: str) -> Any:
@@ -183,6 +177,11 @@ class PrometheusClient(_Api):
 
     def __enter__(self) -> PrometheusClient:
         return self
+
+    def metric_names(self) -> set[str]:
+        """Every metric name Prometheus has stored."""
+        body = self.get("/api/v1/label/__name__/values", {}, "metric names")
+        return set(body.get("data") or [])
 
     def instant(self, expr: str, at: float | None = None) -> list[Sample]:
         """Every sample of an instant query (a scalar is one sample without labels)."""

@@ -11,7 +11,7 @@ import json
 import shutil
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from sandbox.retriever.component import retriever_component
 from sandbox.runtime.base import Runtime, ServiceState, StartError
 from sandbox.settings import Settings
 from sandbox.tracesink.component import trace_sink_component
+from sandbox.waiting import Progress
 
 __all__ = [
     "ComponentStatus",
@@ -40,8 +41,6 @@ __all__ = [
     "up",
     "write_targets",
 ]
-
-Progress = Callable[[str], None]
 
 
 class StackError(SandboxError):

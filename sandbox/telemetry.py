@@ -35,7 +35,7 @@ import sys
 import time
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
@@ -62,6 +62,7 @@ __all__ = [
     "extract_context",
     "inject_context",
     "render_metrics",
+    "serve_app",
     "trace_endpoint",
     "trace_id_of",
 ]
@@ -218,6 +219,14 @@ class JsonLogFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+def serve_app(app: Any, host: str, port: int, **uvicorn_options: Any) -> None:
+    """Run a service's ASGI app with uvicorn: no access log (its spans and metrics record each
+    request) and uvicorn's own records left to ``configure_logging`` (``log_config=None``)."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, access_log=False, log_config=None, **uvicorn_options)
 
 
 def configure_logging(service: str, level: int = logging.INFO) -> None:

@@ -15,10 +15,10 @@ from typing import TypeVar
 
 from sandbox.exceptions import SandboxError
 
-__all__ = ["NotYet", "WaitTimeout", "wait_until"]
+__all__ = ["NotYet", "Progress", "WaitTimeout", "wait_until"]
 
 T = TypeVar("T")
-Progress = Callable[[str], None]
+Progress = Callable[[str], None]  # how a long step says what it waits for (print, a log)
 
 
 class WaitTimeout(SandboxError):

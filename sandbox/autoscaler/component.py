@@ -7,7 +7,7 @@ import sys
 import httpx
 
 from sandbox.autoscaler.options import AutoscalerOptions, load_options, options_path, save_options
-from sandbox.components.base import Component, Readiness, ScrapeTarget, http_ready
+from sandbox.components.base import Component, Readiness, http_ready
 from sandbox.runtime.base import ServiceSpec
 from sandbox.settings import REPO_ROOT, Settings
 
@@ -47,13 +47,6 @@ def autoscaler_component(options: AutoscalerOptions | None = None) -> Component:
             client, f"{settings.url(_options(settings).port)}/metrics", "autoscaler /metrics"
         )
 
-    return Component(
-        name="autoscaler",
-        spec=spec,
-        url=lambda settings: settings.url(_options(settings).port),
-        check=check,
-        scrape=lambda settings: [
-            ScrapeTarget("autoscaler", f"{settings.host}:{_options(settings).port}", {})
-        ],
-        order=40,
+    return Component.on_port(
+        "autoscaler", lambda settings: _options(settings).port, spec=spec, check=check, order=40
     )

@@ -124,43 +124,33 @@ class Policy:
         recommendation = min(max(raw, o.min_replicas), o.max_replicas)
         self._remember(obs.now, recommendation)
 
-        if recommendation > current:
-            window = self._window(obs.now, o.scale_up_stabilization_s)
-            stable = min(window)
-            if stable <= current:
-                return done(
-                    recommendation,
-                    current,
-                    f"{why}; up held by the {o.scale_up_stabilization_s:g} s window",
-                )
-            if self._cooling(obs.now, o.scale_up_cooldown_s):
-                return done(
-                    recommendation,
-                    current,
-                    f"{why}; up held by the {o.scale_up_cooldown_s:g} s cooldown",
-                )
-            if obs.starting >= o.max_starting:
-                return done(
-                    recommendation, current, f"{why}; {obs.starting} replica(s) still starting"
-                )
-            return done(recommendation, current + 1, why)
-        if recommendation < current:
-            window = self._window(obs.now, o.scale_down_stabilization_s)
-            stable = max(window)
-            if stable >= current:
-                return done(
-                    recommendation,
-                    current,
-                    f"{why}; down held by the {o.scale_down_stabilization_s:g} s window",
-                )
-            if self._cooling(obs.now, o.scale_down_cooldown_s):
-                return done(
-                    recommendation,
-                    current,
-                    f"{why}; down held by the {o.scale_down_cooldown_s:g} s cooldown",
-                )
-            return done(recommendation, current - 1, why)
-        return done(recommendation, current, why)
+        if recommendation == current:
+            return done(recommendation, current, why)
+        up = recommendation > current
+        held = self._held(up, obs.now, current)
+        if held:
+            return done(recommendation, current, f"{why}; {held}")
+        if up and obs.starting >= o.max_starting:
+            return done(recommendation, current, f"{why}; {obs.starting} replica(s) still starting")
+        return done(recommendation, current + 1 if up else current - 1, why)
+
+    def _held(self, up: bool, now: float, current: int) -> str | None:
+        """Why a step towards the recommendation waits (step 3's window, then step 4's cooldown),
+        or None when it may be taken now."""
+        o = self.options
+        # Step 3: up to the lowest recommendation of its window, down to the highest of its own.
+        if up:
+            word, window_s, cooldown_s = "up", o.scale_up_stabilization_s, o.scale_up_cooldown_s
+            settled = min(self._window(now, window_s)) > current
+        else:
+            word, window_s = "down", o.scale_down_stabilization_s
+            cooldown_s = o.scale_down_cooldown_s
+            settled = max(self._window(now, window_s)) < current
+        if not settled:
+            return f"{word} held by the {window_s:g} s window"
+        if self._cooling(now, cooldown_s):
+            return f"{word} held by the {cooldown_s:g} s cooldown"
+        return None
 
     def _remember(self, now: float, recommendation: int) -> None:
         self._history.append((now, recommendation))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from sandbox.http_handler import QuietHandler
 
 __all__ = ["serve_http"]
 
@@ -19,28 +21,18 @@ def serve_http(
     """Start serving in a daemon thread; ``shutdown()`` the returned server to stop."""
     lock = threading.Lock()  # /state reads the deployment files; one reader at a time is plenty
 
-    class Handler(BaseHTTPRequestHandler):
-        def _send(self, code: int, body: bytes, kind: str) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
+    class Handler(QuietHandler):  # the decisions are the log
         def do_GET(self) -> None:
             if self.path == "/metrics":
-                self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+                self.reply(200, generate_latest(registry), CONTENT_TYPE_LATEST)
             elif self.path == "/health":
-                self._send(200, b"ok\n", "text/plain")
+                self.reply(200, b"ok\n", "text/plain")
             elif self.path == "/state":
                 with lock:
                     body = json.dumps(state(), default=str, indent=1).encode()
-                self._send(200, body, "application/json")
+                self.reply(200, body, "application/json")
             else:
-                self._send(404, b"not found: /metrics, /state, /health\n", "text/plain")
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass  # the decisions are the log
+                self.reply(404, b"not found: /metrics, /state, /health\n", "text/plain")
 
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True

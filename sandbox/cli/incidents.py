@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from sandbox.cli.options import mode_option
+
 __all__ = ["COMMANDS", "incident_group", "incidents_group"]
 
 
@@ -62,13 +64,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 @incident_group.command("run")
 @click.argument("incident_id")
-@click.option(
-    "--mode",
-    type=click.Choice(["auto", "interactive"]),
-    default="interactive",
-    show_default=True,
-    help="auto applies the reference mitigation and exits non-zero on any failure",
-)
+@mode_option("auto applies the reference mitigation and exits non-zero on any failure")
 @click.option(
     "--seed", type=int, default=None, help="with ID=random: which incident is picked (reproducible)"
 )

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 import httpx
 
-from sandbox.loadgen.run_options import run_options
+from sandbox.loadgen.run_options import RunFlags, run_options
 from sandbox.settings import load_settings
 
 __all__ = ["COMMANDS"]
@@ -23,39 +22,18 @@ def load() -> None:
 
 @load.command()
 @run_options
-def run(
-    profile: str,
-    duration: float | None,
-    max_requests: int | None,
-    target: str | None,
-    seed: int | None,
-    rate_scale: float,
-    out: Path | None,
-    port: int | None,
-) -> None:
+def run(flags: RunFlags) -> None:
     """Run PROFILE (a shipped profile's name or a path to a YAML file); print the summary.
 
     Ctrl-C stops the run: requests in flight are cancelled and the summary is still written.
     """
     from sandbox.deploy.targets import write_job_targets
     from sandbox.loadgen.component import loadgen_component
-    from sandbox.loadgen.profile import ProfileError, load_profile, scale_rates
     from sandbox.loadgen.results import format_summary
-    from sandbox.loadgen.service import (
-        ServiceOptions,
-        default_out_dir,
-        format_progress,
-        run_service,
-    )
-    from sandbox.loadgen.target import default_target
+    from sandbox.loadgen.service import format_progress, run_service
 
     settings = load_settings()
-    try:
-        loaded = scale_rates(load_profile(profile), rate_scale)
-    except ProfileError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    out_dir = out or default_out_dir(settings.run_dir, loaded.name)
+    loaded, options = flags.load(settings)
     tty = sys.stderr.isatty()
     shown = [-1e9]
 
@@ -69,29 +47,19 @@ def run(
             click.echo(line, err=True)
 
     # On the stack's own port, Prometheus scrapes this run like the drill's generator (job loadgen).
-    register = (port is None or port == settings.loadgen_port) and settings.targets_dir.is_dir()
+    register = options.port == settings.loadgen_port and settings.targets_dir.is_dir()
     registered: list[bool] = []
 
     def ready(control: Any) -> None:
         click.echo(
-            f"profile {loaded.name} -> {options.target}; control and /metrics on {control.url}",
+            f"profile {loaded.name} -> {options.run.target}; control and /metrics on {control.url}",
             err=True,
         )
         if register:  # only once the port is ours: never unregister another generator
             write_job_targets(settings, "loadgen", loadgen_component(loaded.name).scrape(settings))
             registered.append(True)
 
-    options = ServiceOptions(
-        target=target or default_target(settings),
-        host=settings.host,
-        port=settings.loadgen_port if port is None else port,
-        duration_s=duration,
-        max_requests=max_requests,
-        seed=seed,
-        out_dir=out_dir,
-        progress=progress,
-        on_ready=ready,
-    )
+    options.run.progress, options.on_ready = progress, ready
     try:
         summary = run_service(loaded, options)
     except OSError as exc:
@@ -106,7 +74,7 @@ def run(
     if tty:
         sys.stderr.write("\n")
     click.echo(format_summary(summary))
-    click.echo(f"per-request log and summary: {out_dir}")
+    click.echo(f"per-request log and summary: {options.run.out_dir}")
 
 
 def _control_url(url: str | None) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from sandbox.cli.options import mode_option
 from sandbox.exceptions import SandboxError
 
 __all__ = ["COMMANDS", "parse_time", "recording_path"]
@@ -164,12 +165,8 @@ def _serve(path: Path) -> None:
 @click.command("replay")
 @click.argument("ref", metavar="PATH|INCIDENT")
 @click.option("--serve", is_flag=True, help="offline: serve the whole window until stopped")
-@click.option(
-    "--mode",
-    type=click.Choice(["interactive", "auto"]),
-    default="interactive",
-    show_default=True,
-    help="live replay: auto checks the signature and the alerts and exits non-zero if they misbehave",
+@mode_option(
+    "live replay: auto checks the signature and the alerts and exits non-zero if they misbehave"
 )
 def replay_command(ref: str, serve: bool, mode: str) -> None:
     """Replay a recording: live (the drill, without an engine) or, with --serve, offline."""

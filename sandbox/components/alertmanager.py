@@ -11,7 +11,6 @@ import yaml
 from sandbox.components.base import (
     Component,
     Readiness,
-    ScrapeTarget,
     http_ready,
     write_generated_yaml,
 )
@@ -68,13 +67,10 @@ def _check(settings: Settings, client: httpx.Client) -> Readiness:
 
 
 def alertmanager_component() -> Component:
-    return Component(
-        name="alertmanager",
+    return Component.on_port(
+        "alertmanager",
+        lambda settings: settings.alertmanager_port,
         spec=_spec,
-        url=lambda settings: settings.alertmanager_url,
         check=_check,
-        scrape=lambda settings: [
-            ScrapeTarget("alertmanager", f"{settings.host}:{settings.alertmanager_port}", {})
-        ],
         order=20,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,35 @@ class Component:
     scrape: Callable[[Settings], list[ScrapeTarget]] = lambda settings: []
     # Start order: lower first. Prometheus comes after everything it scrapes.
     order: int = 50
+
+    @classmethod
+    def on_port(
+        cls,
+        name: str,
+        port: Callable[[Settings], int],
+        *,
+        spec: Callable[[Settings], ServiceSpec],
+        check: Callable[[Settings, httpx.Client], Readiness],
+        order: int,
+        job: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        scraped: bool = True,
+    ) -> Component:
+        """A service answering on one port of the host, where Prometheus scrapes its /metrics
+        under ``job`` (default: its name) with ``labels``, unless it is not ``scraped``."""
+
+        def scrape(settings: Settings) -> list[ScrapeTarget]:
+            address = f"{settings.host}:{port(settings)}"
+            return [ScrapeTarget(job or name, address, dict(labels or {}))] if scraped else []
+
+        return cls(
+            name=name,
+            spec=spec,
+            url=lambda settings: settings.url(port(settings)),
+            check=check,
+            scrape=scrape,
+            order=order,
+        )
 
 
 def http_ready(client: httpx.Client, url: str, what: str) -> Readiness:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from sandbox.components.base import Component, Readiness, ScrapeTarget, http_ready
+from sandbox.components.base import Component, Readiness, http_ready
 from sandbox.runtime.base import ServiceSpec
 from sandbox.settings import EngineBackend, Settings
 
@@ -180,17 +180,12 @@ def engine_component(
             cpus=settings.engine_cpu_set,
         )
 
-    return Component(
-        name=name,
+    return Component.on_port(
+        name,
+        _port,
         spec=spec,
-        url=lambda settings: settings.url(_port(settings)),
         check=lambda settings, client: _check(settings, client, _port(settings)),
-        scrape=lambda settings: [
-            ScrapeTarget(
-                "engine",
-                f"{settings.host}:{_port(settings)}",
-                {"version": version, "replica": name},
-            )
-        ],
         order=10,
+        job="engine",
+        labels={"version": version, "replica": name},
     )

@@ -11,7 +11,6 @@ import yaml
 from sandbox.components.base import (
     Component,
     Readiness,
-    ScrapeTarget,
     http_ready,
     write_generated_yaml,
 )
@@ -112,13 +111,11 @@ def _spec(settings: Settings) -> ServiceSpec:
 
 
 def prometheus_component() -> Component:
-    return Component(
-        name="prometheus",
+    # Last: it comes after everything it scrapes.
+    return Component.on_port(
+        "prometheus",
+        lambda settings: settings.prometheus_port,
         spec=_spec,
-        url=lambda settings: settings.prometheus_url,
         check=_check,
-        scrape=lambda settings: [
-            ScrapeTarget("prometheus", f"{settings.host}:{settings.prometheus_port}", {})
-        ],
         order=90,
     )

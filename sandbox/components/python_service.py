@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from sandbox.components.base import Component, Readiness, ScrapeTarget, http_ready
+from sandbox.components.base import Component, Readiness, http_ready
 from sandbox.runtime.base import ServiceSpec
 from sandbox.settings import REPO_ROOT, Settings
 
@@ -83,17 +83,12 @@ class PythonService:
             client, f"{self.url(settings)}{self.ready_path}", f"{self.name} {self.ready_path}"
         )
 
-    def scrape(self, settings: Settings) -> list[ScrapeTarget]:
-        if not self.scraped:
-            return []
-        return [ScrapeTarget(self.name, f"{settings.host}:{self.port(settings)}", {})]
-
     def component(self) -> Component:
-        return Component(
-            name=self.name,
+        return Component.on_port(
+            self.name,
+            self.port,
             spec=self.spec,
-            url=self.url,
             check=self.check,
-            scrape=self.scrape,
             order=self.order,
+            scraped=self.scraped,
         )

@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -32,6 +32,20 @@ __all__ = ["ConsoleConfig", "create_app"]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def _request_filter(
+    tenant: str = "",
+    status: str = "",
+    version: str = "",
+    min_ms: Annotated[float, Query(ge=0)] = 0.0,
+) -> RequestFilter:
+    return RequestFilter(tenant, status, version, min_ms)
+
+
+# The query of the traces list, the same for its page and its API.
+TraceFilter = Annotated[RequestFilter, Depends(_request_filter)]
+TraceLimit = Annotated[int, Query(ge=1, le=500)]
 
 
 @dataclass(frozen=True)
@@ -102,14 +116,7 @@ def create_app(config: ConsoleConfig) -> FastAPI:
         return pages.dashboard_page(name, spec, config.prometheus_url, config.refresh_s, layout)
 
     @app.get("/traces", response_class=HTMLResponse)
-    def traces_page(
-        tenant: str = "",
-        status: str = "",
-        version: str = "",
-        min_ms: float = Query(0.0, ge=0),
-        limit: int = Query(50, ge=1, le=500),
-    ) -> str:
-        wanted = RequestFilter(tenant, status, version, min_ms)
+    def traces_page(wanted: TraceFilter, limit: TraceLimit = 50) -> str:
         rows, options = _requests(wanted, limit)
         return pages.traces_page(rows, options, wanted, _paged_tenant())
 
@@ -150,14 +157,8 @@ def create_app(config: ConsoleConfig) -> FastAPI:
         return data
 
     @app.get("/api/traces")
-    def api_traces(
-        tenant: str = "",
-        status: str = "",
-        version: str = "",
-        min_ms: float = Query(0.0, ge=0),
-        limit: int = Query(50, ge=1, le=500),
-    ) -> dict[str, Any]:
-        rows, options = _requests(RequestFilter(tenant, status, version, min_ms), limit)
+    def api_traces(wanted: TraceFilter, limit: TraceLimit = 50) -> dict[str, Any]:
+        rows, options = _requests(wanted, limit)
         return {"requests": rows, "options": options, "paged_tenant": _paged_tenant()}
 
     @app.get("/api/traces/{trace_id}")

@@ -38,15 +38,13 @@ from sandbox.deploy.versions import (
 from sandbox.exceptions import SandboxError
 from sandbox.runtime.base import Runtime, ServiceState, StartError
 from sandbox.settings import Settings
-from sandbox.waiting import NotYet, wait_until
+from sandbox.waiting import NotYet, Progress, wait_until
 
 __all__ = ["BASE_ENGINE", "DeployError", "Deployer", "Transition"]
 
 BASE_ENGINE = "engine"  # the stack's own stable engine
 CANARY = "canary"
 STABLE = "stable"
-
-Progress = Callable[[str], None]
 
 
 class DeployError(SandboxError):

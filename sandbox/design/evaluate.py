@@ -188,5 +188,4 @@ def evaluate_window(
 def known_metric_names(window: Window, timeout_s: float = 30.0) -> set[str]:
     """Every metric name stored in the window's Prometheus."""
     with PrometheusClient(window.prometheus_url, timeout_s=timeout_s) as prom:
-        body = prom.get("/api/v1/label/__name__/values", {}, "metric names")
-    return set(body.get("data") or [])
+        return prom.metric_names()

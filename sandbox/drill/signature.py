@@ -177,8 +177,15 @@ def evaluate_signature(
 def alerts_fired(
     prom: PrometheusClient, start: float, end: float, step: float
 ) -> list[AlertFiring]:
-    """Every alert Prometheus had firing in the window, with its severity and first time."""
-    series = prom.range('ALERTS{alertstate="firing"}', grid_start(start, end, step), end, step)
+    """Every alert Prometheus had firing in the window, with its severity and first time.
+
+    Only fresh samples count. A Prometheus stopped while an alert fired writes no staleness
+    marker, so after a restart its last ALERTS sample is still "firing" for the 5-minute
+    lookback: a drill started within 5 minutes of ``make down`` saw the last drill's page
+    fire 2 s after its own injection."""
+    fresh_s = max(10.0, 5 * step)
+    expr = f'timestamp(ALERTS{{alertstate="firing"}}) > time() - {fresh_s:g}'
+    series = prom.range(expr, grid_start(start, end, step), end, step)
     first: dict[str, AlertFiring] = {}
     for s in series:
         name = s.labels.get("alertname", "?")

@@ -11,14 +11,18 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from http.server import ThreadingHTTPServer
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sandbox.http_handler import QuietHandler
+from sandbox.waiting import Progress
 
 __all__ = ["WEBHOOK_PATH", "AlertNotification", "AlertReceiver", "Notification"]
 
 T = TypeVar("T")
+REPORT_EVERY_S = 10.0  # by default, a line of progress this often while a wait lasts
 
 WEBHOOK_PATH = "/alerts"
 
@@ -72,32 +76,21 @@ class AlertReceiver:
     def start(self) -> AlertReceiver:
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 if self.path.split("?")[0] != WEBHOOK_PATH:
-                    self._reply(404, {"error": f"post pages to {WEBHOOK_PATH}"})
+                    self.reply_json(404, {"error": f"post pages to {WEBHOOK_PATH}"})
                     return
                 try:
                     notification = Notification.model_validate(json.loads(raw))
                 except (ValueError, ValidationError) as exc:
                     receiver.rejected += 1
-                    self._reply(400, {"error": f"not an Alertmanager v4 payload: {exc}"[:500]})
+                    self.reply_json(400, {"error": f"not an Alertmanager v4 payload: {exc}"[:500]})
                     return
                 receiver._add(notification)
-                self._reply(200, {"status": "ok"})
-
-            def _reply(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply_json(200, {"status": "ok"})
 
         try:
             self._server = ThreadingHTTPServer((self.host, self.port), Handler)
@@ -158,8 +151,8 @@ class AlertReceiver:
         self,
         names: list[str],
         timeout_s: float,
-        progress: Callable[[str], None] = print,
-        report_every_s: float = 10.0,
+        progress: Progress = print,
+        report_every_s: float = REPORT_EVERY_S,
     ) -> AlertNotification | None:
         """Wait until one of ``names`` is firing; return it, or None after ``timeout_s``."""
         return self._wait(
@@ -174,8 +167,8 @@ class AlertReceiver:
         self,
         names: list[str],
         timeout_s: float,
-        progress: Callable[[str], None] = print,
-        report_every_s: float = 10.0,
+        progress: Progress = print,
+        report_every_s: float = REPORT_EVERY_S,
     ) -> bool:
         """Wait until none of ``names`` is firing (a resolved notice came); False on timeout."""
         done = self._wait(
@@ -192,7 +185,7 @@ class AlertReceiver:
         check: Callable[[dict[str, AlertNotification]], T | None],
         what: str,
         timeout_s: float,
-        progress: Callable[[str], None],
+        progress: Progress,
         report_every_s: float,
     ) -> T | None:
         start = time.monotonic()

@@ -48,6 +48,7 @@ class Accounting:
         if call.finished:
             return
         call.finished = True
+        call.release()
         timeline = call.timeline
         # A request refused before it was admitted spent all its time in admission (parsing and
         # checks included); any other ends with postprocess.
@@ -73,6 +74,7 @@ class Accounting:
             self._child(m.phase_seconds, phase, version, tenant).observe(seconds, exemplar)
         e2e = timeline.last - timeline.t0
         cls = status_class(call.status)
+        attributes: dict[str, int] = {}  # set in one call: each call takes the span's lock
         # Label order as declared: route, version, status_class, tenant.
         self._child(m.request_duration_seconds, call.route, version, cls, tenant).observe(
             e2e, exemplar
@@ -87,13 +89,14 @@ class Accounting:
                 )
             if call.prompt_tokens is not None:
                 self._child(m.tokens_total, "prompt", version, tenant).inc(call.prompt_tokens)
-                span.set_attribute("gen_ai.usage.input_tokens", call.prompt_tokens)
+                attributes["gen_ai.usage.input_tokens"] = call.prompt_tokens
             if call.completion_tokens is not None:
                 self._child(m.tokens_total, "completion", version, tenant).inc(
                     call.completion_tokens
                 )
-                span.set_attribute("gen_ai.usage.output_tokens", call.completion_tokens)
-        span.set_attribute("http.response.status_code", call.status)
+                attributes["gen_ai.usage.output_tokens"] = call.completion_tokens
+        attributes["http.response.status_code"] = call.status
+        span.set_attributes(attributes)
         if call.status >= 500:
             span.set_status(Status(StatusCode.ERROR))
         span.end(end_time=timeline.wall_ns(timeline.last))

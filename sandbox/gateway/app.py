@@ -121,13 +121,17 @@ def create_app(options: GatewayOptions, tracing: Tracing | None = None) -> FastA
 
     # -- OpenAI routes ----------------------------------------------------------------------
 
-    @app.post(COMPLETIONS_ROUTE)
+    # Plain routes, not FastAPI endpoints: the handler takes the request and returns a response,
+    # so FastAPI's dependency solving and response serialization would be work for nothing on the
+    # one path every completion takes.
     async def completions(request: Request) -> Response:
         return await gateway.handle(request, COMPLETIONS_ROUTE)
 
-    @app.post(CHAT_ROUTE)
     async def chat_completions(request: Request) -> Response:
         return await gateway.handle(request, CHAT_ROUTE)
+
+    app.add_route(COMPLETIONS_ROUTE, completions, methods=["POST"])
+    app.add_route(CHAT_ROUTE, chat_completions, methods=["POST"])
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:

@@ -73,3 +73,18 @@ class Call:
     completion_tokens: int | None = None
     finished: bool = False
     live_spans: set[str] = field(default_factory=set)  # phases that have a real span already
+
+    in_flight_at: Engine | None = None  # where the call counts as in flight (routing)
+
+    def send_to(self, version: str, engine: Engine) -> None:
+        """Route the call to ``engine``: it counts as in flight there until ``release``."""
+        self.release()
+        self.version, self.engine = version, engine
+        self.in_flight_at = engine
+        engine.in_flight += 1
+
+    def release(self) -> None:
+        """The engine no longer works on this call (answered, failed, or another was tried)."""
+        if self.in_flight_at is not None:
+            self.in_flight_at.in_flight -= 1
+            self.in_flight_at = None

@@ -1,5 +1,10 @@
 """Which engine serves a request: weighted choice of a version, then a ready replica of it.
 
+Within a version the replica with the fewest requests in flight through this gateway wins
+(ties take turns). Round robin would give a replica that is slower, or still behind a backlog
+from before it had company, the same share as the others, and its queue would keep growing
+while the others idle: least outstanding requests is what load balancers do for that.
+
 An engine is *in rotation* while it answers: a failed connection takes it out at once, as do
 ``PROBE_FAILURES_OUT`` failed ``/health`` probes in a row (one slow probe on a busy CPU is not a
 dead engine), and the prober puts it back when its ``/health`` answers 200 again. When a version has no engine in
@@ -37,6 +42,7 @@ class Engine:
     ready: bool = False
     failures: int = 0
     failed_probes: int = 0  # in a row
+    in_flight: int = 0  # requests sent to it through this gateway and not yet finished
     last_error: str = ""
     changed_at: float = field(default_factory=time.time)
 
@@ -130,7 +136,9 @@ class Router:
         candidates = [e for e in self.ready(version) if e.name not in exclude]
         if not candidates:
             raise NoEngineError(f"no engine of version {version!r} is in rotation")
-        return candidates[next(self._turn) % len(candidates)]  # round robin within a version
+        fewest = min(e.in_flight for e in candidates)
+        least = [e for e in candidates if e.in_flight == fewest]
+        return least[next(self._turn) % len(least)]
 
     def shadow_target(self, primary: str) -> Engine | None:
         """The engine to mirror this request to, or None (not sampled, or nothing ready)."""

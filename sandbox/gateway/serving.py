@@ -30,7 +30,6 @@ from sandbox.gateway.admission import Admission, Rejected
 from sandbox.gateway.call import ADMISSION, RETRIEVAL, Call, Timeline
 from sandbox.gateway.config import GatewayOptions
 from sandbox.gateway.disconnect import CLIENT_CLOSED, until_disconnect
-from sandbox.gateway.engine_client import EngineClient
 from sandbox.gateway.errors import GatewayError
 from sandbox.gateway.metrics import GatewayMetrics
 from sandbox.gateway.protocol import RAG_HEADER, ParsedRequest, parse_request
@@ -40,6 +39,7 @@ from sandbox.gateway.routing import Router
 from sandbox.gateway.shadow import Shadower
 from sandbox.gateway.tokens import TokenCounter
 from sandbox.gateway.upstream import Upstream
+from sandbox.httpstream import StreamClient
 from sandbox.telemetry import extract_context, inject_context, trace_id_of
 
 __all__ = ["TENANT_HEADER", "Gateway"]
@@ -68,8 +68,8 @@ class Gateway:
             # No pool bound: admission control, not the HTTP client, decides how much is in flight.
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
         )
-        # Completions go to the engines through a lean client of their own (see engine_client).
-        self.engines = EngineClient(options.connect_timeout_s, options.upstream_timeout_s)
+        # Completions go to the engines through the lean streaming client (see sandbox.httpstream).
+        self.engines = StreamClient(options.connect_timeout_s, options.upstream_timeout_s)
         self.upstream = Upstream(self.engines, self.router, metrics, tracer)
         self.shadower = Shadower(
             self.client, self.router, metrics, tracer, options.max_shadow_in_flight
@@ -111,15 +111,19 @@ class Gateway:
 
     async def handle(self, request: Request, route: str) -> Response:
         timeline = Timeline()
+        tenant = self.tenant_of(request)
         span = self.tracer.start_span(
             f"POST {route}",
             context=extract_context(request.headers),
             kind=SpanKind.SERVER,
             start_time=timeline.t0_ns,
-            attributes={"http.request.method": "POST", "http.route": route},
+            attributes={
+                "http.request.method": "POST",
+                "http.route": route,
+                "sandbox.tenant": tenant,
+            },
         )
-        call = Call(route, self.tenant_of(request), span, trace.set_span_in_context(span), timeline)
-        span.set_attribute("sandbox.tenant", call.tenant)
+        call = Call(route, tenant, span, trace.set_span_in_context(span), timeline)
         self.metrics.in_flight_requests.inc()
         try:
             response = await self._serve(request, call)

@@ -27,7 +27,9 @@ class TokenCounter:
         if self._tokenizer is None:
             # No tokenizer configured: about four characters a token, plus BOS.
             return len(text) // 4 + 1
-        return len(self._tokenizer.encode(text).ids)
+        # The fast batch call skips the offsets, and len() of the encoding skips building the
+        # list of ids: together about half the cost of ``len(encode(text).ids)``, the same count.
+        return len(self._tokenizer.encode_batch_fast([text])[0])
 
     def truncate(self, text: str, max_tokens: int) -> str:
         """``text`` cut to at most ``max_tokens`` tokens (at a token boundary)."""

@@ -19,10 +19,10 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from sandbox.gateway.call import FIRST_TOKEN, SEND, STREAM, Call
-from sandbox.gateway.engine_client import EngineClient, EngineResponse
 from sandbox.gateway.errors import GatewayError, UpstreamFailure, upstream_failure
 from sandbox.gateway.metrics import GatewayMetrics
 from sandbox.gateway.routing import Engine, NoEngineError, Router
+from sandbox.httpstream import StreamClient, StreamResponse
 from sandbox.telemetry import inject_context, trace_id_of
 
 __all__ = ["Relayed", "Upstream"]
@@ -46,7 +46,7 @@ class Relayed(GatewayError):
 class Upstream:
     def __init__(
         self,
-        engines: EngineClient,
+        engines: StreamClient,
         router: Router,
         metrics: GatewayMetrics,
         tracer: trace.Tracer,
@@ -72,7 +72,7 @@ class Upstream:
             )
         counter.inc()
 
-    async def open(self, call: Call, payload: bytes, stream: bool) -> tuple[EngineResponse, Span]:
+    async def open(self, call: Call, payload: bytes, stream: bool) -> tuple[StreamResponse, Span]:
         """Send the request to an engine; return once the response headers are in.
 
         A streamed 200 is returned open (the relay reads it); anything else is read whole: a
@@ -89,7 +89,7 @@ class Upstream:
                 call.timeline.mark(SEND)
                 self.publish_routing()
                 raise GatewayError(503, f"no engine available: {exc}", None, "no_engine") from None
-            call.version, call.engine = version, engine
+            call.send_to(version, engine)
             tried.add(engine.name)
             client_span = self.tracer.start_span(
                 "upstream",
@@ -119,8 +119,7 @@ class Upstream:
                 ) from None
             break
 
-        call.span.set_attribute("sandbox.version", version)
-        call.span.set_attribute("sandbox.engine", engine.name)
+        call.span.set_attributes({"sandbox.version": version, "sandbox.engine": engine.name})
         call.timeline.mark(SEND, sent_at[0] if sent_at else None)
         if stream and response.status_code == 200:
             return response, client_span

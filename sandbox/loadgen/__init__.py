@@ -5,8 +5,8 @@ Modules, one job each:
 - ``profile``: the profile format (tenants, lengths, shape, SLO), validated; errors name the field;
 - ``distributions`` (token lengths), ``shapes`` (rate over time), ``arrivals`` (Poisson, uniform);
 - ``prompts``: prompts of an exact token count, cut from the project's docs with the engine's tokenizer;
-- ``runner``: schedules and sends requests, measures TTFT / TPOT / E2E / outcome, writes the log;
-- ``fasthttp``: the lean HTTP/1.1 client of the hot path (httpx for the rest);
+- ``runner``: schedules and sends requests, measures TTFT / TPOT / E2E / outcome, writes the log
+  (the hot path speaks through ``sandbox.httpstream``, httpx for the rest);
 - ``metrics``: the Prometheus metrics; ``control``: ``/metrics`` and the control API on one port;
 - ``results``: per-request records and the end-of-run summary; ``service``: one run as a program
   (signals, progress); ``component``: the stack's ``loadgen`` service; ``target``: the default target;

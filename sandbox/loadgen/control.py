@@ -21,8 +21,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import ThreadingHTTPServer
 
 from pydantic import ValidationError
 
@@ -32,6 +31,7 @@ from sandbox.admin_paths import (
     LOADGEN_TENANT_PATH,
     LOADGEN_TENANTS_PATH,
 )
+from sandbox.http_handler import QuietHandler
 from sandbox.loadgen.profile import TenantUpdate, format_validation_error, tenant_view
 from sandbox.loadgen.runner import Runner, UnknownTenant
 from sandbox.openai_errors import error_body
@@ -60,20 +60,12 @@ class ControlServer:
         self._thread.join(timeout=5)
 
 
-def _handler(runner: Runner) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def _json(self, status: int, body: Any) -> None:
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
+def _handler(runner: Runner) -> type[QuietHandler]:
+    class Handler(QuietHandler):
         def _error(
             self, status: int, message: str, param: str | None = None, code: str | None = None
         ) -> None:
-            self._json(status, error_body(status, message, param, code))
+            self.reply_json(status, error_body(status, message, param, code))
 
         def do_GET(self) -> None:
             path = self.path.split("?")[0]
@@ -81,23 +73,19 @@ def _handler(runner: Runner) -> type[BaseHTTPRequestHandler]:
                 payload, content_type = render_metrics(
                     runner.metrics.registry, self.headers.get("Accept")
                 )
-                self.send_response(200)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.reply(200, payload, content_type)
             elif path == "/health":
                 if runner.started.is_set():
-                    self._json(200, {"status": "running", "profile": runner.profile.name})
+                    self.reply_json(200, {"status": "running", "profile": runner.profile.name})
                 else:
                     self._error(503, "the run has not started yet", None, "not_started")
             elif path == LOADGEN_STATUS_PATH:
-                self._json(200, runner.snapshot())
+                self.reply_json(200, runner.snapshot())
             elif path == LOADGEN_TENANTS_PATH:
-                self._json(200, {name: tenant_view(t) for name, t in runner.tenants().items()})
+                self.reply_json(200, {name: tenant_view(t) for name, t in runner.tenants().items()})
             elif match := _TENANT.match(path):
                 try:
-                    self._json(200, tenant_view(runner.tenant(match.group(1))))
+                    self.reply_json(200, tenant_view(runner.tenant(match.group(1))))
                 except UnknownTenant:
                     self._unknown(match.group(1))
             else:
@@ -123,7 +111,7 @@ def _handler(runner: Runner) -> type[BaseHTTPRequestHandler]:
                 self._error(400, detail, None, "invalid_value")
                 return
             try:
-                self._json(200, tenant_view(runner.update_tenant(name, update)))
+                self.reply_json(200, tenant_view(runner.update_tenant(name, update)))
             except UnknownTenant:
                 self._unknown(name)
 
@@ -132,7 +120,7 @@ def _handler(runner: Runner) -> type[BaseHTTPRequestHandler]:
                 self._error(404, f"no route POST {self.path}", None, "not_found")
                 return
             runner.stop(cancel=True, why="control API")
-            self._json(200, {"status": "stopping"})
+            self.reply_json(200, {"status": "stopping"})
 
         def _unknown(self, name: str) -> None:
             self._error(
@@ -141,8 +129,5 @@ def _handler(runner: Runner) -> type[BaseHTTPRequestHandler]:
                 "tenant",
                 "tenant_not_found",
             )
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass  # scrapes every few seconds are not worth a log line
 
     return Handler

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from sandbox.loadgen.fasthttp import FastClient
+from sandbox.httpstream import StreamClient
 from sandbox.loadgen.results import RequestResult
 
 __all__ = ["AnswerReader", "PlannedRequest", "send_request"]
@@ -46,11 +46,13 @@ async def send_request(
     index: int,
     *,
     clock: Callable[[], float],
-    fast: FastClient | None,
+    fast: StreamClient | None,
     client: httpx.AsyncClient | None,
+    target: str,
     timeout_s: float,
 ) -> RequestResult:
-    """Send one request with the fast client when there is one (else httpx) and measure it."""
+    """Send one request to ``target`` (a base URL) with the fast client when there is one (else
+    httpx, whose base URL is the target already) and measure it."""
     started = clock()
     r = RequestResult(
         p.tenant, index, p.scheduled_s, started, p.prompt_tokens, p.max_tokens, p.rag, p.stream
@@ -58,13 +60,16 @@ async def send_request(
     reader = AnswerReader(clock, p.stream)
     try:
         async with asyncio.timeout(timeout_s):
+            headers = {"Content-Type": "application/json", **p.headers}
             if fast is not None:
-                async with fast.request(p.path, p.payload, p.headers) as answer:
-                    r.status = answer.status
-                    await reader.read(answer.iter_body(), r)
+                answer = await fast.post(target + p.path, p.payload, headers)
+                try:
+                    r.status = answer.status_code
+                    await reader.read(answer.aiter_raw(), r)
+                finally:
+                    await answer.aclose()
             else:
                 assert client is not None
-                headers = {"Content-Type": "application/json", **p.headers}
                 async with client.stream(
                     "POST", p.path, content=p.payload, headers=headers
                 ) as response:

@@ -35,8 +35,8 @@ import httpx
 import numpy as np
 
 from sandbox.exceptions import ConfigError
+from sandbox.httpstream import StreamClient
 from sandbox.loadgen.arrivals import ArrivalKind, next_arrival
-from sandbox.loadgen.fasthttp import FastClient
 from sandbox.loadgen.metrics import LoadgenMetrics
 from sandbox.loadgen.profile import Profile, Tenant, TenantUpdate
 from sandbox.loadgen.prompts import PromptBuilder
@@ -70,7 +70,7 @@ class RunOptions:
     progress: Callable[[dict[str, Any]], None] | None = None  # called about once a second
     progress_interval_s: float = 1.0
     extra_headers: dict[str, str] = field(default_factory=dict)
-    # "fast" (fasthttp: plain http:// only, far less CPU per request) or "httpx" (anything httpx
+    # "fast" (sandbox.httpstream: plain http:// only, far less CPU per request) or "httpx" (anything httpx
     # speaks, e.g. https://). "auto": fast where it can, else httpx.
     http_client: str = "auto"
 
@@ -109,7 +109,8 @@ class Runner:
             name: np.random.default_rng(self.rng.integers(2**63)) for name in profile.tenants
         }
         self._client: httpx.AsyncClient | None = None
-        self._fast: FastClient | None = None
+        self._fast: StreamClient | None = None
+        self._target = options.target.rstrip("/")
         self._errors = 0  # finished requests with an outcome other than ok or cancelled
         self.started = threading.Event()
 
@@ -307,6 +308,7 @@ class Runner:
                 clock=self.now_s,
                 fast=self._fast,
                 client=self._client,
+                target=self._target,
                 timeout_s=self.profile.request_timeout_s,
             )
         finally:
@@ -404,7 +406,13 @@ class Runner:
         fast = self.options.http_client == "fast" or (
             self.options.http_client == "auto" and self.options.target.startswith("http://")
         )
-        self._fast = FastClient(self.options.target) if fast else None
+        self._target = self.options.target.rstrip("/")
+        if fast and not self._target.startswith("http://"):
+            raise ValueError(
+                f"the fast client speaks plain http://host:port only, not {self.options.target!r}"
+            )
+        # Timeouts are the request's own (asyncio.timeout around each), as for httpx.
+        self._fast = StreamClient() if fast else None
         async with httpx.AsyncClient(
             base_url=self.options.target, limits=limits, timeout=timeout
         ) as client:

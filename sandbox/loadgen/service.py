@@ -28,15 +28,11 @@ log = logging.getLogger("sandbox.loadgen")
 
 @dataclass
 class ServiceOptions:
-    target: str
+    """The run's own options, and where the service answers."""
+
+    run: RunOptions
     host: str = "127.0.0.1"
     port: int = 0  # the control API and /metrics; 0 picks a free port
-    duration_s: float | None = None
-    max_requests: int | None = None
-    seed: int | None = None
-    out_dir: Path | None = None
-    progress: Callable[[dict[str, Any]], None] | None = None
-    progress_interval_s: float = 1.0
     on_ready: Callable[[ControlServer], None] | None = None
 
 
@@ -68,18 +64,7 @@ def _event_loop_policy() -> None:
 
 def run_service(profile: Profile, options: ServiceOptions) -> dict[str, Any]:
     """Run ``profile`` to the end (or a stop signal); return the summary (also written to out_dir)."""
-    runner = Runner(
-        profile,
-        RunOptions(
-            target=options.target,
-            duration_s=options.duration_s,
-            max_requests=options.max_requests,
-            seed=options.seed,
-            out_dir=options.out_dir,
-            progress=options.progress,
-            progress_interval_s=options.progress_interval_s,
-        ),
-    )
+    runner = Runner(profile, options.run)
     control = ControlServer(runner, options.host, options.port)
 
     async def main() -> dict[str, Any]:
@@ -96,8 +81,8 @@ def run_service(profile: Profile, options: ServiceOptions) -> dict[str, Any]:
     finally:
         control.close()
         asyncio.set_event_loop_policy(None)
-    if options.out_dir is not None:
-        log.info("summary written", extra={"path": str(options.out_dir / "summary.json")})
+    if options.run.out_dir is not None:
+        log.info("summary written", extra={"path": str(options.run.out_dir / "summary.json")})
     return summary
 
 

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -28,7 +28,43 @@ TICK_S = 0.5
 BATCH_SAMPLES = 50_000
 
 
-class Feeder:
+class _Feed:
+    """A daemon thread that sends what has come due every ``tick_s``, until ``stop()`` or
+    until nothing is left to send."""
+
+    thread_name = "replay"
+    tick_s = TICK_S
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def done(self) -> bool:
+        raise NotImplementedError
+
+    def _send_due(self) -> None:
+        """Send what is due at this moment of the wall clock."""
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.tick_s) and not self.done:
+            self._send_due()
+
+    def start(self) -> Self:
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+
+class Feeder(_Feed):
+    thread_name = "replay-feed"
+
     def __init__(
         self,
         writer: RemoteWriter,
@@ -38,6 +74,7 @@ class Feeder:
         markers: Sequence[np.ndarray] | None = None,
     ) -> None:
         """``markers``: each series' staleness markers (``staleness.staleness_markers``)."""
+        super().__init__()
         self.writer = writer
         kept = [i for i, s in enumerate(series) if s.times_ms]
         self.series = [series[i] for i in kept]
@@ -48,8 +85,6 @@ class Feeder:
         self.offset_ms = offset_ms
         self.on_error = on_error
         self._next = [0] * len(self.series)  # index of each series' next unsent sample
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.sent = 0
         self.last_error = ""
 
@@ -81,24 +116,13 @@ class Feeder:
     def done(self) -> bool:
         return all(n >= len(t) for n, t in zip(self._next, self._times, strict=True))
 
-    def _run(self) -> None:
-        while not self._stop.wait(TICK_S) and not self.done:
-            try:
-                self._due(int(time.time() * 1000))
-            except Exception as exc:  # keep feeding; report once per distinct error
-                if str(exc) != self.last_error:
-                    self.last_error = str(exc)
-                    self.on_error(f"replay feed: {exc}")
-
-    def start(self) -> Feeder:
-        self._thread = threading.Thread(target=self._run, name="replay-feed", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
+    def _send_due(self) -> None:
+        try:
+            self._due(int(time.time() * 1000))
+        except Exception as exc:  # keep feeding; report once per distinct error
+            if str(exc) != self.last_error:
+                self.last_error = str(exc)
+                self.on_error(f"replay feed: {exc}")
 
 
 def _shift_spans(export: dict[str, Any], offset_ns: int) -> float:
@@ -118,10 +142,14 @@ def _shift_spans(export: dict[str, Any], offset_ns: int) -> float:
     return first
 
 
-class SpanFeeder:
+class SpanFeeder(_Feed):
     """Appends the recorded OTLP lines, shifted, to ``out`` when their first span starts."""
 
+    thread_name = "replay-spans"
+    tick_s = 1.0
+
     def __init__(self, lines: Sequence[str], offset_ms: int, out: Path) -> None:
+        super().__init__()
         items = []
         for line in lines:
             try:
@@ -133,8 +161,6 @@ class SpanFeeder:
         self.items = sorted(items, key=lambda item: item[0])
         self.out = out
         self._i = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def _due(self, now: float) -> None:
         lines = []
@@ -146,17 +172,13 @@ class SpanFeeder:
             with self.out.open("a") as f:
                 f.writelines(lines)
 
-    def _run(self) -> None:
-        while not self._stop.wait(1.0) and self._i < len(self.items):
-            self._due(time.time())
+    @property
+    def done(self) -> bool:
+        return self._i >= len(self.items)
 
-    def start(self) -> SpanFeeder:
+    def _send_due(self) -> None:
         self._due(time.time())
-        self._thread = threading.Thread(target=self._run, name="replay-spans", daemon=True)
-        self._thread.start()
-        return self
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
+    def start(self) -> Self:
+        self._send_due()  # what is due already goes at once
+        return super().start()

@@ -25,7 +25,6 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -183,12 +182,7 @@ class LiveReplay:
         if response.status_code != 200:
             raise ReplayError(f"Prometheus refused the rules ({url}): {response.text[:300]}")
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         for part in (self.feeder, self.spans):
             if part is not None:
                 part.stop()

@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import yaml
 from pydantic import ValidationError
@@ -28,6 +27,7 @@ from pydantic import ValidationError
 from sandbox.drill.manifest import IncidentManifest, ManifestError, incidents_dir, load_incident
 from sandbox.drill.prompts import GiveUp, Prompter
 from sandbox.drill.quiz import ask_diagnosis, ask_mitigation
+from sandbox.drill.result import Mode
 from sandbox.drill.signature import CheckResult, evaluate, format_value
 from sandbox.promapi import PrometheusClient
 from sandbox.recording.archive import read_recording
@@ -36,8 +36,6 @@ from sandbox.recording.live import LiveReplay
 from sandbox.settings import Settings
 
 __all__ = ["ReplayResult", "manifest_changed", "manifest_of", "run_live_replay"]
-
-Mode = Literal["auto", "interactive"]
 
 
 @dataclass

@@ -51,12 +51,10 @@ def main(
     log_level: str,
 ) -> None:
     """Serve the RAG retriever: POST /search, /ready, /health, /metrics, /admin/fault."""
-    import uvicorn
-
     from sandbox.retriever.app import create_app
     from sandbox.retriever.config import RetrieverOptions
     from sandbox.settings import load_settings
-    from sandbox.telemetry import configure_logging
+    from sandbox.telemetry import configure_logging, serve_app
 
     settings = load_settings()
     overrides: dict[str, Any] = {
@@ -73,13 +71,8 @@ def main(
     logging.getLogger("sandbox.retriever").info(
         "starting", extra={"options": options.model_dump(mode="json")}
     )
-    uvicorn.run(
-        create_app(options, settings),
-        host=options.host,
-        port=options.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=5,
+    serve_app(
+        create_app(options, settings), options.host, options.port, timeout_graceful_shutdown=5
     )
 
 

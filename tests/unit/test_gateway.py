@@ -434,6 +434,59 @@ def test_engine_gone_is_503_then_back_in_rotation() -> None:
 # -- Routing ------------------------------------------------------------------------------------
 
 
+def test_the_replica_with_fewer_requests_in_flight_gets_the_next_one() -> None:
+    # Replica "slow" holds every answer for a second (a backlog, or a busier core); "quick"
+    # answers at once. Round robin would send both half; least outstanding requests sends the
+    # slow one only what arrives while it has no more in flight than the quick one.
+    slow, quick = UpstreamState("slow", first_token_delay_s=1.0), UpstreamState("quick")
+    with serve(upstream_app(slow)) as s, serve(upstream_app(quick)) as q:
+        options = GatewayOptions.model_validate(
+            {
+                "engines": [
+                    {"name": "slow", "version": "stable", "url": s.url},
+                    {"name": "quick", "version": "stable", "url": q.url},
+                ],
+                "probe_interval_s": 0.2,
+            }
+        )
+        body = {"model": "tiny", "prompt": "x", "max_tokens": 2, "stream": True}
+        with (
+            serve(create_app(options)) as gateway,
+            httpx.Client(base_url=gateway.url, timeout=10) as client,
+        ):
+            wait_for(lambda: client.get("/ready").status_code == 200, "both replicas ready")
+            sent = []
+            for _ in range(20):  # one every 50 ms: the quick replica is free again each time
+                thread = threading.Thread(
+                    target=lambda: client.post("/v1/completions", json=body), daemon=True
+                )
+                thread.start()
+                sent.append(thread)
+                time.sleep(0.05)
+            for thread in sent:
+                thread.join(15)
+            assert len(slow.received) + len(quick.received) == 20
+            assert len(slow.received) <= 3, (len(slow.received), len(quick.received))
+            # Every call released its replica: a later tie is broken by turns again.
+            time.sleep(1.2)
+            for _ in range(4):
+                client.post("/v1/completions", json={**body, "stream": False})
+            assert len(slow.received) >= 1
+
+
+def test_ties_take_turns_and_in_flight_breaks_them() -> None:
+    router = Router(
+        [EngineOptions(name=n, version="stable", url=f"http://{n}") for n in ("a", "b")],
+        {"stable": 1},
+        None,
+    )
+    for engine in router.engines.values():
+        router.mark_ready(engine)
+    assert {router.choose_engine("stable").name for _ in range(2)} == {"a", "b"}
+    router.engines["a"].in_flight = 2
+    assert {router.choose_engine("stable").name for _ in range(4)} == {"b"}
+
+
 def test_weights_are_honoured_within_binomial_tolerance(stack: Stack) -> None:
     assert stack.admin("PUT", "/admin/weights", {"stable": 70, "canary": 30}).status_code == 200
     total = 400

@@ -235,24 +235,23 @@ def test_fast_client_keeps_connections_alive_and_survives_a_server_restart(
 ) -> None:
     """Sequential requests reuse one connection; when the server goes away and comes back on
     the same port, the stale kept-alive connection is replaced without a failed request."""
-    from sandbox.loadgen.fasthttp import FastClient
+    from sandbox.httpstream import StreamClient
 
     first = ServerThread(prompts)
     port = first.server.port
+    url = f"http://127.0.0.1:{port}/v1/completions"
 
-    async def ask(client: FastClient) -> int:
-        async with client.request(
-            "/v1/completions",
-            json.dumps({"prompt": "a b", "max_tokens": 2, "stream": True}).encode(),
-            {},
-        ) as r:
-            await r.read()
-            return r.status
+    async def ask(client: StreamClient) -> int:
+        body = json.dumps({"prompt": "a b", "max_tokens": 2, "stream": True}).encode()
+        r = await client.post(url, body, {"content-type": "application/json"})
+        await r.aread()
+        await r.aclose()
+        return r.status_code
 
     async def scenario() -> None:
-        client = FastClient(f"http://127.0.0.1:{port}")
+        client = StreamClient()
         assert [await ask(client) for _ in range(5)] == [200] * 5
-        assert len(client._all) == 1
+        assert len(client._open) == 1
         first.close()
         second = ServerThread.__new__(ServerThread)
         ServerThread.__init__(second, prompts, port=port)

@@ -1,4 +1,5 @@
-"""The gateway's lean engine client against a raw server: framing, reuse, failures as httpx's."""
+"""The lean streaming client (gateway and load generator) against a raw server: framing, reuse,
+failures as httpx's."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from sandbox.gateway.engine_client import EngineClient, _unchunk
+from sandbox.httpstream import StreamClient
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -47,7 +48,7 @@ def test_chunked_stream_then_the_connection_is_reused() -> None:
 
     async def main() -> None:
         server, url = await _serve(handler)
-        client = EngineClient(1.0, 1.0)
+        client = StreamClient(1.0, 1.0)
         for _ in range(2):
             sent: list[float] = []
             response = await client.post(url, b"hello", {"content-type": "application/json"}, sent)
@@ -62,16 +63,27 @@ def test_chunked_stream_then_the_connection_is_reused() -> None:
     asyncio.run(main())
 
 
-def test_content_length_answer_and_a_connection_closed_while_idle() -> None:
+def _answer(raw: bytes, close: bool) -> Handler:
+    """A server that answers every request with ``raw``, then closes or falls silent."""
+
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_request(reader)
-        writer.write(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\n\r\n{}")
+        writer.write(raw)
         await writer.drain()
-        writer.close()  # as a server does with an idle keep-alive connection
+        if close:
+            writer.close()  # as a server does with an idle keep-alive connection
+        else:
+            await asyncio.sleep(5)
 
+    return handler
+
+
+def test_content_length_answer_and_a_connection_closed_while_idle() -> None:
     async def main() -> None:
-        server, url = await _serve(handler)
-        client = EngineClient(1.0, 1.0)
+        server, url = await _serve(
+            _answer(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\n\r\n{}", True)
+        )
+        client = StreamClient(1.0, 1.0)
         for _ in range(2):  # the second finds its pooled connection closed, and opens another
             response = await client.post(url, b"x", {}, [])
             assert (response.status_code, await response.aread()) == (400, b"{}")
@@ -85,56 +97,39 @@ def test_content_length_answer_and_a_connection_closed_while_idle() -> None:
     asyncio.run(main())
 
 
-def test_unchunk_takes_complete_chunks_and_keeps_the_rest() -> None:
-    assert _unchunk(b"5\r\nhello\r\n3\r\nabc\r\n2\r\nx") == (b"helloabc", b"2\r\nx", False)
-    assert _unchunk(b"5;ext=1\r\nhello\r\n0\r\n\r\n") == (b"hello", b"", True)
-    assert _unchunk(b"0\r\nx-trailer: 1\r\n\r\n") == (b"", b"", True)
-    assert _unchunk(b"0\r\nx-trailer: 1\r\n") == (b"", b"0\r\nx-trailer: 1\r\n", False)
-    with pytest.raises(httpx.RemoteProtocolError):
-        _unchunk(b"zz\r\n")
-
-
-async def _silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Answers the head and one chunk, then nothing more."""
-    await _read_request(reader)
-    writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n")
-    await writer.drain()
-    await asyncio.sleep(5)
-
-
-async def _broken(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Closes the connection in the middle of a chunk."""
-    await _read_request(reader)
-    writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel")
-    await writer.drain()
-    writer.close()
-
-
-def test_a_refused_connection_is_httpx_connect_error() -> None:
-    async def main() -> None:
-        closed, url = await _serve(_silent)
-        closed.close()
-        await closed.wait_closed()
-        with pytest.raises(httpx.ConnectError):
-            await EngineClient(1.0, 1.0).post(url, b"x", {}, [])
-
-    asyncio.run(main())
+_CHUNKED = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
 
 
 @pytest.mark.parametrize(
-    ("handler", "read_timeout_s", "error"),
-    [(_silent, 0.2, httpx.ReadTimeout), (_broken, 1.0, httpx.RemoteProtocolError)],
-    ids=["silent", "broken"],
+    ("raw", "close", "error"),
+    [
+        (_CHUNKED + b"5\r\nhello\r\n", False, httpx.ReadTimeout),  # then silence
+        (_CHUNKED + b"5\r\nhel", True, httpx.RemoteProtocolError),  # closed mid-answer
+        (_CHUNKED + b"zz\r\n", False, httpx.RemoteProtocolError),  # not HTTP
+    ],
 )
-def test_a_failed_read_is_an_httpx_exception(
-    handler: Handler, read_timeout_s: float, error: type[httpx.HTTPError]
+def test_a_broken_stream_fails_with_an_httpx_exception(
+    raw: bytes, close: bool, error: type[httpx.HTTPError]
 ) -> None:
     async def main() -> None:
-        server, url = await _serve(handler)
-        response = await EngineClient(1.0, read_timeout_s).post(url, b"x", {}, [])
+        server, url = await _serve(_answer(raw, close))
+        response = await StreamClient(1.0, 0.2).post(url, b"x", {}, [])
         with pytest.raises(error):
             [piece async for piece in response.aiter_raw()]
         await response.aclose()
         server.close()
+
+    asyncio.run(main())
+
+
+def test_refused_connections_and_urls_it_cannot_speak_to() -> None:
+    async def main() -> None:
+        closed, url = await _serve(_answer(b"", False))
+        closed.close()
+        await closed.wait_closed()
+        with pytest.raises(httpx.ConnectError):
+            await StreamClient(1.0, 1.0).post(url, b"x", {}, [])
+        with pytest.raises(ValueError, match="plain http"):
+            await StreamClient().post("https://example.invalid/v1/completions", b"x", {})
 
     asyncio.run(main())
