@@ -377,6 +377,22 @@ def test_shipped_recordings_serve_as_windows() -> None:
         assert window.start < window.injected_at < window.end
 
 
+def test_the_project_dashboards_are_the_reference_on_the_shipped_recordings() -> None:
+    # The bar, on the real recordings: the project's five dashboards graded together
+    # score at least 85, and the starter (rate and average latency) at most 30.
+    paths = recording_paths()
+    if len(paths) < 2:
+        pytest.skip("fewer than two recordings shipped (`make recordings`)")
+    from sandbox.design.window import serve_windows
+
+    project = load_dashboards(sorted((REPO_ROOT / "dashboards").glob("*.json")))
+    starter = load_dashboards([REPO_ROOT / "docs/examples/starter-dashboard.json"])
+    with serve_windows(paths) as windows:
+        reference, naive = grade_dashboards(project, windows), grade_dashboards(starter, windows)
+    assert reference.total >= 85, grade_text(reference, [d.name for d in project])
+    assert naive.total <= 30, grade_text(naive, ["starter"])
+
+
 def test_project_module_and_its_json_give_the_same_panels() -> None:
     from_module, from_json = load_dashboards(
         [REPO_ROOT / "dashboards/engine.py", REPO_ROOT / "dashboards/engine.json"]
