@@ -30,7 +30,7 @@ from sandbox.design.evaluate import (
 )
 from sandbox.design.lint import PITFALLS, lint
 from sandbox.design.load import LoadedDashboard
-from sandbox.design.window import Window
+from sandbox.design.window import RATE_WINDOW_S, Window
 
 __all__ = [
     "PANEL_BUDGET",
@@ -54,7 +54,6 @@ PANEL_BUDGET = 12
 FAST_S, SLOW_S = 60.0, 300.0
 TIE_STEPS = 2  # signals this many query steps after the first are "at the same time"
 SYMPTOM_WEIGHT = 0.25
-RATE_WINDOW_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -274,11 +273,11 @@ def score(
     for r in results:
         errors.update(r.errors)
     notes = [
-        f"{r.window.incident}: the baseline is {r.window.injected_at - r.window.baseline_from:.0f} s "
-        f"of steady traffic, shorter than a {RATE_WINDOW_S:.0f} s rate window: panels of rates "
-        "may still be ramping up at the injection, and read as signals"
+        f"{r.window.incident}: the baseline ({r.window.injected_at - r.window.baseline_from:.0f} s "
+        f"of steady traffic) lies within {RATE_WINDOW_S:.0f} s (a rate window) of the traffic's "
+        "start: panels of rates may still be ramping up at the injection, and read as signals"
         for r in results
-        if r.window.injected_at - r.window.baseline_from < RATE_WINDOW_S
+        if r.window.ramping_at_baseline
     ]
     return Grade(
         notes=notes,

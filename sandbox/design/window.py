@@ -23,6 +23,7 @@ from sandbox.settings import REPO_ROOT
 
 __all__ = [
     "DEFAULT_BASELINE_S",
+    "RATE_WINDOW_S",
     "RECORDING_NAME",
     "Window",
     "expected_area",
@@ -32,6 +33,7 @@ __all__ = [
 
 RECORDING_NAME = "recording.tar.gz"
 DEFAULT_BASELINE_S = 90.0
+RATE_WINDOW_S = 60.0  # the dashboards' rate windows: a baseline must start this long after traffic
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,15 @@ class Window:
     phase: str  # the area the incident's answer points at: a phase of docs/phases.md or "rollout"
     step_s: float = 2.0  # the recording's scrape interval; range queries use at least this
     baseline_start: float | None = None  # where the steady baseline begins (default: see below)
+    traffic_start: float | None = None  # when a drill's load generator started, if known
+
+    @property
+    def ramping_at_baseline(self) -> bool:
+        """Whether 1-minute rates may still be filling up during the baseline: it began less
+        than a rate window after the traffic (or, traffic start unknown, is itself shorter)."""
+        if self.traffic_start is not None:
+            return self.baseline_from - self.traffic_start < RATE_WINDOW_S
+        return self.injected_at - self.baseline_from < RATE_WINDOW_S
 
     @property
     def baseline_from(self) -> float:
@@ -78,6 +89,14 @@ def recording_paths(root: Path | None = None) -> list[Path]:
         for i in list_incidents(root)
         if (root / i / RECORDING_NAME).exists()
     ]
+
+
+def _traffic_since(events: Sequence[dict[str, Any]]) -> float | None:
+    """When a drill's traffic started (its ``drill.traffic`` event), if the recording says."""
+    for event in events:
+        if event.get("kind") == "drill.traffic":
+            return float(event.get("ts", 0.0))
+    return None
 
 
 def _steady_since(events: Sequence[dict[str, Any]], manifest_yaml: str | None) -> float | None:
@@ -130,6 +149,7 @@ def serve_windows(
                     area,
                     served.step_s,
                     _steady_since(served.recording.events, served.recording.manifest_yaml),
+                    _traffic_since(served.recording.events),
                 )
             )
         yield windows

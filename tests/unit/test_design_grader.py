@@ -418,6 +418,10 @@ def test_baseline_is_the_steady_part_before_the_injection() -> None:
     assert window.baseline_from == 310.0
     steady = Window("x", "http://127.0.0.1:1", 0.0, 1000.0, 400.0, "retrieval", 2.0, 200.0)
     assert steady.baseline_from == 200.0
+    # Rates may still ramp when the steady part starts within a rate window of the traffic.
+    early = Window("x", "http://127.0.0.1:1", 0.0, 1000.0, 400.0, "retrieval", 2.0, 370.0, 340.0)
+    late = Window("x", "http://127.0.0.1:1", 0.0, 1000.0, 400.0, "retrieval", 2.0, 370.0, 300.0)
+    assert early.ramping_at_baseline and not late.ramping_at_baseline
     # an idle lead and a ramp before the steady part do not widen the band
     times = [float(t) for t in range(0, 600, 5)]
     values = [0.0 if t < 150 else 2.0 + 0.01 * (int(t) % 3) for t in times]
