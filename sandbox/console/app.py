@@ -22,7 +22,7 @@ from sandbox import timeline
 from sandbox.console import pages
 from sandbox.console.assets import chart_library
 from sandbox.console.dashboards import Catalog, dashboard_data, dashboard_layout, parse_range
-from sandbox.console.drill import drill_view, next_hint
+from sandbox.console.drill import drill_view, next_hint, on_call_sees, secret_since
 from sandbox.console.traces import RequestFilter, SpanIndex, request_summary, waterfall
 from sandbox.promapi import PrometheusClient
 from sandbox.render.model import DASHBOARD_DIR
@@ -60,9 +60,10 @@ class ConsoleConfig:
 def _timeline_marks(run_dir: Path, start: float, end: float) -> list[dict[str, Any]]:
     """The drill's timeline as marks, by kind only (details could name the fault)."""
     marks = []
+    hidden_from = secret_since(run_dir)
     for event in timeline.read(run_dir, since=start, until=end):
         kind = str(event.get("kind", ""))
-        if kind in ("drill.hint", "drill.end"):
+        if kind in ("drill.hint", "drill.end") or not on_call_sees(event, hidden_from):
             continue
         colour = "red" if kind == "drill.page" else "orange" if kind == "drill.inject" else "blue"
         marks.append(

@@ -14,11 +14,40 @@ from typing import Any
 from sandbox import timeline
 from sandbox.drill.live import console_hints, read_live
 
-__all__ = ["drill_view", "next_hint"]
+__all__ = ["drill_view", "next_hint", "on_call_sees", "secret_since"]
 
 # Nothing printed before the learner answers may name the fault: the timeline shows these kinds
 # with their details, every other event of the drill by its kind alone.
 _OPEN_DETAIL = {"drill.page", "drill.baseline_steady", "drill.traffic", "drill.end", "drill.hint"}
+
+
+# While an interactive drill keeps its scenario hidden, its timeline shows what an on-call
+# engineer would know: the page, the replicas coming and going, and their own actions. When the
+# fault came and which changes were made before it are the scenario (a page may say "nothing was
+# deployed"); the timeline marked both, by kind, on every dashboard.
+_SEEN_BY_ON_CALL = (
+    "drill.page",
+    "drill.diagnosed",
+    "drill.mitigation",
+    "drill.recovered",
+    "drill.hint",
+    "drill.end",
+    "replica.",
+)
+
+
+def secret_since(run_dir: Path) -> float | None:
+    """When the running drill began, while it keeps its scenario hidden; else None."""
+    state = read_live(run_dir)
+    if state is None or state.get("scenario_shown", True) or state.get("ended_at"):
+        return None
+    return float(state.get("started_at") or 0)
+
+
+def on_call_sees(event: dict[str, Any], hidden_from: float | None) -> bool:
+    if hidden_from is None or float(event.get("ts", 0)) < hidden_from:
+        return True
+    return str(event.get("kind", "")).startswith(_SEEN_BY_ON_CALL)
 
 
 def _hints(incident: str) -> list[str]:
@@ -53,6 +82,7 @@ def drill_view(run_dir: Path) -> dict[str, Any] | None:
     )
     hints = _hints(str(state.get("incident", "")))
     window_start = float(state.get("injected_at") or started) - 120
+    hidden_from = secret_since(run_dir)
     shown = dict(state)
     if ended is None:  # a blind drill (INCIDENT=random) must not name itself before it ends
         shown.pop("incident", None)
@@ -60,7 +90,7 @@ def drill_view(run_dir: Path) -> dict[str, Any] | None:
     return {
         **shown,
         "running": ended is None,
-        "timeline": [_event_row(e) for e in events],
+        "timeline": [_event_row(e) for e in events if on_call_sees(e, hidden_from)],
         "hints_given": hints[:given] if state.get("page") else [],
         "hints_left": max(0, len(hints) - given - terminal) if state.get("page") else 0,
         "window": {

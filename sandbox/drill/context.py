@@ -93,6 +93,7 @@ class DrillContext:
                 {
                     "incident": self.m.id,
                     "title": self.m.title if shown else COVER,
+                    "scenario_shown": shown,  # the console hides the fault's marks until then
                     "mode": r.mode,
                     "step": step,
                     "started_at": r.started_at,

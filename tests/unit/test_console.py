@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from sandbox.console.app import ConsoleConfig, create_app
+from sandbox.console.app import ConsoleConfig, _timeline_marks, create_app
 from sandbox.console.component import console_component
 from sandbox.console.dashboards import Catalog, parse_range
 from sandbox.console.drill import drill_view
@@ -346,6 +347,19 @@ def test_drill_page_shows_the_page_and_gives_hints_counted_by_the_drill(tmp_path
     assert hint and html.escape(hint) in client.get("/drill").text
     assert console_hints(tmp_path, now - 100) == 1
     assert client.get("/api/traces").json()["paged_tenant"] == "chat"
+    # An interactive drill that has not revealed its scenario hides when the fault came and the
+    # changes made before it, on the drill page and as dashboard marks; the page stays.
+    record_event(tmp_path, "fault.inject", {"change": "engine-kv-budget"}, now - 90)
+    record_event(tmp_path, "drill.page", {"incident": "slow-retrieval"}, now - 5)
+    write_live(tmp_path, {**state, "scenario_shown": False})
+    page = client.get("/drill").text
+    listed = re.findall(r"<li><span class='muted'>[^<]*</span> <b>([^<]*)</b>", page)
+    assert listed == ["page", "hint"], listed  # the hint taken above stays
+    marks = [m["text"] for m in _timeline_marks(tmp_path, now - 200, now)]
+    assert marks == ["page"]
+    write_live(tmp_path, {**state, "scenario_shown": True})
+    marks = [m["text"] for m in _timeline_marks(tmp_path, now - 200, now)]
+    assert marks == ["fault.inject", "inject", "page"]
 
 
 def test_the_page_links_the_console_locally_and_grafana_in_compose() -> None:
