@@ -126,10 +126,9 @@ class Check(_Strict):
         set, read against a load that was scaled to the engine."""
         if factor == 1.0:
             return self
-        update = {"above": self.above * factor} if self.above is not None else {}
-        if self.below is not None:
-            update = {"below": self.below * factor}
-        return self.model_copy(update=update)
+        if self.above is not None:
+            return self.model_copy(update={"above": self.above * factor})
+        return self.model_copy(update={"below": (self.below or 0.0) * factor})
 
     def describe(self) -> str:
         side = f"> {self.above:g}" if self.above is not None else f"< {self.below:g}"
