@@ -141,7 +141,10 @@ class Signature(_Strict):
         min_length=1, description="must never be breached while the fault is active"
     )
     grace_s: float = Field(
-        60.0, ge=0, le=900, description="after the page, time left for anomalous checks to breach"
+        60.0,
+        ge=0,
+        le=900,
+        description="after the page, time left for anomalous checks to breach (auto mode watches all of it)",
     )
 
 

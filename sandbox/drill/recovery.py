@@ -124,22 +124,31 @@ def undo(d: DrillContext, mitigation: Mitigation) -> None:
 
 
 def wait_anomalies(d: DrillContext) -> None:
-    """Give the anomalous checks and the expected alerts the manifest's grace period after the
-    page to breach and fire (auto mode mitigates at once, and a cause alert with its own
-    ``for:`` may come a little after the page)."""
+    """Watch the manifest's grace period after the page before auto mode mitigates.
+
+    The whole period, even once every check has breached: a window that closed at the last
+    breach would always show that check barely over its threshold, and the judged window would
+    differ in length from run to run. A cause alert with its own ``for:`` may also fire a little
+    after the page."""
     sig = d.m.signature
     deadline = (d.result.paged_at or time.time()) + sig.grace_s
     pending = list(sig.anomalous)
     alerts = set(d.m.alerts.expected)
-    while (pending or alerts) and time.time() < deadline:
+    last_said = 0.0
+    while time.time() < deadline:
         breached = [c for c, _ in current_breaches(d.prom, pending)]
         pending = [c for c in pending if c not in breached]
         try:
             alerts -= set(d.prom.firing_alerts())
         except PrometheusError:
             pass
-        if pending or alerts:
-            time.sleep(POLL_S)
+        if time.time() - last_said >= REPORT_EVERY_S:
+            last_said = time.time()
+            d.say(
+                f"  watching the incident for {deadline - time.time():.0f} s more "
+                f"({len(pending)} check(s) and {len(alerts)} alert(s) not seen yet)"
+            )
+        time.sleep(min(POLL_S, max(0.0, deadline - time.time())))
 
 
 def judge_window(d: DrillContext, until: float) -> None:
