@@ -26,7 +26,7 @@ from faults.base import (
     ParamError,
     StackContext,
 )
-from faults.engine import one_engine_restart
+from faults.engine import one_engine_restart, setting_overrides
 from faults.manager import active_handles, inject, reap_expired, reset, revert
 from faults.registry import REGISTRY, get_change, list_changes
 
@@ -48,4 +48,5 @@ __all__ = [
     "reap_expired",
     "reset",
     "revert",
+    "setting_overrides",
 ]

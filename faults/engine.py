@@ -15,7 +15,7 @@ with two engine settings costs one restart, not two.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -43,6 +43,7 @@ __all__ = [
     "engine_overrides",
     "one_engine_restart",
     "restart_engine",
+    "setting_overrides",
 ]
 
 # ctx.extras key: the handle ids whose restart waits for the end of a one_engine_restart block.
@@ -71,9 +72,15 @@ def restart_engine(ctx: StackContext, overrides: dict[str, Any], why: str) -> No
     """Stop the engine service and start it with ``overrides`` on top of the settings; wait until ready."""
     component = ctx.engine_component
     settings = ctx.settings.model_copy(update=overrides)
+    spec = component.spec(settings)
+    running = ctx.runtime.status(component.name)
+    if running.state is ServiceState.RUNNING and running.fingerprint == spec.fingerprint():
+        # Already what the changes ask for: the stack started it so (a drill's setup).
+        ctx.progress(f"{component.name} already runs with {overrides or 'the stack settings'}")
+        return
     ctx.progress(f"restarting {component.name} ({why}) with {overrides or 'the stack settings'}")
     ctx.runtime.stop(component.name, ctx.settings.stop_timeout_s)
-    ctx.runtime.start(component.spec(settings))
+    ctx.runtime.start(spec)
     took = wait_component_ready(
         component,
         settings,
@@ -83,6 +90,16 @@ def restart_engine(ctx: StackContext, overrides: dict[str, Any], why: str) -> No
         progress=ctx.progress,
     )
     ctx.progress(f"{component.name} ready after {took:.0f} s")
+
+
+def setting_overrides(changes: Iterable[tuple[Change, Mapping[str, Any]]]) -> dict[str, Any]:
+    """The engine settings that these changes (with their raw params) would restart the engine
+    with; changes of other targets add nothing. The stack can then start the engine that way."""
+    overrides: dict[str, Any] = {}
+    for change, raw in changes:
+        if isinstance(change, _EngineSetting):
+            overrides[change.setting] = change.parse(raw).model_dump(mode="json")[change.setting]
+    return overrides
 
 
 @contextmanager

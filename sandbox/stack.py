@@ -11,15 +11,16 @@ import json
 import shutil
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from sandbox.components.alertmanager import alertmanager_component
 from sandbox.components.base import Component, Readiness, ScrapeTarget
-from sandbox.components.engine import engine_component
+from sandbox.components.engine import STACK_ENGINE, engine_component
 from sandbox.components.prometheus import prometheus_component
 from sandbox.console.component import console_component
 from sandbox.deploy.state import StateStore
@@ -142,9 +143,13 @@ def up(
     runtime: Runtime,
     components: Sequence[Component] | None = None,
     progress: Progress = print,
+    engine_overrides: Mapping[str, Any] | None = None,
 ) -> list[ComponentStatus]:
     """Start every component that is not running and wait until all are ready (in compose mode:
-    start the project's stopped containers, and wait for them)."""
+    start the project's stopped containers, and wait for them).
+
+    ``engine_overrides`` are settings the engine starts with if it is not running yet: a drill
+    whose setup changes the engine starts it changed, instead of restarting it at once."""
     components = list(components or default_components(_compose(runtime)))
     problems = preflight(settings, components, runtime)
     if problems:
@@ -155,7 +160,10 @@ def up(
     try:
         for component in components:
             before = runtime.status(component.name).state
-            state = runtime.start(component.spec(settings))
+            own = settings
+            if engine_overrides and component.name == STACK_ENGINE:
+                own = settings.model_copy(update=dict(engine_overrides))
+            state = runtime.start(component.spec(own))
             if before is not ServiceState.RUNNING:
                 started.append(component.name)
                 progress(f"started {component.name} (pid {state.pid}), log {state.log_path or '-'}")

@@ -13,6 +13,7 @@ __all__ = [
     "CONTAINER_PORT",
     "ENGINE_IMAGES",
     "ENGINE_SHM_SIZE",
+    "STACK_ENGINE",
     "container_engine_argv",
     "engine_argv",
     "engine_component",
@@ -34,6 +35,8 @@ COLLECTOR_TRACES_URL = "http://otel-collector:4318/v1/traces"
 # Shared memory for vLLM's worker processes (Docker's default of 64 MB is too small); compose.yaml
 # gives its engines the same.
 ENGINE_SHM_SIZE = "1g"
+# The service name of the stack's own engine (version stable); replicas are named apart.
+STACK_ENGINE = "engine"
 
 
 def kv_cache_blocks(settings: Settings) -> int | None:
@@ -155,7 +158,7 @@ def _check(settings: Settings, client: httpx.Client, port: int) -> Readiness:
 
 
 def engine_component(
-    name: str = "engine", version: str = "stable", port: int | None = None
+    name: str = STACK_ENGINE, version: str = "stable", port: int | None = None
 ) -> Component:
     """One engine replica. ``version`` and ``name`` label its metrics for per-version panels."""
 

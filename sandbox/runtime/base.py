@@ -7,7 +7,9 @@ signals processes or talks to Docker.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -63,6 +65,12 @@ class ServiceSpec:
     # root; without it the service runs at the default priority.
     nice: int = 0
 
+    def fingerprint(self) -> str:
+        """A short digest of everything that decides how the service runs: two specs with the same
+        fingerprint start the same process, so a restart from one to the other changes nothing."""
+        text = json.dumps(asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
 
 class ServiceState(StrEnum):
     RUNNING = "running"
@@ -78,6 +86,9 @@ class ServiceStatus:
     exit_code: int | None = None
     detail: str = ""
     log_path: Path | None = None
+    # The running spec's fingerprint, where the runtime keeps it (the local one does); None:
+    # unknown, so a caller that wants the service to run some spec must (re)start it.
+    fingerprint: str | None = None
 
 
 @runtime_checkable

@@ -147,6 +147,7 @@ class LocalRuntime:
             "pid": process.pid,
             "start_time": process_start_time(process.pid),
             "argv": list(spec.argv),
+            "fingerprint": spec.fingerprint(),
             "port": spec.port,
             "log": str(log_path),
             "started_at": time.time(),
@@ -154,7 +155,13 @@ class LocalRuntime:
         tmp = self._pid_file(spec.name).with_suffix(".tmp")
         tmp.write_text(json.dumps(record) + "\n")
         tmp.replace(self._pid_file(spec.name))
-        return ServiceStatus(spec.name, ServiceState.RUNNING, pid=process.pid, log_path=log_path)
+        return ServiceStatus(
+            spec.name,
+            ServiceState.RUNNING,
+            pid=process.pid,
+            log_path=log_path,
+            fingerprint=spec.fingerprint(),
+        )
 
     def status(self, name: str) -> ServiceStatus:
         record = self._record(name)
@@ -163,7 +170,14 @@ class LocalRuntime:
             return ServiceStatus(name, ServiceState.STOPPED, log_path=log_path)
         pid = record.get("pid")
         if isinstance(pid, int) and self._is_ours(pid, record) and _state(pid) not in (None, "Z"):
-            return ServiceStatus(name, ServiceState.RUNNING, pid=pid, log_path=log_path)
+            fingerprint = record.get("fingerprint")
+            return ServiceStatus(
+                name,
+                ServiceState.RUNNING,
+                pid=pid,
+                log_path=log_path,
+                fingerprint=fingerprint if isinstance(fingerprint, str) else None,
+            )
         code: int | None = None
         try:
             code = int(json.loads(exit_file(self.pid_dir, name).read_text())["exit_code"])

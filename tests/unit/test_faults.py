@@ -21,6 +21,7 @@ import faults
 from faults import FaultConflict, FaultError, HandleState, ParamError, StackContext
 from faults.endpoints import Endpoints
 from faults.store import HandleStore
+from sandbox import stack
 from sandbox.components.base import Component, ScrapeTarget, http_ready
 from sandbox.components.engine import engine_argv
 from sandbox.runtime.base import ServiceSpec, ServiceState
@@ -431,6 +432,34 @@ def test_engine_settings_in_one_block_restart_the_engine_once(engine_ctx: StackC
     argv = _engine_argv(settings)
     assert argv[argv.index("--max-num-seqs") + 1] == str(settings.max_num_seqs)
     assert "--num-gpu-blocks-override" not in argv
+
+
+def test_an_engine_started_with_the_setup_is_not_restarted_for_it(
+    engine_ctx: StackContext,
+) -> None:
+    """A drill that starts the stack starts the engine with its setup's settings; the setup's
+    changes then find it running as asked and restart nothing."""
+    ctx, settings, runtime = engine_ctx, engine_ctx.settings, engine_ctx.runtime
+    setup = [
+        (faults.get_change("engine-kv-budget"), {"kv_tokens": 3072}),
+        (faults.get_change("traffic-tenant"), {"tenant": "long_context", "enabled": True}),
+    ]
+    overrides = faults.setting_overrides(setup)
+    assert overrides == {"kv_tokens": 3072}  # the traffic change does not touch the engine
+    runtime.stop("engine", 3.0)
+    stack.up(settings, runtime, [ctx.engine_component], lambda m: None, engine_overrides=overrides)
+    started = runtime.status("engine").pid
+    restarts: list[str] = []
+    ctx.progress = restarts.append
+    with faults.one_engine_restart(ctx, "setup"):
+        kv = faults.inject(ctx, "engine-kv-budget", {"kv_tokens": 3072})
+    assert runtime.status("engine").pid == started
+    assert not [m for m in restarts if m.startswith("restarting engine")], restarts
+    assert any("already runs with" in m for m in restarts), restarts
+    # Another value, or the revert, still restarts it.
+    faults.revert(ctx, kv.id)
+    assert runtime.status("engine").pid != started
+    assert "--num-gpu-blocks-override" not in _engine_argv(settings)
 
 
 def test_engine_cpus_confines_the_engine_and_revert_frees_it(engine_ctx: StackContext) -> None:
