@@ -11,6 +11,7 @@ import httpx
 
 from sandbox.admin_paths import LOADGEN_STATUS_PATH, LOADGEN_TENANT_PATH, LOADGEN_TENANTS_PATH
 from sandbox.loadgen.run_options import RunFlags, run_options
+from sandbox.openai_errors import error_message
 from sandbox.settings import load_settings
 
 __all__ = ["COMMANDS"]
@@ -95,11 +96,7 @@ def _call(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
         )
         sys.exit(1)
     if response.status_code != 200:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text
-        click.echo(f"error: {message}", err=True)
+        click.echo(f"error: {error_message(response) or response.text}", err=True)
         sys.exit(2)
     return response.json()
 
