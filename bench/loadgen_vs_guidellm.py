@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -31,6 +35,8 @@ from sandbox.loadgen.profile import parse_profile
 from sandbox.loadgen.runner import Runner, RunOptions
 from sandbox.settings import load_settings
 from tests.integration.test_loadgen_engine import engine_counters
+
+T = TypeVar("T")
 
 
 def vllm_ttft(url: str, before: dict[str, float]) -> tuple[float, float]:
@@ -55,24 +61,45 @@ def settle(url: str, want: float, before: dict[str, float], timeout_s: float = 3
         time.sleep(0.5)
 
 
-def run_loadgen(
-    url: str, model: str, rate: float, n: int, prompt: int, output: int, seed: int
-) -> dict[str, float]:
+@dataclass(frozen=True)
+class Workload:
+    """What both tools send in a round: Poisson arrivals of fixed-size requests to one engine."""
+
+    url: str
+    model: str
+    rate: float
+    requests: int
+    prompt_tokens: int
+    output_tokens: int
+
+
+def refereed(w: Workload, send: Callable[[], T]) -> tuple[T, float, float]:
+    """``send``'s result with vLLM's (mean TTFT ms, request count) for the requests it sent."""
+    before = engine_counters(w.url)
+    result = send()
+    settle(w.url, w.requests, before)
+    engine_mean, count = vllm_ttft(w.url, before)
+    return result, engine_mean, count
+
+
+def run_loadgen(w: Workload, seed: int) -> dict[str, float]:
     profile = parse_profile(
         {
             "name": "vs-guidellm",
-            "model": model,
+            "model": w.model,
             "request_timeout_s": 300,
             "tenants": {
-                "bench": {"rate_per_s": rate, "prompt_tokens": prompt, "output_tokens": output}
+                "bench": {
+                    "rate_per_s": w.rate,
+                    "prompt_tokens": w.prompt_tokens,
+                    "output_tokens": w.output_tokens,
+                }
             },
         },
         "bench",
     )
-    before = engine_counters(url)
-    summary = asyncio.run(Runner(profile, RunOptions(target=url, max_requests=n, seed=seed)).run())
-    settle(url, n, before)
-    engine_mean, count = vllm_ttft(url, before)
+    runner = Runner(profile, RunOptions(target=w.url, max_requests=w.requests, seed=seed))
+    summary, engine_mean, count = refereed(w, lambda: asyncio.run(runner.run()))
     ttft = summary["overall"]["ttft_s"]
     return {
         "client_mean_ms": ttft["mean"] * 1000,
@@ -83,9 +110,7 @@ def run_loadgen(
     }
 
 
-def run_guidellm(
-    binary: str, url: str, model: str, rate: float, n: int, prompt: int, output: int, seed: int
-) -> dict[str, float]:
+def run_guidellm(binary: str, w: Workload, seed: int) -> dict[str, float]:
     tokenizer = load_settings().model_dir
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "guidellm.json"
@@ -93,15 +118,15 @@ def run_guidellm(
             binary,
             "run",
             "--backend",
-            f"kind=openai_http,target={url},model={model},request_format=/v1/completions",
+            f"kind=openai_http,target={w.url},model={w.model},request_format=/v1/completions",
             "--profile",
-            f"kind=poisson,rate={rate}",
+            f"kind=poisson,rate={w.rate}",
             "--constraint",
-            f"kind=max_requests,count={n}",
+            f"kind=max_requests,count={w.requests}",
             "--tokenizer",
             f"kind=huggingface_auto,model={tokenizer}",
             "--data",
-            f"kind=synthetic_text,prompt_tokens={prompt},output_tokens={output}",
+            f"kind=synthetic_text,prompt_tokens={w.prompt_tokens},output_tokens={w.output_tokens}",
             "--seed",
             f"kind=static,value={seed}",
             "--output",
@@ -109,12 +134,14 @@ def run_guidellm(
             "--disable-console",
         ]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-        before = engine_counters(url)
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=n / rate + 240)
-        if proc.returncode != 0:
-            raise SystemExit(f"guidellm failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-        settle(url, n, before)
-        engine_mean, count = vllm_ttft(url, before)
+
+        def send() -> None:
+            timeout_s = w.requests / w.rate + 240
+            proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout_s)
+            if proc.returncode != 0:
+                raise SystemExit(f"guidellm failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+
+        _, engine_mean, count = refereed(w, send)
         bench = json.loads(out.read_text())["benchmarks"][0]
     ttft = bench["metrics"]["time_to_first_token_ms"]["successful"]
     return {
@@ -151,30 +178,17 @@ def main() -> None:
     print(
         f"{'round':>5} {'tool':<9}{'ok':>4}{'client TTFT mean ms':>21}{'p50 ms':>8}{'vLLM TTFT mean ms':>19}{'client - vLLM ms':>18}"
     )
+    workload = Workload(
+        url, model, args.rate, args.requests, args.prompt_tokens, args.output_tokens
+    )
+    runners: dict[str, Callable[[Workload, int], dict[str, float]]] = {
+        "loadgen": run_loadgen,
+        "guidellm": functools.partial(run_guidellm, args.guidellm),
+    }
     rows: dict[str, list[dict[str, float]]] = {"loadgen": [], "guidellm": []}
     for i in range(args.rounds):
         for tool in ("loadgen", "guidellm") if i % 2 == 0 else ("guidellm", "loadgen"):
-            if tool == "loadgen":
-                row = run_loadgen(
-                    url,
-                    model,
-                    args.rate,
-                    args.requests,
-                    args.prompt_tokens,
-                    args.output_tokens,
-                    seed=i,
-                )
-            else:
-                row = run_guidellm(
-                    args.guidellm,
-                    url,
-                    model,
-                    args.rate,
-                    args.requests,
-                    args.prompt_tokens,
-                    args.output_tokens,
-                    seed=i,
-                )
+            row = runners[tool](workload, i)
             rows[tool].append(row)
             print(
                 f"{i:>5} {tool:<9}{row['ok']:>4.0f}{row['client_mean_ms']:>21.1f}{row['client_p50_ms']:>8.1f}"

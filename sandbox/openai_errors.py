@@ -6,6 +6,7 @@ mistakes are 4xx with ``param`` naming the field; an unknown model or path is 40
 request is 429 with ``Retry-After``; an engine failure is 502 (bad answer), 503 (none
 available) or 504 (too slow). A server fault is a 5xx, never reported as a client error.
 A stream that has started already carries the same body as a server-sent event (``sse_error``).
+The clients of these services read the message back with ``error_message``.
 """
 
 from __future__ import annotations
@@ -16,9 +17,18 @@ from typing import TYPE_CHECKING
 from sandbox.exceptions import SandboxError
 
 if TYPE_CHECKING:
+    import httpx
     from starlette.responses import JSONResponse
 
-__all__ = ["ERROR_TYPES", "OpenAIError", "error_body", "error_json", "error_response", "sse_error"]
+__all__ = [
+    "ERROR_TYPES",
+    "OpenAIError",
+    "error_body",
+    "error_json",
+    "error_message",
+    "error_response",
+    "sse_error",
+]
 
 # The ``type`` field, by status; anything else is a ``server_error``.
 ERROR_TYPES: dict[int, str] = {
@@ -76,6 +86,17 @@ def error_response(
 def sse_error(status: int, message: str, code: str | None = None) -> bytes:
     """The same error as a server-sent event, for a stream whose status is sent already."""
     return b"data: " + error_json(status, message, None, code) + b"\n\n"
+
+
+def error_message(response: httpx.Response) -> str | None:
+    """The ``error.message`` of an answer in this shape; None when the body is not one (a
+    proxy's page, a framework's own error), so the caller can fall back to the raw text."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):  # not JSON, or JSON but not an object
+        return None
+    message = error.get("message") if isinstance(error, dict) else None
+    return None if message is None else str(message)
 
 
 class OpenAIError(SandboxError):

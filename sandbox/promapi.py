@@ -243,15 +243,17 @@ class PrometheusClient(_Api):
             return f"Prometheus at {self.url} is not ready ({response.status_code})"
         return None
 
+    def alerts(self) -> list[dict[str, Any]]:
+        """Every alert Prometheus evaluates now, pending or firing, as its API gives them
+        (``labels``, ``annotations``, ``state``, ``value``...)."""
+        body = self.get("/api/v1/alerts", {}, "Prometheus alerts")
+        alerts: list[dict[str, Any]] = body["data"]["alerts"]
+        return alerts
+
     def firing_alerts(self) -> list[str]:
         """Names of the alerts Prometheus evaluates as firing now (no Alertmanager delay)."""
-        body = self.get("/api/v1/alerts", {}, "Prometheus alerts")
         return sorted(
-            {
-                a["labels"].get("alertname", "?")
-                for a in body["data"]["alerts"]
-                if a.get("state") == "firing"
-            }
+            {a["labels"].get("alertname", "?") for a in self.alerts() if a.get("state") == "firing"}
         )
 
 

@@ -1,5 +1,5 @@
 """What the dashboard tests share: the dashboards' and rules' queries and metric names (read by
-the grader's own ``sandbox.design.promql.metric_names``). A Prometheus to parse and evaluate them
+the grader's own ``sandbox.promql.metric_names``). A Prometheus to parse and evaluate them
 with is ``tests.support.throwaway_prometheus``."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from sandbox.design.promql import metric_names
+from sandbox.promql import metric_names
 from sandbox.settings import REPO_ROOT
 
 __all__ = [

@@ -9,7 +9,9 @@ from typing import Any
 import click
 import httpx
 
+from sandbox.admin_paths import LOADGEN_STATUS_PATH, LOADGEN_TENANT_PATH, LOADGEN_TENANTS_PATH
 from sandbox.loadgen.run_options import RunFlags, run_options
+from sandbox.openai_errors import error_message
 from sandbox.settings import load_settings
 
 __all__ = ["COMMANDS"]
@@ -94,11 +96,7 @@ def _call(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
         )
         sys.exit(1)
     if response.status_code != 200:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text
-        click.echo(f"error: {message}", err=True)
+        click.echo(f"error: {error_message(response) or response.text}", err=True)
         sys.exit(2)
     return response.json()
 
@@ -164,7 +162,10 @@ def set_tenant(
             "nothing to change: give --on/--off, --rate, --users, --prompt-tokens, --output-tokens or --rag-share"
         )
     click.echo(
-        json.dumps(_call("PUT", f"{_control_url(url)}/control/tenants/{tenant}", body), indent=1)
+        json.dumps(
+            _call("PUT", _control_url(url) + LOADGEN_TENANT_PATH.format(tenant=tenant), body),
+            indent=1,
+        )
     )
 
 
@@ -180,8 +181,8 @@ def show(url: str | None) -> None:
     click.echo(
         json.dumps(
             {
-                "status": _call("GET", f"{base}/control/status"),
-                "tenants": _call("GET", f"{base}/control/tenants"),
+                "status": _call("GET", base + LOADGEN_STATUS_PATH),
+                "tenants": _call("GET", base + LOADGEN_TENANTS_PATH),
             },
             indent=1,
         )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 
-from sandbox.design.promql import metric_names
+from sandbox.promql import metric_names
 
 __all__ = ["PHASES", "ROLLOUT", "area_of"]
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sandbox.design.load import Panel
-from sandbox.design.promql import metric_names, quantiles
+from sandbox.promql import metric_names, quantiles
 
 __all__ = ["PITFALLS", "Finding", "lint"]
 

@@ -28,10 +28,10 @@ import yaml
 
 from sandbox.design.evaluate import known_metric_names, window_step
 from sandbox.design.load import GradeInputError
-from sandbox.design.promql import metric_names
 from sandbox.design.score import Criterion
 from sandbox.design.window import Window
 from sandbox.promapi import PrometheusClient, PrometheusError
+from sandbox.promql import metric_names
 
 __all__ = [
     "AlertRule",

@@ -37,11 +37,11 @@ def inject(d: DrillContext) -> None:
 def pager_view(d: DrillContext) -> str:
     """What a pager shows: the page-severity alerts firing now, their value and summary."""
     try:
-        body = d.prom.get("/api/v1/alerts", {}, "Prometheus alerts")
+        alerts = d.prom.alerts()
     except PrometheusError as exc:
         return f"  (Prometheus unreachable: {exc})"
     lines = []
-    for alert in body["data"]["alerts"]:
+    for alert in alerts:
         labels = alert.get("labels", {})
         if alert.get("state") != "firing" or labels.get("severity") != "page":
             continue

@@ -10,12 +10,12 @@ from Prometheus' ``ALERTS`` series with the time each first fired.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sandbox.drill.manifest import Check, IncidentManifest
 from sandbox.promapi import PrometheusClient, PrometheusError, Reduce, reduce_series
+from sandbox.promql import metric_names
 
 __all__ = [
     "AlertFiring",
@@ -27,19 +27,8 @@ __all__ = [
     "format_value",
     "grid_start",
     "known_metrics",
-    "metric_names",
     "unknown_metrics",
 ]
-
-PROMQL_WORDS = frozenset(
-    {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless"}
-    | {"offset", "inf", "nan", "atan2"}
-)
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
-_GROUPING = re.compile(
-    r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", re.IGNORECASE
-)
-_IDENT = re.compile(r"(?<![\w:.])([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?")
 
 
 @dataclass(frozen=True)
@@ -87,26 +76,10 @@ def format_value(value: float | None, unit: str = "") -> str:
     return f"{value:.3g}{(' ' + unit) if unit and unit != 'ratio' else ''}"
 
 
-def metric_names(expr: str) -> set[str]:
-    """The metric names a PromQL expression selects (functions, keywords, label names and
-    string literals left out)."""
-    text = _STRING.sub('""', expr)
-    text = re.sub(r"\{[^}]*\}", "", text)
-    text = re.sub(r"\[[^\]]*\]", "", text)
-    text = _GROUPING.sub("", text)
-    names = set()
-    for match in _IDENT.finditer(text):
-        name, call = match.group(1), match.group(2)
-        if call or name.lower() in PROMQL_WORDS:
-            continue
-        names.add(name)
-    return names
-
-
 def known_metrics(prom: PrometheusClient) -> set[str]:
     """Every metric name Prometheus has stored, its targets declare (a labelled histogram
     with no observation yet still has metadata), or its recording rules produce."""
-    names: set[str] = set(prom.get("/api/v1/label/__name__/values", {}, "metric names")["data"])
+    names = prom.metric_names()
     metadata = prom.get("/api/v1/metadata", {}, "metric metadata")["data"]
     for family, entries in metadata.items():
         names.add(family)

@@ -16,6 +16,7 @@ from sandbox.admin_paths import (
     GATEWAY_WEIGHTS_PATH,
 )
 from sandbox.exceptions import UpstreamError
+from sandbox.openai_errors import error_message
 
 __all__ = ["GatewayAdmin", "GatewayAdminError", "parse_weights"]
 
@@ -57,10 +58,7 @@ class GatewayAdmin:
                 f"gateway at {self.url} unreachable ({type(exc).__name__}); is the stack up?"
             ) from exc
         if response.status_code != 200:
-            try:
-                message = response.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                message = response.text[:300]
+            message = error_message(response) or response.text[:300]
             raise GatewayAdminError(f"gateway refused {method} {path}: {message}")
         payload = response.json()
         if not isinstance(payload, dict):

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -45,27 +44,26 @@ from sandbox.gateway.config import (
 )
 from sandbox.gateway.errors import GatewayError, error_response
 from sandbox.gateway.metrics import GatewayMetrics
-from sandbox.gateway.protocol import CHAT_ROUTE, COMPLETIONS_ROUTE
+from sandbox.gateway.protocol import CHAT_ROUTE, COMPLETIONS_ROUTE, json_object
 from sandbox.gateway.serving import Gateway
 from sandbox.telemetry import Tracing, configure_tracing, render_metrics
 from sandbox.validation import field_path
 
 __all__ = ["create_app"]
 
+M = TypeVar("M", bound=BaseModel)
+
 
 async def _json_object(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body())
-    except ValueError as exc:
-        raise GatewayError(
-            400, f"request body is not valid JSON: {exc}", None, "invalid_json"
-        ) from None
-    if not isinstance(body, dict):
-        raise GatewayError(400, "request body must be a JSON object", None, "invalid_type")
-    return body
+    return json_object(await request.body())
 
 
-def _validated(model: type[BaseModel], data: dict[str, Any]) -> Any:
+async def _body_as(model: type[M], request: Request, current: M | None = None) -> M:
+    """The request's JSON object validated as ``model``. With ``current`` it is a partial
+    update: the fields it leaves out keep their current values."""
+    data = await _json_object(request)
+    if current is not None:
+        data = {**current.model_dump(), **data}
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -196,7 +194,7 @@ def create_app(options: GatewayOptions, tracing: Tracing | None = None) -> FastA
 
     @app.put(GATEWAY_SHADOW_PATH)
     async def put_shadow(request: Request) -> dict[str, Any]:
-        shadow = _validated(ShadowOptions, await _json_object(request))
+        shadow = await _body_as(ShadowOptions, request)
         with _invalid_value("version"):
             gateway.router.set_shadow(shadow)
         return state()
@@ -208,19 +206,18 @@ def create_app(options: GatewayOptions, tracing: Tracing | None = None) -> FastA
 
     @app.put(GATEWAY_ADMISSION_PATH)
     async def put_admission(request: Request) -> dict[str, Any]:
-        merged = {**gateway.admission.options.model_dump(), **await _json_object(request)}
-        gateway.admission.configure(_validated(AdmissionOptions, merged))
+        admission = await _body_as(AdmissionOptions, request, gateway.admission.options)
+        gateway.admission.configure(admission)
         return state()
 
     @app.put(GATEWAY_RAG_PATH)
     async def put_rag(request: Request) -> dict[str, Any]:
-        merged = {**options.rag.model_dump(), **await _json_object(request)}
-        options.rag = _validated(RagOptions, merged)
+        options.rag = await _body_as(RagOptions, request, options.rag)
         return state()
 
     @app.post(GATEWAY_ENGINES_PATH)
     async def post_engine(request: Request) -> dict[str, Any]:
-        engine = _validated(EngineOptions, await _json_object(request))
+        engine = await _body_as(EngineOptions, request)
         with _invalid_value("name"):
             gateway.router.add(engine)
         await gateway.router.probe(gateway.client)

@@ -25,6 +25,7 @@ __all__ = [
     "RAG_FIELD",
     "RAG_HEADER",
     "ParsedRequest",
+    "json_object",
     "parse_request",
 ]
 
@@ -53,6 +54,18 @@ class ParsedRequest:
 
 def _bad(message: str, param: str | None, code: str = "invalid_value") -> GatewayError:
     return GatewayError(400, message, param, code)
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A request body that must be one JSON object: the client routes and the admin routes
+    refuse anything else with the same 400."""
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise _bad(f"request body is not valid JSON: {exc}", None, "invalid_json") from None
+    if not isinstance(body, dict):
+        raise _bad("request body must be a JSON object", None, "invalid_type")
+    return body
 
 
 def _int_field(body: dict[str, Any], name: str, low: int, high: int) -> int | None:
@@ -260,13 +273,7 @@ def _check_completion_fields(body: dict[str, Any]) -> None:
 def parse_request(
     raw: bytes, route: str, models: list[str], max_tokens_limit: int, rag_header: str | None
 ) -> ParsedRequest:
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise _bad(f"request body is not valid JSON: {exc}", None, "invalid_json") from None
-    if not isinstance(body, dict):
-        raise _bad("request body must be a JSON object", None, "invalid_type")
-
+    body = json_object(raw)
     model = body.get("model")
     if model is None:
         raise _bad("model: required", "model", "missing_required_parameter")

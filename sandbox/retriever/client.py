@@ -8,6 +8,7 @@ import httpx
 
 from sandbox.admin_paths import RETRIEVER_FAULT_PATH
 from sandbox.exceptions import UpstreamError
+from sandbox.openai_errors import error_message
 
 __all__ = ["RetrieverClient", "RetrieverClientError"]
 
@@ -46,9 +47,8 @@ class RetrieverClient:
         except ValueError:
             body = response.text
         if response.status_code >= 400:
-            message = body.get("error", {}).get("message") if isinstance(body, dict) else None
             raise RetrieverClientError(
-                f"{method} {path} -> {response.status_code}: {message or body}",
+                f"{method} {path} -> {response.status_code}: {error_message(response) or body}",
                 response.status_code,
                 body,
             )

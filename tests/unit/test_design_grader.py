@@ -15,12 +15,12 @@ from sandbox.design.areas import area_of
 from sandbox.design.evaluate import detect
 from sandbox.design.lint import lint
 from sandbox.design.load import load_dashboard_file, parse_dashboard_json, resolve_variables
-from sandbox.design.promql import metric_names, quantiles
 from sandbox.design.report import draw_pictures, grade_text
 from sandbox.design.rules import grade_rules, load_rules
 from sandbox.design.score import Grade
 from sandbox.design.window import expected_area, recording_paths
 from sandbox.drill.manifest import load_incident
+from sandbox.promql import metric_names, quantiles
 from sandbox.settings import REPO_ROOT
 from tests.design_support import fake_incidents
 

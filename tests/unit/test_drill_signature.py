@@ -17,10 +17,10 @@ from sandbox.drill.signature import (
     evaluate,
     grid_start,
     known_metrics,
-    metric_names,
     unknown_metrics,
 )
 from sandbox.promapi import PrometheusClient, Reduce
+from sandbox.promql import metric_names
 from sandbox.settings import REPO_ROOT
 from tests.support import free_port, poll_until
 

@@ -1,6 +1,7 @@
-"""What the grader reads from a PromQL expression without a full parser: the metric names it
-reads and the quantiles it asks for. Syntax errors are left to Prometheus, which reports them
-when the query runs."""
+"""What the sandbox reads from a PromQL expression without a full parser: the metric names it
+reads and the quantiles it asks for. The dashboard grader and the drill's check of an
+incident's signature both ask this, so one reader serves both. Syntax errors are left to
+Prometheus, which reports them when the query runs."""
 
 from __future__ import annotations
 
