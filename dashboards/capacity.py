@@ -64,29 +64,48 @@ def scale_up_time_timeseries() -> PanelBuilder:
     )
 
 
-def queue_depth_timeseries() -> PanelBuilder:
+def gateway_and_engine_timeseries(
+    panel_id: int,
+    title: str,
+    description: str,
+    gateway: str,
+    engine: str,
+    legends: tuple[str, str],
+) -> PanelBuilder:
+    """A count the gateway keeps (``sandbox_gateway_<gateway>``) next to the engines' own
+    (``vllm:<engine>``, filtered by replica): where the two part ways, requests are held before
+    the engine or inside it. ``legends`` names each side after its "gateway"/"engine" prefix."""
     return timeseries_panel(
-        4,
-        "Queue depth: gateway admission and engine",
-        "Requests waiting for admission at the gateway, and requests waiting inside the engines.",
+        panel_id,
+        title,
+        description,
         Unit.COUNT,
         [
-            Query("sum(sandbox_gateway_queue_depth)", "gateway admission queue"),
-            Query(f"sum(vllm:num_requests_waiting{{{ENGINE}}})", "engine waiting"),
+            Query(f"sum(sandbox_gateway_{gateway})", f"gateway {legends[0]}"),
+            Query(f"sum(vllm:{engine}{{{ENGINE}}})", f"engine {legends[1]}"),
         ],
     )
 
 
+def queue_depth_timeseries() -> PanelBuilder:
+    return gateway_and_engine_timeseries(
+        4,
+        "Queue depth: gateway admission and engine",
+        "Requests waiting for admission at the gateway, and requests waiting inside the engines.",
+        "queue_depth",
+        "num_requests_waiting",
+        ("admission queue", "waiting"),
+    )
+
+
 def in_flight_timeseries() -> PanelBuilder:
-    return timeseries_panel(
+    return gateway_and_engine_timeseries(
         5,
         "In flight: gateway requests and engine batch",
         "Requests being served by the gateway, and sequences running in the engines.",
-        Unit.COUNT,
-        [
-            Query("sum(sandbox_gateway_in_flight_requests)", "gateway in flight"),
-            Query(f"sum(vllm:num_requests_running{{{ENGINE}}})", "engine running"),
-        ],
+        "in_flight_requests",
+        "num_requests_running",
+        ("in flight", "running"),
     )
 
 

@@ -29,18 +29,23 @@ __all__ = [
     "GATEWAY",
     "PERCENTILES",
     "REQUESTS",
+    "TPOT",
     "TPOT_BUCKETS",
     "TPOT_SLO_S",
+    "TTFT",
     "TTFT_BUCKETS",
     "TTFT_SLO_S",
     "PanelBuilder",
     "Query",
+    "Sli",
     "Unit",
     "dashboard",
     "drill_annotations",
     "percentile_panel",
     "percentiles",
     "quantile",
+    "sli_panel",
+    "sli_stat",
     "slo_line",
     "stat_panel",
     "timeseries_panel",
@@ -68,6 +73,22 @@ PERCENTILES: tuple[tuple[float, str], ...] = ((0.5, "p50"), (0.95, "p95"), (0.99
 TTFT_SLO_S = load_slos().ttft_s
 TPOT_SLO_S = load_slos().tpot_s
 ERROR_BUDGET = load_slos().error_ratio
+
+
+@dataclass(frozen=True)
+class Sli:
+    """A latency SLI as the panels read it: its recorded bucket rate, the selector of the template
+    variables that fits that series' labels, and the SLO drawn over it. Kept together so no
+    panel filters the gateway's TTFT by the engine's labels or draws the wrong limit."""
+
+    name: str
+    bucket_rate: str
+    selector: str
+    slo: float
+
+
+TTFT = Sli("TTFT", TTFT_BUCKETS, GATEWAY, TTFT_SLO_S)
+TPOT = Sli("TPOT", TPOT_BUCKETS, ENGINE, TPOT_SLO_S)
 
 
 class Unit:
@@ -243,6 +264,15 @@ def percentile_panel(
     )
 
 
+def sli_panel(
+    panel_id: int, title: str, description: str, sli: Sli, *, by: Sequence[str] = ()
+) -> timeseries.Panel:
+    """p50/p95/p99 of an SLI with its SLO line, split by the labels ``by``."""
+    return percentile_panel(
+        panel_id, title, description, sli.bucket_rate, sli.selector, by=by, slo=sli.slo
+    )
+
+
 def stat_panel(
     panel_id: int,
     title: str,
@@ -264,6 +294,19 @@ def stat_panel(
         .targets(_targets([query]))
     )
     return panel.decimals(decimals) if decimals is not None else panel
+
+
+def sli_stat(panel_id: int, title: str, description: str, sli: Sli, q: float) -> stat.Panel:
+    """One percentile ``q`` (one of ``PERCENTILES``) of an SLI as a stat, red from its SLO."""
+    legend = f"{sli.name} {dict(PERCENTILES)[q]}"
+    return stat_panel(
+        panel_id,
+        title,
+        description,
+        Unit.SECONDS,
+        Query(quantile(q, sli.bucket_rate, sli.selector), legend),
+        thresholds=slo_line(sli.slo),
+    )
 
 
 def variables() -> list[Builder[model.VariableModel]]:

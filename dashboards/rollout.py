@@ -9,15 +9,14 @@ from dashboards.panels import (
     ERROR_BUDGET,
     GATEWAY,
     REQUESTS,
-    TPOT_BUCKETS,
-    TPOT_SLO_S,
-    TTFT_BUCKETS,
-    TTFT_SLO_S,
+    TPOT,
+    TTFT,
     PanelBuilder,
     Query,
     Unit,
     dashboard,
     percentile_panel,
+    sli_panel,
     slo_line,
     timeseries_panel,
 )
@@ -73,26 +72,22 @@ def error_ratio_timeseries() -> PanelBuilder:
 
 
 def ttft_timeseries() -> PanelBuilder:
-    return percentile_panel(
+    return sli_panel(
         4,
         "TTFT p50/p95/p99 by version",
         "Time to first token at the gateway per version. SLO: p99 < 2 s.",
-        TTFT_BUCKETS,
-        GATEWAY,
+        TTFT,
         by=("version",),
-        slo=TTFT_SLO_S,
     )
 
 
 def tpot_timeseries() -> PanelBuilder:
-    return percentile_panel(
+    return sli_panel(
         5,
         "TPOT p50/p95/p99 by version",
         "vLLM's time per output token per version (shadow engines included). SLO: p99 < 0.25 s.",
-        TPOT_BUCKETS,
-        ENGINE,
+        TPOT,
         by=("version",),
-        slo=TPOT_SLO_S,
     )
 
 
