@@ -18,16 +18,20 @@ __all__ = ["ServiceMetrics"]
 
 
 class ServiceMetrics:
-    """A registry of its own (a new one unless given) and the metrics declared in it."""
+    """A registry of its own (a new one unless given) and the metrics declared in it; each
+    metric's labels are ``common_labels`` followed by its own."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, common_labels: Sequence[str] = ()
+    ) -> None:
         self.registry = registry or CollectorRegistry()
+        self.common_labels = tuple(common_labels)
 
     def counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
-        return Counter(name, documentation, labels, registry=self.registry)
+        return Counter(name, documentation, (*self.common_labels, *labels), registry=self.registry)
 
     def gauge(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Gauge:
-        return Gauge(name, documentation, labels, registry=self.registry)
+        return Gauge(name, documentation, (*self.common_labels, *labels), registry=self.registry)
 
     def histogram(
         self,
@@ -37,4 +41,10 @@ class ServiceMetrics:
         *,
         buckets: Sequence[float] = LATENCY_BUCKETS_S,
     ) -> Histogram:
-        return Histogram(name, documentation, labels, buckets=buckets, registry=self.registry)
+        return Histogram(
+            name,
+            documentation,
+            (*self.common_labels, *labels),
+            buckets=buckets,
+            registry=self.registry,
+        )
