@@ -11,6 +11,7 @@ from dashboards.panels import (
     Query,
     Unit,
     dashboard,
+    rate_by,
     timeseries_panel,
 )
 
@@ -115,12 +116,7 @@ def decisions_timeseries() -> PanelBuilder:
         "Scaling decisions per second by direction",
         "Scale-up and scale-down decisions of the autoscaler.",
         Unit.EVENTS_PER_S,
-        [
-            Query(
-                'sum by (direction) (rate(sandbox_autoscaler_decisions_total{direction!="none"}[1m]))',
-                "{{direction}}",
-            )
-        ],
+        [rate_by("sandbox_autoscaler_decisions_total", ("direction",), 'direction!="none"')],
     )
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "TTFT",
     "TTFT_BUCKETS",
     "TTFT_SLO_S",
+    "VERSION",
     "PanelBuilder",
     "Query",
     "Sli",
@@ -44,6 +45,7 @@ __all__ = [
     "percentile_panel",
     "percentiles",
     "quantile",
+    "rate_by",
     "sli_panel",
     "sli_stat",
     "slo_line",
@@ -61,6 +63,8 @@ DATASOURCE = common.DataSourceRef(type_val="prometheus", uid="prometheus")
 GATEWAY = 'version=~"$version", tenant=~"$tenant"'
 ENGINE = 'version=~"$version", replica=~"$engine"'
 CLIENT = 'tenant=~"$tenant"'
+# The gateway's per-version series without a tenant (route weights, engines, upstream, shadow).
+VERSION = 'version=~"$version"'
 
 # Recorded series (stack/prometheus/rules/recording.yml) that more than one dashboard reads.
 REQUESTS = "version_status_class_tenant:sandbox_gateway_requests:rate1m"
@@ -118,11 +122,21 @@ def quantile(q: float, bucket_rate: str, selector: str = "", by: Sequence[str] =
     return f"histogram_quantile({q}, sum by ({keep}) ({bucket_rate}{{{selector}}}))"
 
 
+def _legend(by: Sequence[str]) -> str:
+    """The legend of a series split by the labels ``by``: their values, in order."""
+    return " ".join("{{" + label + "}}" for label in by)
+
+
+def rate_by(counter: str, by: Sequence[str], selector: str = "") -> Query:
+    """Per-second rate of a raw counter over the last minute, one series per value of ``by``."""
+    return Query(f"sum by ({', '.join(by)}) (rate({counter}{{{selector}}}[1m]))", _legend(by))
+
+
 def percentiles(
     bucket_rate: str, selector: str = "", by: Sequence[str] = (), name: str = ""
 ) -> list[Query]:
     """p50/p95/p99 of a recorded bucket rate, optionally split by labels ``by``."""
-    split = " ".join("{{" + label + "}}" for label in by)
+    split = _legend(by)
     prefix = f"{name} " if name else ""
     return [
         Query(
