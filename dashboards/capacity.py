@@ -69,21 +69,20 @@ def gateway_and_engine_timeseries(
     panel_id: int,
     title: str,
     description: str,
-    gateway: str,
-    engine: str,
-    legends: tuple[str, str],
+    *,
+    gateway: tuple[str, str],
+    engine: tuple[str, str],
 ) -> PanelBuilder:
-    """A count the gateway keeps (``sandbox_gateway_<gateway>``) next to the engines' own
-    (``vllm:<engine>``, filtered by replica): where the two part ways, requests are held before
-    the engine or inside it. ``legends`` names each side after its "gateway"/"engine" prefix."""
+    """A count the gateway keeps next to the engines' own (filtered by replica), each side a
+    (gauge, legend): where the two part ways, requests are held before the engine or inside it."""
     return timeseries_panel(
         panel_id,
         title,
         description,
         Unit.COUNT,
         [
-            Query(f"sum(sandbox_gateway_{gateway})", f"gateway {legends[0]}"),
-            Query(f"sum(vllm:{engine}{{{ENGINE}}})", f"engine {legends[1]}"),
+            Query(f"sum({gateway[0]})", f"gateway {gateway[1]}"),
+            Query(f"sum({engine[0]}{{{ENGINE}}})", f"engine {engine[1]}"),
         ],
     )
 
@@ -93,9 +92,8 @@ def queue_depth_timeseries() -> PanelBuilder:
         4,
         "Queue depth: gateway admission and engine",
         "Requests waiting for admission at the gateway, and requests waiting inside the engines.",
-        "queue_depth",
-        "num_requests_waiting",
-        ("admission queue", "waiting"),
+        gateway=("sandbox_gateway_queue_depth", "admission queue"),
+        engine=("vllm:num_requests_waiting", "waiting"),
     )
 
 
@@ -104,9 +102,8 @@ def in_flight_timeseries() -> PanelBuilder:
         5,
         "In flight: gateway requests and engine batch",
         "Requests being served by the gateway, and sequences running in the engines.",
-        "in_flight_requests",
-        "num_requests_running",
-        ("in flight", "running"),
+        gateway=("sandbox_gateway_in_flight_requests", "in flight"),
+        engine=("vllm:num_requests_running", "running"),
     )
 
 
