@@ -11,6 +11,7 @@ from dashboards.panels import (
     Query,
     Unit,
     dashboard,
+    rate_by,
     timeseries_panel,
 )
 
@@ -64,29 +65,45 @@ def scale_up_time_timeseries() -> PanelBuilder:
     )
 
 
-def queue_depth_timeseries() -> PanelBuilder:
+def gateway_and_engine_timeseries(
+    panel_id: int,
+    title: str,
+    description: str,
+    *,
+    gateway: tuple[str, str],
+    engine: tuple[str, str],
+) -> PanelBuilder:
+    """A count the gateway keeps next to the engines' own (filtered by replica), each side a
+    (gauge, legend): where the two part ways, requests are held before the engine or inside it."""
     return timeseries_panel(
-        4,
-        "Queue depth: gateway admission and engine",
-        "Requests waiting for admission at the gateway, and requests waiting inside the engines.",
+        panel_id,
+        title,
+        description,
         Unit.COUNT,
         [
-            Query("sum(sandbox_gateway_queue_depth)", "gateway admission queue"),
-            Query(f"sum(vllm:num_requests_waiting{{{ENGINE}}})", "engine waiting"),
+            Query(f"sum({gateway[0]})", f"gateway {gateway[1]}"),
+            Query(f"sum({engine[0]}{{{ENGINE}}})", f"engine {engine[1]}"),
         ],
     )
 
 
+def queue_depth_timeseries() -> PanelBuilder:
+    return gateway_and_engine_timeseries(
+        4,
+        "Queue depth: gateway admission and engine",
+        "Requests waiting for admission at the gateway, and requests waiting inside the engines.",
+        gateway=("sandbox_gateway_queue_depth", "admission queue"),
+        engine=("vllm:num_requests_waiting", "waiting"),
+    )
+
+
 def in_flight_timeseries() -> PanelBuilder:
-    return timeseries_panel(
+    return gateway_and_engine_timeseries(
         5,
         "In flight: gateway requests and engine batch",
         "Requests being served by the gateway, and sequences running in the engines.",
-        Unit.COUNT,
-        [
-            Query("sum(sandbox_gateway_in_flight_requests)", "gateway in flight"),
-            Query(f"sum(vllm:num_requests_running{{{ENGINE}}})", "engine running"),
-        ],
+        gateway=("sandbox_gateway_in_flight_requests", "in flight"),
+        engine=("vllm:num_requests_running", "running"),
     )
 
 
@@ -96,12 +113,7 @@ def decisions_timeseries() -> PanelBuilder:
         "Scaling decisions per second by direction",
         "Scale-up and scale-down decisions of the autoscaler.",
         Unit.EVENTS_PER_S,
-        [
-            Query(
-                'sum by (direction) (rate(sandbox_autoscaler_decisions_total{direction!="none"}[1m]))',
-                "{{direction}}",
-            )
-        ],
+        [rate_by("sandbox_autoscaler_decisions_total", ("direction",), 'direction!="none"')],
     )
 
 

@@ -6,12 +6,13 @@ from grafana_foundation_sdk.builders.dashboard import Dashboard
 
 from dashboards.panels import (
     ENGINE,
-    TPOT_SLO_S,
+    TPOT,
     PanelBuilder,
     Query,
     Unit,
     dashboard,
     percentile_panel,
+    sli_panel,
     timeseries_panel,
 )
 
@@ -27,7 +28,6 @@ def per_replica_timeseries(
     metric: str,
     *,
     unit: str = Unit.SECONDS,
-    slo: float | None = None,
 ) -> PanelBuilder:
     """p50/p95/p99 of one of vLLM's histograms (its recorded bucket rate), one set per replica."""
     return percentile_panel(
@@ -38,7 +38,6 @@ def per_replica_timeseries(
         ENGINE,
         by=("replica",),
         unit=unit,
-        slo=slo,
     )
 
 
@@ -132,12 +131,12 @@ def engine_dashboard() -> Dashboard:
                 "vLLM's time to first token: engine.queue + engine.prefill, without the gateway's phases.",
                 "vllm_time_to_first_token_seconds",
             ),
-            per_replica_timeseries(
+            sli_panel(
                 9,
                 "Time per output token p50/p95/p99",
                 "vLLM's mean time per output token of each request. SLO: p99 < 0.25 s.",
-                "vllm_request_time_per_output_token_seconds",
-                slo=TPOT_SLO_S,
+                TPOT,
+                by=("replica",),
             ),
             per_replica_timeseries(
                 10,

@@ -10,17 +10,16 @@ from dashboards.panels import (
     ERROR_BUDGET,
     GATEWAY,
     REQUESTS,
-    TPOT_BUCKETS,
-    TPOT_SLO_S,
-    TTFT_BUCKETS,
-    TTFT_SLO_S,
+    TPOT,
+    TTFT,
     PanelBuilder,
     Query,
     Unit,
     dashboard,
     percentile_panel,
     percentiles,
-    quantile,
+    sli_panel,
+    sli_stat,
     slo_line,
     stat_panel,
     timeseries_panel,
@@ -44,29 +43,26 @@ ANSWERED_BY_VERSION = f'sum by (version) ({REQUESTS}{{status_class="2xx", {GATEW
 
 def slo_stats() -> list[PanelBuilder]:
     return [
-        stat_panel(
+        sli_stat(
             1,
             "TTFT p95",
             "95th percentile of time to first token at the gateway over the last minute.",
-            Unit.SECONDS,
-            Query(quantile(0.95, TTFT_BUCKETS, GATEWAY), "TTFT p95"),
-            thresholds=slo_line(TTFT_SLO_S),
+            TTFT,
+            0.95,
         ),
-        stat_panel(
+        sli_stat(
             2,
             "TTFT p99 (SLO < 2 s)",
             "99th percentile of time to first token at the gateway; the page fires above 2 s.",
-            Unit.SECONDS,
-            Query(quantile(0.99, TTFT_BUCKETS, GATEWAY), "TTFT p99"),
-            thresholds=slo_line(TTFT_SLO_S),
+            TTFT,
+            0.99,
         ),
-        stat_panel(
+        sli_stat(
             3,
             "TPOT p95",
             "95th percentile of vLLM's time per output token (per request); SLO p99 < 0.25 s.",
-            Unit.SECONDS,
-            Query(quantile(0.95, TPOT_BUCKETS, ENGINE), "TPOT p95"),
-            thresholds=slo_line(TPOT_SLO_S),
+            TPOT,
+            0.95,
         ),
         stat_panel(
             4,
@@ -93,7 +89,7 @@ def slo_stats() -> list[PanelBuilder]:
             "Goodput",
             "Requests per second whose first token arrived within 2.5 s (the histogram bucket next above the 2 s SLO).",
             Unit.REQUESTS_PER_S,
-            Query(f'sum({TTFT_BUCKETS}{{le="2.5", {GATEWAY}}})', "goodput"),
+            Query(f'sum({TTFT.bucket_rate}{{le="2.5", {TTFT.selector}}})', "goodput"),
             decimals=2,
         ),
     ]
@@ -172,7 +168,7 @@ def ttft_timeseries() -> PanelBuilder:
         "From arrival at the gateway to the first token relayed: admission, retrieval, network, engine queue and prefill. SLO: p99 < 2 s.",
         Unit.SECONDS,
         [
-            *percentiles(TTFT_BUCKETS, GATEWAY),
+            *percentiles(TTFT.bucket_rate, TTFT.selector),
             # The raw histogram, for its exemplars: each slow request links to its trace.
             Query(
                 "histogram_quantile(0.99, sum by (le) (rate("
@@ -181,18 +177,16 @@ def ttft_timeseries() -> PanelBuilder:
                 exemplar=True,
             ),
         ],
-        thresholds=slo_line(TTFT_SLO_S),
+        thresholds=slo_line(TTFT.slo),
     )
 
 
 def tpot_timeseries() -> PanelBuilder:
-    return percentile_panel(
+    return sli_panel(
         9,
         "Time per output token p50/p95/p99 (engine)",
         "vLLM's mean time between output tokens of each request: decode pace, batch size, preemptions. SLO: p99 < 0.25 s.",
-        TPOT_BUCKETS,
-        ENGINE,
-        slo=TPOT_SLO_S,
+        TPOT,
     )
 
 
@@ -224,9 +218,9 @@ def client_vs_server_timeseries() -> PanelBuilder:
                 CLIENT,
                 name="client",
             ),
-            *percentiles(TTFT_BUCKETS, GATEWAY, name="gateway"),
+            *percentiles(TTFT.bucket_rate, TTFT.selector, name="gateway"),
         ],
-        thresholds=slo_line(TTFT_SLO_S),
+        thresholds=slo_line(TTFT.slo),
     )
 
 

@@ -29,18 +29,25 @@ __all__ = [
     "GATEWAY",
     "PERCENTILES",
     "REQUESTS",
+    "TPOT",
     "TPOT_BUCKETS",
     "TPOT_SLO_S",
+    "TTFT",
     "TTFT_BUCKETS",
     "TTFT_SLO_S",
+    "VERSION",
     "PanelBuilder",
     "Query",
+    "Sli",
     "Unit",
     "dashboard",
     "drill_annotations",
     "percentile_panel",
     "percentiles",
     "quantile",
+    "rate_by",
+    "sli_panel",
+    "sli_stat",
     "slo_line",
     "stat_panel",
     "timeseries_panel",
@@ -56,6 +63,8 @@ DATASOURCE = common.DataSourceRef(type_val="prometheus", uid="prometheus")
 GATEWAY = 'version=~"$version", tenant=~"$tenant"'
 ENGINE = 'version=~"$version", replica=~"$engine"'
 CLIENT = 'tenant=~"$tenant"'
+# The gateway's per-version series without a tenant (route weights, engines, upstream, shadow).
+VERSION = 'version=~"$version"'
 
 # Recorded series (stack/prometheus/rules/recording.yml) that more than one dashboard reads.
 REQUESTS = "version_status_class_tenant:sandbox_gateway_requests:rate1m"
@@ -68,6 +77,22 @@ PERCENTILES: tuple[tuple[float, str], ...] = ((0.5, "p50"), (0.95, "p95"), (0.99
 TTFT_SLO_S = load_slos().ttft_s
 TPOT_SLO_S = load_slos().tpot_s
 ERROR_BUDGET = load_slos().error_ratio
+
+
+@dataclass(frozen=True)
+class Sli:
+    """A latency SLI as the panels read it: its recorded bucket rate, the selector of the template
+    variables that fits that series' labels, and the SLO drawn over it. Kept together so no
+    panel filters the gateway's TTFT by the engine's labels or draws the wrong limit."""
+
+    name: str
+    bucket_rate: str
+    selector: str
+    slo: float
+
+
+TTFT = Sli("TTFT", TTFT_BUCKETS, GATEWAY, TTFT_SLO_S)
+TPOT = Sli("TPOT", TPOT_BUCKETS, ENGINE, TPOT_SLO_S)
 
 
 class Unit:
@@ -97,11 +122,21 @@ def quantile(q: float, bucket_rate: str, selector: str = "", by: Sequence[str] =
     return f"histogram_quantile({q}, sum by ({keep}) ({bucket_rate}{{{selector}}}))"
 
 
+def _legend(by: Sequence[str]) -> str:
+    """The legend of a series split by the labels ``by``: their values, in order."""
+    return " ".join("{{" + label + "}}" for label in by)
+
+
+def rate_by(counter: str, by: Sequence[str], selector: str = "") -> Query:
+    """Per-second rate of a raw counter over the last minute, one series per value of ``by``."""
+    return Query(f"sum by ({', '.join(by)}) (rate({counter}{{{selector}}}[1m]))", _legend(by))
+
+
 def percentiles(
     bucket_rate: str, selector: str = "", by: Sequence[str] = (), name: str = ""
 ) -> list[Query]:
     """p50/p95/p99 of a recorded bucket rate, optionally split by labels ``by``."""
-    split = " ".join("{{" + label + "}}" for label in by)
+    split = _legend(by)
     prefix = f"{name} " if name else ""
     return [
         Query(
@@ -243,6 +278,15 @@ def percentile_panel(
     )
 
 
+def sli_panel(
+    panel_id: int, title: str, description: str, sli: Sli, *, by: Sequence[str] = ()
+) -> timeseries.Panel:
+    """p50/p95/p99 of an SLI with its SLO line, split by the labels ``by``."""
+    return percentile_panel(
+        panel_id, title, description, sli.bucket_rate, sli.selector, by=by, slo=sli.slo
+    )
+
+
 def stat_panel(
     panel_id: int,
     title: str,
@@ -264,6 +308,19 @@ def stat_panel(
         .targets(_targets([query]))
     )
     return panel.decimals(decimals) if decimals is not None else panel
+
+
+def sli_stat(panel_id: int, title: str, description: str, sli: Sli, q: float) -> stat.Panel:
+    """One percentile ``q`` (one of ``PERCENTILES``) of an SLI as a stat, red from its SLO."""
+    legend = f"{sli.name} {dict(PERCENTILES)[q]}"
+    return stat_panel(
+        panel_id,
+        title,
+        description,
+        Unit.SECONDS,
+        Query(quantile(q, sli.bucket_rate, sli.selector), legend),
+        thresholds=slo_line(sli.slo),
+    )
 
 
 def variables() -> list[Builder[model.VariableModel]]:

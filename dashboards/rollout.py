@@ -9,15 +9,16 @@ from dashboards.panels import (
     ERROR_BUDGET,
     GATEWAY,
     REQUESTS,
-    TPOT_BUCKETS,
-    TPOT_SLO_S,
-    TTFT_BUCKETS,
-    TTFT_SLO_S,
+    TPOT,
+    TTFT,
+    VERSION,
     PanelBuilder,
     Query,
     Unit,
     dashboard,
     percentile_panel,
+    rate_by,
+    sli_panel,
     slo_line,
     timeseries_panel,
 )
@@ -35,7 +36,7 @@ def weight_timeseries() -> PanelBuilder:
         Unit.RATIO,
         [
             Query(
-                'sandbox_gateway_route_weight{version=~"$version"} / ignoring (version) group_left () '
+                f"sandbox_gateway_route_weight{{{VERSION}}} / ignoring (version) group_left () "
                 "sum without (version) (sandbox_gateway_route_weight)",
                 "{{version}}",
             )
@@ -73,26 +74,22 @@ def error_ratio_timeseries() -> PanelBuilder:
 
 
 def ttft_timeseries() -> PanelBuilder:
-    return percentile_panel(
+    return sli_panel(
         4,
         "TTFT p50/p95/p99 by version",
         "Time to first token at the gateway per version. SLO: p99 < 2 s.",
-        TTFT_BUCKETS,
-        GATEWAY,
+        TTFT,
         by=("version",),
-        slo=TTFT_SLO_S,
     )
 
 
 def tpot_timeseries() -> PanelBuilder:
-    return percentile_panel(
+    return sli_panel(
         5,
         "TPOT p50/p95/p99 by version",
         "vLLM's time per output token per version (shadow engines included). SLO: p99 < 0.25 s.",
-        TPOT_BUCKETS,
-        ENGINE,
+        TPOT,
         by=("version",),
-        slo=TPOT_SLO_S,
     )
 
 
@@ -109,18 +106,15 @@ def output_length_timeseries() -> PanelBuilder:
 
 
 def upstream_errors_timeseries() -> PanelBuilder:
+    errors = rate_by("sandbox_gateway_upstream_errors_total", ("version", "kind"), VERSION)
+    # Each version in rotation shows 0 when none happened, instead of no series.
+    none = f"sum by (version) (sandbox_gateway_ready_engines{{{VERSION}}}) * 0"
     return timeseries_panel(
         7,
         "Upstream errors per second by version and kind",
         "Failed calls from the gateway to an engine: connect, timeout, or an error status. Zero per version when none happened.",
         Unit.EVENTS_PER_S,
-        [
-            Query(
-                'sum by (version, kind) (rate(sandbox_gateway_upstream_errors_total{version=~"$version"}[1m]))'
-                ' or sum by (version) (sandbox_gateway_ready_engines{version=~"$version"}) * 0',
-                "{{version}} {{kind}}",
-            )
-        ],
+        [Query(f"{errors.expr} or {none}", errors.legend)],
     )
 
 
@@ -130,7 +124,7 @@ def ready_engines_timeseries() -> PanelBuilder:
         "Ready engines by version",
         "Engines in the gateway's rotation per version.",
         Unit.COUNT,
-        [Query('sandbox_gateway_ready_engines{version=~"$version"}', "{{version}}")],
+        [Query(f"sandbox_gateway_ready_engines{{{VERSION}}}", "{{version}}")],
     )
 
 
@@ -140,12 +134,7 @@ def shadow_timeseries() -> PanelBuilder:
         "Shadow requests per second by outcome",
         "Mirrored requests sent to a shadow version: ok, error, or skipped (too many in flight).",
         Unit.REQUESTS_PER_S,
-        [
-            Query(
-                'sum by (version, outcome) (rate(sandbox_gateway_shadow_requests_total{version=~"$version"}[1m]))',
-                "{{version}} {{outcome}}",
-            )
-        ],
+        [rate_by("sandbox_gateway_shadow_requests_total", ("version", "outcome"), VERSION)],
     )
 
 

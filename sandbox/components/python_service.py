@@ -38,6 +38,22 @@ class PythonService:
     nice: int = 0
     scraped: bool = True  # Prometheus scrapes its /metrics under job NAME
 
+    @classmethod
+    def local_only(
+        cls, name: str, *, port: Callable[[Settings], int], order: int, local_args: Args
+    ) -> PythonService:
+        """A helper of the local stack only (compose runs another product in its place): it runs
+        ``python -m sandbox.NAME``, answers ``/health`` once up and has no /metrics to scrape."""
+        return cls(
+            name=name,
+            module=f"sandbox.{name}",
+            port=port,
+            ready_path="/health",
+            order=order,
+            local_args=local_args,
+            scraped=False,
+        )
+
     def url(self, settings: Settings) -> str:
         return settings.url(self.port(settings))
 

@@ -7,11 +7,9 @@ from sandbox.components.python_service import PythonService
 
 __all__ = ["CONSOLE", "console_component"]
 
-CONSOLE = PythonService(
-    name="console",
-    module="sandbox.console",
+CONSOLE = PythonService.local_only(
+    "console",
     port=lambda settings: settings.console_port,
-    ready_path="/health",
     order=95,  # last: it only reads what the others serve and write
     local_args=lambda settings: (
         "--prometheus-url",
@@ -19,7 +17,6 @@ CONSOLE = PythonService(
         "--run-dir",
         str(settings.run_dir),
     ),
-    scraped=False,  # no /metrics of its own
 )
 
 

@@ -14,10 +14,10 @@ engine phase's name.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
-from sandbox.buckets import LATENCY_BUCKETS_S
 from sandbox.phases import GATEWAY_PHASES
+from sandbox.service_metrics import ServiceMetrics
 
 __all__ = [
     "GATEWAY_PHASES",
@@ -40,107 +40,88 @@ def status_class(status: int) -> str:
     return f"{min(max(status // 100, 2), 5)}xx"
 
 
-class GatewayMetrics:
+class GatewayMetrics(ServiceMetrics):
     """The gateway's metrics in a registry of their own (one per app, so tests can build many)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        r = self.registry
+        super().__init__(registry)
 
         # -- Latency --------------------------------------------------------------------
-        self.phase_seconds = Histogram(
+        self.phase_seconds = self.histogram(
             "sandbox_gateway_phase_seconds",
             "Time one request spent in one gateway phase (sandbox.phases), in seconds.",
             ["phase", "version", "tenant"],
-            buckets=LATENCY_BUCKETS_S,
-            registry=r,
         )
-        self.request_duration_seconds = Histogram(
+        self.request_duration_seconds = self.histogram(
             "sandbox_gateway_request_duration_seconds",
             "End-to-end time of one request at the gateway, from arrival to the last byte, in seconds.",
             ["route", "version", "status_class", "tenant"],
-            buckets=LATENCY_BUCKETS_S,
-            registry=r,
         )
-        self.time_to_first_token_seconds = Histogram(
+        self.time_to_first_token_seconds = self.histogram(
             "sandbox_gateway_time_to_first_token_seconds",
             "Time from a streamed request's arrival to its first token relayed to the client, in seconds.",
             ["version", "tenant"],
-            buckets=LATENCY_BUCKETS_S,
-            registry=r,
         )
 
         # -- Traffic --------------------------------------------------------------------
-        self.requests_total = Counter(
+        self.requests_total = self.counter(
             "sandbox_gateway_requests",
             "Number of completion requests answered, by route, version, status class and tenant.",
             ["route", "version", "status_class", "tenant"],
-            registry=r,
         )
-        self.tokens_total = Counter(
+        self.tokens_total = self.counter(
             "sandbox_gateway_tokens",
             "Number of tokens (prompt or completion) of the requests relayed, in tokens.",
             ["kind", "version", "tenant"],
-            registry=r,
         )
-        self.rejections_total = Counter(
+        self.rejections_total = self.counter(
             "sandbox_gateway_rejections",
             "Number of requests refused by admission control or input limits, by reason.",
             ["reason"],
-            registry=r,
         )
-        self.retrieval_fallbacks_total = Counter(
+        self.retrieval_fallbacks_total = self.counter(
             "sandbox_gateway_retrieval_fallbacks",
             "Number of RAG requests answered without context because the retriever failed, by reason.",
             ["reason"],
-            registry=r,
         )
-        self.upstream_errors_total = Counter(
+        self.upstream_errors_total = self.counter(
             "sandbox_gateway_upstream_errors",
             "Number of failed calls to an engine, by version and kind (connect, timeout, status).",
             ["version", "kind"],
-            registry=r,
         )
-        self.shadow_requests_total = Counter(
+        self.shadow_requests_total = self.counter(
             "sandbox_gateway_shadow_requests",
             "Number of mirrored (shadow) requests, by version and outcome (ok, error, skipped).",
             ["version", "outcome"],
-            registry=r,
         )
-        self.disconnects_total = Counter(
+        self.disconnects_total = self.counter(
             "sandbox_gateway_client_disconnects",
             "Number of requests whose client went away before the answer ended (upstream aborted).",
             ["route"],
-            registry=r,
         )
 
         # -- State ----------------------------------------------------------------------
-        self.in_flight_requests = Gauge(
+        self.in_flight_requests = self.gauge(
             "sandbox_gateway_in_flight_requests",
             "Number of completion requests being served now.",
-            registry=r,
         )
-        self.in_flight_tokens = Gauge(
+        self.in_flight_tokens = self.gauge(
             "sandbox_gateway_in_flight_tokens",
             "Tokens (prompt + max_tokens) of the requests admitted now, in tokens.",
-            registry=r,
         )
-        self.queue_depth = Gauge(
+        self.queue_depth = self.gauge(
             "sandbox_gateway_queue_depth",
             "Number of requests waiting for admission now.",
-            registry=r,
         )
-        self.route_weight = Gauge(
+        self.route_weight = self.gauge(
             "sandbox_gateway_route_weight",
             "Routing weight of a model version (relative, as configured).",
             ["version"],
-            registry=r,
         )
-        self.ready_engines = Gauge(
+        self.ready_engines = self.gauge(
             "sandbox_gateway_ready_engines",
             "Number of engines of a version in rotation now.",
             ["version"],
-            registry=r,
         )
 
         for reason in REJECTION_REASONS:

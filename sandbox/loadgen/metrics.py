@@ -13,83 +13,65 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
-from sandbox.buckets import LATENCY_BUCKETS_S, TOKEN_LATENCY_BUCKETS_S
+from sandbox.buckets import TOKEN_LATENCY_BUCKETS_S
+from sandbox.service_metrics import ServiceMetrics
 
 __all__ = ["OUTCOMES", "LoadgenMetrics"]
 
 OUTCOMES: tuple[str, ...] = ("ok", "4xx", "5xx", "timeout", "cancelled")
 
 
-class LoadgenMetrics:
+class LoadgenMetrics(ServiceMetrics):
     """The generator's metrics in a registry of their own (tests build several)."""
 
     def __init__(self, tenants: Iterable[str], registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        r = self.registry
+        # Every series is per tenant: its children are bound below, one set per tenant.
+        super().__init__(registry, common_labels=("tenant",))
 
         # -- Latency as the client sees it ------------------------------------------------
-        self.time_to_first_token_seconds = Histogram(
+        self.time_to_first_token_seconds = self.histogram(
             "sandbox_loadgen_time_to_first_token_seconds",
             "Time from sending a streaming request to receiving its first token, in seconds.",
-            ["tenant"],
-            buckets=LATENCY_BUCKETS_S,
-            registry=r,
         )
-        self.time_per_output_token_seconds = Histogram(
+        self.time_per_output_token_seconds = self.histogram(
             "sandbox_loadgen_time_per_output_token_seconds",
             "Mean time between output tokens after the first, per streaming request, in seconds.",
-            ["tenant"],
             buckets=TOKEN_LATENCY_BUCKETS_S,
-            registry=r,
         )
-        self.e2e_request_latency_seconds = Histogram(
+        self.e2e_request_latency_seconds = self.histogram(
             "sandbox_loadgen_e2e_request_latency_seconds",
             "Time from sending a request to receiving the end of its answer, in seconds.",
-            ["tenant"],
-            buckets=LATENCY_BUCKETS_S,
-            registry=r,
         )
 
         # -- Requests and tokens ---------------------------------------------------------
-        self.requests_total = Counter(
+        self.requests_total = self.counter(
             "sandbox_loadgen_requests",
             "Requests finished, by tenant and outcome (ok, 4xx, 5xx, timeout, cancelled).",
-            ["tenant", "outcome"],
-            registry=r,
+            ["outcome"],
         )
-        self.prompt_tokens_total = Counter(
+        self.prompt_tokens_total = self.counter(
             "sandbox_loadgen_prompt_tokens",
             "Prompt tokens of finished requests, as the server reported them (or as sent), in tokens.",
-            ["tenant"],
-            registry=r,
         )
-        self.output_tokens_total = Counter(
+        self.output_tokens_total = self.counter(
             "sandbox_loadgen_output_tokens",
             "Output tokens received, in tokens.",
-            ["tenant"],
-            registry=r,
         )
-        self.dropped_total = Counter(
+        self.dropped_total = self.counter(
             "sandbox_loadgen_dropped_arrivals",
             "Scheduled arrivals not sent because max_in_flight requests were already running.",
-            ["tenant"],
-            registry=r,
         )
 
         # -- Now ---------------------------------------------------------------------------
-        self.in_flight_requests = Gauge(
+        self.in_flight_requests = self.gauge(
             "sandbox_loadgen_in_flight_requests",
             "Requests sent and not yet finished, in requests.",
-            ["tenant"],
-            registry=r,
         )
-        self.target_rate_per_second = Gauge(
+        self.target_rate_per_second = self.gauge(
             "sandbox_loadgen_target_rate_per_second",
             "Arrival rate the schedule asks for now (base rate times shape; 0 when off), in requests per second.",
-            ["tenant"],
-            registry=r,
         )
 
         # Bind every label set at start-up: series exist (at 0) before the first request.

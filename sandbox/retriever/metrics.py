@@ -9,10 +9,10 @@ OpenMetrics exposition, which ``render`` picks when the scraper asks for it (Pro
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
-from sandbox.buckets import LATENCY_BUCKETS_S
 from sandbox.phases import RETRIEVER_STEP_METRIC, RETRIEVER_STEPS
+from sandbox.service_metrics import ServiceMetrics
 
 __all__ = ["STATUS_CLASSES", "STEPS", "RetrieverMetrics"]
 
@@ -23,54 +23,46 @@ STEPS: tuple[str, ...] = RETRIEVER_STEPS
 STATUS_CLASSES: tuple[str, ...] = ("2xx", "4xx", "5xx")
 
 
-class RetrieverMetrics:
+class RetrieverMetrics(ServiceMetrics):
     """The retriever's metrics in a registry of their own (one per app, so tests can build many)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+        super().__init__(registry)
 
         # -- Latency --------------------------------------------------------------------
-        self.step_seconds = Histogram(
+        self.step_seconds = self.histogram(
             RETRIEVER_STEP_METRIC,
             "Time spent in one step (embed, search, rerank) of a search, in seconds.",
             ["step"],
-            buckets=LATENCY_BUCKETS_S,
-            registry=self.registry,
         )
-        self.request_duration_seconds = Histogram(
+        self.request_duration_seconds = self.histogram(
             "sandbox_retriever_request_duration_seconds",
             "Time to answer one /search call, from request to response, in seconds.",
-            buckets=LATENCY_BUCKETS_S,
-            registry=self.registry,
         )
 
         # -- Traffic --------------------------------------------------------------------
-        self.requests_total = Counter(
+        self.requests_total = self.counter(
             "sandbox_retriever_requests",  # the client appends _total
             "Number of /search calls answered, by HTTP status class (2xx, 4xx, 5xx).",
             ["status"],
-            registry=self.registry,
         )
 
         # -- Faults ---------------------------------------------------------------------
-        self.injected_delay_seconds = Gauge(
+        self.injected_delay_seconds = self.gauge(
             "sandbox_retriever_injected_delay_seconds",
             "Mean latency an active fault adds to one retrieval step, in seconds (0 when none).",
             ["step"],
-            registry=self.registry,
         )
 
         # -- Index ----------------------------------------------------------------------
-        self.index_passages = Gauge(
+        self.index_passages = self.gauge(
             "sandbox_retriever_index_passages",
             "Number of passages (chunks) in the search index, 0 until it is built.",
-            registry=self.registry,
         )
-        self.startup_seconds = Gauge(
+        self.startup_seconds = self.gauge(
             "sandbox_retriever_startup_seconds",
             "Time one start-up step took (model_load, index_build), in seconds.",
             ["step"],
-            registry=self.registry,
         )
 
         # Bind every label value now: series exist from the first scrape (a zero rate is a

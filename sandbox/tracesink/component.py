@@ -9,15 +9,12 @@ from sandbox.tracesink.store import spans_path
 
 __all__ = ["trace_sink_component", "trace_sink_endpoint"]
 
-TRACE_SINK = PythonService(
-    name="tracesink",
-    module="sandbox.tracesink",
+TRACE_SINK = PythonService.local_only(
+    "tracesink",
     port=lambda settings: settings.trace_sink_port,
-    ready_path="/health",
     # First: the engine's start-up spans are sent while it loads.
     order=5,
     local_args=lambda settings: ("--out", str(spans_path(settings.run_dir))),
-    scraped=False,
 )
 
 
