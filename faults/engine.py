@@ -68,13 +68,18 @@ def _stack_running(ctx: StackContext, engine: str) -> bool:
     )
 
 
-def restart_engine(ctx: StackContext, overrides: dict[str, Any], why: str) -> None:
-    """Stop the engine service and start it with ``overrides`` on top of the settings; wait until ready."""
+def restart_engine(
+    ctx: StackContext, overrides: dict[str, Any], why: str, *, even_if_unchanged: bool = False
+) -> None:
+    """Stop the engine service and start it with ``overrides`` on top of the settings; wait until
+    ready. An engine already running exactly that is left alone, unless ``even_if_unchanged``
+    (a restart that is itself the point)."""
     component = ctx.engine_component
     settings = ctx.settings.model_copy(update=overrides)
     spec = component.spec(settings)
     running = ctx.runtime.status(component.name)
-    if running.state is ServiceState.RUNNING and running.fingerprint == spec.fingerprint():
+    unchanged = running.state is ServiceState.RUNNING and running.fingerprint == spec.fingerprint()
+    if unchanged and not even_if_unchanged:
         # Already what the changes ask for: the stack started it so (a drill's setup).
         ctx.progress(f"{component.name} already runs with {overrides or 'the stack settings'}")
         return
@@ -260,7 +265,7 @@ class EngineRestart(Change):
         return {}
 
     def apply(self, ctx: StackContext, params: Params, handle: FaultHandle) -> None:
-        restart_engine(ctx, engine_overrides(ctx), self.name)
+        restart_engine(ctx, engine_overrides(ctx), self.name, even_if_unchanged=True)
 
     def undo(self, ctx: StackContext, handle: FaultHandle) -> None:
         handle.notes.append("a restart has nothing to undo")
