@@ -70,12 +70,14 @@ def load_scale(d: DrillContext) -> float:
         raise DrillFailure("traffic", str(exc)) from exc
     scale = rate_scale(speed, reference)
     d.say(
-        f"  sized the load to this engine: {speed.requests_per_s:.2f} probe requests/s against "
-        f"{reference:g} where the incident was tuned, rates x{scale:.2f}"
+        f"  sized the load to this engine: {speed.requests_per_s:.2f} probe requests/s (median "
+        f"of {len(speed.rounds)} rounds) against {reference:g} where the incident was tuned, "
+        f"rates x{scale:.2f}"
     )
     d.event(
         "drill.engine_speed",
         requests_per_s=round(speed.requests_per_s, 3),
+        rounds=[round(r, 3) for r in speed.rounds],
         tokens_per_s=round(speed.tokens_per_s, 1),
         reference=reference,
         rate_scale=round(scale, 3),

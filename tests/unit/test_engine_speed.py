@@ -47,10 +47,18 @@ def loading_engine() -> Iterator[str]:
 
 
 def test_the_probe_counts_requests_and_generated_tokens(engine: str) -> None:
-    speed = measure_engine(engine, "tiny", requests=4)
+    speed = measure_engine(engine, "tiny", requests=4, rounds=3)
     # The stand-in answers at once with one generated token per request.
     assert speed.requests_per_s > 10 and speed.tokens_per_s == pytest.approx(speed.requests_per_s)
     assert speed.seconds > 0
+
+
+def test_the_reading_is_the_median_round(engine: str) -> None:
+    speed = measure_engine(engine, "tiny", requests=4, rounds=5)
+    assert len(speed.rounds) == 5
+    assert speed.requests_per_s == sorted(speed.rounds)[2]
+    with pytest.raises(ValueError, match="at least 1"):
+        measure_engine(engine, "tiny", rounds=0)
 
 
 def test_an_engine_that_refuses_or_is_gone_is_a_clear_error(loading_engine: str) -> None:
