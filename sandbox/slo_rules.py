@@ -11,6 +11,8 @@ import re
 import sys
 from pathlib import Path
 
+from prometheus_client.utils import floatToGoString
+
 from sandbox.settings import REPO_ROOT
 from sandbox.slos import SloError, Slos, load_slos
 
@@ -28,12 +30,20 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
+def _bucket_label(edge: float) -> str:
+    """The ``le`` label the Python client gives this bucket edge (2.0 -> "2.0"): the load
+    generator's own formatting, so a matcher on it cannot drift from what is scraped."""
+    return str(floatToGoString(edge))  # type: ignore[no-untyped-call]
+
+
 def render_slo_rules(slos: Slos, template: Path = TEMPLATE) -> str:
     text = template.read_text()
     # The template's own header says it is a template; the output says it is generated.
     body = text.split("\n#\n", 1)[1] if text.startswith("# TEMPLATE") else text
     values = {
         "@TTFT_S@": _number(slos.ttft_s),
+        # The bucket edge as the Python client labels it (2.0 -> "2.0"), for `le` matchers.
+        "@TTFT_LE@": _bucket_label(slos.ttft_s),
         "@TPOT_S@": _number(slos.tpot_s),
         "@ERROR_RATIO@": _number(slos.error_ratio),
         "@ERROR_PCT@": _number(slos.error_ratio * 100),

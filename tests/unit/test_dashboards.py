@@ -233,7 +233,7 @@ def test_prometheus_config_renders_and_passes_promtool(tmp_path: Path) -> None:
         [_tool("promtool"), "check", "config", str(config)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "5 rules found" in result.stdout and "57 rules found" in result.stdout, result.stdout
+    assert "6 rules found" in result.stdout and "57 rules found" in result.stdout, result.stdout
 
 
 def test_alertmanager_config_renders_and_passes_amtool(tmp_path: Path) -> None:
