@@ -38,10 +38,12 @@ def _margin(r: Any) -> str:
         return ""
     if math.isinf(margin):
         return ", at 0 against the threshold"
+    # Two significant digits, but never in exponent form: "100 times", not "1e+02 times".
+    times = f"{margin:.0f}" if margin >= 10 else f"{margin:.2g}"
     return (
-        f", {margin:.2g} times the threshold"
+        f", {times} times the threshold"
         if r.check.above is not None
-        else (f", the threshold is {margin:.2g} times it")
+        else (f", the threshold is {times} times it")
     )
 
 

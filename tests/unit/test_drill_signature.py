@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from sandbox.drill.manifest import Check, list_incidents, load_incident
+from sandbox.drill.report import _margin
 from sandbox.drill.signature import (
+    CheckResult,
     evaluate,
     grid_start,
     known_metrics,
@@ -181,3 +183,14 @@ def test_judge_window_row_and_expected_alerts(prom: PrometheusClient, tmp_path: 
         "expected TimeToFirstTokenSLOBreach, KVCacheNearFull never fired" in f
         for f in result.failures
     ), result.failures
+
+
+def test_margins_read_as_plain_numbers() -> None:
+    def margin(worst: float, **threshold: float) -> str:
+        check = Check.model_validate({"name": "c", "expr": "up", **threshold})
+        return _margin(CheckResult(check, "anomalous", True, 0.0, worst, 1))
+
+    assert margin(1.0, above=0.01) == ", 100 times the threshold"
+    assert margin(3.88, above=2.0) == ", 1.9 times the threshold"
+    assert margin(0.05, below=0.25) == ", the threshold is 5 times it"
+    assert margin(0.0, below=0.25) == ", at 0 against the threshold"
