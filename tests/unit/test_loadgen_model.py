@@ -149,7 +149,7 @@ def test_shipped_profiles_load() -> None:
     long = load_profile("long-context-tenant")
     # The kv-exhaustion incident switches this tenant on; the chat tenant is the one it measures.
     assert not long.tenants["long_context"].enabled and long.tenants["interactive"].enabled
-    assert long.tenants["long_context"].prompt_tokens.mean() == 1500
+    assert long.tenants["long_context"].prompt_tokens.mean() == 800
     assert load_profile("rag-heavy").tenants["rag"].rag_share == 1.0
 
 
