@@ -42,7 +42,6 @@ def render_slo_rules(slos: Slos, template: Path = TEMPLATE) -> str:
     body = text.split("\n#\n", 1)[1] if text.startswith("# TEMPLATE") else text
     values = {
         "@TTFT_S@": _number(slos.ttft_s),
-        # The bucket edge as the Python client labels it (2.0 -> "2.0"), for `le` matchers.
         "@TTFT_LE@": _bucket_label(slos.ttft_s),
         "@TPOT_S@": _number(slos.tpot_s),
         "@ERROR_RATIO@": _number(slos.error_ratio),
