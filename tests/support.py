@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import subprocess
 import time
@@ -16,15 +17,21 @@ import httpx
 import pytest
 import yaml
 
+from faults import StackContext
 from sandbox import stack
 from sandbox.components.base import free_port as components_free_port
+from sandbox.drill.context import DrillContext
+from sandbox.drill.manifest import load_incident
+from sandbox.drill.result import DrillOptions, DrillResult, Mode
 from sandbox.gateway.component import gateway_url
+from sandbox.promapi import AlertmanagerClient, PrometheusClient
 from sandbox.runtime.base import ServiceState
 from sandbox.runtime.local import LocalRuntime, group_alive
 from sandbox.settings import Settings, load_settings
 
 __all__ = [
     "StackHandle",
+    "drill_context",
     "free_port",
     "isolated_settings",
     "poll_until",
@@ -141,6 +148,27 @@ def isolated_settings(run_dir: Path, **overrides: object) -> Settings:
         )
     }
     return load_settings(run_dir=run_dir, **{**ports, **overrides})
+
+
+def drill_context(
+    run_dir: Path, mode: Mode, said: list[str], incident: str = "kv-exhaustion"
+) -> DrillContext:
+    """A drill's shared state on an isolated stack that is not running: for the steps' logic."""
+    settings = isolated_settings(run_dir)
+    runtime = LocalRuntime(settings.run_dir)
+    loaded = load_incident(incident)
+    return DrillContext(
+        incident=loaded,
+        settings=settings,
+        options=DrillOptions(mode=mode),
+        runtime=runtime,
+        say=said.append,
+        ctx=StackContext.from_settings(settings, runtime),
+        prom=PrometheusClient(settings.prometheus_url),
+        alertmanager=AlertmanagerClient(settings.alertmanager_url),
+        result=DrillResult(loaded, mode, time.time()),
+        rng=random.Random(0),
+    )
 
 
 def start_test_stack(run_dir: Path) -> StackHandle:

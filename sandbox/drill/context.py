@@ -21,11 +21,15 @@ from sandbox.promapi import AlertmanagerClient, PrometheusClient, PrometheusErro
 from sandbox.runtime.base import Runtime
 from sandbox.settings import Settings
 
-__all__ = ["COVER", "POLL_S", "REPORT_EVERY_S", "DrillContext"]
+__all__ = ["COVER", "LEARNER_TIME_S", "POLL_S", "REPORT_EVERY_S", "DrillContext"]
 
 POLL_S = 2.0
 REPORT_EVERY_S = 10.0
 COVER = "setting up the scenario"
+# A learner takes far longer than the reference mitigation does: in interactive mode every
+# change of the drill lives this much longer, so the incident does not revert itself while they
+# investigate. (One learner came back to their prompt after an hour to "no page firing now".)
+LEARNER_TIME_S = 2 * 3600.0
 
 
 @dataclass
@@ -135,15 +139,26 @@ class DrillContext:
             return [f"(Alertmanager unreachable: {exc})"]
 
     def budget_s(self) -> float:
-        """How long the drill's changes may live before they revert themselves."""
+        """How long the drill's setup and mitigations may live before they revert themselves."""
         t, r = self.m.timing, self.m.recovery
         attempts = len(self.m.mitigations)
-        return (
+        return self.ttl_s(
             t.baseline_timeout_s
             + t.page_timeout_s
             + attempts * (r.timeout_s + r.hold_s + 600)
             + 1800
         )
+
+    def ttl_s(self, planned: float) -> float:
+        """A change's time to live: as planned in auto mode, plus the learner's time in
+        interactive mode. It is the safety net for a drill that dies without cleaning up."""
+        return planned + (LEARNER_TIME_S if self.options.mode == "interactive" else 0.0)
+
+    def scenario_left_s(self) -> float | None:
+        """Seconds until the first of the incident's faults reverts itself (None before any)."""
+        if not self.fault_handles:
+            return None
+        return min(h.expires_at for h in self.fault_handles.values()) - time.time()
 
     def change(self, name: str, params: dict[str, Any], ttl_s: float, source: str) -> FaultHandle:
         """Inject a change; a change of this drill already on the same target is replaced

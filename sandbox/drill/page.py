@@ -12,7 +12,7 @@ from sandbox.drill.result import DrillFailure
 from sandbox.drill.webhook import AlertReceiver
 from sandbox.promapi import PrometheusError, Reduce
 
-__all__ = ["inject", "pager_view", "wait_page"]
+__all__ = ["inject", "pager_view", "scenario_clock", "wait_page"]
 
 
 def inject(d: DrillContext) -> None:
@@ -26,7 +26,7 @@ def inject(d: DrillContext) -> None:
         if delay > 0:
             d.wait(delay, f"next fault ({step.id})" if d.revealed else "setting up")
         started = time.monotonic()
-        d.fault_handles[step.id] = d.change(step.change, step.params, step.ttl_s, d.source)
+        d.fault_handles[step.id] = d.change(step.change, step.params, d.ttl_s(step.ttl_s), d.source)
         # The time a step takes to apply (a canary's start-up: 70-110 s on two cores) does not
         # eat into the next step's interval: bad-rollout's shadow once had 16 s instead of 120
         # and mirrored no failing request.
@@ -35,7 +35,12 @@ def inject(d: DrillContext) -> None:
 
 
 def pager_view(d: DrillContext) -> str:
-    """What a pager shows: the page-severity alerts firing now, their value and summary."""
+    """What a pager shows: the page-severity alerts firing now, their value and summary, and how
+    long the scenario stays broken."""
+    return f"{firing_pages(d)}\n{scenario_clock(d)}"
+
+
+def firing_pages(d: DrillContext) -> str:
     try:
         alerts = d.prom.alerts()
     except PrometheusError as exc:
@@ -52,6 +57,19 @@ def pager_view(d: DrillContext) -> str:
         summary = alert.get("annotations", {}).get("summary", "")
         lines.append(f"  FIRING {labels.get('alertname', '?')} (value {value}): {summary}")
     return "\n".join(lines) or "  no page firing now"
+
+
+def scenario_clock(d: DrillContext) -> str:
+    """How long the incident stays broken: its faults revert themselves at their TTL."""
+    left = d.scenario_left_s()
+    if left is None:
+        return "  the scenario has not started yet"
+    if left <= 0:
+        return (
+            "  the scenario's time is up: its faults have reverted themselves, so what you see "
+            "now is a healthy system. Type q and start the drill again to retry."
+        )
+    return f"  the scenario stays broken for {left / 60:.0f} more min"
 
 
 def wait_page(d: DrillContext, receiver: AlertReceiver) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from sandbox.drill.context import DrillContext
 from sandbox.drill.grading import shuffled_mitigations
-from sandbox.drill.page import pager_view
+from sandbox.drill.page import pager_view, scenario_clock
 from sandbox.drill.prompts import Prompter
 from sandbox.drill.quiz import ask_diagnosis, ask_mitigation, explain
 from sandbox.drill.recovery import apply, judge_window, undo, wait_anomalies
@@ -55,6 +55,7 @@ def respond_interactive(d: DrillContext, prompter_factory: Callable[..., Prompte
     remaining = shuffled_mitigations(list(d.m.mitigations), d.rng)
     recovered = False
     prompter.say("\nInvestigate (dashboards, traces), then answer and act in the order you choose.")
+    prompter.say(scenario_clock(d) + " (s shows the time left).")
     while d.result.diagnosis is None or not recovered:
         keys = [k for k, todo in (("d", d.result.diagnosis is None), ("m", not recovered)) if todo]
         key = prompter.ask_key(f"[{MENU}] ({'/'.join(keys)}): ", keys)
@@ -66,6 +67,13 @@ def respond_interactive(d: DrillContext, prompter_factory: Callable[..., Prompte
         if not remaining:
             raise DrillFailure("recovery", "no mitigation brought recovery")
         mitigation = ask_mitigation(prompter, remaining)
+        if (d.scenario_left_s() or 0.0) <= 0:
+            # The faults are gone: any mitigation would "recover" a system that is no longer broken.
+            raise DrillFailure(
+                "expired",
+                "the scenario's faults reverted themselves (their time to live passed) before "
+                "a mitigation was applied; start the drill again to retry",
+            )
         remaining.remove(mitigation)
         busy_since = time.time()
         attempt = apply(d, mitigation)
