@@ -65,7 +65,7 @@ def error_ratio_timeseries() -> PanelBuilder:
     total = f"sum by (version) ({REQUESTS}{{{GATEWAY}}})"
     return timeseries_panel(
         3,
-        "Error ratio by version",
+        "5xx ratio by version",
         "Share of each version's requests answered with a 5xx. A canary above stable is the canary's fault; both up is the platform's.",
         Unit.RATIO,
         [Query(f"({errors} or {total} * 0) / {total}", "{{version}}")],
