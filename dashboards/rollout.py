@@ -14,6 +14,7 @@ from dashboards.panels import (
     VERSION,
     PanelBuilder,
     Query,
+    Sli,
     Unit,
     dashboard,
     percentile_panel,
@@ -73,23 +74,10 @@ def error_ratio_timeseries() -> PanelBuilder:
     )
 
 
-def ttft_timeseries() -> PanelBuilder:
+def sli_by_version_timeseries(panel_id: int, sli: Sli, description: str) -> PanelBuilder:
+    """An SLI's p50/p95/p99 per version, titled after the SLI, with its SLO line."""
     return sli_panel(
-        4,
-        "TTFT p50/p95/p99 by version",
-        "Time to first token at the gateway per version. SLO: p99 < 2 s.",
-        TTFT,
-        by=("version",),
-    )
-
-
-def tpot_timeseries() -> PanelBuilder:
-    return sli_panel(
-        5,
-        "TPOT p50/p95/p99 by version",
-        "vLLM's time per output token per version (shadow engines included). SLO: p99 < 0.25 s.",
-        TPOT,
-        by=("version",),
+        panel_id, f"{sli.name} p50/p95/p99 by version", description, sli, by=("version",)
     )
 
 
@@ -147,8 +135,14 @@ def rollout_dashboard() -> Dashboard:
             weight_timeseries(),
             requests_timeseries(),
             error_ratio_timeseries(),
-            ttft_timeseries(),
-            tpot_timeseries(),
+            sli_by_version_timeseries(
+                4, TTFT, "Time to first token at the gateway per version. SLO: p99 < 2 s."
+            ),
+            sli_by_version_timeseries(
+                5,
+                TPOT,
+                "vLLM's time per output token per version (shadow engines included). SLO: p99 < 0.25 s.",
+            ),
             output_length_timeseries(),
             upstream_errors_timeseries(),
             ready_engines_timeseries(),

@@ -12,7 +12,7 @@ poor policy; the learner's mitigation replaces it. Its undo restores the previou
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from pydantic import Field
@@ -52,20 +52,28 @@ class AutoscalerRunParams(Params):
     )
 
 
-class AutoscalerRun(Change):
+class _AutoscalerChange(Change):
+    """What both autoscaler changes share: an operator's change to one ``part`` of the autoscaler
+    (its target, so the two can be active together), kept for an hour by default."""
+
+    part: ClassVar[str]
+    category = ChangeCategory.OPERATOR
+    default_ttl_s = 3600.0
+
+    def target(self, params: Params) -> str:
+        return f"autoscaler:{self.part}"
+
+
+class AutoscalerRun(_AutoscalerChange):
     name = "autoscaler-run"
+    part = "service"
     compose_refusal = (
         "the autoscaler would run in a container with the host's settings (Prometheus and the "
         "gateway at 127.0.0.1) and no Docker socket to add replicas with"
     )
-    category = ChangeCategory.OPERATOR
     summary = "run the autoscaler service: it adds and removes stable engine replicas from a Prometheus signal"
     effect = "replicas start when its signal is over target (each takes an engine's real start-up time) and are drained after"
     params_model = AutoscalerRunParams
-    default_ttl_s = 3600.0
-
-    def target(self, params: Params) -> str:
-        return "autoscaler:service"
 
     def prepare(self, ctx: StackContext, params: Params) -> dict[str, Any]:
         if ctx.runtime.status(SERVICE).state is ServiceState.RUNNING:
@@ -142,18 +150,14 @@ class AutoscalerPolicyParams(Params):
     )
 
 
-class AutoscalerPolicy(Change):
+class AutoscalerPolicy(_AutoscalerChange):
     name = "autoscaler-policy"
-    category = ChangeCategory.OPERATOR
+    part = "policy"
     summary = (
         "change the autoscaler's policy: signal and target, warm minimum, readiness gating, windows"
     )
     effect = "the running autoscaler decides with the new policy from its next decision on"
     params_model = AutoscalerPolicyParams
-    default_ttl_s = 3600.0
-
-    def target(self, params: Params) -> str:
-        return "autoscaler:policy"
 
     def prepare(self, ctx: StackContext, params: Params) -> dict[str, Any]:
         assert isinstance(params, AutoscalerPolicyParams)

@@ -12,6 +12,7 @@ The clients of these services read the message back with ``error_message``.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sandbox.exceptions import SandboxError
@@ -99,23 +100,19 @@ def error_message(response: httpx.Response) -> str | None:
     return None if message is None else str(message)
 
 
+# An exception still: compared by identity, with Exception's repr and ``str`` (the message).
+@dataclass(eq=False, repr=False)
 class OpenAIError(SandboxError):
     """An answer that is not a success: the status and the OpenAI error fields."""
 
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        param: str | None = None,
-        code: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.param = param
-        self.code = code
-        self.headers = headers or {}
+    status: int
+    message: str
+    param: str | None = None
+    code: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)  # args == (message,), as str(exc) shows it
 
     def response(self) -> JSONResponse:
         return error_response(self.status, self.message, self.param, self.code, self.headers)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from sandbox.cli.options import path_option
 from sandbox.settings import REPO_ROOT, load_settings
 
 __all__ = ["COMMANDS", "dashboards", "parse_since"]
@@ -40,12 +41,7 @@ def dashboards() -> None:
     multiple=True,
     help="dashboard to draw (overview, engine, rag, rollout, capacity); repeat for more; default all",
 )
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="output folder (default: <run_dir>/dashboards)",
-)
+@path_option("--out", help="output folder (default: <run_dir>/dashboards)")
 def render(since: str, names: tuple[str, ...], out: Path | None) -> None:
     """Draw dashboards as PNG panels and one HTML page each, from the running Prometheus."""
     from sandbox import timeline

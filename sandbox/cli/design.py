@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from sandbox.cli.dashboards import dashboards
+from sandbox.cli.options import path_option
 from sandbox.settings import load_settings
 
 if TYPE_CHECKING:
@@ -59,10 +60,8 @@ def _served_windows(given: tuple[Path, ...]) -> Iterator[list[Window]]:
 @dashboards.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_RECORDINGS
-@click.option(
+@path_option(
     "--out",
-    type=click.Path(path_type=Path),
-    default=None,
     help="folder for the pictures (<out>/<incident>/<dashboard>.png; default <run_dir>/grade)",
 )
 @click.option("--no-pictures", is_flag=True, help="skip drawing the dashboard over each incident")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from sandbox.cli.options import mode_option
+from sandbox.cli.options import mode_option, path_option
 
 __all__ = ["COMMANDS", "incident_group", "incidents_group"]
 
@@ -69,9 +69,7 @@ def _interrupt(signum: int, frame: object) -> None:
     "--seed", type=int, default=None, help="with ID=random: which incident is picked (reproducible)"
 )
 @click.option("--no-up", is_flag=True, help="do not start the stack; fail if it is not ready")
-@click.option(
-    "--report-dir", type=click.Path(path_type=Path), default=None, help="where report.html goes"
-)
+@path_option("--report-dir", help="where report.html goes")
 def run_command(
     incident_id: str, mode: str, seed: int | None, no_up: bool, report_dir: Path | None
 ) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import click
 
-__all__ = ["DRILL_MODES", "mode_option"]
+__all__ = ["DRILL_MODES", "mode_option", "path_option"]
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -24,3 +25,9 @@ def mode_option(help: str) -> Callable[[F], F]:
         show_default=True,
         help=help,
     )
+
+
+def path_option(*param_decls: str, help: str) -> Callable[[F], F]:
+    """An optional path: a ``Path`` when given, ``None`` when not (the command's default then
+    depends on the settings, e.g. the run directory, so ``help`` says what it is)."""
+    return click.option(*param_decls, type=click.Path(path_type=Path), default=None, help=help)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from sandbox.cli.options import mode_option
+from sandbox.cli.options import mode_option, path_option
 from sandbox.exceptions import SandboxError
 
 __all__ = ["COMMANDS", "parse_time", "recording_path"]
@@ -66,9 +66,7 @@ def recording_path(ref: str) -> Path:
     multiple=True,
     help="series selector (repeatable), e.g. --match '{job=\"engine\"}'; default: every series",
 )
-@click.option(
-    "--spans", type=click.Path(path_type=Path), help="OTLP JSON lines to keep (the window's only)"
-)
+@path_option("--spans", help="OTLP JSON lines to keep (the window's only)")
 @click.option("--bearer-token-file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--injected-at", "injected_text", help="when the incident began (marks the replay)")
 @click.option("--incident", "incident_id", help="incident id to tie the recording to")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from sandbox.cli.options import path_option
 from sandbox.settings import load_settings
 
 __all__ = ["COMMANDS", "traces"]
@@ -27,13 +28,7 @@ __all__ = ["COMMANDS", "traces"]
     type=click.FloatRange(min=0, min_open=True),
     help="only requests that ended this many seconds ago or less",
 )
-@click.option(
-    "--file",
-    "path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="spans file (default: <run_dir>/traces/spans.jsonl)",
-)
+@path_option("--file", "path", help="spans file (default: <run_dir>/traces/spans.jsonl)")
 def traces(limit: int, trace_id: str | None, within: float, path: Path | None) -> None:
     """Show the slowest recent requests from the local trace sink as phase waterfalls."""
     from rich.console import Console

@@ -45,22 +45,17 @@ class RequestFilter:
         return not self.status or status == self.status
 
 
+@dataclass(eq=False)  # its state changes as it reads: compared and hashed by identity
 class SpanIndex:
     """Spans grouped by trace, refreshed from the file at most every ``min_interval_s``."""
 
-    def __init__(
-        self,
-        path: Path,
-        keep_s: float = 3600.0,
-        max_traces: int = 20000,
-        initial_tail_bytes: int = 32 * 1024 * 1024,
-        min_interval_s: float = 1.0,
-    ) -> None:
-        self.path = path
-        self.keep_s = keep_s
-        self.max_traces = max_traces
-        self.initial_tail_bytes = initial_tail_bytes
-        self.min_interval_s = min_interval_s
+    path: Path
+    keep_s: float = 3600.0
+    max_traces: int = 20000
+    initial_tail_bytes: int = 32 * 1024 * 1024
+    min_interval_s: float = 1.0
+
+    def __post_init__(self) -> None:
         self._spans: dict[str, list[Span]] = {}
         self._last_end: dict[str, int] = {}
         self._offset = 0

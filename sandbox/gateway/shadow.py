@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -23,22 +24,15 @@ from sandbox.telemetry import inject_context
 __all__ = ["Shadower"]
 
 
+@dataclass(eq=False)  # it counts copies in flight: compared and hashed by identity
 class Shadower:
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        router: Router,
-        metrics: GatewayMetrics,
-        tracer: trace.Tracer,
-        max_in_flight: int,
-    ) -> None:
-        self.client = client
-        self.router = router
-        self.metrics = metrics
-        self.tracer = tracer
-        self.max_in_flight = max_in_flight
-        self.in_flight = 0
-        self.tasks: set[asyncio.Task[None]] = set()
+    client: httpx.AsyncClient
+    router: Router
+    metrics: GatewayMetrics
+    tracer: trace.Tracer
+    max_in_flight: int
+    in_flight: int = field(default=0, init=False)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
 
     def maybe(self, call: Call, payload: bytes) -> None:
         """Mirror this request if a shadow is configured for its version (and there is room)."""
