@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -129,12 +130,16 @@ def test_measures_what_the_server_streams(
         assert r.e2e_s is not None
         if r.stream:
             assert r.ttft_s is not None and TTFT_MS / 1000 <= r.ttft_s < r.e2e_s
-            # Tokens come ITL_MS apart: the mean gap after the first is at least that (no upper
-            # bound: on a busy machine the client reads late), and fits between TTFT and E2E.
-            assert r.tpot_s is not None and ITL_MS / 1000 * 0.9 <= r.tpot_s
+            # The mean gap after the first token fits between TTFT and E2E.
+            assert r.tpot_s is not None
             assert r.ttft_s + r.tpot_s * (r.output_tokens - 1) <= r.e2e_s + 1e-6
         else:
             assert r.ttft_s is None and r.e2e_s >= (TTFT_MS + 9 * ITL_MS) / 1000
+    # Tokens come ITL_MS apart, so a typical request's mean gap is at least that. Not every
+    # request's: on a busy machine the client may read its first token late, find the rest
+    # already buffered, and measure a gap near 0 (seen at a load average of 4-6 on 2 cores).
+    gaps = [r.tpot_s for r in runner.results if r.stream and r.tpot_s is not None]
+    assert statistics.median(gaps) >= ITL_MS / 1000 * 0.9, gaps
     # What went on the wire: OpenAI fields, ignore_eos, the tenant and RAG headers.
     for body, headers in zip(server.server.bodies_seen, server.server.headers_seen, strict=True):
         assert (
