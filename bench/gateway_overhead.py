@@ -25,8 +25,12 @@ every ``--standin-itl-ms``): the gateway's CPU figures and profile then need no 
 lock, and the ratios show the gateway against a server that costs almost nothing.
 
 ``--profile FILE`` samples the gateway with py-spy during the gateway rounds (collapsed stacks,
-``--format raw``; only the thread holding the GIL, so time spent waiting for a core is left out) and prints the functions with the most samples; profile runs perturb the
-ratios, so measure without it.
+``--format raw``; only the thread holding the GIL) and prints the functions with the most
+samples; profile runs perturb the ratios, so measure without it. The samples are wall-clock: a
+gateway preempted while it holds the GIL is still sampled where it stopped, and on the shared
+core that is mostly right after a write wakes the client, so uvicorn's ``transport.write`` line
+gets about two thirds of the samples while the kernel's share of the gateway's CPU is about a
+quarter. For where the CPU goes, read the rest of the profile as relative.
 
 Run (a live engine: take the machine-wide lock):
 `flock /work/coord/live.lock .venv/bin/python bench/gateway_overhead.py [--placement unconfined]`.

@@ -76,6 +76,19 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 _OFF = {"", "none", "off", "false"}
 
 
+class _HashedResource(Resource):
+    """A resource whose hash is computed once. The OTLP encoder groups every exported span by its
+    resource, and ``Resource.__hash__`` JSON-encodes all the attributes each time (seven times
+    per gateway request); a resource's attributes cannot change, so neither can its hash."""
+
+    def __init__(self, resource: Resource) -> None:
+        super().__init__(resource.attributes, resource.schema_url)
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
+
+
 @dataclass(frozen=True)
 class Tracing:
     """A service's tracer and the provider behind it (``shutdown`` flushes pending spans)."""
@@ -120,8 +133,8 @@ def configure_tracing(
     The provider is the service's own (not the global one) unless ``set_global``: tests build
     many apps in one process, and each must export to its own sink.
     """
-    resource = Resource.create(
-        {"service.name": f"sandbox-{service_name}", "service.namespace": "sandbox"}
+    resource = _HashedResource(
+        Resource.create({"service.name": f"sandbox-{service_name}", "service.namespace": "sandbox"})
     )
     provider = TracerProvider(resource=resource)
     target = trace_endpoint(settings, endpoint)

@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from sandbox.admin_paths import (
     GATEWAY_ADMISSION_PATH,
@@ -49,7 +50,7 @@ from sandbox.gateway.serving import Gateway
 from sandbox.telemetry import Tracing, configure_tracing, render_metrics
 from sandbox.validation import field_path
 
-__all__ = ["create_app"]
+__all__ = ["GatewayApp", "create_app"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -83,6 +84,33 @@ def _invalid_value(param: str) -> Iterator[None]:
         raise GatewayError(400, str(exc), param, "invalid_value") from None
 
 
+class GatewayApp(FastAPI):
+    """FastAPI for every route but the two completion routes, which go straight to the gateway.
+
+    On the path every completion takes, FastAPI's and Starlette's layers are work for nothing:
+    ``Gateway.handle`` answers every error itself (a ``GatewayError``, or a 500 for a bug), so
+    the error middlewares have nothing to catch; the body-size limit is the gateway's own; FastAPI's
+    native OpenTelemetry is off (the gateway's tracer provider is its own, not the global one).
+    Yet each layer wraps ``send``, so every relayed chunk went through three more coroutines, and
+    each request through the router's matching and four middlewares. Any other method or path
+    (a ``GET`` of a completion route: 405) takes FastAPI's way.
+    """
+
+    def __init__(self, gateway: Gateway, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gateway = gateway
+        self._completion_routes = {route: route for route in (COMPLETIONS_ROUTE, CHAT_ROUTE)}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            route = self._completion_routes.get(scope["path"])
+            if route is not None:
+                response = await self.gateway.handle(Request(scope, receive), route)
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(options: GatewayOptions, tracing: Tracing | None = None) -> FastAPI:
     metrics = GatewayMetrics()
     tracing = tracing or configure_tracing("gateway", None, endpoint="none")
@@ -100,8 +128,13 @@ def create_app(options: GatewayOptions, tracing: Tracing | None = None) -> FastA
         await gateway.close()
         tracing.shutdown()
 
-    app = FastAPI(
-        title="sandbox gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    app = GatewayApp(
+        gateway,
+        title="sandbox gateway",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.gateway = gateway
     app.state.metrics = metrics
@@ -119,9 +152,8 @@ def create_app(options: GatewayOptions, tracing: Tracing | None = None) -> FastA
 
     # -- OpenAI routes ----------------------------------------------------------------------
 
-    # Plain routes, not FastAPI endpoints: the handler takes the request and returns a response,
-    # so FastAPI's dependency solving and response serialization would be work for nothing on the
-    # one path every completion takes.
+    # A POST never reaches these routes (GatewayApp answers it before FastAPI's layers); they are
+    # declared so that the router knows the paths: another method gets 405, not 404.
     async def completions(request: Request) -> Response:
         return await gateway.handle(request, COMPLETIONS_ROUTE)
 
