@@ -41,6 +41,8 @@ def pager_view(d: DrillContext) -> str:
 
 
 def firing_pages(d: DrillContext) -> str:
+    # The alert that paged counts whatever its severity: bad-rollout's page is a warning.
+    paged_by = d.result.page.name if d.result.page else None
     try:
         alerts = d.prom.alerts()
     except PrometheusError as exc:
@@ -48,7 +50,8 @@ def firing_pages(d: DrillContext) -> str:
     lines = []
     for alert in alerts:
         labels = alert.get("labels", {})
-        if alert.get("state") != "firing" or labels.get("severity") != "page":
+        pages = labels.get("severity") == "page" or labels.get("alertname") == paged_by
+        if alert.get("state") != "firing" or not pages:
             continue
         try:
             value = f"{float(alert.get('value', 'nan')):.3g}"

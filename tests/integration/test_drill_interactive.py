@@ -62,6 +62,7 @@ def test_mitigate_first_wrong_one_undone_then_diagnose(
         before_page = t.output
         t.expect(r"\(d/m\)")
         t.send("s")  # the pager: the page firing, and how long the scenario stays broken
+        t.expect(f"FIRING {m.alerts.page_alert}")  # a warning, but the alert that paged
         t.expect("stays broken for")
         t.expect(r"\(d/m\)")
         t.send("m")

@@ -1,6 +1,6 @@
-"""An interactive drill gives the learner time: its changes outlive the reference run by
-LEARNER_TIME_S, the pager view says how long the scenario stays broken, and once its faults
-have reverted themselves no mitigation can be credited with a recovery."""
+"""What the learner's pager shows (``s``), and the time an interactive drill gives them: its
+changes outlive the reference run by LEARNER_TIME_S, the pager view says how long the scenario
+stays broken, and once its faults have reverted themselves no mitigation is credited."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ import pytest
 
 from faults import ChangeCategory, FaultHandle
 from sandbox.drill.context import LEARNER_TIME_S, DrillContext
-from sandbox.drill.page import scenario_clock
+from sandbox.drill.page import pager_view, scenario_clock
 from sandbox.drill.prompts import Prompter
 from sandbox.drill.respond import respond_interactive
 from sandbox.drill.result import DrillFailure
+from sandbox.drill.webhook import AlertNotification
 from tests.support import drill_context
 
 
@@ -64,3 +65,44 @@ def test_no_mitigation_is_credited_once_the_faults_reverted(tmp_path: Path) -> N
     assert failure.value.step == "expired"
     assert d.result.attempts == []
     assert "time is up" in out.getvalue()
+
+
+class AlertsNow:
+    """Prometheus' /api/v1/alerts answer, as ``PrometheusClient.alerts`` returns it."""
+
+    def __init__(self, *alerts: tuple[str, str, str]) -> None:
+        self.answer = [
+            {
+                "state": state,
+                "labels": {"alertname": name, "severity": severity},
+                "annotations": {"summary": f"{name} summary"},
+                "value": "0.21",
+            }
+            for name, severity, state in alerts
+        ]
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return self.answer
+
+
+def test_the_pager_shows_pages_and_the_alert_that_paged(tmp_path: Path) -> None:
+    d = drill_context(tmp_path / "run", "interactive", [], incident="bad-rollout")
+    d.prom = AlertsNow(  # type: ignore[assignment]
+        ("CanaryClientErrorRatioHigh", "warning", "firing"),
+        ("TimeToFirstTokenSLOBreach", "page", "firing"),
+        ("KVCacheNearFull", "warning", "firing"),
+        ("ErrorBudgetBurn", "page", "pending"),
+    )
+    before_page = pager_view(d)
+    assert "TimeToFirstTokenSLOBreach" in before_page
+    assert "Canary" not in before_page and "KVCache" not in before_page
+    assert "ErrorBudgetBurn" not in before_page  # pending: no pager rings for it yet
+    d.result.page = AlertNotification(
+        status="firing", labels={"alertname": "CanaryClientErrorRatioHigh"}
+    )
+    shown = pager_view(d)
+    assert (
+        "FIRING CanaryClientErrorRatioHigh (value 0.21): CanaryClientErrorRatioHigh summary"
+        in shown
+    )
+    assert "KVCache" not in shown
