@@ -93,12 +93,7 @@ def measure_engine(
     return EngineSpeed(median[0], median[1], total_s, tuple(rps for rps, _ in readings))
 
 
-def rate_scale(
-    speed: EngineSpeed, reference_requests_per_s: float, most: float | None = None
-) -> float:
-    """Today's reading over the one the incident was tuned on, within ``SCALE_LIMITS`` and
-    at most ``most`` (an incident's ``workload.max_rate_scale``)."""
+def rate_scale(speed: EngineSpeed, reference_requests_per_s: float) -> float:
+    """Today's reading over the one the incident was tuned on, within ``SCALE_LIMITS``."""
     low, high = SCALE_LIMITS
-    if most is not None:
-        high = min(high, most)
     return min(high, max(low, speed.requests_per_s / reference_requests_per_s))

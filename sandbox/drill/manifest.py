@@ -263,20 +263,6 @@ class Workload(_Strict):
             "was tuned on; set, the profile's rates are scaled by today's reading over it"
         ),
     )
-    max_rate_scale: float | None = Field(
-        None,
-        gt=0,
-        description=(
-            "the most the rates are scaled up: the CPU that the API server, gateway and load "
-            "generator spend per request does not shrink when the engine reads faster"
-        ),
-    )
-
-    @model_validator(mode="after")
-    def _cap_needs_reference(self) -> Workload:
-        if self.max_rate_scale is not None and self.engine_reference is None:
-            raise ValueError("max_rate_scale caps the engine_reference scaling: set both")
-        return self
 
 
 class Panel(_Strict):

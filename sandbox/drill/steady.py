@@ -68,13 +68,11 @@ def load_scale(d: DrillContext) -> float:
         speed = measure_engine(d.settings.engine_url, d.settings.served_model_name)
     except EngineSpeedError as exc:
         raise DrillFailure("traffic", str(exc)) from exc
-    most = d.m.workload.max_rate_scale
-    scale = rate_scale(speed, reference, most)
-    capped = f" (capped at x{most:g})" if most is not None and scale == most else ""
+    scale = rate_scale(speed, reference)
     d.say(
         f"  sized the load to this engine: {speed.requests_per_s:.2f} probe requests/s (median "
         f"of {len(speed.rounds)} rounds) against {reference:g} where the incident was tuned, "
-        f"rates x{scale:.2f}{capped}"
+        f"rates x{scale:.2f}"
     )
     d.event(
         "drill.engine_speed",

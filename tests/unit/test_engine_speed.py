@@ -75,9 +75,6 @@ def test_the_scale_is_today_over_the_reference_within_limits() -> None:
     assert rate_scale(at(0.5), 1.5) == pytest.approx(1 / 3)
     assert rate_scale(at(0.01), 1.5) == 0.1  # too slow to mean the same drill: clamped
     assert rate_scale(at(60.0), 1.5) == 4.0
-    # an incident's own cap only lowers the ceiling; a slow engine is scaled down as before
-    assert rate_scale(at(3.0), 1.5, most=1.3) == 1.3
-    assert rate_scale(at(0.75), 1.5, most=1.3) == pytest.approx(0.5)
 
 
 def test_scaled_profiles_keep_lengths_and_closed_loop_users() -> None:

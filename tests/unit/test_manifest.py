@@ -106,10 +106,6 @@ def test_a_copy_loads_from_another_root(tmp_path: Path) -> None:
             r"timing\.page_timeout_s: Input should be greater than 0",
         ),
         (lambda d: d.update(id="other-id"), r"id: 'other-id' must equal its folder name"),
-        (
-            lambda d: d["workload"].pop("engine_reference"),
-            r"workload: .*max_rate_scale caps the engine_reference scaling",
-        ),
     ],
 )
 def test_bad_manifests_name_file_and_field(tmp_path: Path, mutate: Any, expected: str) -> None:
