@@ -69,12 +69,30 @@ def _recording_round_trip(path: Path, incident_id: str, prometheus_url: str) -> 
 OPT_IN: dict[str, str] = {}
 
 
+# Engine restarts (setup, mitigation, cleanup), the speed probe and the grace period come on
+# top of the manifest's own waits; 300 s covers them on two cores.
+DRILL_OVERHEAD_S = 300.0
+
+
+def _drill_timeout_s(incident_id: str) -> float:
+    """The drill bounds every wait itself and reports which one ran out; the test's timeout
+    must outlast those bounds, or a slow but passing run is killed without a verdict (seen:
+    kv-exhaustion at x2.08 paged after 364 s and recovered after 287 s, past the 900 s
+    default)."""
+    m = load_incident(incident_id).manifest
+    waits = m.timing.baseline_timeout_s + m.timing.page_timeout_s + m.recovery.timeout_s
+    return waits + m.signature.grace_s + DRILL_OVERHEAD_S
+
+
 def _drill_params() -> list[object]:
     run_all = os.environ.get("SANDBOX_TEST_ALL_DRILLS") == "1"
     return [
         pytest.param(
             i,
-            marks=pytest.mark.skipif(not run_all and i in OPT_IN, reason=OPT_IN.get(i, "")),
+            marks=[
+                pytest.mark.skipif(not run_all and i in OPT_IN, reason=OPT_IN.get(i, "")),
+                pytest.mark.timeout(_drill_timeout_s(i)),
+            ],
         )
         for i in list_incidents()
     ]
