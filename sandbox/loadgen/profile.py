@@ -96,6 +96,13 @@ class Tenant(BaseModel):
     rate_per_s: float = Field(
         1.0, ge=0, le=10000, description="base rate of an open-loop tenant, requests per second"
     )
+    burst: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="requests sent together at each arrival, or by a closed-loop user at a time "
+        "(a job that submits its documents in batches)",
+    )
     users: int = Field(1, ge=1, le=4096, description="concurrent users of a closed-loop tenant")
     think_time_s: float = Field(
         0.0, ge=0, description="pause of a closed-loop user between its requests"

@@ -3,6 +3,8 @@
 One asyncio task per open-loop tenant walks its arrival schedule; each arrival becomes a task of
 its own that sends one request (open loop: nothing waits for an earlier answer). A closed-loop
 tenant runs ``users`` tasks, each sending its next request when the previous one has ended.
+A tenant with ``burst: n`` sends n requests at once where it would send one (a user that
+waits for all n before its next batch).
 The request's payload (an exact-length prompt) is built *before* its start time, so building it
 does not delay the start.
 
@@ -252,19 +254,20 @@ class Runner:
                     return
                 t = horizon
                 continue
-            planned = self._plan(name, tenant, at, rng)
+            burst = [self._plan(name, tenant, at, rng) for _ in range(tenant.burst)]
             if not await self._sleep_until(name, at):
                 # A change (or a stop) woke us: redraw from now with the tenant as it is now.
                 t = max(t, self.now_s())
                 continue
             t = at
-            if not self._budget_left():
-                return
-            if len(self._in_flight) >= self.profile.max_in_flight:
-                self.dropped[name] += 1
-                self.metrics.tenants[name].dropped.inc()
-                continue
-            self._launch(planned)
+            for planned in burst:
+                if not self._budget_left():
+                    return
+                if len(self._in_flight) >= self.profile.max_in_flight:
+                    self.dropped[name] += 1
+                    self.metrics.tenants[name].dropped.inc()
+                    continue
+                self._launch(planned)
 
     async def _closed_loop(self, name: str, user: int, client: httpx.AsyncClient) -> None:
         assert self._stop is not None
@@ -280,9 +283,9 @@ class Runner:
                     f"{name}#{user}", min(self._end_s, self.now_s() + LOOKAHEAD_S)
                 )
                 continue
-            planned = self._plan(name, tenant, self.now_s(), rng)
-            task = self._launch(planned)
-            await asyncio.wait([task])
+            now = self.now_s()
+            batch = [self._launch(self._plan(name, tenant, now, rng)) for _ in range(tenant.burst)]
+            await asyncio.wait(batch)
             if tenant.think_time_s > 0:
                 await self._sleep_until(f"{name}#{user}", self.now_s() + tenant.think_time_s)
 

@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,60 @@ def test_the_schedule_is_open_loop(server: ServerThread, prompts: PromptBuilder)
     assert (
         summary["overall"]["outcomes"]["ok"] == summary["overall"]["requests"]
     )  # drained, not cut
+
+
+def test_a_burst_sends_its_requests_together(server: ServerThread, prompts: PromptBuilder) -> None:
+    """A tenant with ``burst: 2`` sends pairs: both of a pair start at the same planned time."""
+    p = profile(
+        docs={
+            "arrival": "uniform",
+            "rate_per_s": 4,
+            "burst": 2,
+            "prompt_tokens": 20,
+            "output_tokens": 2,
+        }
+    )
+    runner = Runner(p, RunOptions(target=server.url, duration_s=1.0, seed=3), prompts=prompts)
+    summary = run(runner)
+    # Evenly spaced at 4/s, the arrivals in [0, 1) are at 0.25, 0.5 and 0.75 s: two requests each.
+    assert summary["overall"]["requests"] == 6
+    planned = sorted(r.scheduled_s for r in runner.results)
+    assert planned[0::2] == planned[1::2]
+    assert len(set(planned)) == 3
+
+
+def test_a_closed_loop_burst_waits_for_the_whole_batch(
+    server: ServerThread, prompts: PromptBuilder
+) -> None:
+    """One user with ``burst: 2`` sends pairs that start together, and starts the next pair
+    only after both have ended and its pause is over."""
+    p = profile(
+        docs={
+            "arrival": "closed",
+            "users": 1,
+            "burst": 2,
+            "think_time_s": 0.1,
+            "prompt_tokens": 20,
+            "output_tokens": 4,
+        }
+    )
+    runner = Runner(
+        p,
+        RunOptions(
+            target=server.url, duration_s=1.0, seed=5, extra_headers={"X-Stream-Delay-Ms": "100"}
+        ),
+        prompts=prompts,
+    )
+    summary = run(runner)
+    # A pair takes ~0.14 s plus 0.1 s of pause: about four pairs in the second.
+    assert 4 <= summary["overall"]["requests"] <= 10
+    results = sorted(runner.results, key=lambda r: r.scheduled_s)
+    assert len(results) % 2 == 0
+    pairs = list(zip(results[0::2], results[1::2], strict=True))
+    assert all(a.scheduled_s == b.scheduled_s for a, b in pairs)
+    for (a, b), (c, _) in pairwise(pairs):
+        ended = max(a.started_s + (a.e2e_s or 0), b.started_s + (b.e2e_s or 0))
+        assert c.started_s >= ended + 0.09
 
 
 @pytest.mark.parametrize("client", ["fast", "httpx"])
