@@ -188,6 +188,22 @@ def test_the_schedule_is_open_loop(server: ServerThread, prompts: PromptBuilder)
     )  # drained, not cut
 
 
+def _one_second_of_slow_answers(
+    p: Profile, server: ServerThread, prompts: PromptBuilder, seed: int
+) -> Runner:
+    """A one-second run against answers that start 100 ms late (for closed loops)."""
+    return Runner(
+        p,
+        RunOptions(
+            target=server.url,
+            duration_s=1.0,
+            seed=seed,
+            extra_headers={"X-Stream-Delay-Ms": "100"},
+        ),
+        prompts=prompts,
+    )
+
+
 def test_a_burst_sends_its_requests_together(server: ServerThread, prompts: PromptBuilder) -> None:
     """A tenant with ``burst: 2`` sends pairs: both of a pair start at the same planned time."""
     p = profile(
@@ -223,13 +239,7 @@ def test_a_closed_loop_burst_waits_for_the_whole_batch(
             "output_tokens": 4,
         }
     )
-    runner = Runner(
-        p,
-        RunOptions(
-            target=server.url, duration_s=1.0, seed=5, extra_headers={"X-Stream-Delay-Ms": "100"}
-        ),
-        prompts=prompts,
-    )
+    runner = _one_second_of_slow_answers(p, server, prompts, seed=5)
     summary = run(runner)
     # A pair takes ~0.14 s plus 0.1 s of pause: about four pairs in the second.
     assert 4 <= summary["overall"]["requests"] <= 10
@@ -327,13 +337,7 @@ def test_fast_client_keeps_connections_alive_and_survives_a_server_restart(
 
 def test_closed_loop_keeps_n_users(server: ServerThread, prompts: PromptBuilder) -> None:
     p = profile(chat={"arrival": "closed", "users": 3, "prompt_tokens": 20, "output_tokens": 4})
-    runner = Runner(
-        p,
-        RunOptions(
-            target=server.url, duration_s=1.0, seed=4, extra_headers={"X-Stream-Delay-Ms": "100"}
-        ),
-        prompts=prompts,
-    )
+    runner = _one_second_of_slow_answers(p, server, prompts, seed=4)
     summary = run(runner)
     # Each request takes ~0.14 s: 3 users make about 3 / 0.14 = 21 requests in a second.
     assert 12 <= summary["overall"]["requests"] <= 24
