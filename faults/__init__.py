@@ -16,30 +16,17 @@ retrieval timeout, another engine flag). Both share one life cycle (``faults.man
 Injecting the same change twice returns the existing handle; reverting twice is harmless.
 """
 
-from faults.base import (
-    Change,
-    ChangeCategory,
-    FaultConflict,
-    FaultError,
-    FaultHandle,
-    HandleState,
-    ParamError,
-    StackContext,
-)
+# The package re-exports the whole interface of ``faults.base`` (as asyncio does its
+# submodules'), so the names are listed once, where they are defined.
+from faults import base
+from faults.base import *  # noqa: F403
 from faults.engine import one_engine_restart, setting_overrides
 from faults.manager import active_handles, inject, reap_expired, reset, revert
 from faults.registry import REGISTRY, get_change, list_changes
 
 __all__ = [
+    *base.__all__,
     "REGISTRY",
-    "Change",
-    "ChangeCategory",
-    "FaultConflict",
-    "FaultError",
-    "FaultHandle",
-    "HandleState",
-    "ParamError",
-    "StackContext",
     "active_handles",
     "get_change",
     "inject",
