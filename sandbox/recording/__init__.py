@@ -15,24 +15,15 @@ The format is described for people in ``docs/recordings.md``.
 
 from __future__ import annotations
 
+# The whole interface of ``format`` is the package's too (as asyncio re-exports its
+# submodules'), so the names are listed once, where they are defined.
+from sandbox.recording import format
 from sandbox.recording.archive import read_recording, write_recording
-from sandbox.recording.format import (
-    FORMAT_VERSION,
-    IncidentRef,
-    Meta,
-    RecordedSeries,
-    Recording,
-    RecordingError,
-)
+from sandbox.recording.format import *  # noqa: F403
 from sandbox.recording.serve import ServedRecording, serve_recording
 
 __all__ = [
-    "FORMAT_VERSION",
-    "IncidentRef",
-    "Meta",
-    "RecordedSeries",
-    "Recording",
-    "RecordingError",
+    *format.__all__,
     "ServedRecording",
     "read_recording",
     "serve_recording",
