@@ -28,6 +28,11 @@ __all__ = ["summary_lines", "svg_chart", "write_report"]
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 
+def _clock(ts: float) -> str:
+    """Local wall-clock time of day, as the drill's timeline and the chart axes show it."""
+    return time.strftime("%H:%M:%S", time.localtime(ts))
+
+
 def _dur(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.0f} s"
 
@@ -128,11 +133,9 @@ def svg_chart(
         parts.append(
             f'<text x="{pad_l - 4}" y="{y(value) + 4:.1f}" font-size="10" text-anchor="end">{value:.3g}{html.escape(unit if unit != "ratio" else "")}</text>'
         )
+    parts.append(f'<text x="{pad_l}" y="{height - 6}" font-size="10">{_clock(start)}</text>')
     parts.append(
-        f'<text x="{pad_l}" y="{height - 6}" font-size="10">{time.strftime("%H:%M:%S", time.localtime(start))}</text>'
-    )
-    parts.append(
-        f'<text x="{width - pad_r}" y="{height - 6}" font-size="10" text-anchor="end">{time.strftime("%H:%M:%S", time.localtime(end))}</text>'
+        f'<text x="{width - pad_r}" y="{height - 6}" font-size="10" text-anchor="end">{_clock(end)}</text>'
     )
     for ts, label in marks:
         if start <= ts <= end:
@@ -200,7 +203,7 @@ def _html(result: DrillResult, charts: list[tuple[str, str]], images: list[Path]
     m = result.incident.manifest
     esc = html.escape
     rows = "".join(
-        f"<tr><td>{time.strftime('%H:%M:%S', time.localtime(e['ts']))}</td><td>{esc(e['kind'])}</td>"
+        f"<tr><td>{_clock(e['ts'])}</td><td>{esc(e['kind'])}</td>"
         f"<td><code>{esc(str({k: v for k, v in e.get('detail', {}).items() if k != 'incident'}))[:300]}</code></td></tr>"
         for e in result.events
     )
@@ -231,8 +234,7 @@ def _html(result: DrillResult, charts: list[tuple[str, str]], images: list[Path]
         for a in result.attempts
     )
     alerts = "".join(
-        f"<li>{esc(a.name)} ({esc(a.severity)}) at "
-        f"{time.strftime('%H:%M:%S', time.localtime(a.first_at))}"
+        f"<li>{esc(a.name)} ({esc(a.severity)}) at {_clock(a.first_at)}"
         f"{'' if m.alerts.verdict(a.name) != 'NOT expected' else ' <b class=bad>not expected</b>'}"
         f"{' (tolerated)' if m.alerts.verdict(a.name) == 'tolerated' else ''}</li>"
         for a in result.alerts
