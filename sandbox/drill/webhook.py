@@ -133,7 +133,7 @@ class AlertReceiver:
 
     def firing(self) -> dict[str, AlertNotification]:
         """Alert name -> one firing instance, as the latest notifications say."""
-        with self._cond:
+        with self._cond:  # an RLock (Condition's default), so _wait may call this holding it
             return {a.name: a for _, a in self._latest.values() if a.status == "firing"}
 
     def first_firing_at(self, name: str, since: float = 0.0) -> float | None:
@@ -193,7 +193,7 @@ class AlertReceiver:
         last_report = start
         with self._cond:
             while True:
-                firing = {a.name: a for _, a in self._latest.values() if a.status == "firing"}
+                firing = self.firing()
                 result = check(firing)
                 if result is not None:
                     return result
