@@ -19,7 +19,10 @@ import yaml
 
 from faults import StackContext
 from sandbox import stack
+from sandbox.admin_paths import GATEWAY_STATE_PATH
 from sandbox.components.base import free_port as components_free_port
+from sandbox.deploy import Deployer, HttpGatewayRouting
+from sandbox.deploy.targets import read_job_targets
 from sandbox.drill.context import DrillContext
 from sandbox.drill.manifest import load_incident
 from sandbox.drill.result import DrillOptions, DrillResult, Mode
@@ -108,6 +111,21 @@ class StackHandle:
     @property
     def alertmanager_url(self) -> str:
         return self.settings.alertmanager_url
+
+    def deployer(self, routed: bool = True) -> Deployer:
+        """The deployment layer over this stack; unless ``routed`` it only reads and changes
+        replicas, never the gateway's rotation."""
+        routing = HttpGatewayRouting(self.gateway_url) if routed else None
+        return Deployer(self.settings, self.runtime, routing)
+
+    def gateway_engines(self) -> list[str]:
+        """The engines in the gateway's rotation, as its admin state lists them."""
+        state = httpx.get(f"{self.gateway_url}{GATEWAY_STATE_PATH}").json()
+        return [engine["name"] for engine in state["engines"]]
+
+    def scraped_engines(self) -> set[str]:
+        """The engine replicas written to Prometheus' discovery file."""
+        return {target.labels["replica"] for target in read_job_targets(self.settings, "engine")}
 
     @classmethod
     def from_running(cls) -> StackHandle:

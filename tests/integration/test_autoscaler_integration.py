@@ -13,8 +13,7 @@ import pytest
 
 from sandbox.autoscaler.component import autoscaler_component
 from sandbox.autoscaler.options import AutoscalerOptions
-from sandbox.deploy import Deployer, HttpGatewayRouting, ReplicaState
-from sandbox.deploy.targets import read_job_targets
+from sandbox.deploy import ReplicaState
 from sandbox.timeline import read as read_timeline
 from tests.integration.gateway_support import prom_scalar
 from tests.integration.traffic import complete
@@ -76,7 +75,7 @@ def autoscaler(local_stack: StackHandle) -> Iterator[str]:
     component = autoscaler_component(options)
     local_stack.runtime.start(component.spec(settings))
     url = f"http://127.0.0.1:{port}"
-    deployer = Deployer(settings, local_stack.runtime, HttpGatewayRouting(local_stack.gateway_url))
+    deployer = local_stack.deployer()
     try:
         poll_until(
             lambda: httpx.get(f"{url}/health", timeout=2).status_code == 200,
@@ -128,12 +127,12 @@ def test_adds_a_real_engine_under_load_and_removes_it_after(
             timeout_s=630,
             interval_s=2,
         )
-        ready = Deployer(settings, local_stack.runtime, None).state().get(replica)
+        ready = local_stack.deployer(routed=False).state().get(replica)
         seconds = (ready.ready_at or 0) - ready.created_at
         print(f"scale-up decision -> ready: {seconds:.1f} s (under load)")
         assert ready.registered
-        assert replica in {e["name"] for e in httpx.get(f"{gateway}/admin/state").json()["engines"]}
-        assert replica in {t.labels["replica"] for t in read_job_targets(settings, "engine")}
+        assert replica in local_stack.gateway_engines()
+        assert replica in local_stack.scraped_engines()
         metrics = httpx.get(f"{autoscaler}/metrics").text
         assert "sandbox_autoscaler_scale_up_to_ready_seconds_count 1.0" in metrics
         # The new replica takes traffic: its own vLLM counts finished requests.
@@ -158,15 +157,14 @@ def test_adds_a_real_engine_under_load_and_removes_it_after(
 
     poll_until(
         lambda: (
-            Deployer(settings, local_stack.runtime, None).state().get(replica).state
-            is ReplicaState.STOPPED
+            local_stack.deployer(routed=False).state().get(replica).state is ReplicaState.STOPPED
         ),
         "the replica removed after the load",
         timeout_s=180,
         interval_s=2,
     )
-    assert replica not in {e["name"] for e in httpx.get(f"{gateway}/admin/state").json()["engines"]}
-    assert replica not in {t.labels["replica"] for t in read_job_targets(settings, "engine")}
+    assert replica not in local_stack.gateway_engines()
+    assert replica not in local_stack.scraped_engines()
     assert local_stack.runtime.status(replica).state.value == "stopped"
     downs = read_timeline(settings.run_dir, since=started, kind_prefix="autoscaler.scale_down")
     assert [d["detail"]["replica"] for d in downs] == [replica]

@@ -10,9 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from sandbox.deploy import Deployer, DeployError, HttpGatewayRouting, ReplicaState
+from sandbox.deploy import Deployer, DeployError, ReplicaState
 from sandbox.deploy.rollout import Rollout
-from sandbox.deploy.targets import read_job_targets
 from sandbox.runtime.base import ServiceState
 from sandbox.timeline import read as read_timeline
 from tests.integration.gateway_support import prom_scalar
@@ -28,9 +27,7 @@ LONG_PROMPT = (
 
 @pytest.fixture
 def deployer(local_stack: StackHandle) -> Iterator[Deployer]:
-    deployer = Deployer(
-        local_stack.settings, local_stack.runtime, HttpGatewayRouting(local_stack.gateway_url)
-    )
+    deployer = local_stack.deployer()
     try:
         yield deployer
     finally:
@@ -51,10 +48,7 @@ def test_bad_canary_takes_its_share_then_rollback_returns_all_traffic_to_stable(
     replica = Rollout(deployer).deploy("canary-bad-maxlen", 50, progress=print)
     print(f"canary ready {replica.ready_at - replica.created_at:.1f} s after start")  # type: ignore[operator]
     assert replica.state is ReplicaState.READY and time.monotonic() - started < 300
-    assert {t.labels["replica"] for t in read_job_targets(settings, "engine")} == {
-        "engine",
-        replica.name,
-    }
+    assert local_stack.scraped_engines() == {"engine", replica.name}
 
     # Short prompts succeed on both versions; long ones fail only where max-model-len is 512.
     statuses: dict[tuple[str, int], int] = {}
@@ -110,10 +104,9 @@ def test_bad_canary_takes_its_share_then_rollback_returns_all_traffic_to_stable(
     stopped = Rollout(deployer).rollback()
     assert [r.state for r in stopped] == [ReplicaState.STOPPED]
     assert local_stack.runtime.status(replica.name).state is ServiceState.STOPPED and pid
-    state = httpx.get(f"{gateway}/admin/state").json()
-    assert [e["name"] for e in state["engines"]] == ["engine"]
+    assert local_stack.gateway_engines() == ["engine"]
     assert all(complete(gateway, LONG_PROMPT, 8).status_code == 200 for _ in range(4))
-    assert {t.labels["replica"] for t in read_job_targets(settings, "engine")} == {"engine"}
+    assert local_stack.scraped_engines() == {"engine"}
     kinds = [
         e["kind"] for e in read_timeline(settings.run_dir) if e["kind"] in ("deploy", "rollback")
     ]
@@ -133,7 +126,7 @@ def test_a_version_that_cannot_start_is_reported_and_removed(
     [replica] = [r for r in deployer.state().replicas if r.version == "broken-flag"][-1:]
     assert replica.state is ReplicaState.FAILED
     assert local_stack.runtime.status(replica.name).state is ServiceState.STOPPED
-    assert [e["name"] for e in httpx.get(f"{gateway}/admin/state").json()["engines"]] == ["engine"]
+    assert local_stack.gateway_engines() == ["engine"]
     assert complete(gateway, "still serving", 8).status_code == 200
     [event] = [
         e

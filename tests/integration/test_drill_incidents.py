@@ -14,7 +14,6 @@ import pytest
 
 import faults
 from faults import StackContext
-from sandbox.deploy import Deployer
 from sandbox.drill.manifest import list_incidents, load_incident
 from sandbox.drill.runner import Drill, DrillOptions
 from sandbox.drill.traffic import loadgen_available
@@ -142,9 +141,7 @@ def test_incident_passes_auto(incident_id: str, local_stack: StackHandle, tmp_pa
     ]
     leftovers = [n for n in running if n.startswith(("loadgen", "netdelay", "autoscaler"))]
     assert leftovers == []
-    with Deployer(
-        settings, local_stack.runtime, None
-    ) as deployer:  # no canary, no scaled-out replica
+    with local_stack.deployer(routed=False) as deployer:  # no canary, no scaled-out replica
         assert [r.name for r in deployer.state().active()] == []
     engine_pid = local_stack.runtime.status("engine").pid
     assert engine_pid and os.sched_getaffinity(engine_pid) == os.sched_getaffinity(
