@@ -96,11 +96,10 @@ def test_adds_a_real_engine_under_load_and_removes_it_after(
     local_stack: StackHandle, autoscaler: str
 ) -> None:
     settings = local_stack.settings
-    gateway = local_stack.gateway_url
     started = time.time()
     # Light: the new engine's start-up shares the two cores. Three streams keep vLLM's running
     # count at 2-3, over the 1.5 target, between requests too.
-    load = Load(gateway, streams=3)
+    load = Load(local_stack.gateway_url, streams=3)
     try:
         state = poll_until(
             lambda: (s := httpx.get(f"{autoscaler}/state").json())["counts"]["starting"] == 1 and s,

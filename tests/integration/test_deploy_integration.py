@@ -116,8 +116,6 @@ def test_bad_canary_takes_its_share_then_rollback_returns_all_traffic_to_stable(
 def test_a_version_that_cannot_start_is_reported_and_removed(
     local_stack: StackHandle, deployer: Deployer
 ) -> None:
-    settings = local_stack.settings
-    gateway = local_stack.gateway_url
     with pytest.raises(
         DeployError, match="broken-flag did not become ready: exited while starting"
     ) as failure:
@@ -127,10 +125,10 @@ def test_a_version_that_cannot_start_is_reported_and_removed(
     assert replica.state is ReplicaState.FAILED
     assert local_stack.runtime.status(replica.name).state is ServiceState.STOPPED
     assert local_stack.gateway_engines() == ["engine"]
-    assert complete(gateway, "still serving", 8).status_code == 200
+    assert complete(local_stack.gateway_url, "still serving", 8).status_code == 200
     [event] = [
         e
-        for e in read_timeline(settings.run_dir, kind_prefix="replica.failed")
+        for e in read_timeline(local_stack.settings.run_dir, kind_prefix="replica.failed")
         if e["detail"]["replica"] == replica.name
     ]
     assert "exited while starting" in event["detail"]["reason"]
