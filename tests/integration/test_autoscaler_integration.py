@@ -101,18 +101,18 @@ def test_adds_a_real_engine_under_load_and_removes_it_after(
     # count at 2-3, over the 1.5 target, between requests too.
     load = Load(local_stack.gateway_url, streams=3)
     try:
-        state = poll_until(
-            lambda: (s := httpx.get(f"{autoscaler}/state").json())["counts"]["starting"] == 1 and s,
+        # The timeline event is written just after the deployer records the new replica as
+        # starting, so /state can show it a moment before the event exists: wait for the event.
+        [up] = poll_until(
+            lambda: read_timeline(
+                settings.run_dir, since=started, kind_prefix="autoscaler.scale_up"
+            ),
             "a scale-up decision",
             timeout_s=90,
             interval_s=1,
         )
-        [up] = [
-            e
-            for e in read_timeline(
-                settings.run_dir, since=started, kind_prefix="autoscaler.scale_up"
-            )
-        ]
+        state = httpx.get(f"{autoscaler}/state").json()
+        assert state["counts"]["starting"] == 1
         assert (
             up["detail"]["signal_name"] == "running"
             and up["detail"]["desired"] == 2
