@@ -13,7 +13,7 @@ from pydantic import Field
 
 from faults.base import Change, ChangeCategory, FaultHandle, Params, StackContext
 from faults.http import call, put_previous
-from sandbox.admin_paths import GATEWAY_ADMISSION_PATH, GATEWAY_RAG_PATH, GATEWAY_STATE_PATH
+from sandbox.admin_paths import GATEWAY_PATHS
 
 __all__ = [
     "GatewayAdmission",
@@ -57,7 +57,7 @@ class _GatewayOptions(Change):
 
     def prepare(self, ctx: StackContext, params: Params) -> dict[str, Any]:
         state = call(
-            ctx, "GET", ctx.endpoints.gateway_url + GATEWAY_STATE_PATH, what="gateway state"
+            ctx, "GET", ctx.endpoints.gateway_url + GATEWAY_PATHS.state, what="gateway state"
         )
         current = state.get(self.section, {})
         return {"previous": {k: current.get(k) for k in self._body(params)}}
@@ -81,7 +81,7 @@ class GatewayAdmission(_GatewayOptions):
     name = "gateway-admission"
     category = ChangeCategory.OPERATOR
     section = "admission"
-    path = GATEWAY_ADMISSION_PATH
+    path = GATEWAY_PATHS.admission
     summary = (
         "turn on or tune the gateway's admission control (in-flight token budget, sequences, queue)"
     )
@@ -99,7 +99,7 @@ class GatewayRagTimeout(_GatewayOptions):
     name = "gateway-rag-timeout"
     category = ChangeCategory.OPERATOR
     section = "rag"
-    path = GATEWAY_RAG_PATH
+    path = GATEWAY_PATHS.rag
     summary = "set the gateway's retrieval timeout (RAG requests answer without context past it)"
     effect = "a slow retriever costs at most the timeout; fallbacks are counted instead"
     params_model = GatewayRagTimeoutParams

@@ -21,7 +21,7 @@ from pydantic import Field
 
 from faults.base import Change, ChangeCategory, FaultError, FaultHandle, Params, StackContext
 from faults.http import HttpStatusError, call
-from sandbox.admin_paths import GATEWAY_ENGINE_PATH, GATEWAY_ENGINES_PATH, GATEWAY_STATE_PATH
+from sandbox.admin_paths import GATEWAY_PATHS
 from sandbox.components.base import free_port
 from sandbox.components.python_service import PROJECT_IMAGE
 from sandbox.runtime.base import ServiceSpec, ServiceState
@@ -67,7 +67,7 @@ class NetworkLatency(Change):
     def prepare(self, ctx: StackContext, params: Params) -> dict[str, Any]:
         assert isinstance(params, NetworkLatencyParams)
         state = call(
-            ctx, "GET", ctx.endpoints.gateway_url + GATEWAY_STATE_PATH, what="gateway state"
+            ctx, "GET", ctx.endpoints.gateway_url + GATEWAY_PATHS.state, what="gateway state"
         )
         engines = {e["name"]: e for e in state.get("engines", [])}
         if params.engine not in engines:
@@ -143,11 +143,11 @@ class NetworkLatency(Change):
             if ctx.compose_mode
             else f"http://{host}:{port}",
         }
-        call(ctx, "POST", gateway + GATEWAY_ENGINES_PATH, json=proxied, what="gateway engines")
+        call(ctx, "POST", gateway + GATEWAY_PATHS.engines, json=proxied, what="gateway engines")
         call(
             ctx,
             "DELETE",
-            gateway + GATEWAY_ENGINE_PATH.format(name=params.engine),
+            gateway + GATEWAY_PATHS.engine.format(name=params.engine),
             what="gateway engines",
         )
         ctx.progress(
@@ -162,7 +162,7 @@ class NetworkLatency(Change):
                 call(
                     ctx,
                     "POST",
-                    gateway + GATEWAY_ENGINES_PATH,
+                    gateway + GATEWAY_PATHS.engines,
                     json=undo["original"],
                     what="gateway engines",
                 )
@@ -173,7 +173,7 @@ class NetworkLatency(Change):
                 call(
                     ctx,
                     "DELETE",
-                    gateway + GATEWAY_ENGINE_PATH.format(name=undo["proxy_name"]),
+                    gateway + GATEWAY_PATHS.engine.format(name=undo["proxy_name"]),
                     what="gateway engines",
                 )
             except HttpStatusError as exc:

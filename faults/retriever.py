@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 
 from faults.base import Change, ChangeCategory, FaultHandle, Params, StackContext
 from faults.http import call
-from sandbox.admin_paths import RETRIEVER_FAULT_PATH
+from sandbox.admin_paths import RETRIEVER_PATHS
 
 __all__ = ["RetrieverLatency", "RetrieverLatencyParams"]
 
@@ -89,7 +89,7 @@ class RetrieverLatency(Change):
     params_model = RetrieverLatencyParams
 
     def _url(self, ctx: StackContext) -> str:
-        return ctx.endpoints.retriever_url + RETRIEVER_FAULT_PATH
+        return ctx.endpoints.retriever_url + RETRIEVER_PATHS.fault
 
     def target(self, params: Params) -> str:
         assert isinstance(params, RetrieverLatencyParams)

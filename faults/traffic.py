@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 
 from faults.base import Change, ChangeCategory, FaultError, FaultHandle, Params, StackContext
 from faults.http import HttpStatusError, call, put_previous
-from sandbox.admin_paths import LOADGEN_TENANT_PATH
+from sandbox.admin_paths import LOADGEN_PATHS
 
 __all__ = ["TrafficTenant", "TrafficTenantParams"]
 
@@ -59,7 +59,7 @@ class TrafficTenant(Change):
     params_model = TrafficTenantParams
 
     def _url(self, ctx: StackContext, tenant: str) -> str:
-        return ctx.endpoints.loadgen_url + LOADGEN_TENANT_PATH.format(tenant=tenant)
+        return ctx.endpoints.loadgen_url + LOADGEN_PATHS.tenant.format(tenant=tenant)
 
     def target(self, params: Params) -> str:
         assert isinstance(params, TrafficTenantParams)

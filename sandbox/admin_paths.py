@@ -14,35 +14,36 @@ the tests. A service that moves an endpoint changes one line here.
 
 from __future__ import annotations
 
-__all__ = [
-    "GATEWAY_ADMISSION_PATH",
-    "GATEWAY_ENGINES_PATH",
-    "GATEWAY_ENGINE_PATH",
-    "GATEWAY_RAG_PATH",
-    "GATEWAY_SHADOW_PATH",
-    "GATEWAY_STATE_PATH",
-    "GATEWAY_WEIGHTS_PATH",
-    "LOADGEN_STATUS_PATH",
-    "LOADGEN_STOP_PATH",
-    "LOADGEN_TENANTS_PATH",
-    "LOADGEN_TENANT_PATH",
-    "RETRIEVER_FAULT_PATH",
-]
+from dataclasses import dataclass
 
-# -- gateway --
-GATEWAY_STATE_PATH = "/admin/state"
-GATEWAY_WEIGHTS_PATH = "/admin/weights"
-GATEWAY_SHADOW_PATH = "/admin/shadow"
-GATEWAY_ADMISSION_PATH = "/admin/admission"
-GATEWAY_RAG_PATH = "/admin/rag"
-GATEWAY_ENGINES_PATH = "/admin/engines"
-GATEWAY_ENGINE_PATH = "/admin/engines/{name}"
+__all__ = ["GATEWAY_PATHS", "LOADGEN_PATHS", "RETRIEVER_PATHS"]
 
-# -- retriever --
-RETRIEVER_FAULT_PATH = "/admin/fault"
 
-# -- load generator --
-LOADGEN_STATUS_PATH = "/control/status"
-LOADGEN_TENANTS_PATH = "/control/tenants"
-LOADGEN_TENANT_PATH = "/control/tenants/{tenant}"
-LOADGEN_STOP_PATH = "/control/stop"
+@dataclass(frozen=True)
+class GatewayPaths:
+    state: str = "/admin/state"
+    weights: str = "/admin/weights"
+    shadow: str = "/admin/shadow"
+    admission: str = "/admin/admission"
+    rag: str = "/admin/rag"
+    engines: str = "/admin/engines"
+    engine: str = "/admin/engines/{name}"
+
+
+@dataclass(frozen=True)
+class RetrieverPaths:
+    fault: str = "/admin/fault"
+
+
+@dataclass(frozen=True)
+class LoadgenPaths:
+    status: str = "/control/status"
+    tenants: str = "/control/tenants"
+    tenant: str = "/control/tenants/{tenant}"
+    stop: str = "/control/stop"
+
+
+# One instance each: services and clients name a path as ``GATEWAY_PATHS.weights``.
+GATEWAY_PATHS = GatewayPaths()
+RETRIEVER_PATHS = RetrieverPaths()
+LOADGEN_PATHS = LoadgenPaths()

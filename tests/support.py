@@ -19,7 +19,7 @@ import yaml
 
 from faults import StackContext
 from sandbox import stack
-from sandbox.admin_paths import GATEWAY_STATE_PATH
+from sandbox.admin_paths import GATEWAY_PATHS
 from sandbox.components.base import free_port as components_free_port
 from sandbox.deploy import Deployer, HttpGatewayRouting
 from sandbox.deploy.targets import read_job_targets
@@ -120,7 +120,7 @@ class StackHandle:
 
     def gateway_engines(self) -> list[str]:
         """The engines in the gateway's rotation, as its admin state lists them."""
-        state = httpx.get(f"{self.gateway_url}{GATEWAY_STATE_PATH}").json()
+        state = httpx.get(f"{self.gateway_url}{GATEWAY_PATHS.state}").json()
         return [engine["name"] for engine in state["engines"]]
 
     def scraped_engines(self) -> set[str]:

@@ -9,7 +9,7 @@ from typing import Any
 import click
 import httpx
 
-from sandbox.admin_paths import LOADGEN_STATUS_PATH, LOADGEN_TENANT_PATH, LOADGEN_TENANTS_PATH
+from sandbox.admin_paths import LOADGEN_PATHS
 from sandbox.loadgen.run_options import RunFlags, run_options
 from sandbox.openai_errors import error_message
 from sandbox.settings import load_settings
@@ -163,7 +163,7 @@ def set_tenant(
         )
     click.echo(
         json.dumps(
-            _call("PUT", _control_url(url) + LOADGEN_TENANT_PATH.format(tenant=tenant), body),
+            _call("PUT", _control_url(url) + LOADGEN_PATHS.tenant.format(tenant=tenant), body),
             indent=1,
         )
     )
@@ -181,8 +181,8 @@ def show(url: str | None) -> None:
     click.echo(
         json.dumps(
             {
-                "status": _call("GET", base + LOADGEN_STATUS_PATH),
-                "tenants": _call("GET", base + LOADGEN_TENANTS_PATH),
+                "status": _call("GET", base + LOADGEN_PATHS.status),
+                "tenants": _call("GET", base + LOADGEN_PATHS.tenants),
             },
             indent=1,
         )

@@ -6,15 +6,7 @@ from typing import Any
 
 import httpx
 
-from sandbox.admin_paths import (
-    GATEWAY_ADMISSION_PATH,
-    GATEWAY_ENGINE_PATH,
-    GATEWAY_ENGINES_PATH,
-    GATEWAY_RAG_PATH,
-    GATEWAY_SHADOW_PATH,
-    GATEWAY_STATE_PATH,
-    GATEWAY_WEIGHTS_PATH,
-)
+from sandbox.admin_paths import GATEWAY_PATHS
 from sandbox.exceptions import UpstreamError
 from sandbox.openai_errors import error_message
 
@@ -66,26 +58,26 @@ class GatewayAdmin:
         return payload
 
     def state(self) -> dict[str, Any]:
-        return self._call("GET", GATEWAY_STATE_PATH)
+        return self._call("GET", GATEWAY_PATHS.state)
 
     def set_weights(self, weights: dict[str, float]) -> dict[str, Any]:
-        return self._call("PUT", GATEWAY_WEIGHTS_PATH, weights)
+        return self._call("PUT", GATEWAY_PATHS.weights, weights)
 
     def set_shadow(self, version: str | None, share: float = 0.0) -> dict[str, Any]:
         if version is None:
-            return self._call("DELETE", GATEWAY_SHADOW_PATH)
-        return self._call("PUT", GATEWAY_SHADOW_PATH, {"version": version, "share": share})
+            return self._call("DELETE", GATEWAY_PATHS.shadow)
+        return self._call("PUT", GATEWAY_PATHS.shadow, {"version": version, "share": share})
 
     def set_admission(self, **fields: Any) -> dict[str, Any]:
-        return self._call("PUT", GATEWAY_ADMISSION_PATH, fields)
+        return self._call("PUT", GATEWAY_PATHS.admission, fields)
 
     def set_rag(self, **fields: Any) -> dict[str, Any]:
-        return self._call("PUT", GATEWAY_RAG_PATH, fields)
+        return self._call("PUT", GATEWAY_PATHS.rag, fields)
 
     def add_engine(self, name: str, version: str, url: str) -> dict[str, Any]:
         return self._call(
-            "POST", GATEWAY_ENGINES_PATH, {"name": name, "version": version, "url": url}
+            "POST", GATEWAY_PATHS.engines, {"name": name, "version": version, "url": url}
         )
 
     def remove_engine(self, name: str) -> dict[str, Any]:
-        return self._call("DELETE", GATEWAY_ENGINE_PATH.format(name=name))
+        return self._call("DELETE", GATEWAY_PATHS.engine.format(name=name))

@@ -27,15 +27,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
-from sandbox.admin_paths import (
-    GATEWAY_ADMISSION_PATH,
-    GATEWAY_ENGINE_PATH,
-    GATEWAY_ENGINES_PATH,
-    GATEWAY_RAG_PATH,
-    GATEWAY_SHADOW_PATH,
-    GATEWAY_STATE_PATH,
-    GATEWAY_WEIGHTS_PATH,
-)
+from sandbox.admin_paths import GATEWAY_PATHS
 from sandbox.gateway.config import (
     AdmissionOptions,
     EngineOptions,
@@ -208,11 +200,11 @@ def create_app(options: GatewayOptions, tracing: Tracing | None = None) -> FastA
             "rag": options.rag.model_dump(),
         }
 
-    @app.get(GATEWAY_STATE_PATH)
+    @app.get(GATEWAY_PATHS.state)
     async def get_state() -> dict[str, Any]:
         return state()
 
-    @app.put(GATEWAY_WEIGHTS_PATH)
+    @app.put(GATEWAY_PATHS.weights)
     async def put_weights(request: Request) -> dict[str, Any]:
         body = await _json_object(request)
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in body.values()):
@@ -224,30 +216,30 @@ def create_app(options: GatewayOptions, tracing: Tracing | None = None) -> FastA
         gateway.publish_routing()
         return state()
 
-    @app.put(GATEWAY_SHADOW_PATH)
+    @app.put(GATEWAY_PATHS.shadow)
     async def put_shadow(request: Request) -> dict[str, Any]:
         shadow = await _body_as(ShadowOptions, request)
         with _invalid_value("version"):
             gateway.router.set_shadow(shadow)
         return state()
 
-    @app.delete(GATEWAY_SHADOW_PATH)
+    @app.delete(GATEWAY_PATHS.shadow)
     async def delete_shadow() -> dict[str, Any]:
         gateway.router.set_shadow(None)
         return state()
 
-    @app.put(GATEWAY_ADMISSION_PATH)
+    @app.put(GATEWAY_PATHS.admission)
     async def put_admission(request: Request) -> dict[str, Any]:
         admission = await _body_as(AdmissionOptions, request, gateway.admission.options)
         gateway.admission.configure(admission)
         return state()
 
-    @app.put(GATEWAY_RAG_PATH)
+    @app.put(GATEWAY_PATHS.rag)
     async def put_rag(request: Request) -> dict[str, Any]:
         options.rag = await _body_as(RagOptions, request, options.rag)
         return state()
 
-    @app.post(GATEWAY_ENGINES_PATH)
+    @app.post(GATEWAY_PATHS.engines)
     async def post_engine(request: Request) -> dict[str, Any]:
         engine = await _body_as(EngineOptions, request)
         with _invalid_value("name"):
@@ -256,7 +248,7 @@ def create_app(options: GatewayOptions, tracing: Tracing | None = None) -> FastA
         gateway.publish_routing()
         return state()
 
-    @app.delete(GATEWAY_ENGINE_PATH)
+    @app.delete(GATEWAY_PATHS.engine)
     async def delete_engine(name: str) -> dict[str, Any]:
         try:
             gateway.router.remove(name)

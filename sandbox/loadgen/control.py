@@ -25,12 +25,7 @@ from http.server import ThreadingHTTPServer
 
 from pydantic import ValidationError
 
-from sandbox.admin_paths import (
-    LOADGEN_STATUS_PATH,
-    LOADGEN_STOP_PATH,
-    LOADGEN_TENANT_PATH,
-    LOADGEN_TENANTS_PATH,
-)
+from sandbox.admin_paths import LOADGEN_PATHS
 from sandbox.http_handler import QuietHandler
 from sandbox.loadgen.profile import TenantUpdate, format_validation_error, tenant_view
 from sandbox.loadgen.runner import Runner, UnknownTenant
@@ -39,7 +34,7 @@ from sandbox.telemetry import render_metrics
 
 __all__ = ["ControlServer"]
 
-_TENANT = re.compile("^" + re.escape(LOADGEN_TENANT_PATH).replace(r"\{tenant\}", "([^/]+)") + "$")
+_TENANT = re.compile("^" + re.escape(LOADGEN_PATHS.tenant).replace(r"\{tenant\}", "([^/]+)") + "$")
 
 
 class ControlServer:
@@ -79,9 +74,9 @@ def _handler(runner: Runner) -> type[QuietHandler]:
                     self.reply_json(200, {"status": "running", "profile": runner.profile.name})
                 else:
                     self._error(503, "the run has not started yet", None, "not_started")
-            elif path == LOADGEN_STATUS_PATH:
+            elif path == LOADGEN_PATHS.status:
                 self.reply_json(200, runner.snapshot())
-            elif path == LOADGEN_TENANTS_PATH:
+            elif path == LOADGEN_PATHS.tenants:
                 self.reply_json(200, {name: tenant_view(t) for name, t in runner.tenants().items()})
             elif match := _TENANT.match(path):
                 try:
@@ -116,7 +111,7 @@ def _handler(runner: Runner) -> type[QuietHandler]:
                 self._unknown(name)
 
         def do_POST(self) -> None:
-            if self.path.split("?")[0] != LOADGEN_STOP_PATH:
+            if self.path.split("?")[0] != LOADGEN_PATHS.stop:
                 self._error(404, f"no route POST {self.path}", None, "not_found")
                 return
             runner.stop(cancel=True, why="control API")

@@ -23,7 +23,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sandbox.admin_paths import RETRIEVER_FAULT_PATH
+from sandbox.admin_paths import RETRIEVER_PATHS
 from sandbox.openai_errors import error_response as _error
 from sandbox.retriever.config import RetrieverOptions
 from sandbox.retriever.faults import FaultState, RetrieverFaultError, parse_fault
@@ -182,11 +182,11 @@ def create_app(
         payload, content_type = render_metrics(metrics.registry, request.headers.get("accept"))
         return Response(payload, media_type=content_type)
 
-    @app.get(RETRIEVER_FAULT_PATH)
+    @app.get(RETRIEVER_PATHS.fault)
     async def get_faults() -> Any:
         return {"faults": {phase: fault.describe() for phase, fault in faults.active().items()}}
 
-    @app.put(RETRIEVER_FAULT_PATH)
+    @app.put(RETRIEVER_PATHS.fault)
     async def put_fault(request: Request) -> Any:
         try:
             body = json.loads(await request.body())
@@ -200,7 +200,7 @@ def create_app(
         log.warning("fault set", extra={"fault": active.describe()})
         return {"fault": active.describe()}
 
-    @app.delete(RETRIEVER_FAULT_PATH)
+    @app.delete(RETRIEVER_PATHS.fault)
     async def delete_fault(phase: str | None = None) -> Any:
         if phase is not None and phase not in STEPS:
             return _error(

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from sandbox.admin_paths import RETRIEVER_FAULT_PATH
+from sandbox.admin_paths import RETRIEVER_PATHS
 from sandbox.exceptions import UpstreamError
 from sandbox.openai_errors import error_message
 
@@ -71,11 +71,11 @@ class RetrieverClient:
         body: dict[str, Any] = {"phase": phase, "kind": kind, "params": params}
         if ttl_s is not None:
             body["ttl_s"] = ttl_s
-        return self._call("PUT", RETRIEVER_FAULT_PATH, json=body)
+        return self._call("PUT", RETRIEVER_PATHS.fault, json=body)
 
     def clear_fault(self, phase: str | None = None) -> list[str]:
         params = {"phase": phase} if phase else None
-        return list(self._call("DELETE", RETRIEVER_FAULT_PATH, params=params)["cleared"])
+        return list(self._call("DELETE", RETRIEVER_PATHS.fault, params=params)["cleared"])
 
     def faults(self) -> dict[str, Any]:
-        return dict(self._call("GET", RETRIEVER_FAULT_PATH)["faults"])
+        return dict(self._call("GET", RETRIEVER_PATHS.fault)["faults"])

@@ -25,7 +25,7 @@ import httpx
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sandbox.admin_paths import GATEWAY_STATE_PATH, LOADGEN_TENANT_PATH, RETRIEVER_FAULT_PATH
+from sandbox.admin_paths import GATEWAY_PATHS, LOADGEN_PATHS, RETRIEVER_PATHS
 from sandbox.gateway.app import create_app as create_gateway
 from sandbox.gateway.config import GatewayOptions
 from sandbox.loadgen.control import ControlServer
@@ -131,21 +131,21 @@ class Targets:
         return self.witness.calls
 
     def retriever_faults(self) -> dict[str, dict[str, Any]]:
-        return dict(_get(self.retriever.url + RETRIEVER_FAULT_PATH)["faults"])
+        return dict(_get(self.retriever.url + RETRIEVER_PATHS.fault)["faults"])
 
     def set_retriever_fault(self, body: dict[str, Any]) -> None:
         """A fault set by hand (as `sandbox retriever fault` does), through the real hook."""
-        response = _client().put(self.retriever.url + RETRIEVER_FAULT_PATH, json=body)
+        response = _client().put(self.retriever.url + RETRIEVER_PATHS.fault, json=body)
         response.raise_for_status()
 
     def gateway_state(self) -> dict[str, Any]:
-        return _get(self.gateway.url + GATEWAY_STATE_PATH)
+        return _get(self.gateway.url + GATEWAY_PATHS.state)
 
     def gateway_engines(self) -> dict[str, dict[str, Any]]:
         return {e["name"]: e for e in self.gateway_state()["engines"]}
 
     def tenant(self, name: str) -> dict[str, Any]:
-        return _get(self.loadgen.url + LOADGEN_TENANT_PATH.format(tenant=name))
+        return _get(self.loadgen.url + LOADGEN_PATHS.tenant.format(tenant=name))
 
 
 @cache
