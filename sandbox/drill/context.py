@@ -52,6 +52,9 @@ class DrillContext:
     revealed: bool = False
     # While the learner's own mitigation is applied or undone, its progress is theirs to see.
     acting: bool = False
+    # The drill's own changes that a later change replaced, by that change's source: undoing a
+    # wrong mitigation puts them back, or the scenario would stay half fixed by the attempt.
+    replaced: dict[str, list[FaultHandle]] = field(default_factory=dict)
 
     @property
     def m(self) -> IncidentManifest:
@@ -193,4 +196,14 @@ class DrillContext:
             return faults.inject(self.ctx, name, params, ttl_s=ttl_s, source=source, replaces=ids)
         for handle in mine:
             faults.revert(self.ctx, handle.id, reason=f"replaced by {name}")
+        self.replaced[source] = mine
         return faults.inject(self.ctx, name, params, ttl_s=ttl_s, source=source)
+
+    def restore_replaced(self, source: str) -> None:
+        """Put back the drill's changes that the change from ``source`` replaced (after that
+        change was reverted): a wrong mitigation undone leaves the scenario as it found it."""
+        for handle in self.replaced.pop(source, []):
+            restored = self.change(handle.change, handle.params, self.budget_s(), handle.source)
+            for step, held in self.fault_handles.items():
+                if held.id == handle.id:
+                    self.fault_handles[step] = restored

@@ -117,6 +117,7 @@ def undo(d: DrillContext, mitigation: Mitigation) -> None:
         for handle in faults.active_handles(d.ctx):
             if handle.source == source:
                 faults.revert(d.ctx, handle.id, reason="mitigation did not help")
+        d.restore_replaced(source)
     finally:
         d.acting = False
     d.say("  undone")
