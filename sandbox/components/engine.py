@@ -35,6 +35,15 @@ COLLECTOR_TRACES_URL = "http://otel-collector:4318/v1/traces"
 # Shared memory for vLLM's worker processes (Docker's default of 64 MB is too small); compose.yaml
 # gives its engines the same.
 ENGINE_SHM_SIZE = "1g"
+# On the CPU, vLLM's engine core and worker keep both cores busy: each busy-waits (sched_yield)
+# for a second after every message from the other, so on two cores everything else queues for
+# CPU behind them. Measured on 2026-12-06 with kv-exhaustion's load after its fix: a plain
+# process asking to sleep 10 ms overslept by 0.1-0.9 s 24 times a minute, and chat TTFT p99 over
+# 30 s swung between 0.9 and 3.7 s while vLLM's own TTFT p99 read 0.24 s (whole answers reached
+# the gateway in one burst, 2 s after vLLM had finished them). With the two processes at nice 10
+# and the API server at the default: 4 oversleeps a minute (at most 0.24 s), chat p99 0.2-0.9 s.
+# Niced as well, the API server brought chat p99 back to 3.8 s. On a GPU they have the host.
+ENGINE_CHILD_NICE = 10
 # The service name of the stack's own engine (version stable); replicas are named apart.
 STACK_ENGINE = "engine"
 
@@ -181,6 +190,7 @@ def engine_component(
             shm_size=ENGINE_SHM_SIZE,
             labels={"sandbox.version": version},
             cpus=settings.engine_cpu_set,
+            child_nice=ENGINE_CHILD_NICE if backend is EngineBackend.CPU else 0,
         )
 
     return Component.on_port(

@@ -64,6 +64,10 @@ class ServiceSpec:
     # would otherwise delay (in production they have hosts of their own). Raising priority needs
     # root; without it the service runs at the default priority.
     nice: int = 0
+    # A nice value for the processes the command starts, not for the command itself: vLLM's
+    # engine core and CPU worker run at 10 while its API server keeps the default, so that the
+    # server (and the gateway and load generator beside it) get a core when a request arrives.
+    child_nice: int = 0
 
     def fingerprint(self) -> str:
         """A short digest of everything that decides how the service runs: two specs with the same

@@ -124,6 +124,8 @@ class LocalRuntime:
             argv += ["--cpus", ",".join(str(cpu) for cpu in spec.cpus)]
         if spec.nice:
             argv += ["--nice", str(spec.nice)]
+        if spec.child_nice:
+            argv += ["--child-nice", str(spec.child_nice)]
         argv += ["--", *spec.argv]
         env = {**os.environ, **spec.env}
         with open(log_path, "ab", buffering=0) as log:

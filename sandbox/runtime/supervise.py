@@ -5,6 +5,10 @@ writes ``<name>.exit`` (exit code and time) next to the pid file. That file is h
 tells a crash (the child exited on its own) from a service that was never started, long after
 the ``sandbox up`` process that launched it is gone. It does not restart the child: in a drill
 a crash must stay visible.
+
+With ``--child-nice`` it also lowers the priority of every process the child starts, every
+couple of seconds for the child's life (vLLM starts its engine core and CPU worker after a
+while, and they start threads later still), and leaves the child's own priority alone.
 """
 
 from __future__ import annotations
@@ -18,11 +22,46 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["exit_file", "main"]
+__all__ = ["descendants", "exit_file", "main", "renice_process"]
+
+# How often --child-nice looks for new processes and threads to renice.
+RENICE_EVERY_S = 2.0
 
 
 def exit_file(state_dir: Path, name: str) -> Path:
     return state_dir / f"{name}.exit"
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (children, their children, ...), read from ``/proc``."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # ended while we looked
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def renice_process(pid: int, nice: int) -> None:
+    """Set ``nice`` on every thread of ``pid``: Linux keeps a nice value per thread, and a thread
+    started before the change keeps the old one."""
+    for task in Path(f"/proc/{pid}/task").glob("[0-9]*"):
+        tid = int(task.name)
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) != nice:
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
+        except (ProcessLookupError, PermissionError):
+            continue  # the thread ended, or a raise needs root (the default priority then)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         "--cpus", default="", help="comma-separated CPU cores the command may run on"
     )
     parser.add_argument("--nice", type=int, default=0, help="nice value for the command")
+    parser.add_argument(
+        "--child-nice",
+        type=int,
+        default=0,
+        help="nice value for the processes the command starts (not the command itself)",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -63,10 +108,22 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    code = child.wait()
+    code = _wait(child, args.child_nice)
     record = {"name": args.name, "exit_code": code, "pid": child.pid, "at": time.time()}
     exit_file(args.state_dir, args.name).write_text(json.dumps(record) + "\n")
     return code if code >= 0 else 128 - code
+
+
+def _wait(child: subprocess.Popen[bytes], child_nice: int) -> int:
+    if not child_nice:
+        return child.wait()
+    while True:
+        for pid in descendants(child.pid):
+            renice_process(pid, child_nice)
+        try:
+            return child.wait(timeout=RENICE_EVERY_S)
+        except subprocess.TimeoutExpired:
+            continue
 
 
 if __name__ == "__main__":

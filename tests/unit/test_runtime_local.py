@@ -92,6 +92,45 @@ def test_a_nice_value_reaches_the_service_and_what_it_forks(runtime: LocalRuntim
     assert os.getpriority(os.PRIO_PROCESS, 0) != 7  # the test's own process is untouched
 
 
+# A child whose grandchild starts a thread at once, as vLLM's engine core does before the
+# supervisor can have seen it.
+THREADED_FORKER = (
+    sys.executable,
+    "-c",
+    "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', "
+    "'import threading, time; threading.Thread(target=time.sleep, args=(600,), daemon=True).start(); "
+    "time.sleep(600)']); time.sleep(600)",
+)
+
+
+def test_a_child_nice_value_reaches_what_the_service_starts_but_not_the_service(
+    runtime: LocalRuntime,
+) -> None:
+    started = runtime.start(
+        ServiceSpec(name="engine-like", argv=THREADED_FORKER, port=0, child_nice=9)
+    )
+    supervisor = started.pid
+    assert supervisor is not None
+
+    def threads_of_grandchild() -> list[int] | None:
+        grandchildren = [pid for child in _children(supervisor) for pid in _children(child)]
+        if not grandchildren:
+            return None
+        tids = [int(t.name) for t in Path(f"/proc/{grandchildren[0]}/task").iterdir()]
+        niced = all(os.getpriority(os.PRIO_PROCESS, tid) == 9 for tid in tids)
+        return tids if len(tids) >= 2 and niced else None
+
+    tids = poll_until(threads_of_grandchild, "both grandchild threads at nice 9", 10)
+    assert len(tids) == 2
+    (child,) = _children(supervisor)
+    assert os.getpriority(os.PRIO_PROCESS, child) == 0  # the service itself keeps its priority
+    assert os.getpriority(os.PRIO_PROCESS, supervisor) == 0
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def test_cores_the_machine_lacks_are_refused_before_anything_starts(runtime: LocalRuntime) -> None:
     with pytest.raises(StartError, match=r"asked for CPU cores \[4096\]"):
         runtime.start(ServiceSpec(name="nowhere", argv=SLEEPER, port=0, cpus=(4096,)))
