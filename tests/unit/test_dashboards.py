@@ -268,6 +268,30 @@ def test_alertmanager_routes_pages_and_warnings() -> None:
     assert route("alertname=Other") == "drill"
 
 
+def test_a_canary_warning_is_sent_as_soon_as_a_page() -> None:
+    # amtool names the matching route; its group_wait is read from the file.
+    result = subprocess.run(
+        [
+            _tool("amtool"),
+            "config",
+            "routes",
+            "test",
+            f"--config.file={REPO_ROOT / 'stack' / 'alertmanager' / 'alertmanager.yml'}",
+            "--tree",
+            "alertname=CanaryClientErrorRatioHigh",
+            "severity=warning",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert 'alertname=~"Canary.*"' in result.stdout, result.stdout
+    assert result.stdout.strip().endswith("drill-warning")
+    config = yaml.safe_load((REPO_ROOT / "stack" / "alertmanager" / "alertmanager.yml").read_text())
+    waits = {tuple(r["matchers"]): r["group_wait"] for r in config["route"]["routes"]}
+    canary = waits[('severity="warning"', 'alertname=~"Canary.*"')]
+    assert canary == waits[('severity="page"',)] != waits[('severity="warning"',)]
+
+
 def test_metric_names_of_dashboards_cover_each_component() -> None:
     names = {m for item in dashboard_exprs() for m in metric_names(item.expr)}
     for prefix in (
