@@ -9,7 +9,9 @@ costs no label lookups.
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from opentelemetry import trace
@@ -18,11 +20,14 @@ from opentelemetry.trace import Status, StatusCode
 from sandbox.gateway.admission import Admission
 from sandbox.gateway.call import ADMISSION, POSTPROCESS, Call
 from sandbox.gateway.metrics import GatewayMetrics, status_class
+from sandbox.gateway.protocol import CHAT_ROUTE, COMPLETIONS_ROUTE
 from sandbox.telemetry import exemplar_of, trace_id_of
 
 __all__ = ["Accounting"]
 
 log = logging.getLogger("sandbox.gateway")
+
+ROUTES = (COMPLETIONS_ROUTE, CHAT_ROUTE)
 
 
 class Accounting:
@@ -31,6 +36,7 @@ class Accounting:
         self.tracer = tracer
         self.admission = admission
         self._children: dict[tuple[str, ...], Any] = {}
+        self._zeroed: set[str] = set()
 
     def _child(self, metric: Any, *values: str) -> Any:
         key = (str(id(metric)), *values)
@@ -38,6 +44,21 @@ class Accounting:
         if child is None:
             child = self._children[key] = metric.labels(*values)
         return child
+
+    def zero_error_counts(self, versions: Iterable[str], tenants: Iterable[str]) -> None:
+        """Create the 4xx and 5xx request counters of each new version at 0.
+
+        A counter series that first appears at 1 has no earlier sample for ``rate()`` to subtract
+        from, so the first refusal of a canary counted for nothing: in bad-rollout, whose canary
+        refuses only the rare long prompts, that cost 36 s of the page (docs/alerts.md)."""
+        tenants = tuple(tenants)
+        for version in versions:
+            if version in self._zeroed:
+                continue
+            self._zeroed.add(version)
+            for route, cls, tenant in itertools.product(ROUTES, ("4xx", "5xx"), tenants):
+                # Label order as declared: route, version, status_class, tenant.
+                self._child(self.metrics.requests_total, route, version, cls, tenant)
 
     def publish_admission(self) -> None:
         self.metrics.in_flight_tokens.set(self.admission.tokens)

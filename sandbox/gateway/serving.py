@@ -92,6 +92,9 @@ class Gateway:
 
     def publish_routing(self) -> None:
         self.upstream.publish_routing()
+        # Every tenant label tenant_of can give: the configured ones, "default" and "other".
+        tenants = {*self.tenants, "default", "other"}
+        self.accounting.zero_error_counts(self.router.versions, sorted(tenants))
 
     def _publish_admission(self) -> None:
         accounting = getattr(self, "accounting", None)  # None while the constructor runs

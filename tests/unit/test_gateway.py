@@ -15,6 +15,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from sandbox.admin_paths import GATEWAY_PATHS
 from sandbox.gateway.app import create_app
 from sandbox.gateway.config import EngineOptions, GatewayOptions, RagOptions
 from sandbox.gateway.metrics import GATEWAY_PHASES
@@ -27,6 +28,7 @@ from tests.support import free_port
 from tests.unit.gateway_helpers import (
     Server,
     UpstreamState,
+    gateway_with_standin_stable,
     metric_value,
     serve,
     upstream_app,
@@ -878,3 +880,30 @@ def test_an_engine_leaves_rotation_after_failed_probes_in_a_row_not_one() -> Non
         state.healthy = True
         probe(1)
         assert [e.name for e in router.ready("stable")] == ["solo"]
+
+
+def test_a_new_version_has_its_error_counts_at_zero_before_its_first_error() -> None:
+    # rate() cannot count the first sample of a series: a canary's first refusal would be lost
+    # if its 4xx series only appeared with it.
+    with (
+        gateway_with_standin_stable() as gateway,
+        serve(upstream_app(UpstreamState("canary"))) as canary,
+        httpx.Client(base_url=gateway.url, timeout=10) as client,
+    ):
+        added = client.post(
+            GATEWAY_PATHS.engines,
+            json={"name": "engine-canary-1", "version": "canary", "url": canary.url},
+        )
+        assert added.status_code == 200, added.text
+        text = client.get("/metrics").text
+        for cls in ("4xx", "5xx"):
+            labels = ('version="canary"', f'status_class="{cls}"', 'tenant="documents"')
+            zeros = [
+                line
+                for line in text.splitlines()
+                if line.startswith("sandbox_gateway_requests_total{")
+                and all(label in line for label in labels)
+            ]
+            assert zeros and all(line.endswith(" 0.0") for line in zeros), (cls, zeros)
+        # Only error classes: a 2xx series appears with the first answer, as before.
+        assert 'version="canary",status_class="2xx"' not in text
