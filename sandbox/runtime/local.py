@@ -21,6 +21,7 @@ from collections import deque
 from pathlib import Path
 
 from sandbox.runtime.base import ServiceSpec, ServiceState, ServiceStatus, StartError
+from sandbox.runtime.procfs import group_members, stat_fields
 from sandbox.runtime.supervise import exit_file
 
 __all__ = ["LocalRuntime", "group_alive", "process_start_time"]
@@ -28,13 +29,8 @@ __all__ = ["LocalRuntime", "group_alive", "process_start_time"]
 
 def process_start_time(pid: int) -> int | None:
     """The process' start time in clock ticks since boot, or None when there is no such pid."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # The command name (field 2) may contain spaces and parentheses; fields after it are plain.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[19])  # field 22 of the whole line
+    fields = stat_fields(pid)
+    return None if fields is None else int(fields[19])  # field 22 of the whole line
 
 
 def group_alive(pgid: int) -> bool:
@@ -45,30 +41,12 @@ def group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     # A zombie leader still counts for killpg; look for a member that is not a zombie.
-    return any(_state(pid) not in (None, "Z") for pid in _group_members(pgid))
-
-
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
+    return any(_state(pid) not in (None, "Z") for pid in group_members(pgid))
 
 
 def _state(pid: int) -> str | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat[stat.rindex(")") + 2 :].split()[0]
+    fields = stat_fields(pid)
+    return None if fields is None else fields[0]
 
 
 class LocalRuntime:

@@ -22,7 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["descendants", "exit_file", "main", "renice_process"]
+from sandbox.runtime.procfs import group_members
+
+__all__ = ["exit_file", "main", "renice_process"]
 
 # How often --child-nice looks for new processes and threads to renice.
 RENICE_EVERY_S = 2.0
@@ -30,26 +32,6 @@ RENICE_EVERY_S = 2.0
 
 def exit_file(state_dir: Path, name: str) -> Path:
     return state_dir / f"{name}.exit"
-
-
-def descendants(pid: int) -> set[int]:
-    """Every live process below ``pid`` (children, their children, ...), read from ``/proc``."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # ended while we looked
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
 
 
 def renice_process(pid: int, nice: int) -> None:
@@ -115,11 +97,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _wait(child: subprocess.Popen[bytes], child_nice: int) -> int:
+    if child_nice and os.getpgrp() != os.getpid():
+        # Not a group leader (started by hand, not by the runtime): the group is somebody else's.
+        print("supervise: not a process-group leader; --child-nice ignored", file=sys.stderr)
+        child_nice = 0
     if not child_nice:
         return child.wait()
+    # The child runs in our process group (the runtime made us its leader), and so does
+    # everything it starts: those are the group's members other than the two of us.
+    ours = {os.getpid(), child.pid}
     while True:
-        for pid in descendants(child.pid):
-            renice_process(pid, child_nice)
+        for pid in group_members(os.getpgrp()):
+            if pid not in ours:
+                renice_process(pid, child_nice)
         try:
             return child.wait(timeout=RENICE_EVERY_S)
         except subprocess.TimeoutExpired:

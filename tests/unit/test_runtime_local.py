@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from sandbox.runtime.base import ServiceSpec, ServiceState, StartError
-from sandbox.runtime.local import LocalRuntime, _group_members, group_alive
+from sandbox.runtime.local import LocalRuntime, group_alive
+from sandbox.runtime.procfs import group_members
 from tests.support import poll_until
 
 SLEEPER = (sys.executable, "-c", "import time; print('up', flush=True); time.sleep(600)")
@@ -70,7 +71,7 @@ def test_cores_bind_the_service_and_what_it_forks(runtime: LocalRuntime) -> None
     core = min(os.sched_getaffinity(0))
     started = runtime.start(ServiceSpec(name="pinned", argv=FORKER, port=0, cpus=(core,)))
     pids = poll_until(
-        lambda: p if len(p := _group_members(started.pid)) >= 3 else None,
+        lambda: p if len(p := group_members(started.pid)) >= 3 else None,
         "supervisor, child, grandchild",
         10,
     )
@@ -84,7 +85,7 @@ def test_a_nice_value_reaches_the_service_and_what_it_forks(runtime: LocalRuntim
     # A lower priority (a positive nice) needs no privilege, so the test runs as any user.
     started = runtime.start(ServiceSpec(name="gentle", argv=FORKER, port=0, nice=7))
     pids = poll_until(
-        lambda: p if len(p := _group_members(started.pid)) >= 3 else None,
+        lambda: p if len(p := group_members(started.pid)) >= 3 else None,
         "supervisor, child, grandchild",
         10,
     )
@@ -191,4 +192,4 @@ def test_a_service_that_ignores_sigterm_is_killed(runtime: LocalRuntime) -> None
 
 
 def _group_size(pgid: int) -> int:
-    return len(_group_members(pgid))
+    return len(group_members(pgid))
