@@ -1,7 +1,8 @@
 """The drill's report: a terminal summary and one self-contained HTML file (inline CSS and SVG,
 no external asset), with the timeline, the times to page/diagnose/recover, the score, the
 signature verdicts, charts of the incident's key panels with the fault and the page marked,
-and the incident's notes.
+and the incident's notes. ``result.json`` beside it holds the same verdicts as data
+(``sandbox.drill.outcome``).
 
 Charts: the manifest's ``report.panels`` are drawn here as inline SVG from Prometheus range
 queries. When the dashboard renderer (``sandbox.render.render_dashboard``) is installed, its
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sandbox.drill.outcome import DrillOutcome
 from sandbox.drill.result import DrillResult
 from sandbox.drill.signature import format_value
 from sandbox.promapi import PrometheusClient, PrometheusError, label_key
@@ -54,18 +56,13 @@ def _margin(r: Any) -> str:
 
 def summary_lines(result: DrillResult) -> list[str]:
     m = result.incident.manifest
-    recover = (
-        None
-        if result.recovered_at is None or result.first_mitigation_at is None
-        else result.recovered_at - result.first_mitigation_at
-    )
     lines = [
         f"Incident {m.id} ({m.title}), mode {result.mode}: {'PASSED' if result.ok else 'FAILED'}",
         f"  choices shuffled with seed {result.seed}",
         f"  time to page:      {_dur(result.since_inject(result.paged_at))} after injection",
         f"  time to diagnose:  {_dur(result.time_to_diagnose)} after the page",
         f"  time to mitigate:  {_dur(result.time_to_mitigate)} from the page to recovery",
-        f"  time to recover:   {_dur(recover)} after the first mitigation",
+        f"  time to recover:   {_dur(result.time_to_recover)} after the first mitigation",
     ]
     for attempt in result.attempts:
         lines.append(
@@ -287,7 +284,8 @@ def write_report(
     out_dir: Path | None,
     say: Callable[[str], None] = print,
 ) -> list[Path]:
-    """Print the summary and write ``report.html`` (returns the files written)."""
+    """Print the summary, write ``report.html`` and the outcome's ``result.json`` (returns the
+    files written)."""
     for line in summary_lines(result):
         say(line)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(result.started_at))
@@ -309,5 +307,6 @@ def write_report(
     images = _renderer_images(result, settings, out_dir, say)
     path = out_dir / "report.html"
     path.write_text(_html(result, charts, images))
+    outcome = DrillOutcome.of(result).write(out_dir)
     say(f"report: {path}")
-    return [path, *images]
+    return [path, outcome, *images]

@@ -81,6 +81,13 @@ class DrillResult:
         return max(0.0, self.diagnosed_at - self.paged_at - self.mitigation_wait_before_diagnosis_s)
 
     @property
+    def time_to_recover(self) -> float | None:
+        """From the first mitigation to the recovery."""
+        if self.recovered_at is None or self.first_mitigation_at is None:
+            return None
+        return self.recovered_at - self.first_mitigation_at
+
+    @property
     def time_to_mitigate(self) -> float | None:
         """From the page to the recovery (the SLIs held)."""
         if self.recovered_at is None or self.paged_at is None:

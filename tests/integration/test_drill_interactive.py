@@ -2,7 +2,11 @@
 scripted learner mitigates before diagnosing, tries the tempting wrong mitigation first (its
 verdict comes within two minutes and it is undone), then the right one, then answers the
 diagnosis. Nothing printed before the answers names the scenario. (First passed on 2026-12-05,
-in 736 s on a 2-core machine busy with other work.)"""
+in 736 s on a 2-core machine busy with other work.)
+
+It is also the live proof of its incident: the drill's outcome, recording and clean-up are
+checked as the auto test checks the others' (drill_checks.py), and the auto test leaves it out.
+"""
 
 from __future__ import annotations
 
@@ -16,14 +20,24 @@ import pytest
 
 from sandbox.drill.manifest import load_incident
 from sandbox.settings import REPO_ROOT
+from tests.integration.drill_checks import (
+    INTERACTIVE_INCIDENT,
+    assert_drill_outcome,
+    assert_recording_replays,
+    assert_stack_clean,
+    drill_timeout_s,
+)
 from tests.support import StackHandle
 from tests.terminal import Terminal
 
 pytestmark = pytest.mark.integration
 
-INCIDENT = "bad-rollout"  # the quickest page, and a wrong mitigation that restarts an engine
+INCIDENT = INTERACTIVE_INCIDENT
+# The wrong mitigation's verdict and undo (up to 200 s) come on top of an auto drill's bounds.
+WRONG_MITIGATION_S = 200.0
 
 
+@pytest.mark.timeout(drill_timeout_s(INCIDENT, extra_s=WRONG_MITIGATION_S))
 def test_mitigate_first_wrong_one_undone_then_diagnose(
     local_stack: StackHandle, tmp_path: Path
 ) -> None:
@@ -102,4 +116,8 @@ def test_mitigate_first_wrong_one_undone_then_diagnose(
     assert "setting up the scenario" in before_page
     assert verdict_s < 180, verdict_s  # 120 s of waiting, plus undoing an engine restart
     assert code == 0, t.output[-3000:]
-    assert "score:" in t.output and (tmp_path / "report.html").exists()
+    assert "score:" in t.output
+    outcome = assert_drill_outcome(tmp_path, INCIDENT)
+    assert outcome.mode == "interactive" and outcome.score is not None
+    assert_recording_replays(tmp_path, INCIDENT, settings.prometheus_url)
+    assert_stack_clean(local_stack)
