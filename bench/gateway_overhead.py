@@ -58,7 +58,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sandbox import stack
-from sandbox.components.engine import engine_component
+from sandbox.deploy.engines import stack_engine_component
 from sandbox.gateway.component import gateway_component
 from sandbox.runtime.local import LocalRuntime, _group_members
 from sandbox.tracesink.component import trace_sink_component
@@ -295,7 +295,7 @@ def main() -> None:
                 stdout=subprocess.DEVNULL,
             )
         elif not args.engine_url:
-            components.append(engine_component())
+            components.append(stack_engine_component())
         if not args.gateway_url:
             components.append(gateway_component())
         engine_url = args.engine_url or settings.engine_url

@@ -28,9 +28,12 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sandbox.components.base import free_port
-from sandbox.components.engine import engine_component
+from sandbox.components.engine import STACK_ENGINE
+from sandbox.deploy.engines import VllmLauncher
+from sandbox.deploy.state import Replica
+from sandbox.deploy.versions import EngineVersion
 from sandbox.runtime.local import LocalRuntime
-from sandbox.settings import Settings
+from sandbox.settings import Mode, Settings
 from tests.support import isolated_settings, poll_until
 
 SEQS = 2  # as the drill's replicas (version stable-bounded)
@@ -78,37 +81,34 @@ async def throughput(settings_list: list[Settings], seconds: float) -> float:
     return (after - before) / elapsed
 
 
-def engine_settings(base: Settings, cpus: str | None, threads_bind: str | None) -> Settings:
-    return base.model_copy(
-        update={
-            "engine_port": free_port(base.host),
-            "max_num_seqs": SEQS,
-            "engine_cpus": cpus,
-            "engine_threads_bind": threads_bind,
-        }
-    )
-
-
 def measure(
     base: Settings, runtime: LocalRuntime, confined: bool, seconds: float
 ) -> tuple[float, float]:
+    """Two replicas as the deployer launches them: the first named as the stack's engine (so
+    left where vLLM binds it, or on core 0), the second a replica beside it (bound to the last
+    core by the launcher, or confined there)."""
     last = str((os.cpu_count() or 1) - 1)
-    first = engine_settings(base, "0" if confined else None, None)
-    second = engine_settings(base, last if confined else None, None if confined else last)
+    launcher = VllmLauncher(base, Mode.LOCAL)
+    replicas = []
+    for name, cpus in ((STACK_ENGINE, "0"), ("engine-stable-1", last)):
+        version = EngineVersion(name="bench", max_num_seqs=SEQS, cpus=cpus if confined else None)
+        port = free_port(base.host)
+        replica = Replica(name=name, version="bench", track="stable", port=port, url="")
+        replicas.append((version, replica, base.model_copy(update={"engine_port": port})))
     started: list[str] = []
     try:
-        for name, settings in (("engine-a", first), ("engine-b", second)):
-            component = engine_component(name=name, port=settings.engine_port)
-            runtime.start(component.spec(settings))
-            started.append(name)
+        for version, replica, _ in replicas:
+            runtime.start(launcher.spec(version, replica))
+            started.append(replica.name)
             with httpx.Client(timeout=30) as client:
                 poll_until(
-                    lambda c=component, s=settings: c.check(s, client).ready,
-                    f"{name} ready",
+                    lambda v=version, r=replica: launcher.check(v, r, client).ready,
+                    f"{replica.name} ready",
                     300,
                     interval_s=2,
                 )
         # Both are loaded; the first runs alone, then both together.
+        first, second = (settings for _, _, settings in replicas)
         one = asyncio.run(throughput([first], seconds))
         two = asyncio.run(throughput([first, second], seconds))
     finally:

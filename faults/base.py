@@ -134,14 +134,14 @@ class StackContext:
     def from_settings(
         cls, settings: Settings, runtime: Runtime | None = None, progress: Progress = print
     ) -> StackContext:
-        from sandbox.components.engine import engine_component
+        from sandbox.deploy.engines import stack_engine_component
         from sandbox.runtime import runtime_for
 
         return cls(
             settings=settings,
             runtime=runtime or runtime_for(settings),
             endpoints=Endpoints.from_settings(settings),
-            engine_component=engine_component(),
+            engine_component=stack_engine_component(),
             progress=progress,
         )
 

@@ -133,12 +133,9 @@ class Settings(BaseSettings):
         le=0.95,
         description="--gpu-memory-utilization of each engine on a GPU: a canary and an added replica fit beside the stable one",
     )
-    engine_threads_bind: str | None = Field(
-        None, description="VLLM_CPU_OMP_THREADS_BIND (vLLM chooses when unset)"
-    )
     engine_cpus: CpuList | None = Field(
         None,
-        description="CPU cores the engine may use (1, 0-3, 0,2); unset: any. One core per replica stands for one GPU",
+        description="CPU cores the engine may use (1, 0-3, 0,2), and where vLLM binds its compute threads; unset: vLLM binds them (core 0). One core per replica stands for one GPU",
     )
 
     # Compose mode.

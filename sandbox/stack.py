@@ -20,9 +20,10 @@ import httpx
 
 from sandbox.components.alertmanager import alertmanager_component
 from sandbox.components.base import Component, Readiness, ScrapeTarget
-from sandbox.components.engine import STACK_ENGINE, engine_component
+from sandbox.components.engine import STACK_ENGINE
 from sandbox.components.prometheus import prometheus_component
 from sandbox.console.component import console_component
+from sandbox.deploy.engines import stack_engine_component
 from sandbox.deploy.state import StateStore
 from sandbox.exceptions import SandboxError
 from sandbox.gateway.component import gateway_component
@@ -63,7 +64,7 @@ def default_components(compose: bool = False) -> list[Component]:
     local trace sink (compose's otel-collector, found under the sink's name)."""
     components = [
         *([] if compose else [trace_sink_component()]),
-        engine_component(),
+        stack_engine_component(),
         retriever_component(),
         gateway_component(),
         alertmanager_component(),

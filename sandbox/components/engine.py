@@ -138,9 +138,7 @@ def engine_env(settings: Settings) -> dict[str, str]:
     if settings.resolve_engine_backend() is EngineBackend.CUDA:
         return env
     env["VLLM_CPU_KVCACHE_SPACE"] = f"{settings.kv_cache_space_gib:g}"
-    if settings.engine_threads_bind:
-        env["VLLM_CPU_OMP_THREADS_BIND"] = settings.engine_threads_bind
-    elif settings.engine_cpu_set:
+    if settings.engine_cpu_set:
         # vLLM binds its compute threads itself and would pick cores outside the allowed set.
         env["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(str(cpu) for cpu in settings.engine_cpu_set)
     return env

@@ -9,7 +9,8 @@ A replica is added to Prometheus' discovery file and to the gateway only once it
 (readiness gating); ``start_replica(..., gated=False)`` admits it at once, which is the fault
 of sending traffic to an engine that is still loading.
 
-The stack's own engine (service ``engine``) is the first stable replica: the deployer never
+The stack's own engine (service ``engine``, ``stack_engine_component``) is the first replica of
+version ``stable``: built as every replica is, but started by ``make up``. The deployer never
 stops it, counts it as ready while it runs, and keeps it in the engine discovery file.
 """
 
@@ -24,13 +25,14 @@ import httpx
 
 from sandbox import timeline
 from sandbox.components.base import ScrapeTarget, free_port
-from sandbox.components.engine import engine_component
-from sandbox.deploy.engines import Launcher, VllmLauncher, scrape_target
+from sandbox.components.engine import STACK_ENGINE
+from sandbox.deploy.engines import Launcher, VllmLauncher, scrape_target, stack_engine_component
 from sandbox.deploy.routing import GatewayRouting, RoutingError
 from sandbox.deploy.state import DeploymentState, FailureKind, Replica, ReplicaState, StateStore
 from sandbox.deploy.targets import write_job_targets
 from sandbox.deploy.versions import (
     DEFAULT_VERSIONS_FILE,
+    STABLE,
     EngineVersion,
     VersionError,
     load_versions,
@@ -42,9 +44,8 @@ from sandbox.waiting import NotYet, Progress, wait_until
 
 __all__ = ["BASE_ENGINE", "DeployError", "Deployer", "Transition"]
 
-BASE_ENGINE = "engine"  # the stack's own stable engine
+BASE_ENGINE = STACK_ENGINE  # the stack's own stable engine (stack_engine_component)
 CANARY = "canary"
-STABLE = "stable"
 
 
 class DeployError(SandboxError):
@@ -295,7 +296,7 @@ class Deployer:
         """The engine discovery file: the stack's engine plus every admitted replica."""
         targets: list[ScrapeTarget] = []
         if self.base_engine:
-            targets += engine_component().scrape(self.settings)
+            targets += stack_engine_component().scrape(self.settings)
         for replica in self.state().active():
             admitted = replica.state is ReplicaState.READY or (
                 replica.state is ReplicaState.STARTING and not replica.gated

@@ -1,8 +1,13 @@
 """How a replica of a version is launched, checked, reached and scraped.
 
-``VllmLauncher`` is the real thing: the stack's engine component with the version's settings
-applied, as a local process or (compose mode) a container on the compose network. The deployer
-takes any object with the same methods, which is how unit tests run stand-in HTTP servers.
+``VllmLauncher`` is the real thing: the engine component with the version's settings applied,
+as a local process or (compose mode) a container on the compose network. The deployer takes any
+object with the same methods, which is how unit tests run stand-in HTTP servers.
+
+The stack's own engine is built the same way: ``stack_engine_component`` is the replica of
+version ``stable`` named ``engine`` on the stack's engine port. So there is one way to configure
+an engine, and what ``stack/versions.yaml`` says of ``stable`` holds for the engine ``make up``
+starts as for every stable replica the autoscaler adds.
 """
 
 from __future__ import annotations
@@ -10,22 +15,31 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from pathlib import Path
 from typing import Protocol
 
 import httpx
 
-from sandbox.components.base import Readiness, ScrapeTarget
-from sandbox.components.engine import engine_component
+from sandbox.components.base import Component, Readiness, ScrapeTarget
+from sandbox.components.engine import CONTAINER_PORT, STACK_ENGINE, engine_component
 from sandbox.deploy.state import Replica
-from sandbox.deploy.versions import EngineVersion, version_settings
+from sandbox.deploy.versions import (
+    DEFAULT_VERSIONS_FILE,
+    STABLE,
+    EngineVersion,
+    load_versions,
+    version_settings,
+)
 from sandbox.runtime.base import ServiceSpec
 from sandbox.settings import Mode, Settings
 
-__all__ = ["CONTAINER_PORT", "Launcher", "VllmLauncher", "in_flight_from_metrics", "scrape_target"]
-
-# The engine's port inside a container (compose's engine service uses the same).
-CONTAINER_PORT = 8000
-CONTAINER_MODEL_DIR = "/models/tiny-llama"
+__all__ = [
+    "Launcher",
+    "VllmLauncher",
+    "in_flight_from_metrics",
+    "scrape_target",
+    "stack_engine_component",
+]
 
 _IN_FLIGHT = re.compile(
     r"^vllm:num_requests_(?:running|waiting)(?:\{[^}]*\})?\s+(\S+)", re.MULTILINE
@@ -80,27 +94,23 @@ class VllmLauncher:
     def spec(self, version: EngineVersion, replica: Replica) -> ServiceSpec:
         settings = version_settings(self.settings, version)
         base = engine_component(replica.name, replica.track, replica.port).spec(settings)
-        labels = {**base.labels, "sandbox.track": replica.track, "sandbox.version": version.name}
-        argv = (*base.argv, *version.extra_args)
         env = dict(base.env)
         if (
-            version.threads_bind is None
+            replica.name != STACK_ENGINE
             and not settings.engine_cpu_set
             and not self._compose()
             and (os.cpu_count() or 1) > 1
         ):
-            # Left alone, vLLM binds every engine to core 0 ("auto"), so a second engine on the
-            # same host would only share the first one's core; the last core is the other one.
+            # Left alone, vLLM binds every engine's compute threads to core 0 ("auto"), so a
+            # second engine on the same host would only share the stack's engine's core; the
+            # last core is the other one. (A version's `cpus` is how to choose instead.)
             env["VLLM_CPU_OMP_THREADS_BIND"] = str((os.cpu_count() or 1) - 1)
-        command = (*_container_args(base.command, settings), *version.extra_args)
         return dataclasses.replace(
             base,
-            argv=argv,
-            command=command,
+            argv=(*base.argv, *version.extra_args),
+            command=(*base.command, *version.extra_args),
             env=env,
-            labels=labels,
-            container_port=CONTAINER_PORT,
-            volumes={str(settings.model_dir): CONTAINER_MODEL_DIR},
+            labels={**base.labels, "sandbox.track": replica.track, "sandbox.version": version.name},
         )
 
     def url(self, name: str, port: int) -> str:
@@ -127,15 +137,28 @@ class VllmLauncher:
         return in_flight_from_metrics(response.text) if response.status_code == 200 else None
 
 
-def _container_args(args: tuple[str, ...], settings: Settings) -> tuple[str, ...]:
-    """The local argv made right for a container: listen on all interfaces of the container,
-    on the container port, with the model where the volume mounts it."""
-    out = list(args)
-    replace = {"--host": "0.0.0.0", "--port": str(CONTAINER_PORT), "--model": CONTAINER_MODEL_DIR}
-    for i, arg in enumerate(out[:-1]):
-        if arg in replace:
-            out[i + 1] = replace[arg]
-    if "--otlp-traces-endpoint" in out:
-        # The collector's address on the compose network, as the gateway's spec uses.
-        out[out.index("--otlp-traces-endpoint") + 1] = "http://otel-collector:4318/v1/traces"
-    return tuple(out)
+def stack_engine_component(versions_file: Path = DEFAULT_VERSIONS_FILE) -> Component:
+    """The stack's own engine: the replica of version ``stable`` that ``make up`` starts as the
+    service ``engine`` on ``settings.engine_port``. The deployer counts it as a ready stable
+    replica and never stops it. The versions file is read when the spec is built, so a bad
+    file stops ``make up`` with a message that names it."""
+    base = engine_component()
+
+    def replica(settings: Settings) -> Replica:
+        return Replica(
+            name=base.name,
+            version=STABLE,
+            track=STABLE,
+            port=settings.engine_port,
+            url=settings.engine_url,
+        )
+
+    def spec(settings: Settings) -> ServiceSpec:
+        stable = load_versions(versions_file)[STABLE]
+        return VllmLauncher(settings).spec(stable, replica(settings))
+
+    def check(settings: Settings, client: httpx.Client) -> Readiness:
+        stable = load_versions(versions_file)[STABLE]
+        return VllmLauncher(settings).check(stable, replica(settings), client)
+
+    return dataclasses.replace(base, spec=spec, check=check)

@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox import timeline
-from sandbox.deploy.deployer import CANARY, STABLE, Deployer, DeployError
+from sandbox.deploy.deployer import CANARY, Deployer, DeployError
 from sandbox.deploy.routing import RoutingError
 from sandbox.deploy.state import Replica, ReplicaState
+from sandbox.deploy.versions import STABLE
 from sandbox.waiting import Progress
 
 __all__ = ["Rollout"]

@@ -28,6 +28,7 @@ from sandbox.validation import field_problems
 __all__ = [
     "DEFAULT_VERSIONS_FILE",
     "ENGINE_SETTINGS",
+    "STABLE",
     "EngineVersion",
     "VersionError",
     "load_versions",
@@ -36,6 +37,9 @@ __all__ = [
 ]
 
 DEFAULT_VERSIONS_FILE = REPO_ROOT / "stack" / "versions.yaml"
+# The version the stack's own engine runs and the autoscaler adds replicas of (its replicas are
+# routed on the gateway's track of the same name).
+STABLE = "stable"
 
 
 class VersionError(ConfigError):
@@ -52,7 +56,6 @@ ENGINE_SETTINGS: tuple[str, ...] = (
     "max_num_seqs",
     "kv_tokens",
     "kv_cache_space_gib",
-    "engine_threads_bind",
     "engine_cpus",
 )
 
@@ -87,7 +90,6 @@ class EngineVersion(BaseModel):
     max_num_seqs: int | None = None
     kv_tokens: int | None = None
     kv_cache_space_gib: float | None = None
-    threads_bind: str | None = None
     cpus: str | None = None
     extra_args: tuple[str, ...] = Field((), description="more vLLM server flags, appended as given")
     ready_timeout_s: float = Field(
@@ -124,7 +126,7 @@ def load_versions(path: Path = DEFAULT_VERSIONS_FILE) -> dict[str, EngineVersion
                 f"{field}: {msg}" for field, msg in field_problems(exc, prefix=f"versions.{name}.")
             )
             raise VersionError(f"{path}: {problems}") from None
-    if "stable" not in versions:
+    if STABLE not in versions:
         raise VersionError(
             f"{path}: versions.stable is missing (the autoscaler and rollback need it)"
         )

@@ -195,6 +195,37 @@ def test_the_vllm_launcher_applies_the_version_to_the_engine_argv(settings: Sett
     )
 
 
+def test_the_stack_engine_is_the_replica_of_version_stable(tmp_path: Path) -> None:
+    from sandbox.components.engine import engine_component
+    from sandbox.deploy.engines import VllmLauncher, stack_engine_component
+    from sandbox.settings import Mode
+
+    settings = load_settings(run_dir=tmp_path, engine_port=8100)
+    # With the shipped versions, it is the engine the stack always started.
+    stack_spec = stack_engine_component().spec(settings)
+    old = engine_component().spec(settings)
+    assert (stack_spec.name, stack_spec.argv, stack_spec.env) == (old.name, old.argv, old.env)
+    # A stable replica beside it runs the same configuration; only its name, port and (on a
+    # machine of several cores) the core its compute threads are bound to differ.
+    stable = load_versions()["stable"]
+    beside = Replica(name="engine-stable-1", version="stable", track="stable", port=8200, url="")
+    replica_spec = VllmLauncher(settings, Mode.LOCAL).spec(stable, beside)
+    swap = {"8200": "8100"}
+    assert [swap.get(a, a) for a in replica_spec.argv] == list(stack_spec.argv)
+    assert {k: v for k, v in replica_spec.env.items() if k != "VLLM_CPU_OMP_THREADS_BIND"} == {
+        k: v for k, v in stack_spec.env.items() if k != "VLLM_CPU_OMP_THREADS_BIND"
+    }
+    # What versions.yaml says of `stable` holds for the stack's engine too.
+    path = tmp_path / "versions.yaml"
+    path.write_text("versions:\n  stable:\n    max_num_seqs: 3\n    cpus: '0'\n")
+    spec = stack_engine_component(path).spec(settings)
+    assert spec.argv[list(spec.argv).index("--max-num-seqs") + 1] == "3"
+    assert spec.cpus == (0,) and spec.env["VLLM_CPU_OMP_THREADS_BIND"] == "0"
+    path.write_text("versions:\n  stable:\n    max_num_seqs: lots\n")
+    with pytest.raises(VersionError, match="versions.stable.max_num_seqs"):
+        stack_engine_component(path).spec(settings)
+
+
 def test_a_version_with_its_own_cores_confines_each_replica(settings: Settings) -> None:
     from sandbox.deploy.engines import VllmLauncher
     from sandbox.deploy.versions import EngineVersion
