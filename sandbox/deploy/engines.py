@@ -15,17 +15,13 @@ from typing import Protocol
 import httpx
 
 from sandbox.components.base import Readiness, ScrapeTarget
-from sandbox.components.engine import engine_component
+from sandbox.components.engine import CONTAINER_PORT, engine_component
 from sandbox.deploy.state import Replica
 from sandbox.deploy.versions import EngineVersion, version_settings
 from sandbox.runtime.base import ServiceSpec
 from sandbox.settings import Mode, Settings
 
-__all__ = ["CONTAINER_PORT", "Launcher", "VllmLauncher", "in_flight_from_metrics", "scrape_target"]
-
-# The engine's port inside a container (compose's engine service uses the same).
-CONTAINER_PORT = 8000
-CONTAINER_MODEL_DIR = "/models/tiny-llama"
+__all__ = ["Launcher", "VllmLauncher", "in_flight_from_metrics", "scrape_target"]
 
 _IN_FLIGHT = re.compile(
     r"^vllm:num_requests_(?:running|waiting)(?:\{[^}]*\})?\s+(\S+)", re.MULTILINE
@@ -92,16 +88,10 @@ class VllmLauncher:
             # Left alone, vLLM binds every engine to core 0 ("auto"), so a second engine on the
             # same host would only share the first one's core; the last core is the other one.
             env["VLLM_CPU_OMP_THREADS_BIND"] = str((os.cpu_count() or 1) - 1)
-        command = (*_container_args(base.command, settings), *version.extra_args)
-        return dataclasses.replace(
-            base,
-            argv=argv,
-            command=command,
-            env=env,
-            labels=labels,
-            container_port=CONTAINER_PORT,
-            volumes={str(settings.model_dir): CONTAINER_MODEL_DIR},
-        )
+        # The base spec's container argv, port and model volume are already compose's (the
+        # engine component derives them); the version only adds its flags.
+        command = (*base.command, *version.extra_args)
+        return dataclasses.replace(base, argv=argv, command=command, env=env, labels=labels)
 
     def url(self, name: str, port: int) -> str:
         if self._compose():
@@ -125,17 +115,3 @@ class VllmLauncher:
         except httpx.HTTPError:
             return None
         return in_flight_from_metrics(response.text) if response.status_code == 200 else None
-
-
-def _container_args(args: tuple[str, ...], settings: Settings) -> tuple[str, ...]:
-    """The local argv made right for a container: listen on all interfaces of the container,
-    on the container port, with the model where the volume mounts it."""
-    out = list(args)
-    replace = {"--host": "0.0.0.0", "--port": str(CONTAINER_PORT), "--model": CONTAINER_MODEL_DIR}
-    for i, arg in enumerate(out[:-1]):
-        if arg in replace:
-            out[i + 1] = replace[arg]
-    if "--otlp-traces-endpoint" in out:
-        # The collector's address on the compose network, as the gateway's spec uses.
-        out[out.index("--otlp-traces-endpoint") + 1] = "http://otel-collector:4318/v1/traces"
-    return tuple(out)
