@@ -138,6 +138,17 @@ def _deferred(ctx: StackContext, handle: FaultHandle) -> bool:
     return True
 
 
+def _running_engine(ctx: StackContext, change: str) -> str:
+    """The stack engine's service name, or FaultError when it is not running: the engine changes
+    restart the engine the stack started, they never start one of their own."""
+    engine = ctx.engine_component.name
+    if ctx.runtime.status(engine).state is not ServiceState.RUNNING:
+        raise FaultError(
+            f"{change}: the {engine} service is not running; start the stack first (make up)"
+        )
+    return engine
+
+
 class _EngineSetting(Change):
     """Restart the engine with one setting changed (the parameter named like the setting)."""
 
@@ -149,17 +160,11 @@ class _EngineSetting(Change):
         return f"engine:{self.setting}"
 
     def prepare(self, ctx: StackContext, params: Params) -> dict[str, Any]:
-        engine = ctx.engine_component.name
-        was_running = ctx.runtime.status(engine).state is ServiceState.RUNNING
-        if not was_running:
-            raise FaultError(
-                f"{self.name}: the {engine} service is not running; start the stack first (make up)"
-            )
         return {
             "engine_setting": self.setting,
-            "engine": engine,
+            "engine": _running_engine(ctx, self.name),
             "previous": getattr(ctx.settings, self.setting),
-            "was_running": was_running,
+            "was_running": True,
         }
 
     def apply(self, ctx: StackContext, params: Params, handle: FaultHandle) -> None:
@@ -257,11 +262,7 @@ class EngineRestart(Change):
         return "engine:restart"
 
     def prepare(self, ctx: StackContext, params: Params) -> dict[str, Any]:
-        engine = ctx.engine_component.name
-        if ctx.runtime.status(engine).state is not ServiceState.RUNNING:
-            raise FaultError(
-                f"{self.name}: the {engine} service is not running; start the stack first (make up)"
-            )
+        _running_engine(ctx, self.name)
         return {}
 
     def apply(self, ctx: StackContext, params: Params, handle: FaultHandle) -> None:

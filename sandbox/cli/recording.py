@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import signal
 import sys
 import time
@@ -12,20 +11,18 @@ from pathlib import Path
 import click
 
 from sandbox.cli.options import mode_option, path_option
+from sandbox.durations import relative_to_now
 from sandbox.exceptions import SandboxError
 
 __all__ = ["COMMANDS", "parse_time", "recording_path"]
-
-_RELATIVE = re.compile(r"^now(?:-(\d+(?:\.\d+)?)([smhd]))?$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_time(text: str, now: float | None = None) -> float:
     """Unix seconds, ISO 8601 (UTC unless an offset is given), ``now`` or ``now-15m``."""
     now = time.time() if now is None else now
     text = text.strip()
-    if m := _RELATIVE.match(text):
-        return now - (float(m.group(1)) * _UNITS[m.group(2)] if m.group(1) else 0.0)
+    if (relative := relative_to_now(text, now)) is not None:
+        return relative
     try:
         return float(text)
     except ValueError:

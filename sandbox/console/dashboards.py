@@ -8,7 +8,6 @@ once per answer and, per series, ``values`` with ``null`` where Prometheus had n
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sandbox.durations import relative_to_now
 from sandbox.promapi import PrometheusClient, PrometheusError
 from sandbox.render.model import (
     DASHBOARD_DIR,
@@ -74,17 +74,11 @@ class TimeRange:
     live: bool  # the end follows "now": the browser refreshes it
 
 
-_RELATIVE = re.compile(r"now(?:-(\d+)([smhd]))?")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
 def _point(text: str, now: float) -> float:
     """Grafana's forms: ``now``, ``now-15m``, or milliseconds since the epoch."""
-    text = text.strip()
-    match = _RELATIVE.fullmatch(text)
-    if match:
-        amount, unit = match.groups()
-        return now - (int(amount) * _UNIT_S[unit] if amount else 0)
+    relative = relative_to_now(text, now)
+    if relative is not None:
+        return relative
     value = float(text)  # ValueError for anything else: the caller answers 400
     return value / 1000 if value > 1e11 else value
 

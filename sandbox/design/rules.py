@@ -30,6 +30,7 @@ from sandbox.design.evaluate import known_metric_names, window_step
 from sandbox.design.load import GradeInputError
 from sandbox.design.score import Criterion
 from sandbox.design.window import Window
+from sandbox.durations import duration_s
 from sandbox.promapi import PrometheusClient, PrometheusError
 from sandbox.promql import metric_names
 
@@ -65,17 +66,9 @@ class RulesGrade:
     seconds: float = 0.0
 
 
-def _duration_s(text: Any) -> float:
-    if text in (None, ""):
-        return 0.0
-    total = 0.0
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)", str(text))
-    if not parts or "".join(n + u for n, u in parts) != str(text).strip():
-        raise ValueError(f"{text!r} is not a Prometheus duration (e.g. 30s, 2m, 1h30m)")
-    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-    for number, unit in parts:
-        total += float(number) * scale[unit]
-    return total
+def _for_s(text: Any) -> float:
+    """A rule's ``for:`` in seconds; without one it fires as soon as its expression holds."""
+    return 0.0 if text in (None, "") else duration_s(str(text))
 
 
 def load_rules(path: Path | str) -> tuple[list[AlertRule], list[str]]:
@@ -109,7 +102,7 @@ def load_rules(path: Path | str) -> tuple[list[AlertRule], list[str]]:
     for gname, rule in raw_alerts:
         name = str(rule["alert"])
         try:
-            for_s = _duration_s(rule.get("for"))
+            for_s = _for_s(rule.get("for"))
         except ValueError as exc:
             problems.append(f"{path}: alert {name}: for: {exc}; graded with for: 0s")
             for_s = 0.0

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from sandbox.durations import duration_s
 from sandbox.promapi import PrometheusClient, PrometheusError
 from sandbox.recording.capture import ALL_SERIES, capture_series
 from sandbox.recording.drill_hook import spans_between
@@ -16,30 +17,13 @@ from sandbox.recording.format import IncidentRef, Meta, RecordedSeries, Recordin
 
 __all__ = ["record_window", "scrape_interval_of"]
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def _duration_s(text: str) -> float:
-    total, number = 0.0, ""
-    i = 0
-    while i < len(text):
-        if text[i].isdigit() or text[i] == ".":
-            number += text[i]
-            i += 1
-            continue
-        unit = "ms" if text.startswith("ms", i) else text[i]
-        total += float(number) * _UNITS[unit]
-        number = ""
-        i += len(unit)
-    return total
-
 
 def scrape_interval_of(prom: PrometheusClient, series: Sequence[RecordedSeries]) -> float:
     """The source's global scrape interval, from its config; else the median sample gap."""
     try:
         body = prom.get("/api/v1/status/config", {}, "Prometheus config")
         config = yaml.safe_load(body["data"]["yaml"])
-        return _duration_s(str(config["global"]["scrape_interval"]))
+        return duration_s(str(config["global"]["scrape_interval"]))
     except (PrometheusError, KeyError, TypeError, ValueError, yaml.YAMLError):
         pass
     gaps = [b - a for s in series for a, b in zip(s.times_ms, s.times_ms[1:], strict=False)]

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from sandbox.durations import duration_s
 from sandbox.promapi import PrometheusClient, PrometheusError
 from sandbox.render.model import Annotation, DashboardSpec, PanelSpec
 
@@ -92,11 +93,12 @@ def step_for(start: float, end: float) -> float:
     return float(max(2, math.ceil((end - start) / MAX_POINTS)))
 
 
-def _duration_s(text: str) -> float:
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text.strip())
-    if not match:
+def _step_s(text: str) -> float:
+    """An annotation query's step; 15 s (Grafana's usual) when it is not a duration."""
+    try:
+        return duration_s(text)
+    except ValueError:
         return 15.0
-    return float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
 def panel_series(
@@ -130,7 +132,7 @@ def query_annotations(
     """Each run of points of an annotation query becomes one mark at the run's start."""
     marks = []
     for query in spec.annotations:
-        step = _duration_s(query.step)
+        step = _step_s(query.step)
         expr = substitute(query.expr, spec.variables, step, end - start)
         try:
             found = prom.range(expr, start, end, step)

@@ -183,12 +183,17 @@ def test_the_vllm_launcher_applies_the_version_to_the_engine_argv(settings: Sett
     assert argv[argv.index("--port") + 1] == "4321"
     bad = VllmLauncher(settings, Mode.LOCAL).spec(versions["broken-flag"], replica)
     assert bad.argv[-1] == "--no-such-vllm-flag"
-    # In a container it listens on all its interfaces on the engine's container port.
-    command = list(
-        VllmLauncher(settings, Mode.COMPOSE).spec(versions["canary-slow"], replica).command
-    )
+    # In a container it listens on all its interfaces on the engine's container port, and
+    # loads the model from where the volume mounts it.
+    inside = VllmLauncher(settings, Mode.COMPOSE).spec(versions["canary-slow"], replica)
+    command = list(inside.command)
     assert command[command.index("--host") + 1] == "0.0.0.0"
     assert command[command.index("--port") + 1] == "8000"
+    model = f"/models/{settings.model_dir.name}"
+    assert command[command.index("--model") + 1] == model
+    assert inside.volumes == {str(settings.model_dir): model}
+    assert inside.container_port == 8000
+    assert command[command.index("--max-num-seqs") + 1] == "1"
     assert (
         VllmLauncher(settings, Mode.COMPOSE).url("engine-canary-1", 4321)
         == "http://engine-canary-1:8000"  # its alias on the network
@@ -222,7 +227,7 @@ def test_the_stack_engine_is_the_replica_of_version_stable(tmp_path: Path) -> No
     assert spec.argv[list(spec.argv).index("--max-num-seqs") + 1] == "3"
     assert spec.cpus == (0,) and spec.env["VLLM_CPU_OMP_THREADS_BIND"] == "0"
     path.write_text("versions:\n  stable:\n    max_num_seqs: lots\n")
-    with pytest.raises(VersionError, match="versions.stable.max_num_seqs"):
+    with pytest.raises(VersionError, match=r"versions\.stable\.max_num_seqs"):
         stack_engine_component(path).spec(settings)
 
 
