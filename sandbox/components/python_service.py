@@ -36,6 +36,7 @@ class PythonService:
     container_args: Sequence[str] = ()  # flags after --host/--port, in the container
     env: Mapping[str, str] = field(default_factory=dict)
     nice: int = 0
+    realtime: bool = False  # see ServiceSpec.realtime
     scraped: bool = True  # Prometheus scrapes its /metrics under job NAME
 
     @classmethod
@@ -76,6 +77,7 @@ class PythonService:
             env=dict(self.env),
             cwd=REPO_ROOT,
             nice=self.nice,
+            realtime=self.realtime,
             image=PROJECT_IMAGE if in_compose else None,
             command=(
                 (

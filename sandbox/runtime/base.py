@@ -68,6 +68,12 @@ class ServiceSpec:
     # engine core and CPU worker run at 10 while its API server keeps the default, so that the
     # server (and the gateway and load generator beside it) get a core when a request arrives.
     child_nice: int = 0
+    # Run the command in the lowest real-time class (SCHED_RR, priority 1), above every normal
+    # task, for a mostly idle process whose timing is the measurement (the load generator). On
+    # two cores with a CPU vLLM engine polling, every normal-class task, whatever its nice value,
+    # was seen waking up to 1.8 s late while real-time ones woke within 0.3 ms
+    # (bench/wakeup_delay.py). Needs root; without it the service keeps its nice value.
+    realtime: bool = False
 
     def fingerprint(self) -> str:
         """A short digest of everything that decides how the service runs: two specs with the same

@@ -104,6 +104,8 @@ class LocalRuntime:
             argv += ["--nice", str(spec.nice)]
         if spec.child_nice:
             argv += ["--child-nice", str(spec.child_nice)]
+        if spec.realtime:
+            argv += ["--realtime"]
         argv += ["--", *spec.argv]
         env = {**os.environ, **spec.env}
         with open(log_path, "ab", buffering=0) as log:

@@ -8,7 +8,8 @@ a crash must stay visible.
 
 With ``--child-nice`` it also lowers the priority of every process the child starts, every
 couple of seconds for the child's life (vLLM starts its engine core and CPU worker after a
-while, and they start threads later still), and leaves the child's own priority alone.
+while, and they start threads later still), and leaves the child's own priority alone. With
+``--realtime`` the child runs in the lowest real-time class (see ``ServiceSpec.realtime``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ __all__ = ["exit_file", "main", "renice_process"]
 
 # How often --child-nice looks for new processes and threads to renice.
 RENICE_EVERY_S = 2.0
+# --realtime: the lowest real-time priority, so any real-time task of the system's comes first.
+REALTIME_PRIORITY = 1
 
 
 def exit_file(state_dir: Path, name: str) -> Path:
@@ -60,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="nice value for the processes the command starts (not the command itself)",
     )
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="run the command in the lowest real-time scheduling class (SCHED_RR, priority 1)",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -76,6 +84,19 @@ def main(argv: list[str] | None = None) -> int:
         except PermissionError:
             print(
                 f"supervise: cannot set nice {args.nice} without root; running at the default",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    if args.realtime:
+        try:
+            # Inherited like the nice value. The supervisor itself only waits, so it costs nothing
+            # to be real-time too; the kernel still keeps 5% of every second for normal tasks.
+            os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(REALTIME_PRIORITY))
+        except PermissionError:
+            print(
+                "supervise: cannot use the real-time class without root; running at nice "
+                f"{os.getpriority(os.PRIO_PROCESS, 0)}",
                 file=sys.stderr,
                 flush=True,
             )

@@ -93,6 +93,21 @@ def test_a_nice_value_reaches_the_service_and_what_it_forks(runtime: LocalRuntim
     assert os.getpriority(os.PRIO_PROCESS, 0) != 7  # the test's own process is untouched
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="the real-time class needs root")
+def test_a_realtime_service_and_what_it_forks_run_in_the_real_time_class(
+    runtime: LocalRuntime,
+) -> None:
+    started = runtime.start(ServiceSpec(name="punctual", argv=FORKER, port=0, realtime=True))
+    pids = poll_until(
+        lambda: p if len(p := group_members(started.pid)) >= 3 else None,
+        "supervisor, child, grandchild",
+        10,
+    )
+    assert all(os.sched_getscheduler(pid) == os.SCHED_RR for pid in pids)
+    assert all(os.sched_getparam(pid).sched_priority == 1 for pid in pids)
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the test's own process is untouched
+
+
 # A child whose grandchild starts a thread at once, as vLLM's engine core does before the
 # supervisor can have seen it.
 THREADED_FORKER = (
