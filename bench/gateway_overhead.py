@@ -57,10 +57,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.figures import quantile
 from sandbox import stack
 from sandbox.deploy.engines import stack_engine_component
 from sandbox.gateway.component import gateway_component
-from sandbox.runtime.local import LocalRuntime, _group_members
+from sandbox.runtime.local import LocalRuntime
+from sandbox.runtime.procfs import group_members
 from sandbox.tracesink.component import trace_sink_component
 from tests.support import isolated_settings
 
@@ -124,7 +126,7 @@ async def run_round(
 
 
 def group_pids(pgid: int | None) -> list[int]:
-    return list(_group_members(pgid)) if pgid else []
+    return group_members(pgid) if pgid else []
 
 
 def group_cpu_s(pgid: int | None, system_only: bool = False) -> float:
@@ -162,11 +164,6 @@ def confine(pids: list[int], cpus: set[int]) -> None:
                 pass
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def summary(direct: list[Round], gateway: list[Round]) -> dict[str, float]:
     def merged(rounds: list[Round]) -> tuple[list[float], float, int]:
         ttft = [t for r in rounds for t in r.ttft_s]
@@ -179,15 +176,15 @@ def summary(direct: list[Round], gateway: list[Round]) -> dict[str, float]:
         "direct_requests": len(d_ttft),
         "direct_errors": d_err,
         "direct_ttft_p50_ms": statistics.median(d_ttft) * 1000,
-        "direct_ttft_p99_ms": percentile(d_ttft, 0.99) * 1000,
+        "direct_ttft_p99_ms": quantile(d_ttft, 0.99) * 1000,
         "direct_tokens_per_s": d_rate,
         "gateway_requests": len(g_ttft),
         "gateway_errors": g_err,
         "gateway_ttft_p50_ms": statistics.median(g_ttft) * 1000,
-        "gateway_ttft_p99_ms": percentile(g_ttft, 0.99) * 1000,
+        "gateway_ttft_p99_ms": quantile(g_ttft, 0.99) * 1000,
         "gateway_tokens_per_s": g_rate,
         "ttft_p50_ratio": statistics.median(g_ttft) / statistics.median(d_ttft),
-        "ttft_p99_ratio": percentile(g_ttft, 0.99) / percentile(d_ttft, 0.99),
+        "ttft_p99_ratio": quantile(g_ttft, 0.99) / quantile(d_ttft, 0.99),
         "rate": g_rate / d_rate,
     }
 

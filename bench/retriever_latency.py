@@ -19,6 +19,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.figures import quantile
 from sandbox.retriever.component import retriever_component
 from sandbox.runtime.base import ServiceState
 from sandbox.runtime.local import LocalRuntime
@@ -34,11 +35,6 @@ QUERIES = (
     "canary errors on one model version",
     "what is TPOT",
 )
-
-
-def quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> None:

@@ -17,13 +17,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sandbox import stack
-from sandbox.runtime.local import LocalRuntime, _group_members
+from sandbox.runtime.local import LocalRuntime
+from sandbox.runtime.procfs import group_members
 from tests.support import isolated_settings
 
 
 def group_rss_mib(pgid: int) -> float:
     total_kib = 0
-    for pid in _group_members(pgid):
+    for pid in group_members(pgid):
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):

@@ -19,8 +19,14 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.figures import quantile
 
 SLEEP_S = 0.010
 STALL_S = 0.050  # a wake-up later than this counts as a stall
@@ -58,11 +64,6 @@ def _sleeper(probe: Probe, seconds: float, out: mp.Queue) -> None:  # type: igno
     out.put((probe, late))
 
 
-def _quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
@@ -86,8 +87,8 @@ def main() -> None:
         delays = [d for _, d in late]
         stalls[probe.core] = stalls.get(probe.core, []) + [t for t, d in late if d > STALL_S]
         print(
-            f"  core {probe.core} {probe.priority:<8} p50 {_quantile(delays, 0.5) * 1000:6.2f} ms"
-            f"  p99 {_quantile(delays, 0.99) * 1000:7.1f} ms  max {max(delays) * 1000:7.1f} ms"
+            f"  core {probe.core} {probe.priority:<8} p50 {quantile(delays, 0.5) * 1000:6.2f} ms"
+            f"  p99 {quantile(delays, 0.99) * 1000:7.1f} ms  max {max(delays) * 1000:7.1f} ms"
             f"  over {STALL_S * 1000:.0f} ms: {sum(d > STALL_S for d in delays)}"
         )
     if len(stalls) > 1:
