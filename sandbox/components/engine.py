@@ -44,6 +44,14 @@ ENGINE_SHM_SIZE = "1g"
 # and the API server at the default: 4 oversleeps a minute (at most 0.24 s), chat p99 0.2-0.9 s.
 # Niced as well, the API server brought chat p99 back to 3.8 s. On a GPU they have the host.
 ENGINE_CHILD_NICE = 10
+# Nicing left the API server waking late all the same: with the engine polling on both cores,
+# every normal-class task, whatever its nice value, was seen waking up to 1.8 s late, while
+# real-time ones woke within 0.3 ms (bench/wakeup_delay.py, kv-exhaustion, 2026-12-07). A CI run
+# of kv-exhaustion then failed to recover after the fix: chat TTFT p99 over 30 s stayed at
+# 2.3-3.6 s for 420 s. So the stack engine's API server runs in the real-time class
+# (ServiceSpec.realtime) and the processes it starts do not. Replicas that start while the
+# stack serves stay normal: their API server spends its first seconds importing vLLM, which
+# in the real-time class would take a core from everything else.
 # The service name of the stack's own engine (version stable); replicas are named apart.
 STACK_ENGINE = "engine"
 
@@ -189,6 +197,9 @@ def engine_component(
             labels={"sandbox.version": version},
             cpus=settings.engine_cpu_set,
             child_nice=ENGINE_CHILD_NICE if backend is EngineBackend.CPU else 0,
+            # The stack engine's API server runs real-time, the processes it starts do not (see
+            # the note under ENGINE_CHILD_NICE).
+            realtime=backend is EngineBackend.CPU and name == STACK_ENGINE,
         )
 
     return Component.on_port(

@@ -69,10 +69,12 @@ class ServiceSpec:
     # server (and the gateway and load generator beside it) get a core when a request arrives.
     child_nice: int = 0
     # Run the command in the lowest real-time class (SCHED_RR, priority 1), above every normal
-    # task, for a mostly idle process whose timing is the measurement (the load generator). On
-    # two cores with a CPU vLLM engine polling, every normal-class task, whatever its nice value,
-    # was seen waking up to 1.8 s late while real-time ones woke within 0.3 ms
-    # (bench/wakeup_delay.py). Needs root; without it the service keeps its nice value.
+    # task, for a mostly idle process whose timing is the measurement (the load generator, the
+    # gateway, the stack engine's API server). On two cores with a CPU vLLM engine polling, every
+    # normal-class task, whatever its nice value, was seen waking up to 1.8 s late while
+    # real-time ones woke within 0.3 ms (bench/wakeup_delay.py). With child_nice, only the command
+    # is real-time: what it starts (vLLM's polling engine core) begins in the normal class. Needs
+    # root; without it the service keeps its nice value.
     realtime: bool = False
 
     def fingerprint(self) -> str:

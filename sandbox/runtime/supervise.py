@@ -9,7 +9,8 @@ a crash must stay visible.
 With ``--child-nice`` it also lowers the priority of every process the child starts, every
 couple of seconds for the child's life (vLLM starts its engine core and CPU worker after a
 while, and they start threads later still), and leaves the child's own priority alone. With
-``--realtime`` the child runs in the lowest real-time class (see ``ServiceSpec.realtime``).
+``--realtime`` the child runs in the lowest real-time class (see ``ServiceSpec.realtime``); with
+both, only the child's first thread does, and what it starts begins in the normal class.
 """
 
 from __future__ import annotations
@@ -88,22 +89,25 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
 
-    if args.realtime:
-        try:
-            # Inherited like the nice value. The supervisor itself only waits, so it costs nothing
-            # to be real-time too; the kernel still keeps 5% of every second for normal tasks.
-            os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(REALTIME_PRIORITY))
-        except PermissionError:
-            print(
-                "supervise: cannot use the real-time class without root; running at nice "
-                f"{os.getpriority(os.PRIO_PROCESS, 0)}",
-                file=sys.stderr,
-                flush=True,
-            )
+    realtime_child = args.realtime and bool(args.child_nice)
+    if args.realtime and not realtime_child:
+        # Inherited like the nice value. The supervisor itself only waits, so it costs nothing
+        # to be real-time too; the kernel still keeps 5% of every second for normal tasks.
+        _enter_realtime(os.SCHED_RR)
 
     # The child inherits stdout/stderr (the service's log file) and our process group, so
     # stopping the group stops the child and anything it forks (vLLM's engine-core process).
-    child = subprocess.Popen(command)
+    # A real-time child with --child-nice is vLLM's API server: its engine core and worker poll
+    # the cores busily and must stay in the normal class, so the class is set in the child
+    # alone and is not passed on to its processes and threads (SCHED_RESET_ON_FORK).
+    child = subprocess.Popen(
+        command,
+        preexec_fn=(
+            (lambda: _enter_realtime(os.SCHED_RR | os.SCHED_RESET_ON_FORK))
+            if realtime_child
+            else None
+        ),
+    )
 
     def forward(signum: int, _frame: object) -> None:
         if child.poll() is None:
@@ -115,6 +119,18 @@ def main(argv: list[str] | None = None) -> int:
     record = {"name": args.name, "exit_code": code, "pid": child.pid, "at": time.time()}
     exit_file(args.state_dir, args.name).write_text(json.dumps(record) + "\n")
     return code if code >= 0 else 128 - code
+
+
+def _enter_realtime(policy: int) -> None:
+    try:
+        os.sched_setscheduler(0, policy, os.sched_param(REALTIME_PRIORITY))
+    except PermissionError:
+        print(
+            "supervise: cannot use the real-time class without root; running at nice "
+            f"{os.getpriority(os.PRIO_PROCESS, 0)}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _wait(child: subprocess.Popen[bytes], child_nice: int) -> int:

@@ -205,7 +205,7 @@ def test_the_stack_engine_is_the_replica_of_version_stable(tmp_path: Path) -> No
     from sandbox.deploy.engines import VllmLauncher, stack_engine_component
     from sandbox.settings import Mode
 
-    settings = load_settings(run_dir=tmp_path, engine_port=8100)
+    settings = load_settings(run_dir=tmp_path, engine_port=8100, engine_backend="cpu")
     # With the shipped versions, it is the engine the stack always started.
     stack_spec = stack_engine_component().spec(settings)
     old = engine_component().spec(settings)
@@ -220,6 +220,10 @@ def test_the_stack_engine_is_the_replica_of_version_stable(tmp_path: Path) -> No
     assert {k: v for k, v in replica_spec.env.items() if k != "VLLM_CPU_OMP_THREADS_BIND"} == {
         k: v for k, v in stack_spec.env.items() if k != "VLLM_CPU_OMP_THREADS_BIND"
     }
+    # On the CPU the stack engine's API server is real-time; a replica, which starts while the
+    # stack serves, is not.
+    assert (stack_spec.realtime, replica_spec.realtime) == (True, False)
+    assert stack_spec.child_nice == replica_spec.child_nice > 0
     # What versions.yaml says of `stable` holds for the stack's engine too.
     path = tmp_path / "versions.yaml"
     path.write_text("versions:\n  stable:\n    max_num_seqs: 3\n    cpus: '0'\n")

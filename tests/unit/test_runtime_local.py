@@ -108,6 +108,31 @@ def test_a_realtime_service_and_what_it_forks_run_in_the_real_time_class(
     assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the test's own process is untouched
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="the real-time class needs root")
+def test_a_realtime_service_with_a_child_nice_value_keeps_what_it_starts_in_the_normal_class(
+    runtime: LocalRuntime,
+) -> None:
+    # vLLM's API server: real-time, while its engine core (which polls) must not be.
+    started = runtime.start(
+        ServiceSpec(
+            name="api-server-like", argv=THREADED_FORKER, port=0, realtime=True, child_nice=9
+        )
+    )
+    supervisor = started.pid
+    assert supervisor is not None
+    grandchild = poll_until(
+        lambda: next((pid for c in _children(supervisor) for pid in _children(c)), None),
+        "the grandchild",
+        10,
+    )
+    (child,) = _children(supervisor)
+    assert os.sched_getscheduler(child) == os.SCHED_RR | os.SCHED_RESET_ON_FORK
+    assert os.sched_getparam(child).sched_priority == 1
+    tids = [int(t.name) for t in Path(f"/proc/{grandchild}/task").iterdir()]
+    assert tids and all(os.sched_getscheduler(tid) == os.SCHED_OTHER for tid in tids)
+    assert os.sched_getscheduler(supervisor) == os.SCHED_OTHER
+
+
 # A child whose grandchild starts a thread at once, as vLLM's engine core does before the
 # supervisor can have seen it.
 THREADED_FORKER = (
