@@ -19,10 +19,13 @@ from sandbox.promapi import AlertmanagerClient, PrometheusClient
 from sandbox.recording import serve_recording
 from sandbox.recording.fidelity import compare
 from sandbox.runtime.base import ServiceState
+from sandbox.timeline import read as read_timeline
+from tests.integration.gateway_support import prom_scalar
 from tests.support import StackHandle, poll_until
 
 __all__ = [
     "INTERACTIVE_INCIDENT",
+    "assert_autoscaler_added_a_serving_replica",
     "assert_drill_outcome",
     "assert_recording_replays",
     "assert_stack_clean",
@@ -116,3 +119,36 @@ def assert_stack_clean(stack: StackHandle) -> None:
         )
     finally:
         alertmanager.close()
+
+
+def assert_autoscaler_added_a_serving_replica(stack: StackHandle, since: float) -> None:
+    """The autoscaler's path on the real stack, proved by the drill whose fix depends on it
+    (cold-start-autoscaling): a scale-up decision started a real vLLM replica, it became ready
+    and registered, its own vLLM counted requests the gateway sent it, and the drill's cleanup
+    removed it (``assert_stack_clean``). Scaling down on a falling signal is tested with
+    stand-in engines in tests/unit/test_autoscaler_controller.py."""
+    run_dir = stack.settings.run_dir
+    ups = read_timeline(run_dir, since=since, kind_prefix="autoscaler.scale_up")
+    assert ups, "the autoscaler never scaled up during the drill"
+    started = {u["detail"]["replica"] for u in ups}
+    ready = {
+        e["detail"]["replica"]: e["detail"]
+        for e in read_timeline(run_dir, since=since, kind_prefix="replica.ready")
+        if e["detail"]["replica"] in started
+    }
+    assert ready, f"no replica the autoscaler started became ready: {sorted(started)}"
+    assert any(d["requested_by"] == "autoscaler" for d in ready.values()), ready
+    served = {
+        name: prom_scalar(
+            stack.prometheus_url,
+            f'max(max_over_time(vllm:request_success_total{{replica="{name}"}}[1h]))',
+        )
+        or 0.0
+        for name in ready
+    }
+    assert any(n > 0 for n in served.values()), f"no added replica served a request: {served}"
+    for name, detail in ready.items():
+        print(
+            f"autoscaler: {name} ready {detail['start_to_ready_s']:.0f} s after its start, "
+            f"served {served[name]:.0f} requests"
+        )

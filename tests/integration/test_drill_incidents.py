@@ -9,6 +9,7 @@ Skipped, naming the missing piece, until the load generator and the SLO alert ru
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from sandbox.drill.traffic import loadgen_available
 from sandbox.settings import REPO_ROOT
 from tests.integration.drill_checks import (
     INTERACTIVE_INCIDENT,
+    assert_autoscaler_added_a_serving_replica,
     assert_drill_outcome,
     assert_recording_replays,
     assert_stack_clean,
@@ -60,6 +62,11 @@ OPT_IN: dict[str, str] = {
 }
 
 
+# Its reference fix scales out through the autoscaler: the drill is also the live proof that
+# the autoscaler adds a real vLLM replica that serves (test_autoscaler_integration.py is opt-in).
+AUTOSCALED_INCIDENT = "cold-start-autoscaling"
+
+
 def _drill_params() -> list[object]:
     run_all = os.environ.get("SANDBOX_TEST_ALL_DRILLS") == "1"
     return [
@@ -76,6 +83,7 @@ def _drill_params() -> list[object]:
 
 @pytest.mark.parametrize("incident_id", _drill_params())
 def test_incident_passes_auto(incident_id: str, local_stack: StackHandle, tmp_path: Path) -> None:
+    started = time.time()
     result = Drill(
         load_incident(incident_id),
         local_stack.settings,
@@ -86,3 +94,5 @@ def test_incident_passes_auto(incident_id: str, local_stack: StackHandle, tmp_pa
     assert_drill_outcome(tmp_path, incident_id)
     assert_recording_replays(tmp_path, incident_id, local_stack.settings.prometheus_url)
     assert_stack_clean(local_stack)
+    if incident_id == AUTOSCALED_INCIDENT:
+        assert_autoscaler_added_a_serving_replica(local_stack, since=started)
