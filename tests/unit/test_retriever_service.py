@@ -190,7 +190,11 @@ def test_different_questions_find_different_notes(service: Service) -> None:
         ttft["passages"][0]["source"]
         == "docs/phases.md#time-to-first-token-and-time-per-output-token"
     )
-    assert kv["passages"][0]["source"] == "docs/phases.md#the-kv-cache-in-one-paragraph"
+    # The corpus holds the incidents' notes too, and a new note on KV blocks may rightly outrank
+    # phases.md: what matters is a different passage, and one about preempting for KV blocks.
+    top = kv["passages"][0]
+    assert top["source"] != ttft["passages"][0]["source"]
+    assert "preempt" in top["text"].lower() and "block" in top["text"].lower(), top["source"]
 
 
 def test_k_bounds_the_number_of_passages(service: Service) -> None:
