@@ -44,7 +44,8 @@ GATEWAY = PythonService(
     # two cores beside a polling CPU engine, a normal-class process wakes up to 1.8 s late.
     # Measured with it (bench/gateway_overhead.py, 2026-12-07): TTFT ratios 1.01 / 1.05 confined
     # and throughput 0.985 unconfined (0.875 before), but 4.1-4.3 ms of CPU a request (2.6-3.2
-    # before), probably because it now wakes for each streamed chunk.
+    # before). Not the class itself: against the stand-in engine (--standin) it cost 2.50 ms a
+    # request real-time and 2.94 ms in the normal class (one run each). Why it rose is open.
     realtime=True,
 )
 
