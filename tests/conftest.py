@@ -1,4 +1,4 @@
-"""Session fixtures. The real stack is started once per test session (vLLM takes ~30-50 s)."""
+"""Session fixtures. The real stack is started once per test session (vLLM takes ~20-30 s)."""
 
 from __future__ import annotations
 

@@ -65,8 +65,9 @@ class ServiceSpec:
     # root; without it the service runs at the default priority.
     nice: int = 0
     # A nice value for the processes the command starts, not for the command itself: vLLM's
-    # engine core and CPU worker run at 10 while its API server keeps the default, so that the
-    # server (and the gateway and load generator beside it) get a core when a request arrives.
+    # engine core (and, in vLLM's default CPU layout, its worker) runs at 10 while its API server
+    # keeps the default, so that the server (and the gateway and load generator beside it) get a
+    # core when a request arrives.
     child_nice: int = 0
     # Run the command in the lowest real-time class (SCHED_RR, priority 1), above every normal
     # task, for a mostly idle process whose timing is the measurement (the load generator, the

@@ -97,9 +97,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # The child inherits stdout/stderr (the service's log file) and our process group, so
     # stopping the group stops the child and anything it forks (vLLM's engine-core process).
-    # A real-time child with --child-nice is vLLM's API server: its engine core and worker poll
-    # the cores busily and must stay in the normal class, so the class is set in the child
-    # alone and is not passed on to its processes and threads (SCHED_RESET_ON_FORK).
+    # A real-time child with --child-nice is vLLM's API server: its engine core computes (and, in
+    # vLLM's default CPU layout, it and its worker poll each other), so it must stay in the
+    # normal class: the class is set in the child alone and is not passed on to its processes
+    # and threads (SCHED_RESET_ON_FORK).
     child = subprocess.Popen(
         command,
         preexec_fn=(

@@ -36,6 +36,8 @@ def test_the_cpu_engine_keeps_its_calibration() -> None:
     assert _flag(argv, "--max-model-len") == "2944"
     assert "--gpu-memory-utilization" not in argv  # on the CPU it would reserve RAM instead
     assert engine_env(settings)["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    # One process fewer to spawn and to poll (the worker runs in the engine core's).
+    assert engine_env(settings)["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
 
 
 @pytest.mark.parametrize("backend", [EngineBackend.CPU, EngineBackend.CUDA])
