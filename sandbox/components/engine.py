@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import httpx
 
 from sandbox.components.base import Component, Readiness, http_ready
@@ -157,14 +155,6 @@ def engine_env(settings: Settings) -> dict[str, str]:
     # engine-core process, as it does on one GPU: the engine starts in about 18 s, serves as
     # fast (5.0-5.1 probe requests/s against 4.9-5.7), and spends about a fifth less CPU doing it.
     env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
-    # In-process, vLLM no longer sets its worker's OpenMP environment (VLLM_CPU_OMP_THREADS_BIND
-    # only binds a worker process), and its CPU kernels run as many OpenMP threads as there are
-    # cores, spinning while they wait. Two engines on two cores then had four spinning threads:
-    # 35 tokens/s each where one alone made 369. One thread per core the engine may use, or all
-    # cores but one (vLLM's own default, which keeps one for everything else): one engine 413
-    # tokens/s, two 289 + 306 (2026-12-07, two unconfined engines by hand).
-    cpus = len(settings.engine_cpu_set) or max(1, (os.cpu_count() or 1) - 1)
-    env["OMP_NUM_THREADS"] = str(cpus)
     if settings.engine_cpu_set:
         # vLLM binds its compute threads itself and would pick cores outside the allowed set.
         env["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(str(cpu) for cpu in settings.engine_cpu_set)
