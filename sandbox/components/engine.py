@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import httpx
 
 from sandbox.components.base import Component, Readiness, http_ready
@@ -54,7 +56,8 @@ ENGINE_CHILD_NICE = 10
 # in the real-time class would take a core from everything else.
 # (All of this was measured with vLLM's default layout on the CPU, where a worker process computes
 # and the engine core polls it. engine_env now keeps the model in the engine-core process, which
-# computes and blocks when idle; the nice value and the classes stay, as they cost nothing.)
+# computes on engine_threads threads and blocks when idle; the nice value and the classes stay,
+# as they cost nothing.)
 # The service name of the stack's own engine (version stable); replicas are named apart.
 STACK_ENGINE = "engine"
 
@@ -155,10 +158,24 @@ def engine_env(settings: Settings) -> dict[str, str]:
     # engine-core process, as it does on one GPU: the engine starts in about 18 s, serves as
     # fast (5.0-5.1 probe requests/s against 4.9-5.7), and spends about a fifth less CPU doing it.
     env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
-    if settings.engine_cpu_set:
-        # vLLM binds its compute threads itself and would pick cores outside the allowed set.
-        env["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(str(cpu) for cpu in settings.engine_cpu_set)
     return env
+
+
+def engine_threads(settings: Settings) -> int:
+    """OpenMP threads for a local CPU engine (0 on a GPU: the library's default).
+
+    In its own worker process vLLM sized and bound the worker's OpenMP threads
+    (VLLM_CPU_OMP_THREADS_BIND); with the model in the engine-core process it does neither, and
+    torch runs a thread per core, each spinning while it waits. Two engines on two cores then ran
+    four threads and starved each other. An engine confined to cores runs a thread per core it
+    has; an unconfined one half of the cores but one, so that the stack's engine and a replica
+    beside it never run more threads than there are cores (on two cores: one each).
+    """
+    if settings.resolve_engine_backend() is EngineBackend.CUDA:
+        return 0
+    if settings.engine_cpu_set:
+        return len(settings.engine_cpu_set)
+    return max(1, ((os.cpu_count() or 1) - 1) // 2)
 
 
 def _check(settings: Settings, client: httpx.Client, port: int) -> Readiness:
@@ -205,6 +222,7 @@ def engine_component(
             shm_size=ENGINE_SHM_SIZE,
             labels={"sandbox.version": version},
             cpus=settings.engine_cpu_set,
+            compute_threads=engine_threads(settings),
             child_nice=ENGINE_CHILD_NICE if backend is EngineBackend.CPU else 0,
             # The stack engine's API server runs real-time, the processes it starts do not (see
             # the note under ENGINE_CHILD_NICE).

@@ -13,7 +13,6 @@ starts as for every stable replica the autoscaler adds.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from pathlib import Path
 from typing import Protocol
@@ -21,7 +20,7 @@ from typing import Protocol
 import httpx
 
 from sandbox.components.base import Component, Readiness, ScrapeTarget
-from sandbox.components.engine import CONTAINER_PORT, STACK_ENGINE, engine_component
+from sandbox.components.engine import CONTAINER_PORT, engine_component
 from sandbox.deploy.state import Replica
 from sandbox.deploy.versions import (
     DEFAULT_VERSIONS_FILE,
@@ -94,22 +93,10 @@ class VllmLauncher:
     def spec(self, version: EngineVersion, replica: Replica) -> ServiceSpec:
         settings = version_settings(self.settings, version)
         base = engine_component(replica.name, replica.track, replica.port).spec(settings)
-        env = dict(base.env)
-        if (
-            replica.name != STACK_ENGINE
-            and not settings.engine_cpu_set
-            and not self._compose()
-            and (os.cpu_count() or 1) > 1
-        ):
-            # Left alone, vLLM binds every engine's compute threads to core 0 ("auto"), so a
-            # second engine on the same host would only share the stack's engine's core; the
-            # last core is the other one. (A version's `cpus` is how to choose instead.)
-            env["VLLM_CPU_OMP_THREADS_BIND"] = str((os.cpu_count() or 1) - 1)
         return dataclasses.replace(
             base,
             argv=(*base.argv, *version.extra_args),
             command=(*base.command, *version.extra_args),
-            env=env,
             labels={**base.labels, "sandbox.track": replica.track, "sandbox.version": version.name},
         )
 

@@ -77,6 +77,11 @@ class ServiceSpec:
     # is real-time: what it starts (vLLM's polling engine core) begins in the normal class. Needs
     # root; without it the service keeps its nice value.
     realtime: bool = False
+    # OpenMP compute threads of a local process (OMP_NUM_THREADS); 0 leaves the library's default,
+    # a thread per core. OpenMP threads spin while they wait for work, so two CPU engines that
+    # each run one per core starve each other (see engine_threads in sandbox.components.engine).
+    # A container is left to size its threads from the cores it is given.
+    compute_threads: int = 0
 
     def fingerprint(self) -> str:
         """A short digest of everything that decides how the service runs: two specs with the same

@@ -108,6 +108,8 @@ class LocalRuntime:
             argv += ["--realtime"]
         argv += ["--", *spec.argv]
         env = {**os.environ, **spec.env}
+        if spec.compute_threads:
+            env["OMP_NUM_THREADS"] = str(spec.compute_threads)
         with open(log_path, "ab", buffering=0) as log:
             log.write(
                 f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(spec.argv)}\n".encode()

@@ -210,16 +210,14 @@ def test_the_stack_engine_is_the_replica_of_version_stable(tmp_path: Path) -> No
     stack_spec = stack_engine_component().spec(settings)
     old = engine_component().spec(settings)
     assert (stack_spec.name, stack_spec.argv, stack_spec.env) == (old.name, old.argv, old.env)
-    # A stable replica beside it runs the same configuration; only its name, port and (on a
-    # machine of several cores) the core its compute threads are bound to differ.
+    # A stable replica beside it runs the same configuration; only its name and port differ.
     stable = load_versions()["stable"]
     beside = Replica(name="engine-stable-1", version="stable", track="stable", port=8200, url="")
     replica_spec = VllmLauncher(settings, Mode.LOCAL).spec(stable, beside)
     swap = {"8200": "8100"}
     assert [swap.get(a, a) for a in replica_spec.argv] == list(stack_spec.argv)
-    assert {k: v for k, v in replica_spec.env.items() if k != "VLLM_CPU_OMP_THREADS_BIND"} == {
-        k: v for k, v in stack_spec.env.items() if k != "VLLM_CPU_OMP_THREADS_BIND"
-    }
+    assert replica_spec.env == stack_spec.env
+    assert replica_spec.compute_threads == stack_spec.compute_threads > 0
     # On the CPU the stack engine's API server is real-time; a replica, which starts while the
     # stack serves, is not.
     assert (stack_spec.realtime, replica_spec.realtime) == (True, False)
@@ -229,7 +227,7 @@ def test_the_stack_engine_is_the_replica_of_version_stable(tmp_path: Path) -> No
     path.write_text("versions:\n  stable:\n    max_num_seqs: 3\n    cpus: '0'\n")
     spec = stack_engine_component(path).spec(settings)
     assert spec.argv[list(spec.argv).index("--max-num-seqs") + 1] == "3"
-    assert spec.cpus == (0,) and spec.env["VLLM_CPU_OMP_THREADS_BIND"] == "0"
+    assert spec.cpus == (0,) and spec.compute_threads == 1
     path.write_text("versions:\n  stable:\n    max_num_seqs: lots\n")
     with pytest.raises(VersionError, match=r"versions\.stable\.max_num_seqs"):
         stack_engine_component(path).spec(settings)
@@ -241,9 +239,11 @@ def test_a_version_with_its_own_cores_confines_each_replica(settings: Settings) 
     from sandbox.settings import Mode
 
     replica = Replica(name="engine-stable-1", version="pinned", track="stable", port=4321, url="u")
-    spec = VllmLauncher(settings, Mode.LOCAL).spec(EngineVersion(name="pinned", cpus="0"), replica)
-    # vLLM's own thread binding follows the cores, not the "last core" default for replicas.
-    assert spec.cpus == (0,) and spec.env["VLLM_CPU_OMP_THREADS_BIND"] == "0"
+    spec = VllmLauncher(settings, Mode.LOCAL).spec(
+        EngineVersion(name="pinned", cpus="0-1"), replica
+    )
+    # A compute thread per core it has.
+    assert spec.cpus == (0, 1) and spec.compute_threads == 2
     with pytest.raises(ValueError, match="not a CPU list"):
         EngineVersion(name="pinned", cpus="core 1")
 

@@ -81,6 +81,17 @@ def test_cores_bind_the_service_and_what_it_forks(runtime: LocalRuntime) -> None
     )  # the test's own process is not confined
 
 
+def test_compute_threads_reach_the_service_as_openmp_s_thread_count(runtime: LocalRuntime) -> None:
+    show = "import os, time; print('threads', os.environ.get('OMP_NUM_THREADS'), flush=True); time.sleep(600)"
+    runtime.start(
+        ServiceSpec(name="counted", argv=(sys.executable, "-c", show), port=0, compute_threads=3)
+    )
+    runtime.start(ServiceSpec(name="default", argv=(sys.executable, "-c", show), port=0))
+    poll_until(lambda: "threads 3" in runtime.log_tail("counted"), "OMP_NUM_THREADS=3", 10)
+    expected = f"threads {os.environ.get('OMP_NUM_THREADS')}"  # 0 leaves the environment alone
+    poll_until(lambda: expected in runtime.log_tail("default"), expected, 10)
+
+
 def test_a_nice_value_reaches_the_service_and_what_it_forks(runtime: LocalRuntime) -> None:
     # A lower priority (a positive nice) needs no privilege, so the test runs as any user.
     started = runtime.start(ServiceSpec(name="gentle", argv=FORKER, port=0, nice=7))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -80,11 +81,11 @@ def test_cpu_lists_read_as_linux_writes_them(text: str, cpus: tuple[int, ...]) -
     assert parse_cpu_list(text) == cpus
 
 
-def test_engine_cpus_reach_the_engine_spec_and_vllm_thread_binding() -> None:
-    settings = load_settings(engine_cpus="1")
+def test_engine_cpus_reach_the_engine_spec_and_its_thread_count() -> None:
+    settings = load_settings(engine_cpus="1", engine_backend="cpu")
     spec = engine_component().spec(settings)
-    assert spec.cpus == (1,)
-    assert spec.env["VLLM_CPU_OMP_THREADS_BIND"] == "1"
-    # Unset: no confinement, and vLLM binds its threads as it likes.
-    spec = engine_component().spec(load_settings())
-    assert spec.cpus == () and "VLLM_CPU_OMP_THREADS_BIND" not in spec.env
+    assert (spec.cpus, spec.compute_threads) == ((1,), 1)
+    # Unset: no confinement, and half the cores but one, so that two engines fit.
+    spec = engine_component().spec(load_settings(engine_backend="cpu"))
+    assert spec.cpus == ()
+    assert spec.compute_threads == max(1, ((os.cpu_count() or 1) - 1) // 2)
