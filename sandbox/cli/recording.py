@@ -163,7 +163,15 @@ def _serve(path: Path) -> None:
 @mode_option(
     "live replay: auto checks the signature and the alerts and exits non-zero if they misbehave"
 )
-def replay_command(ref: str, serve: bool, mode: str) -> None:
+@click.option(
+    "--baseline",
+    "baseline_s",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="live replay: seconds of the recorded baseline replayed in real time before the fault "
+    "(default 60; the history before them is loaded at once)",
+)
+def replay_command(ref: str, serve: bool, mode: str, baseline_s: float | None) -> None:
     """Replay a recording: live (the drill, without an engine) or, with --serve, offline."""
     path = recording_path(ref)
     try:
@@ -172,7 +180,12 @@ def replay_command(ref: str, serve: bool, mode: str) -> None:
             return
         from sandbox.recording.replay_drill import run_live_replay
 
-        ok = run_live_replay(path, mode=mode, say=click.echo).ok  # type: ignore[arg-type]
+        ok = run_live_replay(
+            path,
+            mode=mode,  # type: ignore[arg-type]
+            say=click.echo,
+            baseline_s=baseline_s,
+        ).ok
     except SandboxError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

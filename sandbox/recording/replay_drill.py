@@ -32,7 +32,7 @@ from sandbox.drill.signature import CheckResult, evaluate, format_value
 from sandbox.promapi import PrometheusClient
 from sandbox.recording.archive import read_recording
 from sandbox.recording.format import Recording, RecordingError
-from sandbox.recording.live import LiveReplay
+from sandbox.recording.live import BASELINE_S, LiveReplay
 from sandbox.settings import Settings
 
 __all__ = ["ReplayResult", "manifest_changed", "manifest_of", "run_live_replay"]
@@ -194,7 +194,11 @@ def run_live_replay(
     settings: Settings | None = None,
     say: Callable[[str], None] = print,
     prompter: Prompter | None = None,
+    baseline_s: float | None = None,
 ) -> ReplayResult:
+    """Replay the drill recorded at ``path``: ``baseline_s`` (default ``BASELINE_S``) of the
+    recorded baseline unfold in real time before the fault; what came earlier is loaded at once,
+    for the rate windows."""
     began = time.monotonic()
     recording = read_recording(path)
     manifest = manifest_of(recording, path)
@@ -206,7 +210,9 @@ def run_live_replay(
     if mode == "interactive" and prompter is None and manifest is not None:
         hints = iter(manifest.hints)
         prompter = Prompter(on_hint=lambda: next(hints, None))  # fails now without a terminal
-    with LiveReplay(recording, settings, say=say) as replay:
+    with LiveReplay(
+        recording, settings, baseline_s=BASELINE_S if baseline_s is None else baseline_s, say=say
+    ) as replay:
         result.ready_s = time.monotonic() - began
         say(
             f"ready in {result.ready_s:.1f} s: Prometheus {replay.settings.prometheus_url}, "
