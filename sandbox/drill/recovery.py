@@ -27,13 +27,18 @@ __all__ = [
     "judge_window",
     "matrix_row",
     "undo",
+    "verdict_s",
     "wait_anomalies",
     "wait_recovery",
 ]
 
-# A mitigation that does not help gets its verdict within this long of being chosen, so the
-# learner can try another while the incident is still on.
-VERDICT_S = 120.0
+# A mitigation that does not help gets its verdict this long after it took effect (applied,
+# engine restart included, and settled), so the learner can try another while the incident is
+# still on. By then one that worked would have shown it: the recovery SLIs read 30 s windows,
+# and 45 s more cover the scrapes and rule evaluations before them. The recovery's hold_s is
+# added on top. (Until 2026-12-07 it was 120 s from the choice, restart included: about 95 s of
+# watching here after a 20 s restart, but barely a minute on a GPU host whose restart takes 60.)
+VERDICT_S = 45.0
 
 
 def apply(d: DrillContext, mitigation: Mitigation) -> MitigationAttempt:
@@ -59,13 +64,18 @@ def apply(d: DrillContext, mitigation: Mitigation) -> MitigationAttempt:
         d.acting = False
     if mitigation.settle_s:
         d.wait(mitigation.settle_s, "letting it settle")
-    # A wrong mitigation cannot bring recovery: its verdict comes at most VERDICT_S after it
-    # was chosen (the engine restart some of them need included), not after the full timeout.
+    # A wrong mitigation cannot bring recovery: its verdict comes once a right one would have
+    # shown it (VERDICT_S), not after the full timeout.
     timeout = d.m.recovery.timeout_s
     if not mitigation.correct:
-        timeout = min(timeout, max(30.0, VERDICT_S - (time.time() - now)))
+        timeout = min(timeout, verdict_s(d))
     recovered = wait_recovery(d, timeout)
     return MitigationAttempt(mitigation, recovered, now)
+
+
+def verdict_s(d: DrillContext) -> float:
+    """How long a mitigation that does not help is watched once it took effect."""
+    return VERDICT_S + d.m.recovery.hold_s
 
 
 def wait_recovery(d: DrillContext, timeout_s: float) -> bool:

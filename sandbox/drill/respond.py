@@ -3,8 +3,8 @@
 ``auto``: judge the window, then apply the reference mitigation (the incident's end-to-end test).
 
 ``interactive``: the learner investigates and may mitigate first and diagnose afterwards, or
-the other way round. A mitigation that does not help gets its verdict within
-``recovery.VERDICT_S``, is undone, and the learner chooses again. Nothing names the scenario
+the other way round. A mitigation that does not help gets its verdict ``recovery.verdict_s``
+after it took effect, is undone, and the learner chooses again. Nothing names the scenario
 before the learner has answered; the answer key comes once the drill is over.
 """
 

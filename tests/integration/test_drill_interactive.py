@@ -1,6 +1,6 @@
 """The interactive drill end to end, through a pseudo-terminal, on the real local stack: a
 scripted learner mitigates before diagnosing, tries the tempting wrong mitigation first (its
-verdict comes within two minutes and it is undone), then the right one, then answers the
+verdict comes once a right one would have shown recovery, and it is undone), then the right one, then answers the
 diagnosis. Nothing printed before the answers names the scenario. (First passed on 2026-12-05,
 in 736 s on a 2-core machine busy with other work.)
 
@@ -114,7 +114,8 @@ def test_mitigate_first_wrong_one_undone_then_diagnose(
     ]:
         assert secret not in before, secret
     assert "setting up the scenario" in before_page
-    assert verdict_s < 180, verdict_s  # 120 s of waiting, plus undoing an engine restart
+    # Its engine restart, then 75 s of watching (VERDICT_S + hold_s), then the undo.
+    assert 75 < verdict_s < 150, verdict_s
     assert code == 0, t.output[-3000:]
     assert "score:" in t.output
     outcome = assert_drill_outcome(tmp_path, INCIDENT)
