@@ -33,11 +33,14 @@ __all__ = [
 ]
 
 # A mitigation that does not help gets its verdict this long after it took effect (applied,
-# engine restart included, and settled), so the learner can try another while the incident is
-# still on. By then one that worked would have shown it: the recovery SLIs read 30 s windows,
-# and 45 s more cover the scrapes and rule evaluations before them. The recovery's hold_s is
-# added on top. (Until 2026-12-07 it was 120 s from the choice, restart included: about 95 s of
-# watching here after a 20 s restart, but barely a minute on a GPU host whose restart takes 60.)
+# engine restart included, and settled), plus the recovery's hold_s, so the learner can try
+# another while the incident is still on. It is long enough for the recovery SLIs, read over
+# 30 s windows, to show which way they go: after bad-rollout's rollback they were within SLO in
+# 20 s, while after the wrong restart its 4xx share stayed at 5-22% for all 75 s (2026-12-07).
+# Full recovery takes longer (the rollback's: 80 s, the alert resolving and the hold), so this
+# judges the SLIs, which a wrong mitigation does not move. (Until 2026-12-07 the verdict came
+# 120 s after the choice, restart included: about 95 s of watching after a 20 s CPU restart,
+# barely a minute after a GPU restart of 60 s.)
 VERDICT_S = 45.0
 
 
@@ -64,8 +67,8 @@ def apply(d: DrillContext, mitigation: Mitigation) -> MitigationAttempt:
         d.acting = False
     if mitigation.settle_s:
         d.wait(mitigation.settle_s, "letting it settle")
-    # A wrong mitigation cannot bring recovery: its verdict comes once a right one would have
-    # shown it (VERDICT_S), not after the full timeout.
+    # A wrong mitigation cannot bring recovery: its verdict comes after verdict_s of watching,
+    # not after the full timeout.
     timeout = d.m.recovery.timeout_s
     if not mitigation.correct:
         timeout = min(timeout, verdict_s(d))

@@ -1,6 +1,6 @@
 """The interactive drill end to end, through a pseudo-terminal, on the real local stack: a
 scripted learner mitigates before diagnosing, tries the tempting wrong mitigation first (its
-verdict comes once a right one would have shown recovery, and it is undone), then the right one, then answers the
+verdict comes 75 s after it took effect, and it is undone), then the right one, then answers the
 diagnosis. Nothing printed before the answers names the scenario. (First passed on 2026-12-05,
 in 736 s on a 2-core machine busy with other work.)
 
