@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     )
     engine_cpus: CpuList | None = Field(
         None,
-        description="CPU cores the engine may use (1, 0-3, 0,2); it runs a compute thread per core. Unset: any core, with half the cores but one as threads. One core per replica stands for one GPU",
+        description="CPU cores the engine may use (1, 0-3, 0,2); it runs a compute thread per core. Unset: any core, with (cores - 1) // 2 threads, at least one. One core per replica stands for one GPU",
     )
 
     # Compose mode.

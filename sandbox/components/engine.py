@@ -168,7 +168,7 @@ def engine_threads(settings: Settings) -> int:
     (VLLM_CPU_OMP_THREADS_BIND); with the model in the engine-core process it does neither, and
     torch runs a thread per core, each spinning while it waits. Two engines on two cores then ran
     four threads and starved each other. An engine confined to cores runs a thread per core it
-    has; an unconfined one half of the cores but one, so that the stack's engine and a replica
+    has; an unconfined one (cores - 1) // 2, at least one, so that the stack's engine and a replica
     beside it never run more threads than there are cores (on two cores: one each).
     """
     if settings.resolve_engine_backend() is EngineBackend.CUDA:

@@ -85,7 +85,7 @@ def test_engine_cpus_reach_the_engine_spec_and_its_thread_count() -> None:
     settings = load_settings(engine_cpus="1", engine_backend="cpu")
     spec = engine_component().spec(settings)
     assert (spec.cpus, spec.compute_threads) == ((1,), 1)
-    # Unset: no confinement, and half the cores but one, so that two engines fit.
+    # Unset: no confinement, and (cores - 1) // 2 threads, so that two engines fit.
     spec = engine_component().spec(load_settings(engine_backend="cpu"))
     assert spec.cpus == ()
     assert spec.compute_threads == max(1, ((os.cpu_count() or 1) - 1) // 2)
