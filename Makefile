@@ -27,11 +27,16 @@ lint: ## ruff (lint + format check) and mypy --strict over sandbox/, faults/, da
 	@$(RUFF) format --check .
 	@$(MYPY)
 
+# The unit tests mostly wait on subprocesses and sockets, so three workers roughly halve their
+# time even on two cores; the integration tests share one real stack and run in one process.
+UNIT_WORKERS ?= 3
+
 test: lint ## lint, then the whole test suite, real stack included (what CI runs)
-	@$(PY) -m pytest
+	@$(PY) -m pytest -m "not integration" -n $(UNIT_WORKERS)
+	@$(PY) -m pytest -m integration
 
 test-fast: lint ## lint, then the unit tests only: no vLLM, seconds not minutes
-	@$(PY) -m pytest -m "not integration"
+	@$(PY) -m pytest -m "not integration" -n $(UNIT_WORKERS)
 
 INCIDENT ?= random
 MODE ?= interactive
