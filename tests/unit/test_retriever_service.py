@@ -469,6 +469,8 @@ def test_cli_says_when_the_retriever_is_unreachable(service: Service) -> None:
 
 
 def test_log_lines_are_json_with_trace_ids(service: Service) -> None:
+    # A search of its own: under xdist this module's other tests may run on another worker.
+    assert search(service, "log line trace ids").status_code == 200
     lines = [
         line
         for line in service.runtime.log_tail("retriever", 200).splitlines()
