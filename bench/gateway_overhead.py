@@ -24,13 +24,17 @@ Two placements (``--placement``):
 every ``--standin-itl-ms``): the gateway's CPU figures and profile then need no engine and no
 lock, and the ratios show the gateway against a server that costs almost nothing.
 
+``--bare`` runs ``bench/bare_relay.py`` in the gateway's place: the same server and engine
+client relaying the stream, with none of the gateway's own work. Its CPU per request is the floor
+of a relay built this way; the gateway's minus it is what validation, admission, routing, spans,
+metrics and the log line cost.
+
 ``--profile FILE`` samples the gateway with py-spy during the gateway rounds (collapsed stacks,
-``--format raw``; only the thread holding the GIL) and prints the functions with the most
-samples; profile runs perturb the ratios, so measure without it. The samples are wall-clock: a
-gateway preempted while it holds the GIL is still sampled where it stopped, and on the shared
-core that is mostly right after a write wakes the client, so uvicorn's ``transport.write`` line
-gets about two thirds of the samples while the kernel's share of the gateway's CPU is about a
-quarter. For where the CPU goes, read the rest of the profile as relative.
+``--format raw``; the threads that are running, the span exporter's included) and prints the
+functions with the most samples; profile runs perturb the ratios, so measure without it. uvloop's
+event loop is C: time in it (socket reads and writes, callbacks' scheduling) shows as its caller,
+``Runner.run``. (``--gil`` would keep only the thread holding the GIL, but py-spy finds no GIL
+holder under uvloop and records nothing.)
 
 Run (a live engine: take the machine-wide lock):
 `flock /work/coord/live.lock .venv/bin/python bench/gateway_overhead.py [--placement unconfined]`.
@@ -154,6 +158,19 @@ def main_pid(pgid: int | None, module: str) -> int | None:
     return pgid
 
 
+def wait_until_serving(url: str, timeout_s: float = 30.0) -> None:
+    """Wait until something answers HTTP at ``url`` (any status)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def confine(pids: list[int], cpus: set[int]) -> None:
     """Pin every thread of these processes (threads started later inherit the mask)."""
     for pid in pids:
@@ -263,6 +280,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--standin", action="store_true", help="a stand-in server, not vLLM")
     parser.add_argument("--standin-itl-ms", type=float, default=2.0)
+    parser.add_argument(
+        "--bare",
+        action="store_true",
+        help="run bench/bare_relay.py in the gateway's place: the floor of any relay built this way",
+    )
     args = parser.parse_args()
     if args.gateway_url and not args.engine_url:
         parser.error("--gateway-url needs --engine-url (the engine the gateway routes to)")
@@ -293,10 +315,20 @@ def main() -> None:
             )
         elif not args.engine_url:
             components.append(stack_engine_component())
-        if not args.gateway_url:
-            components.append(gateway_component())
         engine_url = args.engine_url or settings.engine_url
         gateway_url = args.gateway_url or f"{settings.url(settings.gateway_port)}"
+        bare: subprocess.Popen[bytes] | None = None
+        if args.bare and not args.gateway_url:
+            bare = subprocess.Popen(
+                [
+                    *(sys.executable, str(Path(__file__).with_name("bare_relay.py"))),
+                    *("--port", str(settings.gateway_port), "--upstream", engine_url),
+                ],
+                stdout=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group, read like the gateway's
+            )
+        elif not args.gateway_url:
+            components.append(gateway_component())
         started = time.monotonic()
         try:
             stack.up(
@@ -305,9 +337,15 @@ def main() -> None:
             print(
                 f"[setup] ready in {time.monotonic() - started:.0f} s; engine {engine_url}, gateway {gateway_url}"
             )
-            gateway_pgid = None if args.gateway_url else runtime.status("gateway").pid
+            if bare is not None:
+                wait_until_serving(gateway_url)
+                gateway_pgid: int | None = bare.pid
+            else:
+                gateway_pgid = None if args.gateway_url else runtime.status("gateway").pid
             if confined:
                 os.sched_setaffinity(0, other_cpus)
+                if bare is not None:
+                    confine([bare.pid], other_cpus)
                 for name in ("gateway", "tracesink"):
                     status = runtime.status(name) if name in runtime.names() else None
                     if status and status.pid:
@@ -330,17 +368,22 @@ def main() -> None:
                         subprocess.Popen(
                             [
                                 *(spy, "record", "--format", "raw", "--pid"),
-                                str(main_pid(gateway_pgid, "sandbox.gateway")),
+                                str(
+                                    gateway_pgid
+                                    if bare is not None
+                                    else main_pid(gateway_pgid, "sandbox.gateway")
+                                ),
                                 *(
                                     "--rate",
                                     "250",
                                     "--output",
                                     str(args.profile),
                                     "--nonblocking",
-                                    "--gil",
                                 ),
                             ],
                             stdout=subprocess.DEVNULL,
+                            # Not on the client's core: the real-time gateway there would starve it.
+                            preexec_fn=lambda: os.sched_setaffinity(0, all_cpus),
                         )
                     )
                 direct, gateway = [], []
@@ -376,7 +419,7 @@ def main() -> None:
             print(
                 f"concurrency {args.concurrency}, {args.rounds} rounds of {args.round_s:g} s per path, "
                 f"prompt ~{len(PROMPT.split())} words, {args.max_tokens} tokens per request "
-                f"(streaming; tracing and metrics on)"
+                f"(streaming; {'the bare relay' if args.bare else 'tracing and metrics on'})"
             )
             figures = summary(direct, gateway)
             served = int(figures["gateway_requests"])
@@ -395,9 +438,10 @@ def main() -> None:
                 args.json.write_text(json.dumps({"placement": args.placement, **figures}, indent=1))
         finally:
             stack.down(settings, runtime, progress=lambda m: None)
-            if standin is not None:
-                standin.terminate()
-                standin.wait(timeout=10)
+            for process in (standin, bare):
+                if process is not None:
+                    process.terminate()
+                    process.wait(timeout=10)
 
 
 if __name__ == "__main__":
