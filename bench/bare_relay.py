@@ -20,7 +20,7 @@ import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sandbox.httpstream import StreamClient  # noqa: E402
+from sandbox.httpstream import StreamClient
 
 _START = {
     "type": "http.response.start",

@@ -48,7 +48,12 @@ def show_command(incident_id: str) -> None:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{m.id}: {m.title} ({m.difficulty})\n\n{m.page}")
     for spec in m.setup:
-        click.echo(f"setup: {spec.change} {spec.params}")
+        scaled = (
+            f" ({', '.join(spec.scale_with_load)} scaled with the load)"
+            if spec.scale_with_load
+            else ""
+        )
+        click.echo(f"setup: {spec.change} {spec.params}{scaled}")
     for fault in m.faults:
         click.echo(f"fault {fault.id}: {fault.change} {fault.params} after {fault.after_s:g} s")
 

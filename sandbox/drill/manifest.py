@@ -32,6 +32,7 @@ __all__ = [
     "ManifestError",
     "Mitigation",
     "Question",
+    "SetupStep",
     "incidents_dir",
     "list_incidents",
     "load_incident",
@@ -69,6 +70,34 @@ class ChangeSpec(_Strict):
         except ParamError as exc:
             raise ValueError(str(exc)) from None
         return self
+
+
+class SetupStep(ChangeSpec):
+    scale_with_load: list[str] = Field(
+        default_factory=list,
+        description=(
+            "numeric params that are rates sized on the machine the incident was tuned on: "
+            "multiplied by the drill's load scale (workload.engine_reference), like the "
+            "profile's rates; such a step is applied once the probe has read the engine"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _scalable(self) -> SetupStep:
+        for name in self.scale_with_load:
+            value = self.params.get(name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"scale_with_load: {name!r} is not a numeric param of this step")
+        return self
+
+    def params_at(self, scale: float) -> dict[str, Any]:
+        """The params, with those of ``scale_with_load`` times ``scale``."""
+        if not self.scale_with_load or scale == 1.0:
+            return dict(self.params)
+        return {
+            k: round(v * scale, 3) if k in self.scale_with_load else v
+            for k, v in self.params.items()
+        }
 
 
 class FaultStep(ChangeSpec):
@@ -289,7 +318,7 @@ class IncidentManifest(_Strict):
         min_length=1, description="what the learner reads when paged: symptoms, never the cause"
     )
     workload: Workload
-    setup: list[ChangeSpec] = Field(
+    setup: list[SetupStep] = Field(
         default_factory=list, description="applied before the baseline, reverted at the end"
     )
     faults: list[FaultStep] = Field(min_length=1)
@@ -334,6 +363,8 @@ class IncidentManifest(_Strict):
             raise ValueError(
                 "mitigations: exactly one must be the reference (reference: true), and it must be correct"
             )
+        if self.workload.engine_reference is None and any(s.scale_with_load for s in self.setup):
+            raise ValueError("setup: scale_with_load needs workload.engine_reference to scale by")
         question_ids = [q.id for q in self.diagnosis]
         if len(question_ids) != len(set(question_ids)):
             raise ValueError(f"diagnosis question ids must be unique: {question_ids}")

@@ -4,17 +4,18 @@ held steady with no check breached and no alert firing (the steady-state hypothe
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import faults
 from sandbox.drill.context import POLL_S, REPORT_EVERY_S, DrillContext
-from sandbox.drill.manifest import Check
+from sandbox.drill.manifest import Check, SetupStep
 from sandbox.drill.result import DrillFailure
 from sandbox.drill.signature import current_breaches, format_value
 from sandbox.drill.traffic import TrafficError, start_traffic
 from sandbox.engine_speed import EngineSpeedError, measure_engine, rate_scale
 from sandbox.waiting import NotYet, wait_until
 
-__all__ = ["baseline", "setup", "stack_ready", "start_drill_traffic"]
+__all__ = ["baseline", "scaled_setup", "setup", "stack_ready", "start_drill_traffic"]
 
 
 def stack_ready(d: DrillContext) -> None:
@@ -25,7 +26,9 @@ def stack_ready(d: DrillContext) -> None:
     d.say("== 1. stack: starting what is not running and waiting until every component is ready")
     # An engine started here starts with the setup's engine settings: setup() then finds it
     # running as asked, instead of restarting it at once (20-30 s on a 2-core machine).
-    overrides = faults.setting_overrides((faults.get_change(s.change), s.params) for s in d.m.setup)
+    overrides = faults.setting_overrides(
+        (faults.get_change(s.change), s.params) for s in d.m.setup if not s.scale_with_load
+    )
     try:
         stack.up(d.settings, d.runtime, progress=d.progress(), engine_overrides=overrides)
     except stack.StackError as exc:
@@ -33,19 +36,41 @@ def stack_ready(d: DrillContext) -> None:
 
 
 def setup(d: DrillContext) -> None:
+    """Apply the setup's steps, except those with rates to scale (``scaled_setup`` applies
+    them once the probe has read the engine)."""
     # Several engine settings (cold-start: batch size and cores) take one restart, not one each.
     try:
         with faults.one_engine_restart(d.ctx, "the incident's setup"):
             for spec in d.m.setup:
-                d.tell(f"== setup: {spec.change} {spec.params}")
-                d.change(spec.change, spec.params, ttl_s=d.budget_s(), source=f"{d.source}:setup")
+                if not spec.scale_with_load:
+                    _apply_setup_step(d, spec, spec.params)
     except faults.FaultError as exc:
         raise DrillFailure("change", str(exc)) from exc
+
+
+def scaled_setup(d: DrillContext) -> None:
+    """The setup's steps whose rates scale with the load, at ``d.rate_scale``.
+
+    A rate in a setup step (cold-start's autoscaler target, in requests per second per replica)
+    was sized on the machine the incident was tuned on, like the profile's rates: scaled with
+    them, the signal's distance from its target is the same on any machine."""
+    try:
+        for spec in d.m.setup:
+            if spec.scale_with_load:
+                _apply_setup_step(d, spec, spec.params_at(d.rate_scale))
+    except faults.FaultError as exc:
+        raise DrillFailure("change", str(exc)) from exc
+
+
+def _apply_setup_step(d: DrillContext, spec: SetupStep, params: dict[str, Any]) -> None:
+    d.tell(f"== setup: {spec.change} {params}")
+    d.change(spec.change, params, ttl_s=d.budget_s(), source=f"{d.source}:setup")
 
 
 def start_drill_traffic(d: DrillContext) -> None:
     d.tell(f"== 2. traffic: profile {d.m.workload.profile}", "== 2. traffic: starting")
     scale = d.rate_scale = load_scale(d)
+    scaled_setup(d)
     try:
         d.traffic = start_traffic(
             d.settings,

@@ -8,6 +8,7 @@ from pathlib import Path
 import faults
 from sandbox.autoscaler.options import load_options, options_path
 from sandbox.drill.recovery import undo
+from sandbox.drill.steady import scaled_setup
 from tests.support import drill_context
 
 
@@ -39,3 +40,24 @@ def test_a_wrong_mitigation_keeps_the_scenario_signal_and_its_undo_restores_the_
     finally:
         for handle in faults.active_handles(d.ctx):
             faults.revert(d.ctx, handle.id, reason="test over")
+
+
+def test_the_autoscaler_target_scales_with_the_load_and_its_undo_restores_the_file(
+    tmp_path: Path,
+) -> None:
+    """cold-start's target is a rate sized where the drill was tuned: on an engine 1.3 times as
+    fast the traffic is 1.3 times as heavy, and so is the target, so the signal stays under it
+    by the same margin."""
+    d = drill_context(tmp_path, "auto", [], incident="cold-start-autoscaling")
+    path = options_path(d.settings.run_dir)
+    d.rate_scale = 1.3
+    try:
+        scaled_setup(d)
+        options = load_options(path)
+        assert (options.signal, options.target, options.min_replicas) == ("request_rate", 6.5, 1)
+        [held] = faults.active_handles(d.ctx)
+        assert held.source == f"{d.source}:setup"
+    finally:
+        for handle in faults.active_handles(d.ctx):
+            faults.revert(d.ctx, handle.id, reason="test over")
+    assert not path.exists() or load_options(path).target != 6.5

@@ -76,6 +76,14 @@ def test_a_copy_loads_from_another_root(tmp_path: Path) -> None:
         ),
         (lambda d: d["setup"][0]["params"].update(kv_tokens=0), r"setup\.0: .*param 'kv_tokens'"),
         (
+            lambda d: d["setup"][0].update(scale_with_load=["rate"]),
+            r"setup\.0: .*scale_with_load: 'rate' is not a numeric param",
+        ),
+        (
+            lambda d: d["setup"][0].update(scale_with_load=["kv_tokens"]),
+            r"scale_with_load needs workload\.engine_reference",
+        ),
+        (
             lambda d: [m.update(correct=True) for m in d["mitigations"]],
             r"at least one must be tempting but wrong",
         ),
