@@ -84,10 +84,12 @@ load: ## send a load profile through the gateway: make load PROFILE=baseline DUR
 traces: ## the slowest recent requests as phase waterfalls
 	@$(SANDBOX) traces
 
-bench: ## print the benchmarks' figures (stack start-up, retriever, gateway overhead, replica scaling; ~10 min)
+bench: ## print the benchmarks' figures (stack start-up, retriever, gateway overhead and its floor, replica scaling; ~12 min)
 	@$(PY) bench/stack_startup.py
 	@$(PY) bench/retriever_latency.py
 	@$(PY) bench/gateway_overhead.py
+	@$(PY) bench/gateway_overhead.py --standin
+	@$(PY) bench/gateway_overhead.py --standin --bare
 	@$(PY) bench/replica_scaling.py
 
 bench-console: ## the console's load time and refresh CPU against the running stack (`make up` first; ~2 min)
