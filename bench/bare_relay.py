@@ -16,10 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import uvicorn
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sandbox.gateway.__main__ import serve
 from sandbox.httpstream import StreamClient
 
 _START = {
@@ -61,14 +60,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True, help="the engine's base URL")
     args = parser.parse_args()
-    uvicorn.run(
-        relay_app(args.upstream.rstrip("/")),
-        host=args.host,
-        port=args.port,
-        access_log=False,
-        log_config=None,
-        timeout_keep_alive=30,
-    )
+    serve(relay_app(args.upstream.rstrip("/")), args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -54,12 +55,17 @@ def main(argv: list[str] | None = None) -> None:
         logging.WARNING
     )  # a line per upstream call says nothing new
     tracing = configure_tracing("gateway", settings, endpoint=args.otlp_endpoint)
-    app = create_app(options, tracing)
+    serve(create_app(options, tracing), args.host, args.port)
+
+
+def serve(app: Any, host: str, port: int) -> None:
+    """Serve ``app`` as the gateway is served (``bench/bare_relay.py`` uses it too, so the floor it
+    measures runs on the same server settings)."""
     # Our own request log line replaces uvicorn's access log (it has the phases and trace id).
     uvicorn.run(
         app,
-        host=args.host,
-        port=args.port,
+        host=host,
+        port=port,
         access_log=False,
         log_config=None,
         timeout_keep_alive=30,
