@@ -68,6 +68,7 @@ from sandbox.gateway.component import gateway_component
 from sandbox.runtime.local import LocalRuntime
 from sandbox.runtime.procfs import group_members
 from sandbox.tracesink.component import trace_sink_component
+from sandbox.waiting import NotYet, wait_until
 from tests.support import isolated_settings
 
 PROMPT = "The gateway should add almost nothing to the time to first token. " * 4
@@ -160,15 +161,15 @@ def main_pid(pgid: int | None, module: str) -> int | None:
 
 def wait_until_serving(url: str, timeout_s: float = 30.0) -> None:
     """Wait until something answers HTTP at ``url`` (any status)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def answers() -> bool | NotYet:
         try:
             httpx.get(url, timeout=1.0)
-            return
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+        except httpx.HTTPError as exc:
+            return NotYet(type(exc).__name__)
+        return True
+
+    wait_until(answers, f"the bare relay at {url}", timeout_s, interval_s=0.2)
 
 
 def confine(pids: list[int], cpus: set[int]) -> None:
